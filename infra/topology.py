@@ -1,0 +1,216 @@
+"""The one shared definition of Fleetscope's AWS resources.
+
+The CDK stacks, the sandbox provisioner, the integration-test fixtures and the monitor's catalog all
+derive names and settings from here, so a resource is described once. This module is pure Python:
+it must not import aws-cdk-lib, boto3 or anything that talks to AWS.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cache
+
+
+@dataclass(frozen=True, kw_only=True)
+class IndexSpec:
+    """A DynamoDB global secondary index (projection ALL)."""
+
+    name: str
+    partition_key: str
+    sort_key: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class TableSpec:
+    """A DynamoDB table, on-demand. String keys throughout."""
+
+    name: str
+    partition_key: str
+    sort_key: str | None = None
+    indexes: tuple[IndexSpec, ...] = ()
+    ttl_attribute: str | None = None
+    stream: str | None = None  # e.g. "NEW_IMAGE"; None = no stream
+
+    @property
+    def key_attributes(self) -> tuple[str, ...]:
+        names: list[str] = []
+        for key in (self.partition_key, self.sort_key):
+            if key and key not in names:
+                names.append(key)
+        for index in self.indexes:
+            for key in (index.partition_key, index.sort_key):
+                if key and key not in names:
+                    names.append(key)
+        return tuple(names)
+
+
+@dataclass(frozen=True, kw_only=True)
+class QueueSpec:
+    """An SQS standard queue, optionally with a dead-letter queue."""
+
+    name: str
+    visibility_timeout_s: int = 30
+    retention_s: int = 4 * 24 * 3600
+    dead_letter: QueueSpec | None = None
+    max_receive_count: int = 3
+
+
+@dataclass(frozen=True, kw_only=True)
+class EventSourceSpec:
+    """How a function is fed from a queue (SQS event source mapping)."""
+
+    batch_size: int = 10
+    max_batching_window_s: int = 1
+    report_batch_item_failures: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class FunctionSpec:
+    """A Lambda function: its entry point and the house settings that differ per function."""
+
+    key: str  # short logical name: "cars-api", "telemetry-ingest", ...
+    name: str  # physical function name
+    handler: str  # module.path.lambda_handler
+    service: str  # POWERTOOLS_SERVICE_NAME
+    memory_mb: int = 512
+    timeout_s: int = 10
+    reserved_concurrency: int | None = None
+
+    @property
+    def log_group(self) -> str:
+        return f"/aws/lambda/{self.name}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Topology:
+    """Everything Fleetscope deploys for one stage."""
+
+    stage: str
+    prefix: str
+    metrics_namespace: str
+    api_name: str
+    api_stage: str
+    cars_table: TableSpec
+    idempotency_table: TableSpec
+    outbox_table: TableSpec
+    monitor_table: TableSpec
+    telemetry_queue: QueueSpec
+    event_bus: str
+    alerts_topic: str
+    cars_api: FunctionSpec
+    telemetry_ingest: FunctionSpec
+    outbox_relay: FunctionSpec
+    monitor: FunctionSpec
+    telemetry_source: EventSourceSpec = field(default_factory=EventSourceSpec)
+
+    @property
+    def functions(self) -> tuple[FunctionSpec, ...]:
+        return (self.cars_api, self.telemetry_ingest, self.outbox_relay, self.monitor)
+
+    @property
+    def tables(self) -> tuple[TableSpec, ...]:
+        return (self.cars_table, self.idempotency_table, self.outbox_table, self.monitor_table)
+
+    @property
+    def telemetry_dlq(self) -> QueueSpec:
+        assert self.telemetry_queue.dead_letter is not None
+        return self.telemetry_queue.dead_letter
+
+    def function_environment(self, fn: FunctionSpec) -> dict[str, str]:
+        """Environment variables a function needs; the CDK app and the sandbox both set exactly these."""
+        common = {
+            "POWERTOOLS_SERVICE_NAME": fn.service,
+            "POWERTOOLS_METRICS_NAMESPACE": self.metrics_namespace,
+            "POWERTOOLS_LOG_LEVEL": "INFO",
+            "FLEETSCOPE_STAGE": self.stage,
+        }
+        service = {
+            "CARS_TABLE_NAME": self.cars_table.name,
+            "IDEMPOTENCY_TABLE_NAME": self.idempotency_table.name,
+            "OUTBOX_TABLE_NAME": self.outbox_table.name,
+            "EVENT_BUS_NAME": self.event_bus,
+        }
+        monitor = {
+            "MONITOR_TABLE_NAME": self.monitor_table.name,
+            "ALERTS_TOPIC_NAME": self.alerts_topic,
+        }
+        if fn.key == "monitor":
+            return common | monitor
+        return common | service
+
+
+@cache
+def topology(stage: str = "local") -> Topology:
+    """The resources of one stage. Physical names carry the stage so stages can share an account."""
+    prefix = f"fleetscope-{stage}"
+    dlq = QueueSpec(name=f"{prefix}-car-telemetry-dlq", retention_s=14 * 24 * 3600)
+    return Topology(
+        stage=stage,
+        prefix=prefix,
+        metrics_namespace="Fleetscope",
+        api_name=f"{prefix}-cars-api",
+        api_stage="v1",
+        cars_table=TableSpec(
+            name=f"{prefix}-cars",
+            partition_key="car_id",
+            indexes=(
+                # Sparse: only cars that are not retired carry list_pk, so the default listing is a query.
+                IndexSpec(name="by_listing", partition_key="list_pk", sort_key="list_sk"),
+                IndexSpec(name="by_status", partition_key="status", sort_key="list_sk"),
+                IndexSpec(name="by_model", partition_key="model", sort_key="list_sk"),
+            ),
+        ),
+        idempotency_table=TableSpec(
+            name=f"{prefix}-idempotency", partition_key="id", ttl_attribute="expiration"
+        ),
+        outbox_table=TableSpec(
+            name=f"{prefix}-outbox",
+            partition_key="event_id",
+            ttl_attribute="expires_at",
+            stream="NEW_IMAGE",
+        ),
+        monitor_table=TableSpec(
+            name=f"{prefix}-monitor", partition_key="pk", sort_key="sk", ttl_attribute="expires_at"
+        ),
+        telemetry_queue=QueueSpec(
+            name=f"{prefix}-car-telemetry",
+            visibility_timeout_s=60,
+            dead_letter=dlq,
+            max_receive_count=3,
+        ),
+        event_bus=f"{prefix}-fleet",
+        alerts_topic=f"{prefix}-fleet-alerts",
+        cars_api=FunctionSpec(
+            key="cars-api",
+            name=f"{prefix}-cars-api",
+            handler="service.api.handler.lambda_handler",
+            service="cars-api",
+            memory_mb=512,
+            timeout_s=10,
+        ),
+        telemetry_ingest=FunctionSpec(
+            key="telemetry-ingest",
+            name=f"{prefix}-telemetry-ingest",
+            handler="service.ingest.handler.lambda_handler",
+            service="telemetry-ingest",
+            memory_mb=256,
+            timeout_s=30,
+        ),
+        outbox_relay=FunctionSpec(
+            key="outbox-relay",
+            name=f"{prefix}-outbox-relay",
+            handler="service.relay.handler.lambda_handler",
+            service="outbox-relay",
+            memory_mb=256,
+            timeout_s=30,
+        ),
+        monitor=FunctionSpec(
+            key="monitor",
+            name=f"{prefix}-monitor",
+            handler="monitor.handler.lambda_handler",
+            service="monitor",
+            memory_mb=1024,
+            timeout_s=120,
+            reserved_concurrency=1,
+        ),
+    )

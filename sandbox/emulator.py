@@ -1,0 +1,172 @@
+"""The AWS emulator: moto in server mode, in its own process, on 127.0.0.1.
+
+`python -m sandbox.emulator --port 0` starts it and prints ``READY <port>`` once it accepts
+requests. `Emulator` starts that process, learns the port from that line (so port 0 is race-free)
+and stops it by PID. Everything else reaches it only through ``AWS_ENDPOINT_URL``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from types import TracebackType
+from typing import IO
+
+LOCAL_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+}
+
+
+class EmulatorError(RuntimeError):
+    """The emulator process did not start or answer."""
+
+
+def aws_environment(endpoint_url: str) -> dict[str, str]:
+    """Environment that points every boto3 client at the emulator (and never at a real account)."""
+    return LOCAL_CREDENTIALS | {"AWS_ENDPOINT_URL": endpoint_url}
+
+
+class Emulator:
+    """A moto server subprocess. Use as a context manager or call start()/stop()."""
+
+    def __init__(self, *, port: int = 0, host: str = "127.0.0.1", startup_timeout_s: float = 60.0) -> None:
+        self.host = host
+        self.requested_port = port
+        self.startup_timeout_s = startup_timeout_s
+        self.port: int | None = None
+        self._process: subprocess.Popen[str] | None = None
+
+    @property
+    def endpoint_url(self) -> str:
+        if self.port is None:
+            raise EmulatorError("emulator not started")
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    def start(self) -> Emulator:
+        cmd = [sys.executable, "-m", "sandbox.emulator", "--host", self.host, "--port", str(self.requested_port)]
+        env = os.environ | LOCAL_CREDENTIALS
+        self._process = subprocess.Popen(  # noqa: S603 - our own module
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        )
+        self.port = _read_ready_port(self._process, self.startup_timeout_s)
+        # Drain its output so a chatty emulator can never block on a full pipe.
+        for stream in (self._process.stdout, self._process.stderr):
+            threading.Thread(target=_drain, args=(stream,), daemon=True).start()
+        return self
+
+    def reset(self) -> None:
+        """Drop every resource (moto's reset API)."""
+        req = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")
+        with urllib.request.urlopen(req, timeout=10):  # noqa: S310 - loopback
+            pass
+
+    def stop(self) -> None:
+        proc, self._process = self._process, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def _drain(stream: IO[str] | None) -> None:
+    if stream is None:
+        return
+    for _ in stream:
+        pass
+
+
+def _read_ready_port(proc: subprocess.Popen[str], timeout_s: float) -> int:
+    assert proc.stdout is not None
+    result: list[str] = []
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("READY "):
+                result.append(line)
+                return
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(timeout_s)
+    if not result:
+        proc.kill()
+        stderr = proc.stderr.read() if proc.stderr else ""
+        raise EmulatorError(f"AWS emulator did not start within {timeout_s:.0f}s: {stderr[-2000:]}")
+    return int(result[0].split()[1])
+
+
+def install_extensions() -> None:
+    """Hook for the sandbox's fixes to moto (indexed CloudWatch store, ...), applied in this process."""
+    try:
+        from sandbox import emulator_extensions  # type: ignore[attr-defined]
+    except ImportError:
+        return
+    emulator_extensions.install()
+
+
+def serve(host: str, port: int) -> None:
+    from moto.server import ThreadedMotoServer
+
+    install_extensions()
+    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
+    server.start()
+    bound_host, bound_port = server.get_host_and_port()
+    print(f"READY {bound_port}", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    while not stop.is_set():
+        stop.wait(0.5)
+    server.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m sandbox.emulator", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("FLEETSCOPE_EMULATOR_PORT", "5055")))
+    args = parser.parse_args(argv)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        parser.error("the emulator listens on loopback only")
+    serve(args.host, args.port)
+
+
+def wait_until_ready(endpoint_url: str, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{endpoint_url}/moto-api/", timeout=2):  # noqa: S310
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise EmulatorError(f"no AWS emulator answering at {endpoint_url}")
+
+
+if __name__ == "__main__":
+    main()

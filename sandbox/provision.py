@@ -1,0 +1,125 @@
+"""Create Fleetscope's resources in the emulator from the shared topology (infra/topology.py).
+
+Idempotent: provisioning twice leaves one of everything. Used by the sandbox and by the integration
+test fixtures, so tests see tables, queues, bus and topic exactly as the service expects them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from botocore.exceptions import ClientError
+
+from infra.topology import QueueSpec, TableSpec, Topology
+
+
+@dataclass(frozen=True)
+class Provisioned:
+    """Addresses of the provisioned resources that are not derivable from names alone."""
+
+    telemetry_queue_url: str
+    telemetry_queue_arn: str
+    telemetry_dlq_url: str
+    telemetry_dlq_arn: str
+    event_bus_arn: str
+    alerts_topic_arn: str
+    outbox_stream_arn: str | None
+
+
+def provision(topo: Topology, *, session: boto3.Session | None = None) -> Provisioned:
+    session = session or boto3.Session()
+    ddb = session.client("dynamodb")
+    sqs = session.client("sqs")
+    events = session.client("events")
+    sns = session.client("sns")
+    logs = session.client("logs")
+
+    stream_arns = {table.name: _create_table(ddb, table) for table in topo.tables}
+    dlq_url, dlq_arn = _create_queue(sqs, topo.telemetry_dlq)
+    queue_url, queue_arn = _create_queue(sqs, topo.telemetry_queue, dlq_arn=dlq_arn)
+    bus_arn = _create_bus(events, topo.event_bus)
+    topic_arn = sns.create_topic(Name=topo.alerts_topic)["TopicArn"]
+    for fn in topo.functions:
+        _create_log_group(logs, fn.log_group)
+    return Provisioned(
+        telemetry_queue_url=queue_url,
+        telemetry_queue_arn=queue_arn,
+        telemetry_dlq_url=dlq_url,
+        telemetry_dlq_arn=dlq_arn,
+        event_bus_arn=bus_arn,
+        alerts_topic_arn=topic_arn,
+        outbox_stream_arn=stream_arns[topo.outbox_table.name],
+    )
+
+
+def _create_table(ddb: Any, table: TableSpec) -> str | None:
+    attrs = [{"AttributeName": name, "AttributeType": "S"} for name in table.key_attributes]
+    keys = [{"AttributeName": table.partition_key, "KeyType": "HASH"}]
+    if table.sort_key:
+        keys.append({"AttributeName": table.sort_key, "KeyType": "RANGE"})
+    kwargs: dict[str, Any] = {
+        "TableName": table.name,
+        "AttributeDefinitions": attrs,
+        "KeySchema": keys,
+        "BillingMode": "PAY_PER_REQUEST",
+    }
+    if table.indexes:
+        kwargs["GlobalSecondaryIndexes"] = [
+            {
+                "IndexName": index.name,
+                "KeySchema": [{"AttributeName": index.partition_key, "KeyType": "HASH"}]
+                + ([{"AttributeName": index.sort_key, "KeyType": "RANGE"}] if index.sort_key else []),
+                "Projection": {"ProjectionType": "ALL"},
+            }
+            for index in table.indexes
+        ]
+    if table.stream:
+        kwargs["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": table.stream}
+    try:
+        description = ddb.create_table(**kwargs)["TableDescription"]
+    except ClientError as err:
+        if err.response["Error"]["Code"] != "ResourceInUseException":
+            raise
+        description = ddb.describe_table(TableName=table.name)["Table"]
+    if table.ttl_attribute:
+        ddb.update_time_to_live(
+            TableName=table.name,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": table.ttl_attribute},
+        )
+    stream_arn: str | None = description.get("LatestStreamArn")
+    return stream_arn
+
+
+def _create_queue(sqs: Any, queue: QueueSpec, *, dlq_arn: str | None = None) -> tuple[str, str]:
+    attributes = {
+        "VisibilityTimeout": str(queue.visibility_timeout_s),
+        "MessageRetentionPeriod": str(queue.retention_s),
+    }
+    if dlq_arn:
+        attributes["RedrivePolicy"] = json.dumps(
+            {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(queue.max_receive_count)}
+        )
+    url: str = sqs.create_queue(QueueName=queue.name, Attributes=attributes)["QueueUrl"]
+    arn: str = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    return url, arn
+
+
+def _create_bus(events: Any, name: str) -> str:
+    try:
+        arn: str = events.create_event_bus(Name=name)["EventBusArn"]
+    except ClientError as err:
+        if err.response["Error"]["Code"] != "ResourceAlreadyExistsException":
+            raise
+        arn = events.describe_event_bus(Name=name)["Arn"]
+    return arn
+
+
+def _create_log_group(logs: Any, name: str) -> None:
+    try:
+        logs.create_log_group(logGroupName=name)
+    except ClientError as err:
+        if err.response["Error"]["Code"] != "ResourceAlreadyExistsException":
+            raise
