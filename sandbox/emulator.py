@@ -57,9 +57,17 @@ class Emulator:
         return self._process.pid if self._process else None
 
     def start(self) -> Emulator:
-        cmd = [sys.executable, "-m", "sandbox.emulator", "--host", self.host, "--port", str(self.requested_port)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "sandbox.emulator",
+            "--host",
+            self.host,
+            "--port",
+            str(self.requested_port),
+        ]
         env = os.environ | LOCAL_CREDENTIALS
-        self._process = subprocess.Popen(  # noqa: S603 - our own module
+        self._process = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
         )
         self.port = _read_ready_port(self._process, self.startup_timeout_s)
@@ -71,7 +79,7 @@ class Emulator:
     def reset(self) -> None:
         """Drop every resource (moto's reset API)."""
         req = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")
-        with urllib.request.urlopen(req, timeout=10):  # noqa: S310 - loopback
+        with urllib.request.urlopen(req, timeout=10):
             pass
 
     def stop(self) -> None:
@@ -137,7 +145,7 @@ def serve(host: str, port: int) -> None:
     install_extensions()
     server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
     server.start()
-    bound_host, bound_port = server.get_host_and_port()
+    _host, bound_port = server.get_host_and_port()
     print(f"READY {bound_port}", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -161,7 +169,7 @@ def wait_until_ready(endpoint_url: str, timeout_s: float = 30.0) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(f"{endpoint_url}/moto-api/", timeout=2):  # noqa: S310
+            with urllib.request.urlopen(f"{endpoint_url}/moto-api/", timeout=2):
                 return
         except OSError:
             time.sleep(0.2)
