@@ -1,0 +1,24 @@
+"""Settings of the service Lambdas, read once from the environment (names defined in infra/topology.py)."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+
+    cars_table_name: str
+    idempotency_table_name: str
+    outbox_table_name: str
+    event_bus_name: str
+    stage: str = Field(default="local", validation_alias="FLEETSCOPE_STAGE")
+    max_body_bytes: int = Field(default=64 * 1024, gt=0)
+
+
+@cache
+def get_settings() -> ServiceSettings:
+    return ServiceSettings()  # type: ignore[call-arg]  # values come from the environment
