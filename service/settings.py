@@ -21,4 +21,4 @@ class ServiceSettings(BaseSettings):
 
 @cache
 def get_settings() -> ServiceSettings:
-    return ServiceSettings()  # type: ignore[call-arg]  # values come from the environment
+    return ServiceSettings()  # values come from the environment
