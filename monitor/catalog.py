@@ -1,0 +1,413 @@
+"""The catalog of watched metrics, built in one place from the names of the deployed resources.
+
+CONTRACT (used by the CDK app and the sandbox):
+
+- `ResourceNames` holds the physical names the catalog needs; `ResourceNames.from_topology(topo)`
+  derives them from `infra.topology`. The monitor Lambda receives them as the environment variable
+  `MONITOR_RESOURCES` (= `names.to_env()`, compact JSON, a few hundred bytes) and falls back to
+  `ResourceNames.from_topology(topology(FLEETSCOPE_STAGE))` when the variable is absent.
+- `build_catalog(names, period_s=...) -> Catalog` is pure and deterministic; `Catalog` round-trips
+  through JSON (`Catalog.model_validate_json(catalog.model_dump_json())`).
+
+A catalog has raw CloudWatch metrics (`MetricSpec`, fetched with GetMetricData) and derived series
+(`DerivedSpec`, e.g. error rate = Errors / Invocations) that the monitor computes in Python from raw
+series of the same catalog: CloudWatch metric math is deliberately not used (moto returns nothing for
+it, and computing ratios locally costs no extra GetMetricData queries).
+
+This module imports only pydantic and the pure topology module.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+if TYPE_CHECKING:
+    from infra.topology import Topology
+
+Direction = Literal["up", "down", "both"]
+
+# Detector profiles (names in `monitor.detectors.PROFILES`). One constant per kind of signal, so a
+# rename on the detector side is a one-line change here.
+PROFILE_COUNT = "count"  # request/event counts: seasonal, Poisson-like
+PROFILE_SPARSE = "sparse_count"  # errors, throttles, failures: usually zero
+PROFILE_LATENCY = "latency"  # percentiles, heavy-tailed
+PROFILE_RATE = "rate"  # ratios in [0, 1] with a volume (the denominator)
+PROFILE_LEVEL = "level"  # gauges: queue depth and age, concurrency
+
+# Business metrics emitted by the service with Powertools Metrics (namespace `Fleetscope`); the only
+# dimension is Powertools' default `service` (= POWERTOOLS_SERVICE_NAME of the emitting function).
+BUSINESS_METRICS: dict[str, tuple[str, ...]] = {
+    "cars-api": ("CarsRegistered", "StatusTransitions"),
+    "telemetry-ingest": ("TelemetryApplied", "TelemetryRejected"),
+}
+
+_ID_RE = re.compile(r"^[A-Za-z0-9_.:/#@+=-]{1,200}$")
+
+
+class Severity(StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return _SEVERITY_RANK[self]
+
+
+_SEVERITY_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
+
+SeriesId = Annotated[str, Field(pattern=_ID_RE.pattern)]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class FunctionName(_Frozen):
+    """A Lambda function: its topology key, physical name and Powertools service name."""
+
+    key: str = Field(min_length=1)
+    name: str = Field(min_length=1)
+    service: str = Field(min_length=1)
+
+
+class ResourceNames(_Frozen):
+    """The physical names of everything the monitor watches (compact: it travels in an env var)."""
+
+    stage: str = Field(min_length=1)
+    namespace: str = Field(min_length=1, description="namespace of the service's business metrics")
+    api_name: str = Field(min_length=1)
+    api_stage: str = Field(min_length=1)
+    functions: tuple[FunctionName, ...] = Field(min_length=1)
+    tables: tuple[str, ...] = ()
+    queues: tuple[str, ...] = ()
+    dlqs: tuple[str, ...] = ()
+    event_bus: str = Field(min_length=1)
+    event_rules: tuple[str, ...] = ()
+
+    @classmethod
+    def from_topology(cls, topo: Topology) -> ResourceNames:
+        rules = getattr(topo, "event_rules", ())  # optional in the topology: rules on the custom bus
+        return cls(
+            stage=topo.stage,
+            namespace=topo.metrics_namespace,
+            api_name=topo.api_name,
+            api_stage=topo.api_stage,
+            functions=tuple(FunctionName(key=f.key, name=f.name, service=f.service) for f in topo.functions),
+            tables=tuple(t.name for t in topo.tables),
+            queues=(topo.telemetry_queue.name,),
+            dlqs=(topo.telemetry_dlq.name,),
+            event_bus=topo.event_bus,
+            event_rules=tuple(r if isinstance(r, str) else r.name for r in rules),
+        )
+
+    def to_env(self) -> str:
+        """The value of `MONITOR_RESOURCES`: compact JSON (Lambda env vars total at most 4 KB)."""
+        return self.model_dump_json(exclude_defaults=True)
+
+    def function(self, key: str) -> FunctionName | None:
+        return next((f for f in self.functions if f.key == key), None)
+
+
+class _SeriesSpec(_Frozen):
+    id: SeriesId
+    title: str = Field(min_length=1, description="human name used in alerts")
+    resource: str = Field(min_length=1, description="the resource this series belongs to (grouping)")
+    direction: Direction
+    severity: Severity
+    profile: str = Field(min_length=1)
+    min_volume: float | None = Field(default=None, ge=0, description="rates: minimum denominator to alert")
+    unit: str = ""
+
+
+class MetricSpec(_SeriesSpec):
+    """One CloudWatch metric fetched with GetMetricData."""
+
+    kind: Literal["metric"] = "metric"
+    namespace: str = Field(min_length=1)
+    metric_name: str = Field(min_length=1)
+    dimensions: dict[str, str] = Field(default_factory=dict)
+    statistic: str = Field(pattern=r"^(Sum|Average|Minimum|Maximum|SampleCount|p\d{1,2}(\.\d+)?)$")
+    period_s: int = Field(gt=0)
+    fill_zero: bool = Field(
+        default=False,
+        description="a period without datapoints means 0 (CloudWatch omits zero counts), not missing",
+    )
+
+    def dimension_list(self) -> list[dict[str, str]]:
+        return [{"Name": k, "Value": v} for k, v in sorted(self.dimensions.items())]
+
+
+class DerivedSpec(_SeriesSpec):
+    """A ratio computed by the monitor: sum(numerator) / sum(denominator), per period."""
+
+    kind: Literal["derived"] = "derived"
+    numerator: tuple[SeriesId, ...] = Field(min_length=1)
+    denominator: tuple[SeriesId, ...] = Field(min_length=1)
+
+
+class Catalog(_Frozen):
+    period_s: int = Field(gt=0)
+    metrics: tuple[MetricSpec, ...]
+    derived: tuple[DerivedSpec, ...] = ()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Catalog:
+        ids = [m.id for m in self.metrics] + [d.id for d in self.derived]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate series ids in catalog: {duplicates}")
+        raw = {m.id for m in self.metrics}
+        for d in self.derived:
+            missing = [i for i in (*d.numerator, *d.denominator) if i not in raw]
+            if missing:
+                raise ValueError(f"derived series {d.id!r} refers to unknown metrics {missing}")
+        wrong = [m.id for m in self.metrics if m.period_s != self.period_s]
+        if wrong:
+            raise ValueError(f"metrics with a period other than {self.period_s}s: {wrong}")
+        return self
+
+    @property
+    def series(self) -> tuple[MetricSpec | DerivedSpec, ...]:
+        return (*self.metrics, *self.derived)
+
+    def get(self, series_id: str) -> MetricSpec | DerivedSpec:
+        for spec in self.series:
+            if spec.id == series_id:
+                return spec
+        raise KeyError(series_id)
+
+    def profiles(self) -> set[str]:
+        return {s.profile for s in self.series}
+
+
+class _Builder:
+    def __init__(self, period_s: int) -> None:
+        self.period_s = period_s
+        self.metrics: list[MetricSpec] = []
+        self.derived: list[DerivedSpec] = []
+
+    def metric(
+        self,
+        id: str,
+        title: str,
+        *,
+        resource: str,
+        namespace: str,
+        name: str,
+        dims: dict[str, str],
+        stat: str,
+        direction: Direction,
+        severity: Severity,
+        profile: str,
+        fill_zero: bool = False,
+        unit: str = "",
+    ) -> str:
+        self.metrics.append(
+            MetricSpec(
+                id=id,
+                title=title,
+                resource=resource,
+                namespace=namespace,
+                metric_name=name,
+                dimensions=dims,
+                statistic=stat,
+                period_s=self.period_s,
+                direction=direction,
+                severity=severity,
+                profile=profile,
+                fill_zero=fill_zero,
+                unit=unit,
+            )
+        )
+        return id
+
+    def ratio(
+        self,
+        id: str,
+        title: str,
+        *,
+        resource: str,
+        numerator: tuple[str, ...],
+        denominator: tuple[str, ...],
+        min_volume: float,
+        severity: Severity,
+    ) -> None:
+        self.derived.append(
+            DerivedSpec(
+                id=id,
+                title=title,
+                resource=resource,
+                numerator=numerator,
+                denominator=denominator,
+                min_volume=min_volume,
+                direction="up",
+                severity=severity,
+                profile=PROFILE_RATE,
+                unit="ratio",
+            )
+        )
+
+
+def build_catalog(names: ResourceNames, *, period_s: int) -> Catalog:
+    """Every watched metric of one deployment. Pure: same names and period, same catalog."""
+    if period_s <= 0 or period_s % 60:
+        raise ValueError(f"period_s must be a positive multiple of 60, got {period_s}")
+    b = _Builder(period_s)
+    crit, warn, info = Severity.CRITICAL, Severity.WARNING, Severity.INFO
+
+    # API Gateway (REST): ApiName + Stage.
+    api = f"api:{names.api_name}"
+    api_dims = {"ApiName": names.api_name, "Stage": names.api_stage}
+    gw = "AWS/ApiGateway"
+    count = b.metric(
+        f"{api}:count", "API requests", resource=api, namespace=gw, name="Count", dims=api_dims,
+        stat="Sum", direction="both", severity=warn, profile=PROFILE_COUNT, fill_zero=True, unit="requests",
+    )  # fmt: skip
+    e4 = b.metric(
+        f"{api}:4xx", "API 4XX errors", resource=api, namespace=gw, name="4XXError", dims=api_dims,
+        stat="Sum", direction="up", severity=info, profile=PROFILE_SPARSE, fill_zero=True, unit="errors",
+    )  # fmt: skip
+    e5 = b.metric(
+        f"{api}:5xx", "API 5XX errors", resource=api, namespace=gw, name="5XXError", dims=api_dims,
+        stat="Sum", direction="up", severity=crit, profile=PROFILE_SPARSE, fill_zero=True, unit="errors",
+    )  # fmt: skip
+    for stat, sev in (("p50", warn), ("p99", warn)):
+        b.metric(
+            f"{api}:latency-{stat}", f"API latency {stat}", resource=api, namespace=gw, name="Latency",
+            dims=api_dims, stat=stat, direction="up", severity=sev, profile=PROFILE_LATENCY, unit="ms",
+        )  # fmt: skip
+    b.ratio(
+        f"{api}:5xx-rate", "API 5XX rate", resource=api, numerator=(e5,), denominator=(count,),
+        min_volume=20, severity=crit,
+    )  # fmt: skip
+    b.ratio(
+        f"{api}:4xx-rate", "API 4XX rate", resource=api, numerator=(e4,), denominator=(count,),
+        min_volume=20, severity=warn,
+    )  # fmt: skip
+
+    # Lambda functions: FunctionName; cold starts from Powertools (function_name + service).
+    lam = "AWS/Lambda"
+    for fn in names.functions:
+        res = f"lambda:{fn.name}"
+        dims = {"FunctionName": fn.name}
+        inv = b.metric(
+            f"{res}:invocations", f"{fn.key} invocations", resource=res, namespace=lam, name="Invocations",
+            dims=dims, stat="Sum", direction="both", severity=warn, profile=PROFILE_COUNT, fill_zero=True,
+            unit="invocations",
+        )  # fmt: skip
+        err = b.metric(
+            f"{res}:errors", f"{fn.key} errors", resource=res, namespace=lam, name="Errors", dims=dims,
+            stat="Sum", direction="up", severity=warn, profile=PROFILE_SPARSE, fill_zero=True, unit="errors",
+        )  # fmt: skip
+        b.metric(
+            f"{res}:throttles", f"{fn.key} throttles", resource=res, namespace=lam, name="Throttles",
+            dims=dims, stat="Sum", direction="up", severity=warn, profile=PROFILE_SPARSE, fill_zero=True,
+            unit="throttles",
+        )  # fmt: skip
+        b.metric(
+            f"{res}:duration-p99", f"{fn.key} duration p99", resource=res, namespace=lam, name="Duration",
+            dims=dims, stat="p99", direction="up", severity=warn, profile=PROFILE_LATENCY, unit="ms",
+        )  # fmt: skip
+        b.metric(
+            f"{res}:concurrency", f"{fn.key} concurrent executions", resource=res, namespace=lam,
+            name="ConcurrentExecutions", dims=dims, stat="Maximum", direction="up", severity=info,
+            profile=PROFILE_LEVEL, unit="executions",
+        )  # fmt: skip
+        b.metric(
+            f"{res}:cold-starts", f"{fn.key} cold starts", resource=res, namespace=names.namespace,
+            name="ColdStart", dims={"function_name": fn.name, "service": fn.service}, stat="Sum",
+            direction="up", severity=info, profile=PROFILE_SPARSE, fill_zero=True, unit="cold starts",
+        )  # fmt: skip
+        b.ratio(
+            f"{res}:error-rate", f"{fn.key} error rate", resource=res, numerator=(err,), denominator=(inv,),
+            min_volume=10, severity=crit,
+        )  # fmt: skip
+
+    # DynamoDB tables: throttles and consumed capacity.
+    ddb = "AWS/DynamoDB"
+    for table in names.tables:
+        res = f"dynamodb:{table}"
+        dims = {"TableName": table}
+        for metric, label in (
+            ("ReadThrottleEvents", "read throttles"),
+            ("WriteThrottleEvents", "write throttles"),
+        ):
+            b.metric(
+                f"{res}:{metric}", f"{table} {label}", resource=res, namespace=ddb, name=metric, dims=dims,
+                stat="Sum", direction="up", severity=warn, profile=PROFILE_SPARSE, fill_zero=True,
+                unit="events",
+            )  # fmt: skip
+        for op in ("GetItem", "PutItem", "UpdateItem", "Query"):
+            b.metric(
+                f"{res}:ThrottledRequests:{op}", f"{table} throttled {op}", resource=res, namespace=ddb,
+                name="ThrottledRequests", dims={**dims, "Operation": op}, stat="Sum", direction="up",
+                severity=warn, profile=PROFILE_SPARSE, fill_zero=True, unit="requests",
+            )  # fmt: skip
+        for metric, label in (("ConsumedReadCapacityUnits", "RCU"), ("ConsumedWriteCapacityUnits", "WCU")):
+            b.metric(
+                f"{res}:{metric}", f"{table} consumed {label}", resource=res, namespace=ddb, name=metric,
+                dims=dims, stat="Sum", direction="both", severity=info, profile=PROFILE_COUNT, fill_zero=True,
+                unit="capacity units",
+            )  # fmt: skip
+
+    # SQS: backlog age and depth; DLQ depth is critical (messages are failing for good).
+    sqs = "AWS/SQS"
+    for queue in names.queues:
+        res = f"sqs:{queue}"
+        dims = {"QueueName": queue}
+        b.metric(
+            f"{res}:age", f"{queue} oldest message age", resource=res, namespace=sqs,
+            name="ApproximateAgeOfOldestMessage", dims=dims, stat="Maximum", direction="up", severity=warn,
+            profile=PROFILE_LEVEL, unit="s",
+        )  # fmt: skip
+        b.metric(
+            f"{res}:visible", f"{queue} messages visible", resource=res, namespace=sqs,
+            name="ApproximateNumberOfMessagesVisible", dims=dims, stat="Maximum", direction="up",
+            severity=warn, profile=PROFILE_LEVEL, unit="messages",
+        )  # fmt: skip
+    for dlq in names.dlqs:
+        res = f"sqs:{dlq}"
+        b.metric(
+            f"{res}:depth", f"{dlq} dead-letter depth", resource=res, namespace=sqs,
+            name="ApproximateNumberOfMessagesVisible", dims={"QueueName": dlq}, stat="Maximum",
+            direction="up", severity=crit, profile=PROFILE_LEVEL, unit="messages",
+        )  # fmt: skip
+
+    # EventBridge: failed invocations per rule on the custom bus (EventBusName + RuleName).
+    for rule in names.event_rules:
+        res = f"events:{names.event_bus}"
+        b.metric(
+            f"{res}:{rule}:failed", f"rule {rule} failed invocations", resource=res, namespace="AWS/Events",
+            name="FailedInvocations", dims={"EventBusName": names.event_bus, "RuleName": rule}, stat="Sum",
+            direction="up", severity=crit, profile=PROFILE_SPARSE, fill_zero=True, unit="invocations",
+        )  # fmt: skip
+
+    # Business metrics (Powertools EMF, default dimension `service`).
+    for key, metric_names in BUSINESS_METRICS.items():
+        fn_or_none = names.function(key)
+        if fn_or_none is None:
+            continue
+        res = f"service:{fn_or_none.service}"
+        ids: dict[str, str] = {}
+        for metric in metric_names:
+            rejected = metric == "TelemetryRejected"
+            ids[metric] = b.metric(
+                f"{res}:{metric}", f"{fn_or_none.service} {metric}", resource=res, namespace=names.namespace,
+                name=metric, dims={"service": fn_or_none.service}, stat="Sum",
+                direction="up" if rejected else "both", severity=warn,
+                profile=PROFILE_SPARSE if rejected else PROFILE_COUNT, fill_zero=True, unit="count",
+            )  # fmt: skip
+        if "TelemetryRejected" in ids and "TelemetryApplied" in ids:
+            b.ratio(
+                f"{res}:rejected-rate", "telemetry rejected rate", resource=res,
+                numerator=(ids["TelemetryRejected"],),
+                denominator=(ids["TelemetryRejected"], ids["TelemetryApplied"]),
+                min_volume=20, severity=warn,
+            )  # fmt: skip
+
+    return Catalog(period_s=period_s, metrics=tuple(b.metrics), derived=tuple(b.derived))

@@ -1,0 +1,77 @@
+"""Settings of the monitor Lambda, read once from the environment (names defined in infra/topology.py)."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from monitor.catalog import Catalog, ResourceNames, build_catalog
+
+
+class MonitorConfigError(ValueError):
+    """The monitor's configuration (environment, resource names, catalog) is unusable."""
+
+
+class MonitorSettings(BaseSettings):
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    monitor_table_name: str = Field(min_length=1)
+    alerts_topic_name: str = Field(min_length=1)
+    alerts_topic_arn: str | None = Field(default=None, description="skips the topic lookup when set")
+    stage: str = Field(default="local", validation_alias="FLEETSCOPE_STAGE")
+    region: str = Field(default="us-east-1", validation_alias="AWS_REGION")
+    metrics_namespace: str = Field(default="Fleetscope", validation_alias="POWERTOOLS_METRICS_NAMESPACE")
+    service_name: str = Field(default="monitor", validation_alias="POWERTOOLS_SERVICE_NAME")
+    monitor_resources: str | None = Field(default=None, description="ResourceNames as JSON")
+    period_s: int = Field(default=300, ge=60, validation_alias="MONITOR_PERIOD_S")
+    history_days: float = Field(default=14.0, gt=0, le=15, validation_alias="MONITOR_HISTORY_DAYS")
+    retrain_interval_s: int = Field(default=24 * 3600, ge=60, validation_alias="MONITOR_RETRAIN_S")
+    overlap_periods: int = Field(
+        default=3,
+        ge=0,
+        le=100,
+        validation_alias="MONITOR_OVERLAP_PERIODS",
+        description="re-read for late data",
+    )
+    settle_s: int = Field(
+        default=120,
+        ge=0,
+        validation_alias="MONITOR_SETTLE_S",
+        description="a period is scored only when it ended this long ago (CloudWatch ingestion delay)",
+    )
+    cooldown_s: int = Field(default=900, ge=0, validation_alias="MONITOR_COOLDOWN_S")
+    lease_s: int = Field(default=600, ge=10, validation_alias="MONITOR_LEASE_S")
+    incident_ttl_days: int = Field(default=30, ge=1, validation_alias="MONITOR_INCIDENT_TTL_DAYS")
+    console_url: str = Field(
+        default="https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}",
+        validation_alias="MONITOR_CONSOLE_URL",
+    )
+
+    def resource_names(self) -> ResourceNames:
+        """`MONITOR_RESOURCES` when set, else the names of the stage's topology."""
+        if self.monitor_resources:
+            try:
+                return ResourceNames.model_validate_json(self.monitor_resources)
+            except ValidationError as err:
+                raise MonitorConfigError(f"MONITOR_RESOURCES is not valid ResourceNames JSON: {err}") from err
+        from infra.topology import topology
+
+        return ResourceNames.from_topology(topology(self.stage))
+
+    def catalog(self) -> Catalog:
+        try:
+            return build_catalog(self.resource_names(), period_s=self.period_s)
+        except (ValueError, ValidationError) as err:
+            if isinstance(err, MonitorConfigError):
+                raise
+            raise MonitorConfigError(f"cannot build the metric catalog: {err}") from err
+
+
+@cache
+def get_settings() -> MonitorSettings:
+    try:
+        return MonitorSettings()  # values come from the environment
+    except ValidationError as err:
+        raise MonitorConfigError(f"monitor settings are invalid: {err}") from err

@@ -1,0 +1,181 @@
+"""The catalog of watched metrics: complete, named from the topology, JSON round-trip, bad input rejected."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from pydantic import ValidationError
+
+from infra.topology import topology
+from monitor.catalog import (
+    BUSINESS_METRICS,
+    Catalog,
+    DerivedSpec,
+    MetricSpec,
+    ResourceNames,
+    build_catalog,
+)
+from monitor.settings import MonitorConfigError, MonitorSettings
+
+
+@pytest.fixture(scope="module")
+def names() -> ResourceNames:
+    return ResourceNames.from_topology(topology("test"))
+
+
+@pytest.fixture(scope="module")
+def catalog(names: ResourceNames) -> Catalog:
+    return build_catalog(names, period_s=300)
+
+
+def _find(catalog: Catalog, namespace: str, metric: str, **dims: str) -> list[MetricSpec]:
+    return [
+        m
+        for m in catalog.metrics
+        if m.namespace == namespace
+        and m.metric_name == metric
+        and all(m.dimensions.get(k) == v for k, v in dims.items())
+    ]
+
+
+def test_api_gateway_metrics_are_watched_by_api_name_and_stage(catalog: Catalog) -> None:
+    topo = topology("test")
+    dims = {"ApiName": topo.api_name, "Stage": topo.api_stage}
+    for metric in ("Count", "4XXError", "5XXError"):
+        assert len(_find(catalog, "AWS/ApiGateway", metric, **dims)) == 1, metric
+    latency = {m.statistic for m in _find(catalog, "AWS/ApiGateway", "Latency", **dims)}
+    assert latency == {"p50", "p99"}
+
+
+def test_every_function_has_lambda_metrics_and_powertools_cold_starts(catalog: Catalog) -> None:
+    topo = topology("test")
+    for fn in topo.functions:
+        for metric, stat in (
+            ("Invocations", "Sum"),
+            ("Errors", "Sum"),
+            ("Throttles", "Sum"),
+            ("Duration", "p99"),
+            ("ConcurrentExecutions", "Maximum"),
+        ):
+            found = _find(catalog, "AWS/Lambda", metric, FunctionName=fn.name)
+            assert [m.statistic for m in found] == [stat], (fn.name, metric)
+        cold = _find(catalog, "Fleetscope", "ColdStart", function_name=fn.name, service=fn.service)
+        assert len(cold) == 1
+        assert set(cold[0].dimensions) == {"function_name", "service"}
+
+
+def test_tables_queues_dlq_and_business_metrics_are_watched(catalog: Catalog) -> None:
+    topo = topology("test")
+    for table in topo.tables:
+        for metric in (
+            "ReadThrottleEvents",
+            "WriteThrottleEvents",
+            "ConsumedReadCapacityUnits",
+            "ConsumedWriteCapacityUnits",
+        ):
+            assert _find(catalog, "AWS/DynamoDB", metric, TableName=table.name), (table.name, metric)
+        assert _find(catalog, "AWS/DynamoDB", "ThrottledRequests", TableName=table.name)
+    queue = topo.telemetry_queue.name
+    assert _find(catalog, "AWS/SQS", "ApproximateAgeOfOldestMessage", QueueName=queue)
+    assert _find(catalog, "AWS/SQS", "ApproximateNumberOfMessagesVisible", QueueName=queue)
+    dlq = _find(catalog, "AWS/SQS", "ApproximateNumberOfMessagesVisible", QueueName=topo.telemetry_dlq.name)
+    assert len(dlq) == 1
+    assert dlq[0].severity == "critical"
+    for key, metrics in BUSINESS_METRICS.items():
+        service = next(f.service for f in topo.functions if f.key == key)
+        for metric in metrics:
+            found = _find(catalog, "Fleetscope", metric, service=service)
+            assert len(found) == 1
+            assert found[0].dimensions == {"service": service}  # Powertools' default dimension only
+    assert {m.metric_name for m in catalog.metrics} >= {
+        "CarsRegistered",
+        "StatusTransitions",
+        "TelemetryApplied",
+        "TelemetryRejected",
+    }
+
+
+def test_event_rules_get_failed_invocations_per_bus_and_rule(names: ResourceNames) -> None:
+    with_rules = names.model_copy(update={"event_rules": ("to-archive", "to-audit")})
+    catalog = build_catalog(with_rules, period_s=60)
+    found = _find(catalog, "AWS/Events", "FailedInvocations", EventBusName=names.event_bus)
+    assert sorted(m.dimensions["RuleName"] for m in found) == ["to-archive", "to-audit"]
+
+
+def test_derived_rates_refer_to_raw_series_and_carry_a_volume_gate(catalog: Catalog) -> None:
+    by_id = {m.id: m for m in catalog.metrics}
+    rates = {d.id: d for d in catalog.derived}
+    five = next(d for d in rates.values() if d.title == "API 5XX rate")
+    assert [by_id[i].metric_name for i in five.numerator] == ["5XXError"]
+    assert [by_id[i].metric_name for i in five.denominator] == ["Count"]
+    assert five.min_volume
+    assert five.min_volume > 0
+    error_rates = [d for d in rates.values() if d.title.endswith("error rate")]
+    assert len(error_rates) == len(topology("test").functions)
+    for d in error_rates:
+        assert [by_id[i].metric_name for i in d.numerator] == ["Errors"]
+        assert [by_id[i].metric_name for i in d.denominator] == ["Invocations"]
+
+
+def test_every_entry_has_the_fields_the_pipeline_needs(catalog: Catalog) -> None:
+    for spec in catalog.series:
+        assert spec.id
+        assert spec.resource
+        assert spec.profile
+        assert spec.title
+        assert spec.direction in ("up", "down", "both")
+        if isinstance(spec, MetricSpec):
+            assert spec.period_s == 300
+        else:
+            assert isinstance(spec, DerivedSpec)
+            assert spec.min_volume is not None
+
+
+def test_catalog_round_trips_through_json(catalog: Catalog) -> None:
+    assert Catalog.model_validate_json(catalog.model_dump_json()) == catalog
+
+
+def test_resource_names_fit_a_lambda_environment_and_round_trip(names: ResourceNames) -> None:
+    env = names.to_env()
+    assert len(env.encode()) < 1500  # Lambda allows 4 KB for all variables together
+    assert ResourceNames.model_validate_json(env) == names
+    assert names.api_name == topology("test").api_name
+    assert {f.name for f in names.functions} == {f.name for f in topology("test").functions}
+
+
+def test_catalog_is_deterministic_and_period_is_validated(names: ResourceNames) -> None:
+    assert build_catalog(names, period_s=60) == build_catalog(names, period_s=60)
+    with pytest.raises(ValueError, match="multiple of 60"):
+        build_catalog(names, period_s=90)
+
+
+def test_duplicate_ids_and_dangling_derived_references_are_rejected(catalog: Catalog) -> None:
+    data = json.loads(catalog.model_dump_json())
+    data["metrics"].append(data["metrics"][0])
+    with pytest.raises(ValidationError, match="duplicate series ids"):
+        Catalog.model_validate(data)
+    data = json.loads(catalog.model_dump_json())
+    data["derived"][0]["numerator"] = ["no-such-metric"]
+    with pytest.raises(ValidationError, match="unknown metrics"):
+        Catalog.model_validate(data)
+
+
+def test_settings_use_monitor_resources_when_set_and_topology_otherwise(names: ResourceNames) -> None:
+    base = {"monitor_table_name": "t", "alerts_topic_name": "a", "FLEETSCOPE_STAGE": "test"}
+    custom = names.model_copy(update={"api_name": "other-api"})
+    from_env = MonitorSettings.model_validate(
+        base | {"monitor_resources": custom.to_env(), "MONITOR_PERIOD_S": 60}
+    )
+    assert from_env.resource_names().api_name == "other-api"
+    assert from_env.catalog().period_s == 60
+    fallback = MonitorSettings.model_validate(base)
+    assert fallback.resource_names() == names
+
+
+def test_malformed_monitor_resources_is_a_clear_config_error() -> None:
+    settings = MonitorSettings.model_validate(
+        {"monitor_table_name": "t", "alerts_topic_name": "a", "monitor_resources": '{"stage": 1}'}
+    )
+    with pytest.raises(MonitorConfigError, match="MONITOR_RESOURCES"):
+        settings.resource_names()
