@@ -65,6 +65,18 @@ class EventSourceSpec:
 
 
 @dataclass(frozen=True, kw_only=True)
+class StreamSourceSpec:
+    """How a function is fed from a DynamoDB stream (event source mapping with partial failures)."""
+
+    batch_size: int = 25
+    max_batching_window_s: int = 1
+    retry_attempts: int = 5
+    max_record_age_s: int = 3600
+    bisect_batch_on_error: bool = True
+    report_batch_item_failures: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
 class FunctionSpec:
     """A Lambda function: its entry point and the house settings that differ per function."""
 
@@ -102,6 +114,40 @@ class Topology:
     outbox_relay: FunctionSpec
     monitor: FunctionSpec
     telemetry_source: EventSourceSpec = field(default_factory=EventSourceSpec)
+    outbox_source: StreamSourceSpec = field(default_factory=StreamSourceSpec)
+    monitor_rate_minutes: int = 5
+
+    @property
+    def relay_failures(self) -> QueueSpec:
+        """On-failure destination of the outbox stream mapping (records that exhausted their retries)."""
+        return QueueSpec(name=f"{self.prefix}-outbox-relay-failures", retention_s=14 * 24 * 3600)
+
+    @property
+    def event_log_rule(self) -> str:
+        """Rule on the fleet bus that copies every event to a CloudWatch log group."""
+        return f"{self.prefix}-fleet-events-to-logs"
+
+    @property
+    def event_rules(self) -> tuple[str, ...]:
+        """Every rule on the fleet bus (the monitor watches their FailedInvocations)."""
+        return (self.event_log_rule,)
+
+    @property
+    def event_log_group(self) -> str:
+        return f"/aws/events/{self.prefix}-fleet"
+
+    @property
+    def event_archive(self) -> str:
+        return f"{self.prefix}-fleet-archive"
+
+    @property
+    def monitor_schedule(self) -> str:
+        return f"{self.prefix}-monitor-every-{self.monitor_rate_minutes}m"
+
+    @property
+    def monitor_schedule_dlq(self) -> QueueSpec:
+        """Where EventBridge Scheduler puts invocations of the monitor it could not deliver."""
+        return QueueSpec(name=f"{self.prefix}-monitor-schedule-dlq", retention_s=14 * 24 * 3600)
 
     @property
     def functions(self) -> tuple[FunctionSpec, ...]:
