@@ -138,6 +138,14 @@ class MetricSpec(_SeriesSpec):
         description="a period without datapoints means 0 (CloudWatch omits zero counts), not missing",
     )
 
+    @model_validator(mode="after")
+    def _zero_fill_only_upward(self) -> MetricSpec:
+        # Filling a missing period with 0 is right for error counters (CloudWatch omits zero periods)
+        # but would turn a gap in the data into a drop to zero on a metric watched downwards.
+        if self.fill_zero and self.direction != "up":
+            raise ValueError(f"{self.id}: fill_zero is only allowed on metrics watched upwards")
+        return self
+
     def dimension_list(self) -> list[dict[str, str]]:
         return [{"Name": k, "Value": v} for k, v in sorted(self.dimensions.items())]
 
@@ -266,7 +274,7 @@ def build_catalog(names: ResourceNames, *, period_s: int) -> Catalog:
     gw = "AWS/ApiGateway"
     count = b.metric(
         f"{api}:count", "API requests", resource=api, namespace=gw, name="Count", dims=api_dims,
-        stat="Sum", direction="both", severity=warn, profile=PROFILE_COUNT, fill_zero=True, unit="requests",
+        stat="Sum", direction="both", severity=warn, profile=PROFILE_COUNT, unit="requests",
     )  # fmt: skip
     e4 = b.metric(
         f"{api}:4xx", "API 4XX errors", resource=api, namespace=gw, name="4XXError", dims=api_dims,
@@ -297,7 +305,7 @@ def build_catalog(names: ResourceNames, *, period_s: int) -> Catalog:
         dims = {"FunctionName": fn.name}
         inv = b.metric(
             f"{res}:invocations", f"{fn.key} invocations", resource=res, namespace=lam, name="Invocations",
-            dims=dims, stat="Sum", direction="both", severity=warn, profile=PROFILE_COUNT, fill_zero=True,
+            dims=dims, stat="Sum", direction="both", severity=warn, profile=PROFILE_COUNT,
             unit="invocations",
         )  # fmt: skip
         err = b.metric(
@@ -351,7 +359,7 @@ def build_catalog(names: ResourceNames, *, period_s: int) -> Catalog:
         for metric, label in (("ConsumedReadCapacityUnits", "RCU"), ("ConsumedWriteCapacityUnits", "WCU")):
             b.metric(
                 f"{res}:{metric}", f"{table} consumed {label}", resource=res, namespace=ddb, name=metric,
-                dims=dims, stat="Sum", direction="both", severity=info, profile=PROFILE_COUNT, fill_zero=True,
+                dims=dims, stat="Sum", direction="both", severity=info, profile=PROFILE_COUNT,
                 unit="capacity units",
             )  # fmt: skip
 
@@ -400,7 +408,7 @@ def build_catalog(names: ResourceNames, *, period_s: int) -> Catalog:
                 f"{res}:{metric}", f"{fn_or_none.service} {metric}", resource=res, namespace=names.namespace,
                 name=metric, dims={"service": fn_or_none.service}, stat="Sum",
                 direction="up" if rejected else "both", severity=warn,
-                profile=PROFILE_SPARSE if rejected else PROFILE_COUNT, fill_zero=True, unit="count",
+                profile=PROFILE_SPARSE if rejected else PROFILE_COUNT, fill_zero=rejected, unit="count",
             )  # fmt: skip
         if "TelemetryRejected" in ids and "TelemetryApplied" in ids:
             b.ratio(

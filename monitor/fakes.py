@@ -1,0 +1,129 @@
+"""In-process stand-ins shaped like the AWS APIs the monitor calls (for tests and benchmarks).
+
+`FakeCloudWatch.get_metric_data` enforces GetMetricData's per-call limits (500 queries, 100,800
+datapoints returned per page, the rest behind a NextToken), answers `PartialData` for results cut by
+a page, and can be told to throttle. It counts calls and metrics requested, which is what the
+GetMetricData bill is made of.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from botocore.exceptions import ClientError
+
+from monitor.source import MAX_DATAPOINTS_PER_CALL, MAX_QUERIES_PER_CALL
+
+MetricKey = tuple[str, str, tuple[tuple[str, str], ...]]
+
+
+def metric_key(namespace: str, name: str, dimensions: Mapping[str, str]) -> MetricKey:
+    return (namespace, name, tuple(sorted(dimensions.items())))
+
+
+@dataclass
+class FakeCloudWatch:
+    """Stored series per (namespace, metric name, dimensions): epoch seconds -> value, one per period."""
+
+    max_queries: int = MAX_QUERIES_PER_CALL
+    max_datapoints: int = MAX_DATAPOINTS_PER_CALL
+    throttle_next: int = 0  # how many of the next calls raise Throttling
+    data: dict[MetricKey, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    calls: int = 0
+    metrics_requested: int = 0
+    requests: list[dict[str, Any]] = field(default_factory=list)
+
+    def put_series(self, namespace: str, name: str, dimensions: Mapping[str, str], t: Any, y: Any) -> None:
+        t_arr = np.asarray(t, dtype=np.int64)
+        y_arr = np.asarray(y, dtype=np.float64)
+        order = np.argsort(t_arr, kind="stable")
+        self.data[metric_key(namespace, name, dimensions)] = (t_arr[order], y_arr[order])
+
+    def get_metric_data(self, **kwargs: Any) -> dict[str, Any]:
+        self.calls += 1
+        self.requests.append({k: v for k, v in kwargs.items() if k != "MetricDataQueries"})
+        if self.throttle_next > 0:
+            self.throttle_next -= 1
+            raise client_error("Throttling", "Rate exceeded")
+        queries = kwargs["MetricDataQueries"]
+        if len(queries) > self.max_queries:
+            raise ClientError(
+                {
+                    "Error": {
+                        "Code": "ValidationError",
+                        "Message": f"{len(queries)} queries > {self.max_queries}",
+                    }
+                },
+                "GetMetricData",
+            )
+        start = _epoch(kwargs["StartTime"])
+        end = _epoch(kwargs["EndTime"])
+        ascending = kwargs.get("ScanBy", "TimestampDescending") == "TimestampAscending"
+        token = kwargs.get("NextToken")
+        position = json.loads(base64.b64decode(token)) if token else {"q": 0, "o": 0}
+        self.metrics_requested += len(queries)  # counted per call, pages included (conservative)
+        results: list[dict[str, Any]] = []
+        budget = self.max_datapoints
+        qi, offset = int(position["q"]), int(position["o"])
+        next_token: str | None = None
+        while qi < len(queries):
+            query = queries[qi]
+            stat = query["MetricStat"]
+            metric = stat["Metric"]
+            dims = {d["Name"]: d["Value"] for d in metric.get("Dimensions", [])}
+            period = int(stat["Period"])
+            t, y = self.data.get(
+                metric_key(metric["Namespace"], metric["MetricName"], dims), (_EMPTY_T, _EMPTY_Y)
+            )
+            keep = (t >= start) & (t < end) & ((t - start) % period == 0)
+            ts, ys = t[keep], y[keep]
+            if not ascending:
+                ts, ys = ts[::-1], ys[::-1]
+            chunk_t, chunk_y = ts[offset : offset + budget], ys[offset : offset + budget]
+            budget -= len(chunk_t)
+            done = offset + len(chunk_t) >= len(ts)
+            results.append(
+                {
+                    "Id": query["Id"],
+                    "Label": metric["MetricName"],
+                    "Timestamps": [datetime.fromtimestamp(int(x), tz=UTC) for x in chunk_t],
+                    "Values": [float(v) for v in chunk_y],
+                    "StatusCode": "Complete" if done else "PartialData",
+                }
+            )
+            if not done:
+                next_token = _token(qi, offset + len(chunk_t))
+                break
+            qi, offset = qi + 1, 0
+            if budget <= 0 and qi < len(queries):
+                next_token = _token(qi, 0)
+                break
+        response: dict[str, Any] = {"MetricDataResults": results, "Messages": []}
+        if next_token:
+            response["NextToken"] = next_token
+        return response
+
+
+_EMPTY_T = np.zeros(0, dtype=np.int64)
+_EMPTY_Y = np.zeros(0, dtype=np.float64)
+
+
+def client_error(code: str, message: str, operation: str = "GetMetricData") -> ClientError:
+    response: Any = {"Error": {"Code": code, "Message": message}}
+    return ClientError(response, operation)
+
+
+def _token(q: int, o: int) -> str:
+    return base64.b64encode(json.dumps({"q": q, "o": o}).encode()).decode()
+
+
+def _epoch(value: Any) -> int:
+    if isinstance(value, datetime):
+        return int(value.timestamp())
+    return int(value)

@@ -1,0 +1,327 @@
+"""`CloudWatchMetricSource`: the catalog's raw series from CloudWatch GetMetricData.
+
+GetMetricData limits (per call): at most 500 queries and 100,800 datapoints returned. Requests are
+split accordingly (fewer queries per call for long windows, time windows split when one query alone
+would exceed the datapoint limit), results are paged with NextToken, a result with StatusCode
+`PartialData` is continued with the NextToken, throttling is retried by botocore's standard retry
+mode *and* by our own loop (exponential backoff with full jitter) once botocore gives up, and
+CloudWatch's `Messages` are logged. Metric math is never used: derived series are computed here, in
+Python, from the raw series (`derive`).
+
+Series come back aligned on a regular grid ``t = start, start + period, ..., < end`` with NaN for a
+period without a datapoint, except for metrics flagged `fill_zero` (CloudWatch omits periods in which
+an error counter stayed at zero).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any, Protocol
+
+import numpy as np
+from botocore.exceptions import ClientError
+
+from monitor.catalog import Catalog, DerivedSpec, MetricSpec
+
+logger = logging.getLogger(__name__)
+
+MAX_QUERIES_PER_CALL = 500
+MAX_DATAPOINTS_PER_CALL = 100_800
+THROTTLING_CODES = frozenset(
+    {"Throttling", "ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded", "LimitExceeded"}
+)
+
+
+class MetricSourceError(RuntimeError):
+    """GetMetricData failed for good (after retries), or returned something unusable."""
+
+
+@dataclass(frozen=True)
+class Series:
+    """One series on a regular grid: t int64 epoch seconds, y float64 (NaN = missing)."""
+
+    t: np.ndarray
+    y: np.ndarray
+    volume: np.ndarray | None = None
+
+    def after(self, t0: int) -> Series:
+        keep = self.t > t0
+        return Series(self.t[keep], self.y[keep], None if self.volume is None else self.volume[keep])
+
+
+@dataclass
+class FetchStats:
+    calls: int = 0
+    metrics_requested: int = 0
+    datapoints: int = 0
+    retries: int = 0
+    partial_pages: int = 0
+    messages: list[str] = field(default_factory=list)
+    failed_series: list[str] = field(default_factory=list)
+
+    def add(self, other: FetchStats) -> None:
+        self.calls += other.calls
+        self.metrics_requested += other.metrics_requested
+        self.datapoints += other.datapoints
+        self.retries += other.retries
+        self.partial_pages += other.partial_pages
+        self.messages.extend(other.messages)
+        self.failed_series.extend(other.failed_series)
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    series: dict[str, Series]
+    stats: FetchStats
+
+
+class MetricSource(Protocol):
+    def fetch(self, metrics: Sequence[MetricSpec], *, start: int, end: int, period_s: int) -> FetchResult: ...
+
+
+class CloudWatchClient(Protocol):
+    def get_metric_data(self, **kwargs: Any) -> Mapping[str, Any]: ...
+
+
+@cache
+def _default_cloudwatch_client() -> Any:
+    import boto3
+    from botocore.config import Config
+
+    # Standard retry mode: exponential backoff with jitter on throttling and transient errors.
+    config = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=30)
+    return boto3.client("cloudwatch", config=config)
+
+
+@dataclass(frozen=True)
+class _Window:
+    start: int
+    end: int
+
+    def points(self, period_s: int) -> int:
+        return max(1, -(-(self.end - self.start) // period_s))
+
+
+def plan_requests(
+    n_metrics: int,
+    *,
+    start: int,
+    end: int,
+    period_s: int,
+    max_queries: int = MAX_QUERIES_PER_CALL,
+    max_datapoints: int = MAX_DATAPOINTS_PER_CALL,
+) -> list[tuple[range, _Window]]:
+    """Split (metrics x time) into GetMetricData calls that each respect both per-call limits."""
+    if end <= start or n_metrics <= 0:
+        return []
+    points_total = -(-(end - start) // period_s)
+    # Time windows: one query alone must not exceed the datapoint limit.
+    window_points = min(points_total, max_datapoints)
+    windows: list[_Window] = []
+    t = start
+    while t < end:
+        w_end = min(end, t + window_points * period_s)
+        windows.append(_Window(t, w_end))
+        t = w_end
+    plan: list[tuple[range, _Window]] = []
+    for window in windows:
+        per_call = max(1, min(max_queries, max_datapoints // window.points(period_s)))
+        for first in range(0, n_metrics, per_call):
+            plan.append((range(first, min(n_metrics, first + per_call)), window))
+    return plan
+
+
+def _epoch(ts: Any) -> int:
+    if isinstance(ts, datetime):
+        if ts.tzinfo is None:
+            ts = ts.replace(tzinfo=UTC)
+        return int(ts.timestamp())
+    return int(ts)
+
+
+class CloudWatchMetricSource:
+    """Raw series of catalog metrics over plain GetMetricData (no metric math, no anomaly bands)."""
+
+    def __init__(
+        self,
+        client: CloudWatchClient | None = None,
+        *,
+        max_attempts: int = 6,
+        base_delay_s: float = 0.5,
+        max_delay_s: float = 20.0,
+        max_pages: int = 1000,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+        max_queries: int = MAX_QUERIES_PER_CALL,
+        max_datapoints: int = MAX_DATAPOINTS_PER_CALL,
+    ) -> None:
+        self._client = client
+        self.max_attempts = max_attempts
+        self.base_delay_s = base_delay_s
+        self.max_delay_s = max_delay_s
+        self.max_pages = max_pages
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self.max_queries = max_queries
+        self.max_datapoints = max_datapoints
+
+    @property
+    def client(self) -> CloudWatchClient:
+        if self._client is None:
+            self._client = _default_cloudwatch_client()
+        return self._client
+
+    def fetch(self, metrics: Sequence[MetricSpec], *, start: int, end: int, period_s: int) -> FetchResult:
+        if start % period_s or end % period_s:
+            raise ValueError(f"start and end must be aligned on the period ({period_s}s)")
+        stats = FetchStats()
+        grid = np.arange(start, end, period_s, dtype=np.int64)
+        values = {m.id: np.full(len(grid), np.nan) for m in metrics}
+        failed: set[str] = set()
+        plan = plan_requests(
+            len(metrics),
+            start=start,
+            end=end,
+            period_s=period_s,
+            max_queries=self.max_queries,
+            max_datapoints=self.max_datapoints,
+        )
+        for indexes, window in plan:
+            batch = [metrics[i] for i in indexes]
+            queries = [_query(f"q{j}", m, period_s) for j, m in enumerate(batch)]
+            by_query = {f"q{j}": m.id for j, m in enumerate(batch)}
+            for result in self._paged_results(queries, window, stats):
+                series_id = by_query.get(result.get("Id", ""))
+                if series_id is None:
+                    stats.messages.append(f"result for an unknown query id {result.get('Id')!r} ignored")
+                    continue
+                status = result.get("StatusCode", "Complete")
+                if status in ("InternalError", "Forbidden"):
+                    failed.add(series_id)
+                    stats.messages.append(f"{series_id}: {status}")
+                for m in result.get("Messages") or ():
+                    stats.messages.append(f"{series_id}: {m.get('Code')}: {m.get('Value')}")
+                stamps = result.get("Timestamps") or []
+                points = result.get("Values") or []
+                if len(stamps) != len(points):
+                    failed.add(series_id)
+                    stats.messages.append(f"{series_id}: {len(stamps)} timestamps but {len(points)} values")
+                    continue
+                _place(values[series_id], grid, start, period_s, stamps, points)
+                stats.datapoints += len(points)
+        series: dict[str, Series] = {}
+        for m in metrics:
+            y = values[m.id]
+            if m.fill_zero and m.id not in failed:
+                y = np.where(np.isnan(y), 0.0, y)
+            series[m.id] = Series(grid.copy(), y)
+        stats.failed_series.extend(sorted(failed))
+        for message in stats.messages:
+            logger.warning("GetMetricData: %s", message)
+        return FetchResult(series=series, stats=stats)
+
+    def _paged_results(
+        self, queries: list[dict[str, Any]], window: _Window, stats: FetchStats
+    ) -> Iterator[dict[str, Any]]:
+        token: str | None = None
+        for _page in range(self.max_pages):
+            kwargs: dict[str, Any] = {
+                "MetricDataQueries": queries,
+                "StartTime": datetime.fromtimestamp(window.start, tz=UTC),
+                "EndTime": datetime.fromtimestamp(window.end, tz=UTC),
+                "ScanBy": "TimestampAscending",
+            }
+            if token:
+                kwargs["NextToken"] = token
+            response = self._call(kwargs, stats)
+            stats.metrics_requested += len(queries)  # per call, pages included (a conservative bill)
+            for message in response.get("Messages") or ():
+                stats.messages.append(f"{message.get('Code')}: {message.get('Value')}")
+            results = list(response.get("MetricDataResults") or [])
+            if any(r.get("StatusCode") == "PartialData" for r in results):
+                stats.partial_pages += 1
+            yield from results
+            token = response.get("NextToken")
+            if not token:
+                return
+        raise MetricSourceError(f"GetMetricData still paging after {self.max_pages} pages")
+
+    def _call(self, kwargs: dict[str, Any], stats: FetchStats) -> Mapping[str, Any]:
+        """One GetMetricData call; throttling retried with exponential backoff and full jitter."""
+        for attempt in range(self.max_attempts):
+            stats.calls += 1
+            try:
+                return self.client.get_metric_data(**kwargs)
+            except ClientError as err:
+                code = err.response.get("Error", {}).get("Code", "")
+                if code not in THROTTLING_CODES or attempt == self.max_attempts - 1:
+                    raise MetricSourceError(f"GetMetricData failed ({code}): {err}") from err
+                stats.retries += 1
+                delay = self._rng.uniform(0.0, min(self.max_delay_s, self.base_delay_s * 2**attempt))
+                logger.warning("GetMetricData throttled (%s), retry %d in %.2fs", code, attempt + 1, delay)
+                self._sleep(delay)
+        raise MetricSourceError("GetMetricData: no attempts configured")  # max_attempts < 1
+
+
+def _query(query_id: str, m: MetricSpec, period_s: int) -> dict[str, Any]:
+    return {
+        "Id": query_id,
+        "MetricStat": {
+            "Metric": {
+                "Namespace": m.namespace,
+                "MetricName": m.metric_name,
+                "Dimensions": m.dimension_list(),
+            },
+            "Period": period_s,
+            "Stat": m.statistic,
+        },
+        "ReturnData": True,
+    }
+
+
+def _place(
+    out: np.ndarray, grid: np.ndarray, start: int, period_s: int, stamps: Iterable[Any], points: Iterable[Any]
+) -> None:
+    for ts, value in zip(stamps, points, strict=True):
+        epoch = _epoch(ts)
+        i = (epoch - start) // period_s
+        if 0 <= i < len(grid) and (epoch - start) % period_s == 0:
+            try:
+                out[i] = float(value)
+            except (TypeError, ValueError):
+                continue
+
+
+def derive(catalog: Catalog, raw: Mapping[str, Series]) -> dict[str, Series]:
+    """Derived series (ratios) from raw ones on the same grid; volume = the denominator.
+
+    A period where the denominator is missing or zero has no rate (NaN): no traffic is not an error
+    rate of 0 %, and a gap in the data must not look like one.
+    """
+    out: dict[str, Series] = {}
+    for d in catalog.derived:
+        parts = [raw.get(i) for i in (*d.numerator, *d.denominator)]
+        if any(p is None for p in parts):
+            continue
+        first = raw[d.denominator[0]]
+        num = _sum(d, [raw[i] for i in d.numerator], first.t)
+        den = _sum(d, [raw[i] for i in d.denominator], first.t)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rate = np.where(den > 0, num / den, np.nan)
+        out[d.id] = Series(first.t.copy(), rate, np.where(np.isnan(den), 0.0, den))
+    return out
+
+
+def _sum(d: DerivedSpec, parts: list[Series], t: np.ndarray) -> np.ndarray:
+    for p in parts:
+        if len(p.t) != len(t) or not np.array_equal(p.t, t):
+            raise MetricSourceError(f"derived series {d.id!r}: inputs are not on the same time grid")
+    stacked = np.vstack([p.y for p in parts])
+    total = np.nansum(stacked, axis=0)
+    return np.where(np.all(np.isnan(stacked), axis=0), np.nan, total)

@@ -1,0 +1,189 @@
+"""CloudWatchMetricSource: GetMetricData limits, paging, PartialData, throttling, alignment, rates."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import numpy as np
+import pytest
+
+from infra.topology import topology
+from monitor.catalog import Catalog, MetricSpec, ResourceNames, Severity, build_catalog
+from monitor.fakes import FakeCloudWatch, client_error
+from monitor.source import CloudWatchMetricSource, MetricSourceError, derive, plan_requests
+
+PERIOD = 300
+T0 = 1_700_000_100 - (1_700_000_100 % PERIOD)
+
+
+def _spec(i: int, *, fill_zero: bool = False) -> MetricSpec:
+    return MetricSpec(
+        id=f"m{i}",
+        title=f"metric {i}",
+        resource="r",
+        namespace="Test",
+        metric_name=f"M{i}",
+        dimensions={"k": "v"},
+        statistic="Sum",
+        period_s=PERIOD,
+        direction="up",
+        severity=Severity.WARNING,
+        profile="count",
+        fill_zero=fill_zero,
+    )
+
+
+def _source(fake: Any, sleeps: list[float] | None = None) -> CloudWatchMetricSource:
+    sink = sleeps if sleeps is not None else []
+    return CloudWatchMetricSource(fake, sleep=sink.append, rng=random.Random(1))
+
+
+def test_plan_respects_both_per_call_limits() -> None:
+    # Given 1,200 metrics over 14 days of 5-minute periods (4,032 points each)
+    plan = plan_requests(1200, start=T0, end=T0 + 14 * 86400, period_s=PERIOD)
+    # Then no call asks for more than 500 queries or could return more than 100,800 datapoints
+    assert all(len(r) * w.points(PERIOD) <= 100_800 and len(r) <= 500 for r, w in plan)
+    assert sum(len(r) for r, _ in plan) == 1200
+    # and a short window packs 500 queries per call
+    short = plan_requests(1200, start=T0, end=T0 + 3 * PERIOD, period_s=PERIOD)
+    assert [len(r) for r, _ in short] == [500, 500, 200]
+    # and a window longer than 100,800 points is split in time
+    huge = plan_requests(1, start=T0, end=T0 + 200_000 * 60, period_s=60)
+    assert [w.points(60) for _, w in huge] == [100_800, 99_200]
+
+
+def test_more_than_500_queries_are_split_and_every_series_is_returned() -> None:
+    # Given 1,100 stored metrics
+    fake = FakeCloudWatch()
+    specs = [_spec(i) for i in range(1100)]
+    t = np.arange(T0, T0 + 6 * PERIOD, PERIOD)
+    for i, s in enumerate(specs):
+        fake.put_series(s.namespace, s.metric_name, s.dimensions, t, np.full(6, float(i)))
+    # When fetched
+    result = _source(fake).fetch(specs, start=T0, end=T0 + 6 * PERIOD, period_s=PERIOD)
+    # Then the fake (which rejects > 500 queries) saw 3 calls, and every series came back whole
+    assert fake.calls == 3
+    assert result.stats.metrics_requested == 1100
+    assert result.series["m1099"].y.tolist() == [1099.0] * 6
+    assert result.series["m0"].t.tolist() == t.tolist()
+
+
+def test_next_token_paging_and_partial_data_are_followed_to_the_end() -> None:
+    # Given a fake whose pages hold at most 1,000 datapoints and 3 series of 800 points each
+    fake = FakeCloudWatch(max_datapoints=1000)
+    specs = [_spec(i) for i in range(3)]
+    t = np.arange(T0, T0 + 800 * PERIOD, PERIOD)
+    for i, s in enumerate(specs):
+        fake.put_series(s.namespace, s.metric_name, s.dimensions, t, np.arange(800) + 1000.0 * i)
+    # When the source (planning with the documented limits) fetches them in one request
+    source = CloudWatchMetricSource(fake, sleep=lambda _s: None)
+    result = source.fetch(specs, start=T0, end=T0 + 800 * PERIOD, period_s=PERIOD)
+    # Then each series was split across PartialData pages and reassembled in order
+    assert result.stats.partial_pages == 2  # 2,400 points in pages of 1,000
+    for i in range(3):
+        assert result.series[f"m{i}"].y.tolist() == (np.arange(800) + 1000.0 * i).tolist()
+    assert sum("NextToken" in r for r in fake.requests) == 2
+    # every page is counted as requesting all its metrics again (a conservative bill)
+    assert result.stats.metrics_requested == fake.metrics_requested == 9
+
+
+def test_throttling_is_retried_with_full_jitter_then_succeeds() -> None:
+    # Given CloudWatch throttles the first 3 calls
+    fake = FakeCloudWatch(throttle_next=3)
+    spec = _spec(0)
+    fake.put_series(spec.namespace, spec.metric_name, spec.dimensions, [T0], [5.0])
+    sleeps: list[float] = []
+    # When fetched
+    result = _source(fake, sleeps).fetch([spec], start=T0, end=T0 + PERIOD, period_s=PERIOD)
+    # Then it slept 3 times, each within the exponential cap (full jitter: 0..base*2^n), and got the data
+    assert len(sleeps) == 3
+    assert all(0 <= s <= 0.5 * 2**n for n, s in enumerate(sleeps))
+    assert result.stats.retries == 3
+    assert result.series["m0"].y.tolist() == [5.0]
+
+
+def test_throttling_that_never_ends_is_a_clear_error() -> None:
+    fake = FakeCloudWatch(throttle_next=100)
+    source = CloudWatchMetricSource(fake, sleep=lambda _s: None, max_attempts=4)
+    with pytest.raises(MetricSourceError, match="Throttling"):
+        source.fetch([_spec(0)], start=T0, end=T0 + PERIOD, period_s=PERIOD)
+    assert fake.calls == 4
+
+
+def test_other_client_errors_are_not_retried() -> None:
+    class Forbidden:
+        calls = 0
+
+        def get_metric_data(self, **_kwargs: Any) -> dict[str, Any]:
+            self.calls += 1
+            raise client_error("AccessDenied", "no")
+
+    client = Forbidden()
+    with pytest.raises(MetricSourceError, match="AccessDenied"):
+        CloudWatchMetricSource(client, sleep=lambda _s: None).fetch(
+            [_spec(0)], start=T0, end=T0 + PERIOD, period_s=PERIOD
+        )
+    assert client.calls == 1
+
+
+def test_missing_periods_are_nan_unless_zero_filled_and_failed_series_stay_missing() -> None:
+    # Given a client answering one datapoint for m0, an InternalError for m1 and a message
+    class Client:
+        def get_metric_data(self, **_kwargs: Any) -> dict[str, Any]:
+            return {
+                "MetricDataResults": [
+                    {"Id": "q0", "Timestamps": [T0 + PERIOD], "Values": [3.0], "StatusCode": "Complete"},
+                    {"Id": "q1", "Timestamps": [], "Values": [], "StatusCode": "InternalError"},
+                    {"Id": "q2", "Timestamps": [T0 + 17], "Values": [9.0], "StatusCode": "Complete"},
+                ],
+                "Messages": [{"Code": "MaxMetricsExceeded", "Value": "too many"}],
+            }
+
+    specs = [_spec(0, fill_zero=True), _spec(1, fill_zero=True), _spec(2)]
+    result = CloudWatchMetricSource(Client()).fetch(specs, start=T0, end=T0 + 3 * PERIOD, period_s=PERIOD)
+    # Then the zero-filled counter is 0 where CloudWatch had nothing
+    assert result.series["m0"].y.tolist() == [0.0, 3.0, 0.0]
+    # the failed series stays missing (never zero-filled) and is reported
+    assert np.isnan(result.series["m1"].y).all()
+    assert result.stats.failed_series == ["m1"]
+    # an off-grid timestamp is dropped, not shifted
+    assert np.isnan(result.series["m2"].y).all()
+    assert any("MaxMetricsExceeded" in m for m in result.stats.messages)
+
+
+def test_unaligned_window_is_rejected() -> None:
+    with pytest.raises(ValueError, match="aligned"):
+        CloudWatchMetricSource(FakeCloudWatch()).fetch(
+            [_spec(0)], start=T0 + 1, end=T0 + PERIOD, period_s=PERIOD
+        )
+
+
+@pytest.fixture(scope="module")
+def catalog() -> Catalog:
+    return build_catalog(ResourceNames.from_topology(topology("test")), period_s=PERIOD)
+
+
+def test_derived_rate_is_computed_in_python_with_the_denominator_as_volume(catalog: Catalog) -> None:
+    # Given 5XX and Count series with a period of no traffic and a gap
+    rate = next(d for d in catalog.derived if d.title == "API 5XX rate")
+    five = catalog.get(rate.numerator[0])
+    count = catalog.get(rate.denominator[0])
+    source = CloudWatchMetricSource(FakeCloudWatch())
+    fake = source.client
+    assert isinstance(fake, FakeCloudWatch)
+    assert isinstance(five, MetricSpec)
+    assert isinstance(count, MetricSpec)
+    t = np.arange(T0, T0 + 4 * PERIOD, PERIOD)
+    fake.put_series(five.namespace, five.metric_name, five.dimensions, t[:2], [5.0, 0.0])
+    fake.put_series(
+        count.namespace, count.metric_name, count.dimensions, [t[0], t[1], t[2]], [100.0, 50.0, 0.0]
+    )
+    raw = source.fetch([five, count], start=T0, end=T0 + 4 * PERIOD, period_s=PERIOD).series
+    # When derived
+    derived = derive(catalog, raw)[rate.id]
+    # Then rate = 5XX / Count, no traffic or no data = no rate (NaN), volume = Count
+    assert derived.y[:2].tolist() == [0.05, 0.0]
+    assert np.isnan(derived.y[2:]).all()
+    assert derived.volume is not None
+    assert derived.volume.tolist() == [100.0, 50.0, 0.0, 0.0]
