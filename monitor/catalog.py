@@ -30,13 +30,13 @@ if TYPE_CHECKING:
 
 Direction = Literal["up", "down", "both"]
 
-# Detector profiles (names in `monitor.detectors.PROFILES`). One constant per kind of signal, so a
-# rename on the detector side is a one-line change here.
-PROFILE_COUNT = "count"  # request/event counts: seasonal, Poisson-like
-PROFILE_SPARSE = "sparse_count"  # errors, throttles, failures: usually zero
+# Detector profiles (names in `monitor.detectors.PROFILES`, alert rules in `monitor.policy`). One
+# constant per kind of signal, so a rename on the detector side is a one-line change here.
+PROFILE_COUNT = "traffic"  # request/event volumes: seasonal, watched both ways
+PROFILE_SPARSE = "count"  # errors, throttles, failures: usually zero
 PROFILE_LATENCY = "latency"  # percentiles, heavy-tailed
 PROFILE_RATE = "rate"  # ratios in [0, 1] with a volume (the denominator)
-PROFILE_LEVEL = "level"  # gauges: queue depth and age, concurrency
+PROFILE_LEVEL = "backlog"  # gauges: queue depth and age, concurrency
 
 # Business metrics emitted by the service with Powertools Metrics (namespace `Fleetscope`); the only
 # dimension is Powertools' default `service` (= POWERTOOLS_SERVICE_NAME of the emitting function).

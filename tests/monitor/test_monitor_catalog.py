@@ -179,3 +179,12 @@ def test_malformed_monitor_resources_is_a_clear_config_error() -> None:
     )
     with pytest.raises(MonitorConfigError, match="MONITOR_RESOURCES"):
         settings.resource_names()
+
+
+def test_every_profile_is_known_to_the_detectors_and_the_alert_policy(catalog: Catalog) -> None:
+    from monitor.detectors import PROFILES
+    from monitor.policy import default_rule
+
+    assert catalog.profiles() <= set(PROFILES)
+    for profile in catalog.profiles():
+        default_rule(profile)  # raises for an unknown profile
