@@ -1,0 +1,1 @@
+"""Car telemetry ingest: SQS batches of `TelemetryMessage` applied to the cars table."""
