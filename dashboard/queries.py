@@ -1,0 +1,577 @@
+"""Read-only data access for the dashboard: boto3 in, pandas DataFrames and pydantic models out.
+
+No Streamlit here (`dashboard/data.py` caches these functions). Every AWS or emulator failure is
+raised as `QueryError` with a message fit for the page: a missing permission, a missing resource or
+an unreachable endpoint never reaches the user as a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import boto3
+import numpy as np
+import pandas as pd
+from boto3.dynamodb.types import TypeDeserializer
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
+
+from dashboard.target import Target
+from monitor.catalog import MetricSpec
+
+_CONFIG = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=60)
+_DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnrecognizedClientException"}
+_MISSING = {"ResourceNotFoundException", "AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}
+_deserializer = TypeDeserializer()
+
+
+class QueryError(RuntimeError):
+    """A read failed; `str(err)` is a complete sentence for the page, `kind` classifies it."""
+
+    def __init__(self, message: str, *, kind: str = "error") -> None:
+        super().__init__(message)
+        self.kind = kind  # "denied" | "missing" | "unreachable" | "credentials" | "error"
+
+
+def explain(err: BaseException, what: str) -> QueryError:
+    """Turn a boto3/botocore error into a QueryError that says what could not be read and why."""
+    if isinstance(err, QueryError):
+        return err
+    if isinstance(err, ClientError):
+        code = err.response.get("Error", {}).get("Code", "")
+        msg = err.response.get("Error", {}).get("Message", "") or str(err)
+        if code in _DENIED:
+            return QueryError(f"Not allowed to read {what}: {msg} ({code}).", kind="denied")
+        if code in _MISSING:
+            return QueryError(f"{what} does not exist here: {msg}.", kind="missing")
+        return QueryError(f"Reading {what} failed: {code}: {msg}", kind="error")
+    if isinstance(err, EndpointConnectionError):
+        return QueryError(f"Cannot reach the endpoint for {what}: {err}.", kind="unreachable")
+    if isinstance(err, NoCredentialsError):
+        return QueryError(
+            f"No AWS credentials to read {what}: configure a profile or set AWS_* variables.",
+            kind="credentials",
+        )
+    if isinstance(err, BotoCoreError | OSError):
+        return QueryError(f"Reading {what} failed: {err}", kind="unreachable")
+    return QueryError(f"Reading {what} failed: {type(err).__name__}: {err}")
+
+
+def make_client(target: Target, service: str) -> Any:
+    """A boto3 client for the target (the sandbox's emulator, or AWS with the standard chain)."""
+    return boto3.session.Session().client(service, config=_CONFIG, **target.client_kwargs())  # type: ignore[call-overload]
+
+
+# --------------------------------------------------------------------------------------------- metrics
+
+
+@dataclass
+class MetricFrame:
+    """Long-format metric data: columns `id`, `timestamp` (UTC), `value`; plus what could not be read."""
+
+    data: pd.DataFrame
+    unavailable: dict[str, str] = field(default_factory=dict)
+
+    def series(self, series_id: str) -> pd.Series:
+        rows = self.data[self.data["id"] == series_id]
+        return pd.Series(rows["value"].to_numpy(), index=pd.DatetimeIndex(rows["timestamp"]), name=series_id)
+
+    def total(self, series_id: str) -> float:
+        return float(self.data.loc[self.data["id"] == series_id, "value"].sum())
+
+
+def _empty_metrics() -> pd.DataFrame:
+    return pd.DataFrame(
+        {"id": pd.Series(dtype=str), "timestamp": pd.Series(dtype="datetime64[ns, UTC]"), "value": []}
+    )
+
+
+def period_grid(start: datetime, end: datetime, period_s: int) -> pd.DatetimeIndex:
+    """The period start times CloudWatch reports between start and end (aligned to the period)."""
+    first = pd.Timestamp(start).tz_convert(UTC).ceil(f"{period_s}s")
+    last = pd.Timestamp(end).tz_convert(UTC) - pd.Timedelta(seconds=period_s)
+    if last < first:
+        return pd.DatetimeIndex([], tz=UTC)
+    return pd.date_range(first, last, freq=f"{period_s}s")
+
+
+def align(moment: datetime, period_s: int) -> datetime:
+    """Round down to a multiple of the period (so windows line up with CloudWatch's periods)."""
+    epoch = int(moment.timestamp())
+    return datetime.fromtimestamp(epoch - epoch % period_s, tz=UTC)
+
+
+def fetch_metrics(
+    cloudwatch: Any,
+    specs: Sequence[MetricSpec],
+    *,
+    start: datetime,
+    end: datetime,
+    period_s: int,
+) -> MetricFrame:
+    """GetMetricData for every spec at `period_s`, paginated and batched (500 queries per call).
+
+    Percentile statistics go in their own batches: an endpoint that cannot compute them (plain moto
+    answers HTTP 500) loses only those series, reported in `unavailable`. Specs with `fill_zero` get
+    0 for periods without datapoints (CloudWatch omits zero counts).
+    """
+    by_query_id = {f"q{i}": spec for i, spec in enumerate(specs)}
+    plain = [qid for qid, s in by_query_id.items() if not s.statistic.startswith("p")]
+    percentile = [qid for qid, s in by_query_id.items() if s.statistic.startswith("p")]
+    frames: list[pd.DataFrame] = []
+    unavailable: dict[str, str] = {}
+    for group in (plain, percentile):
+        for offset in range(0, len(group), 500):
+            batch = group[offset : offset + 500]
+            try:
+                frames.append(_get_metric_data(cloudwatch, by_query_id, batch, start, end, period_s))
+            except ClientError as err:
+                if group is percentile and not plain_is_denied(err):
+                    reason = explain(err, "percentile statistics").args[0]
+                    unavailable.update({by_query_id[q].id: reason for q in batch})
+                    continue
+                raise explain(err, "CloudWatch metrics") from err
+            except (BotoCoreError, OSError) as err:
+                raise explain(err, "CloudWatch metrics") from err
+    data = pd.concat(frames, ignore_index=True) if frames else _empty_metrics()
+    fill = [s.id for s in specs if s.fill_zero and s.id not in unavailable]
+    if fill:
+        grid = period_grid(start, end, period_s)
+        if len(grid):
+            filled = []
+            for series_id in fill:
+                rows = data[data["id"] == series_id].set_index("timestamp")["value"]
+                rows = rows[~rows.index.duplicated()]
+                full = rows.reindex(grid.union(pd.DatetimeIndex(rows.index)), fill_value=0.0)
+                filled.append(
+                    pd.DataFrame({"id": series_id, "timestamp": full.index, "value": full.to_numpy()})
+                )
+            data = pd.concat([data[~data["id"].isin(fill)], *filled], ignore_index=True)
+    data = data.sort_values(["id", "timestamp"], ignore_index=True)
+    return MetricFrame(data=data, unavailable=unavailable)
+
+
+def plain_is_denied(err: ClientError) -> bool:
+    return err.response.get("Error", {}).get("Code", "") in _DENIED
+
+
+def _get_metric_data(
+    cloudwatch: Any,
+    by_query_id: dict[str, MetricSpec],
+    batch: list[str],
+    start: datetime,
+    end: datetime,
+    period_s: int,
+) -> pd.DataFrame:
+    queries = [
+        {
+            "Id": qid,
+            "MetricStat": {
+                "Metric": {
+                    "Namespace": by_query_id[qid].namespace,
+                    "MetricName": by_query_id[qid].metric_name,
+                    "Dimensions": by_query_id[qid].dimension_list(),
+                },
+                "Period": period_s,
+                "Stat": by_query_id[qid].statistic,
+            },
+            "ReturnData": True,
+        }
+        for qid in batch
+    ]
+    ids: list[str] = []
+    stamps: list[datetime] = []
+    values: list[float] = []
+    token: str | None = None
+    while True:
+        kwargs: dict[str, Any] = {
+            "MetricDataQueries": queries,
+            "StartTime": start,
+            "EndTime": end,
+            "ScanBy": "TimestampAscending",
+        }
+        if token:
+            kwargs["NextToken"] = token
+        page = cloudwatch.get_metric_data(**kwargs)
+        for result in page.get("MetricDataResults", []):
+            series_id = by_query_id[result["Id"]].id
+            ids.extend([series_id] * len(result.get("Timestamps", [])))
+            stamps.extend(result.get("Timestamps", []))
+            values.extend(float(v) for v in result.get("Values", []))
+        token = page.get("NextToken")
+        if not token:
+            break
+    return pd.DataFrame({"id": ids, "timestamp": pd.to_datetime(stamps, utc=True), "value": values})
+
+
+def ratio(frame: MetricFrame, numerator: Iterable[str], denominator: Iterable[str]) -> pd.Series:
+    """Per-period sum(numerator)/sum(denominator); NaN where the denominator is 0 (no traffic)."""
+    num = sum((frame.series(s) for s in numerator), start=pd.Series(dtype=float))
+    den = sum((frame.series(s) for s in denominator), start=pd.Series(dtype=float))
+    num, den = num.align(den, fill_value=0.0)
+    return (num / den.replace(0, np.nan)).rename("rate")
+
+
+# --------------------------------------------------------------------------------------------- cars
+
+
+CAR_COLUMNS = [
+    "car_id",
+    "vin",
+    "model",
+    "year",
+    "status",
+    "battery_level",
+    "lat",
+    "lon",
+    "seats",
+    "bike_rack",
+]
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | set):
+        return [_plain(v) for v in value]
+    return value
+
+
+def scan_table(dynamodb: Any, table: str, *, what: str, limit: int = 100_000) -> list[dict[str, Any]]:
+    """Every item of a table as plain Python values (Decimal -> float), paginated."""
+    items: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"TableName": table}
+    try:
+        while len(items) < limit:
+            page = dynamodb.scan(**kwargs)
+            items.extend(
+                {k: _plain(_deserializer.deserialize(v)) for k, v in item.items()}
+                for item in page.get("Items", [])
+            )
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    except (ClientError, BotoCoreError, OSError) as err:
+        raise explain(err, what) from err
+    return items
+
+
+def cars_frame(items: Iterable[dict[str, Any]]) -> pd.DataFrame:
+    """Car items (VIN claims and other records skipped) as one row per car, position split in lat/lon."""
+    rows = []
+    for item in items:
+        if item.get("record_type", "car") != "car" or str(item.get("car_id", "")).startswith("vin#"):
+            continue
+        position = item.get("position") or {}
+        rows.append(
+            {
+                "car_id": item.get("car_id"),
+                "vin": item.get("vin"),
+                "model": item.get("model"),
+                "year": item.get("year"),
+                "status": item.get("status"),
+                "battery_level": item.get("battery_level"),
+                "lat": position.get("lat") if isinstance(position, dict) else None,
+                "lon": position.get("lon") if isinstance(position, dict) else None,
+                "seats": item.get("seats"),
+                "bike_rack": bool(item.get("bike_rack", False)),
+                "speed_kmh": item.get("speed_kmh"),
+                "updated_at": item.get("updated_at"),
+            }
+        )
+    frame = pd.DataFrame(rows, columns=[*CAR_COLUMNS, "speed_kmh", "updated_at"])
+    for column in ("battery_level", "lat", "lon", "speed_kmh"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce")
+    return frame.sort_values("car_id", ignore_index=True)
+
+
+def list_cars(dynamodb: Any, table: str) -> pd.DataFrame:
+    return cars_frame(scan_table(dynamodb, table, what=f"the cars table {table}"))
+
+
+def status_events(dynamodb: Any, outbox_table: str) -> pd.DataFrame:
+    """Status changes recorded in the outbox (columns `at`, `car_id`, `from_status`, `to_status`)."""
+    rows = []
+    for item in scan_table(dynamodb, outbox_table, what=f"the outbox table {outbox_table}"):
+        try:
+            detail = json.loads(item.get("detail", "{}"))
+        except (TypeError, ValueError):
+            continue
+        kind = detail.get("event_type") or item.get("event_type")
+        if kind not in ("CarStatusChanged", "CarRegistered", "CarRetired"):
+            continue
+        car = detail.get("car") or {}
+        rows.append(
+            {
+                "at": detail.get("occurred_at") or item.get("occurred_at"),
+                "car_id": detail.get("car_id") or item.get("car_id"),
+                "from_status": detail.get("from_status") if kind != "CarRegistered" else None,
+                "to_status": detail.get("to_status")
+                or (car.get("status") if kind == "CarRegistered" else "retired"),
+            }
+        )
+    frame = pd.DataFrame(rows, columns=["at", "car_id", "from_status", "to_status"])
+    frame["at"] = pd.to_datetime(frame["at"], utc=True, errors="coerce")
+    return frame.dropna(subset=["at"]).sort_values("at", ignore_index=True)
+
+
+def status_mix(cars: pd.DataFrame, events: pd.DataFrame, *, start: datetime, freq: str) -> pd.DataFrame:
+    """Cars per status at each `freq` step since `start`, rebuilt backwards from today's counts.
+
+    Walking the recorded transitions back in time from the current statuses gives the fleet's status
+    at every earlier moment the outbox still covers. Returns columns `at`, `status`, `cars`.
+    """
+    now = pd.Timestamp.now(tz=UTC)
+    steps = pd.date_range(pd.Timestamp(start).floor(freq), now, freq=freq)
+    counts = cars["status"].value_counts().to_dict()
+    ordered = events.sort_values("at", ascending=False)
+    rows: list[dict[str, Any]] = []
+    cursor = 0
+    records = ordered.to_dict("records")
+    for step in reversed(steps):
+        while cursor < len(records) and records[cursor]["at"] > step:
+            event = records[cursor]
+            to_status, from_status = event["to_status"], event["from_status"]
+            if to_status:
+                counts[to_status] = counts.get(to_status, 0) - 1
+            if from_status:
+                counts[from_status] = counts.get(from_status, 0) + 1
+            cursor += 1
+        rows.extend({"at": step, "status": s, "cars": max(n, 0)} for s, n in counts.items())
+    return pd.DataFrame(rows, columns=["at", "status", "cars"]).sort_values(
+        ["at", "status"], ignore_index=True
+    )
+
+
+# --------------------------------------------------------------------------------------------- incidents
+
+
+_TS_KEYS = ("opened_at", "started_at", "first_seen", "start", "created_at")
+_END_KEYS = ("resolved_at", "closed_at", "ended_at", "end")
+
+
+def incidents_frame(items: Iterable[dict[str, Any]]) -> pd.DataFrame:
+    """Incident items from the monitor table (pk/sk) as rows: id, status, opened/resolved times, ..."""
+    rows = []
+    for item in items:
+        pk, sk = str(item.get("pk", "")), str(item.get("sk", ""))
+        if not ("incident" in pk.lower() or "incident" in sk.lower() or "incident_id" in item):
+            continue
+        opened = next((item[k] for k in _TS_KEYS if item.get(k) is not None), None)
+        resolved = next((item[k] for k in _END_KEYS if item.get(k) is not None), None)
+        status = str(item.get("status") or item.get("state") or ("resolved" if resolved else "open")).lower()
+        rows.append(
+            {
+                "incident_id": str(item.get("incident_id") or sk or pk),
+                "status": status,
+                "severity": str(item.get("severity", "")),
+                "title": str(item.get("title") or item.get("summary") or item.get("series_id") or ""),
+                "series_id": str(item.get("series_id") or item.get("metric_id") or ""),
+                "resource": str(item.get("resource", "")),
+                "opened_at": opened,
+                "resolved_at": resolved,
+                "item": item,
+            }
+        )
+    frame = pd.DataFrame(
+        rows,
+        columns=[
+            "incident_id",
+            "status",
+            "severity",
+            "title",
+            "series_id",
+            "resource",
+            "opened_at",
+            "resolved_at",
+            "item",
+        ],
+    )
+    for column in ("opened_at", "resolved_at"):
+        frame[column] = frame[column].map(_to_timestamp)
+    return frame.sort_values("opened_at", ascending=False, ignore_index=True)
+
+
+def _to_timestamp(value: Any) -> pd.Timestamp | None:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    if isinstance(value, int | float):
+        seconds = value / 1000 if value > 1e11 else value
+        return pd.Timestamp(seconds, unit="s", tz=UTC)
+    try:
+        stamp = pd.Timestamp(str(value))
+    except ValueError:
+        return None
+    return stamp.tz_localize(UTC) if stamp.tzinfo is None else stamp.tz_convert(UTC)
+
+
+def list_incidents(dynamodb: Any, monitor_table: str) -> pd.DataFrame:
+    return incidents_frame(scan_table(dynamodb, monitor_table, what=f"the monitor table {monitor_table}"))
+
+
+def read_inbox(path: Path, *, limit: int = 500) -> list[dict[str, Any]]:
+    """The sandbox's delivered SNS messages, newest first (one JSON object per line)."""
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        return []
+    except OSError as err:
+        raise QueryError(f"Cannot read the alert inbox {path}: {err}") from err
+    messages = []
+    for line in reversed(lines[-limit:]):
+        try:
+            value = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            messages.append(value)
+    return messages
+
+
+# --------------------------------------------------------------------------------------------- queues
+
+
+def queue_snapshot(sqs: Any, names: Sequence[str]) -> pd.DataFrame:
+    """Current depth of each queue (visible, in flight, delayed)."""
+    rows = []
+    for name in names:
+        try:
+            url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+            attrs = sqs.get_queue_attributes(
+                QueueUrl=url,
+                AttributeNames=[
+                    "ApproximateNumberOfMessages",
+                    "ApproximateNumberOfMessagesNotVisible",
+                    "ApproximateNumberOfMessagesDelayed",
+                ],
+            )["Attributes"]
+        except (ClientError, BotoCoreError, OSError) as err:
+            raise explain(err, f"the queue {name}") from err
+        rows.append(
+            {
+                "queue": name,
+                "visible": int(attrs.get("ApproximateNumberOfMessages", 0)),
+                "in_flight": int(attrs.get("ApproximateNumberOfMessagesNotVisible", 0)),
+                "delayed": int(attrs.get("ApproximateNumberOfMessagesDelayed", 0)),
+            }
+        )
+    return pd.DataFrame(rows, columns=["queue", "visible", "in_flight", "delayed"])
+
+
+# --------------------------------------------------------------------------------------------- cost inputs
+
+_REPORT = re.compile(
+    r"Duration:\s*([\d.]+)\s*ms.*?Memory Size:\s*(\d+)\s*MB\s*Max Memory Used:\s*(\d+)\s*MB", re.S
+)
+
+
+def lambda_reports(
+    logs: Any, log_group: str, *, start: datetime, end: datetime, limit: int = 2000
+) -> pd.DataFrame:
+    """Lambda REPORT lines (duration, memory size, max memory used) from a function's log group."""
+    rows: list[dict[str, float]] = []
+    kwargs: dict[str, Any] = {
+        "logGroupName": log_group,
+        "startTime": int(start.timestamp() * 1000),
+        "endTime": int(end.timestamp() * 1000),
+        "filterPattern": "REPORT",
+    }
+    try:
+        while len(rows) < limit:
+            page = logs.filter_log_events(**kwargs)
+            for event in page.get("events", []):
+                match = _REPORT.search(event.get("message", ""))
+                if match:
+                    rows.append(
+                        {
+                            "duration_ms": float(match.group(1)),
+                            "memory_mb": int(match.group(2)),
+                            "max_used_mb": int(match.group(3)),
+                        }
+                    )
+            token = page.get("nextToken")
+            if not token:
+                break
+            kwargs["nextToken"] = token
+    except (ClientError, BotoCoreError, OSError) as err:
+        raise explain(err, f"the log group {log_group}") from err
+    return pd.DataFrame(rows, columns=["duration_ms", "memory_mb", "max_used_mb"])
+
+
+def count_custom_metrics(cloudwatch: Any, namespace: str) -> int:
+    try:
+        paginator = cloudwatch.get_paginator("list_metrics")
+        return sum(len(page.get("Metrics", [])) for page in paginator.paginate(Namespace=namespace))
+    except (ClientError, BotoCoreError, OSError) as err:
+        raise explain(err, f"the metric list of {namespace}") from err
+
+
+def count_alarms(cloudwatch: Any, prefix: str) -> dict[str, int]:
+    """Alarms whose name starts with the prefix: standard metric alarms, anomaly-band alarms, composites."""
+    counts = {"standard": 0, "anomaly": 0, "composite": 0}
+    try:
+        paginator = cloudwatch.get_paginator("describe_alarms")
+        for page in paginator.paginate(AlarmNamePrefix=prefix, AlarmTypes=["MetricAlarm", "CompositeAlarm"]):
+            for alarm in page.get("MetricAlarms", []):
+                is_band = "ThresholdMetricId" in alarm
+                counts["anomaly" if is_band else "standard"] += 1
+            counts["composite"] += len(page.get("CompositeAlarms", []))
+    except (ClientError, BotoCoreError, OSError) as err:
+        raise explain(err, "CloudWatch alarms") from err
+    return counts
+
+
+def cost_explorer_daily(
+    ce: Any, *, start: datetime, end: datetime, tag_stage: str | None = None
+) -> pd.DataFrame:
+    """Unblended daily cost by service from Cost Explorer (columns `day`, `service`, `usd`)."""
+    kwargs: dict[str, Any] = {
+        "TimePeriod": {"Start": start.date().isoformat(), "End": end.date().isoformat()},
+        "Granularity": "DAILY",
+        "Metrics": ["UnblendedCost"],
+        "GroupBy": [{"Type": "DIMENSION", "Key": "SERVICE"}],
+    }
+    rows = []
+    try:
+        while True:
+            page = ce.get_cost_and_usage(**kwargs)
+            for day in page.get("ResultsByTime", []):
+                for group in day.get("Groups", []):
+                    rows.append(
+                        {
+                            "day": pd.Timestamp(day["TimePeriod"]["Start"], tz=UTC),
+                            "service": group["Keys"][0],
+                            "usd": float(group["Metrics"]["UnblendedCost"]["Amount"]),
+                        }
+                    )
+            token = page.get("NextPageToken")
+            if not token:
+                break
+            kwargs["NextPageToken"] = token
+    except (ClientError, BotoCoreError, OSError) as err:
+        raise explain(err, "Cost Explorer") from err
+    return pd.DataFrame(rows, columns=["day", "service", "usd"])
+
+
+def describe_stacks(cloudformation: Any) -> list[dict[str, Any]]:
+    stacks: list[dict[str, Any]] = []
+    for page in cloudformation.get_paginator("describe_stacks").paginate():
+        stacks.extend(page.get("Stacks", []))
+    return stacks
+
+
+def utcnow() -> datetime:
+    return datetime.now(tz=UTC)
+
+
+def window(end: datetime, hours: float) -> tuple[datetime, datetime]:
+    return end - timedelta(hours=hours), end

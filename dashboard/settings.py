@@ -1,0 +1,48 @@
+"""Settings of the dashboard, read once from the environment through a cached `get_settings()`.
+
+- `FLEETSCOPE_TARGET` (`auto`): `auto` = a running sandbox, else an embedded one it starts;
+  `sandbox` = a running sandbox only; `aws` = the real deployment (standard AWS credentials).
+- `FLEETSCOPE_STAGE`: the stage shown on AWS (default `prod`); a sandbox names its own stage.
+- `AWS_REGION` / `AWS_DEFAULT_REGION` (`us-east-1`): the deployment's region on AWS.
+- `FLEETSCOPE_HOME` (`.fleetscope`): where a sandbox writes `sandbox.json` and its inbox `alerts.jsonl`.
+- `FLEETSCOPE_DASHBOARD_TTL_S` (`60`): how long query results stay cached.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+TargetKind = Literal["auto", "sandbox", "aws"]
+
+
+class DashboardSettings(BaseSettings):
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    target: TargetKind = Field(default="auto", validation_alias="FLEETSCOPE_TARGET")
+    stage: str | None = Field(default=None, min_length=1, validation_alias="FLEETSCOPE_STAGE")
+    region: str = Field(
+        default="us-east-1", validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION")
+    )
+    home: Path = Field(default=Path(".fleetscope"), validation_alias="FLEETSCOPE_HOME")
+    cache_ttl_s: int = Field(default=60, ge=0, validation_alias="FLEETSCOPE_DASHBOARD_TTL_S")
+    sandbox_start_timeout_s: float = Field(
+        default=180.0, gt=0, validation_alias="FLEETSCOPE_SANDBOX_TIMEOUT_S"
+    )
+
+    @property
+    def sandbox_file(self) -> Path:
+        return self.home / "sandbox.json"
+
+    @property
+    def inbox_file(self) -> Path:
+        return self.home / "alerts.jsonl"
+
+
+@cache
+def get_settings() -> DashboardSettings:
+    return DashboardSettings()
