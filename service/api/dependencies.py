@@ -1,0 +1,49 @@
+"""What routes need, built lazily once per process (tests override via app.dependency_overrides)."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig
+from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
+
+from service.adapters.aws import dynamodb_client
+from service.adapters.dynamodb import DynamoDbCarRepository
+from service.domain.cars import CarService
+from service.domain.pagination import CursorCodec
+from service.settings import get_settings
+
+IDEMPOTENCY_TTL_S = 24 * 3600
+
+
+@cache
+def get_car_service() -> CarService:
+    settings = get_settings()
+    repository = DynamoDbCarRepository(
+        client=dynamodb_client(),
+        cars_table=settings.cars_table_name,
+        outbox_table=settings.outbox_table_name,
+        cursor_codec=CursorCodec(settings.cars_table_name.encode()),
+    )
+    return CarService(repository)
+
+
+@cache
+def get_idempotency_store() -> BasePersistenceLayer:
+    """Powertools idempotency records in the idempotency table (key `id`, TTL `expiration`)."""
+    return DynamoDBPersistenceLayer(
+        table_name=get_settings().idempotency_table_name,
+        key_attr="id",
+        expiry_attr="expiration",
+        boto3_client=dynamodb_client(),
+    )
+
+
+@cache
+def get_idempotency_config() -> IdempotencyConfig:
+    return IdempotencyConfig(
+        event_key_jmespath="idempotency_key",
+        payload_validation_jmespath="body",
+        raise_on_no_idempotency_key=True,
+        expires_after_seconds=IDEMPOTENCY_TTL_S,
+    )

@@ -1,0 +1,51 @@
+"""The cars API Lambda: API Gateway REST proxy events -> Powertools resolver."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.exceptions import RequestEntityTooLargeError
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from service.api.errors import body_size, register_error_handlers
+from service.api.routes import cars, health
+from service.observability import logger, metrics, tracer
+from service.settings import get_settings
+
+API_TITLE = "Fleetscope cars API"
+API_VERSION = "1.0.0"
+
+
+def reject_oversized_body(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response[Any]:
+    """413 for bodies over settings.max_body_bytes (bodies that also fail validation: see errors.py)."""
+    limit = get_settings().max_body_bytes
+    if body_size(app) > limit:
+        raise RequestEntityTooLargeError(f"the limit is {limit} bytes")
+    return next_middleware(app)
+
+
+app = APIGatewayRestResolver(enable_validation=True)
+app.include_router(health.router)
+app.include_router(cars.router)
+app.use(middlewares=[reject_oversized_body])
+register_error_handlers(app)
+app.enable_swagger(path="/swagger", title=API_TITLE, version=API_VERSION)
+
+
+@app.get("/openapi.json", include_in_schema=False)
+def openapi_document() -> Response[str]:
+    return Response(
+        status_code=200,
+        content_type="application/json",
+        body=app.get_openapi_json_schema(title=API_TITLE, version=API_VERSION),
+    )
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)
