@@ -1,0 +1,106 @@
+"""Anomaly detectors for the monitor: pure, causal models with a calibrated score and a band.
+
+`build_detector(profile, period_s=...)` gives the model the monitor runs for a metric profile;
+`detector_from_state(state)` restores any stored model. scikit-learn is imported only when a kNN
+model is first fitted, so importing this package stays cheap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from monitor.detectors.base import (
+    SCORE_DECADES,
+    Detector,
+    DetectorInputError,
+    DetectorStateError,
+    OnlineDetector,
+    ScoredPoints,
+    p_to_score,
+    score_to_p,
+)
+from monitor.detectors.counts import CountConfig, CountRateDetector
+from monitor.detectors.ensemble import EnsembleConfig, EnsembleDetector
+from monitor.detectors.knn import KnnConfig, KnnConformalDetector
+from monitor.detectors.likelihood import AnomalyLikelihood, LikelihoodConfig
+from monitor.detectors.seasonal import SeasonalBaselineDetector, SeasonalConfig
+
+PROFILES: tuple[str, ...] = ("default", "latency", "traffic", "count", "rate", "backlog")
+
+
+class UnknownProfileError(ValueError):
+    """A profile name outside PROFILES."""
+
+
+def profile_config(profile: str, *, period_s: int) -> EnsembleConfig:
+    """The one configuration each profile uses everywhere (Lambda, offline detection, benchmarks)."""
+    if period_s <= 0:
+        raise ValueError(f"period_s must be positive, got {period_s}")
+    seasonal = SeasonalConfig(period_s=period_s)
+    if profile == "default":
+        return EnsembleConfig(seasonal=seasonal)
+    if profile in ("latency", "traffic"):
+        return EnsembleConfig(seasonal=seasonal, novelty_margin=0.0)
+    if profile == "backlog":
+        return EnsembleConfig(seasonal=replace(seasonal, shift_points=36), knn=None, novelty_margin=0.0)
+    if profile == "count":
+        return EnsembleConfig(
+            seasonal=None,
+            knn=None,
+            count=CountConfig(prior_rate=0.1, abs_tol=0.01),
+            likelihood=None,
+            novelty_margin=0.0,
+        )
+    if profile == "rate":
+        return EnsembleConfig(
+            seasonal=None, knn=None, count=CountConfig(), likelihood=None, novelty_margin=0.0
+        )
+    raise UnknownProfileError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
+
+
+def build_detector(profile: str, *, period_s: int) -> Detector:
+    return EnsembleDetector(profile_config(profile, period_s=period_s))
+
+
+_KINDS: dict[str, type[OnlineDetector]] = {
+    cls.kind: cls
+    for cls in (EnsembleDetector, SeasonalBaselineDetector, KnnConformalDetector, CountRateDetector)
+}
+
+
+def detector_from_state(state: dict[str, Any]) -> Detector:
+    if not isinstance(state, dict) or "kind" not in state or "version" not in state:
+        raise DetectorStateError("a detector state is a dict with 'kind' and 'version'")
+    cls = _KINDS.get(state["kind"])
+    if cls is None:
+        raise DetectorStateError(
+            f"unknown detector kind {state['kind']!r}; known: {', '.join(sorted(_KINDS))}"
+        )
+    return cls.from_state(state)
+
+
+__all__ = [
+    "PROFILES",
+    "SCORE_DECADES",
+    "AnomalyLikelihood",
+    "CountConfig",
+    "CountRateDetector",
+    "Detector",
+    "DetectorInputError",
+    "DetectorStateError",
+    "EnsembleConfig",
+    "EnsembleDetector",
+    "KnnConfig",
+    "KnnConformalDetector",
+    "LikelihoodConfig",
+    "ScoredPoints",
+    "SeasonalBaselineDetector",
+    "SeasonalConfig",
+    "UnknownProfileError",
+    "build_detector",
+    "detector_from_state",
+    "p_to_score",
+    "profile_config",
+    "score_to_p",
+]

@@ -1,0 +1,286 @@
+"""SeasonalBaselineDetector: robust, exponentially adapting time-of-day / day-of-week baseline.
+
+The model is an additive Holt-Winters in error-correction form made robust: the forecast is
+``level + tod[hour] + dow[weekday]`` and every component moves by a share of the residual clipped
+to ``clip_z`` robust standard deviations, so one outlier barely moves the baseline. The scale is an
+exponentially weighted mean absolute residual (also clipped). A plain level without seasonality is
+tracked alongside, and the seasonal forecast is used only while it explains the series better.
+When ``shift_points`` consecutive points sit beyond ``shift_z`` on the same side, the change is
+confirmed and the level re-baselines to the median of those points (so a persistent level shift
+stops alerting once it is the new normal).
+
+Per point it yields a two-sided normal tail probability of the robust z-score and the band
+``forecast +/- band_z * scale``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Self
+
+import numpy as np
+
+from monitor.detectors.base import (
+    OnlineDetector,
+    ScoredPoints,
+    floats_from_json,
+    floats_to_json,
+    p_to_score,
+)
+
+_SQRT2 = math.sqrt(2.0)
+_MAD_TO_SD = 1.4826
+_MEAN_ABS_TO_SD = 1.2533
+
+
+@dataclass(frozen=True)
+class SeasonalConfig:
+    period_s: int = 300
+    warmup_points: int = 24
+    level_alpha: float = 0.05  # share of the clipped residual the level absorbs per point
+    season_day_weight: float = 0.25  # share of a day's residual a time-of-day slot absorbs
+    season_week_weight: float = 0.15  # share of a week's residual a weekday slot absorbs
+    scale_beta: float = 0.02  # EW weight of the mean absolute residual
+    clip_z: float = 3.0
+    band_z: float = 3.0
+    tod_slots: int = 48  # time-of-day resolution (48 = half-hours)
+    shift_z: float = 3.5
+    shift_points: int = 12
+    season_gain: float = 0.85  # seasonal scale must be below this share of the flat scale
+    min_season_days: float = 2.0
+    rel_floor: float = 1e-4  # scale floor relative to the typical magnitude
+
+
+@dataclass
+class SeasonalOutput:
+    """Raw per-point quantities, for ensembles that combine several models."""
+
+    p: np.ndarray
+    z: np.ndarray
+    expected: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+
+
+class SeasonalBaselineDetector(OnlineDetector):
+    kind = "seasonal_baseline"
+    version = 1
+
+    def __init__(self, config: SeasonalConfig | None = None, **overrides: Any) -> None:
+        base = config or SeasonalConfig()
+        self.config = SeasonalConfig(**{**asdict(base), **overrides})
+        self.reset()
+
+    # -- model state -------------------------------------------------------------------------
+    def reset(self) -> None:
+        self.last_t_ = None
+        self.n_ = 0  # valid points absorbed
+        self.first_t_: int | None = None
+        self.warm_: list[float] = []
+        self.level_ = math.nan  # deseasonalised level
+        self.flat_level_ = math.nan
+        self.scale_ = math.nan  # robust sd of the seasonal forecast's residual
+        self.flat_scale_ = math.nan
+        self.magnitude_ = 0.0  # EW mean |y|, for the scale floor
+        self.tod_ = [0.0] * self.config.tod_slots
+        self.dow_ = [0.0] * 7
+        self.run_sign_ = 0
+        self.run_: list[float] = []  # deseasonalised values of the current same-side excursion
+        self.flat_run_: list[float] = []
+        self.shifts_ = 0
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "version": self.version,
+            "config": asdict(self.config),
+            "last_t": self.last_t_,
+            "n": self.n_,
+            "first_t": self.first_t_,
+            "warm": floats_to_json(self.warm_),
+            "level": floats_to_json([self.level_, self.flat_level_, self.scale_, self.flat_scale_]),
+            "magnitude": self.magnitude_,
+            "tod": floats_to_json(self.tod_),
+            "dow": floats_to_json(self.dow_),
+            "run_sign": self.run_sign_,
+            "run": floats_to_json(self.run_),
+            "flat_run": floats_to_json(self.flat_run_),
+            "shifts": self.shifts_,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Self:
+        det = cls(SeasonalConfig(**state.get("config", {})))
+        det._check_state(state)
+        det.last_t_ = state["last_t"]
+        det.n_ = int(state["n"])
+        det.first_t_ = state["first_t"]
+        det.warm_ = floats_from_json(state["warm"])
+        det.level_, det.flat_level_, det.scale_, det.flat_scale_ = floats_from_json(state["level"])
+        det.magnitude_ = float(state["magnitude"])
+        det.tod_ = floats_from_json(state["tod"])
+        det.dow_ = floats_from_json(state["dow"])
+        det.run_sign_ = int(state["run_sign"])
+        det.run_ = floats_from_json(state["run"])
+        det.flat_run_ = floats_from_json(state["flat_run"])
+        det.shifts_ = int(state["shifts"])
+        return det
+
+    # -- scoring -----------------------------------------------------------------------------
+    @property
+    def warmed_up(self) -> bool:
+        return self.n_ >= self.config.warmup_points
+
+    def uses_season(self, t: int | None = None) -> bool:
+        cfg = self.config
+        if self.first_t_ is None or not self.warmed_up:
+            return False
+        span_days = ((t if t is not None else (self.last_t_ or self.first_t_)) - self.first_t_) / 86400.0
+        return span_days >= cfg.min_season_days and self.scale_ < cfg.season_gain * self.flat_scale_
+
+    def _process(self, t: np.ndarray, y: np.ndarray, volume: np.ndarray | None) -> ScoredPoints:
+        out = self.process_raw(t, y)
+        return ScoredPoints(score=p_to_score(out.p), lower=out.lower, upper=out.upper)
+
+    def process_raw(self, t: np.ndarray, y: np.ndarray) -> SeasonalOutput:
+        """Score then absorb each point in order (inputs already validated)."""
+        cfg = self.config
+        n = len(y)
+        p_out = np.ones(n)
+        z_out = np.zeros(n)
+        exp_out = np.full(n, np.nan)
+        lo_out = np.full(n, np.nan)
+        hi_out = np.full(n, np.nan)
+        slot_s = 86400 // cfg.tod_slots
+        obs_per_slot = max(slot_s / max(cfg.period_s, 1), 1.0)
+        obs_per_day = max(86400.0 / max(cfg.period_s, 1), 1.0)
+        g_tod = min(0.5, cfg.season_day_weight / obs_per_slot)
+        g_dow = min(0.5, cfg.season_week_weight / obs_per_day)
+        alpha = cfg.level_alpha
+        beta = cfg.scale_beta
+        tod = self.tod_
+        dow = self.dow_
+        ts = t.tolist()
+        ys = y.tolist()
+        for i in range(n):
+            ti = ts[i]
+            yi = ys[i]
+            hour = (ti % 86400) // slot_s
+            day = (ti // 86400 + 3) % 7  # epoch day 0 was a Thursday; Monday = 0
+            if not self.warmed_up:
+                if not math.isnan(yi):
+                    if self.first_t_ is None:
+                        self.first_t_ = ti
+                    self.warm_.append(yi)
+                    self.n_ += 1
+                    if self.warmed_up:
+                        self._finish_warmup()
+                if self.warm_:
+                    lo_out[i] = min(self.warm_)
+                    hi_out[i] = max(self.warm_)
+                    exp_out[i] = float(np.median(self.warm_))
+                continue
+            seasonal = self.uses_season(ti)
+            season = tod[hour] + dow[day]
+            floor = max(1e-12, cfg.rel_floor * self.magnitude_)
+            if seasonal:
+                forecast = self.level_ + season
+                sd = max(self.scale_, floor)
+            else:
+                forecast = self.flat_level_
+                sd = max(self.flat_scale_, floor)
+            exp_out[i] = forecast
+            lo_out[i] = forecast - cfg.band_z * sd
+            hi_out[i] = forecast + cfg.band_z * sd
+            if math.isnan(yi):
+                continue
+            z = (yi - forecast) / sd
+            z_out[i] = z
+            p_out[i] = math.erfc(abs(z) / _SQRT2)
+            # -- absorb the point --
+            self.n_ += 1
+            self.magnitude_ += 0.01 * (abs(yi) - self.magnitude_)
+            sign = 1 if z > cfg.shift_z else (-1 if z < -cfg.shift_z else 0)
+            if sign == 0:
+                self._absorb(yi, season, hour, day, floor, alpha, beta, g_tod, g_dow)
+            # -- confirmed level shift: re-baseline once the excursion persists --
+            if sign != 0 and sign == self.run_sign_:
+                self.run_.append(yi - season)
+                self.flat_run_.append(yi)
+            elif sign != 0:
+                self.run_sign_ = sign
+                self.run_ = [yi - season]
+                self.flat_run_ = [yi]
+            else:
+                self.run_sign_ = 0
+                self.run_ = []
+                self.flat_run_ = []
+            if len(self.run_) >= cfg.shift_points:
+                self._rebaseline()
+            if hour == 0 and ti % slot_s < cfg.period_s:
+                self._center_season()
+        return SeasonalOutput(p=p_out, z=z_out, expected=exp_out, lower=lo_out, upper=hi_out)
+
+    def _absorb(
+        self,
+        yi: float,
+        season: float,
+        slot: int,
+        day: int,
+        floor: float,
+        alpha: float,
+        beta: float,
+        g_tod: float,
+        g_dow: float,
+    ) -> None:
+        """Move level, seasonal offsets and scales by the clipped residual (points beyond shift_z
+        are held back: they either stay outliers or become the new level at the re-baseline)."""
+        clip_z = self.config.clip_z
+        s_sd = max(self.scale_, floor)
+        r = yi - (self.level_ + season)
+        rc = max(-clip_z * s_sd, min(clip_z * s_sd, r))
+        self.level_ += alpha * rc
+        self.tod_[slot] += g_tod * (1.0 - alpha) * rc
+        self.dow_[day] += g_dow * (1.0 - alpha) * rc
+        self.scale_ += beta * (_MEAN_ABS_TO_SD * abs(rc) - self.scale_)
+        f_sd = max(self.flat_scale_, floor)
+        rf = yi - self.flat_level_
+        rfc = max(-clip_z * f_sd, min(clip_z * f_sd, rf))
+        self.flat_level_ += alpha * rfc
+        self.flat_scale_ += beta * (_MEAN_ABS_TO_SD * abs(rfc) - self.flat_scale_)
+
+    def _finish_warmup(self) -> None:
+        values = np.asarray(self.warm_)
+        med = float(np.median(values))
+        mad = float(np.median(np.abs(values - med))) * _MAD_TO_SD
+        if mad <= 0.0:
+            mad = float(np.mean(np.abs(values - med))) * _MEAN_ABS_TO_SD
+        self.magnitude_ = float(np.mean(np.abs(values)))
+        scale = max(mad, 1e-12, self.config.rel_floor * self.magnitude_)
+        self.level_ = self.flat_level_ = med
+        self.scale_ = self.flat_scale_ = scale
+        self.warm_ = []
+
+    def _rebaseline(self) -> None:
+        run = np.asarray(self.run_)
+        flat = np.asarray(self.flat_run_)
+        self.level_ = float(np.median(run))
+        self.flat_level_ = float(np.median(flat))
+        spread = float(np.median(np.abs(run - self.level_))) * _MAD_TO_SD
+        self.scale_ = max(self.scale_, spread)
+        self.flat_scale_ = max(
+            self.flat_scale_, float(np.median(np.abs(flat - self.flat_level_))) * _MAD_TO_SD
+        )
+        self.run_sign_ = 0
+        self.run_ = []
+        self.flat_run_ = []
+        self.shifts_ += 1
+
+    def _center_season(self) -> None:
+        """Keep the seasonal offsets zero-mean (their mean belongs to the level)."""
+        m = sum(self.tod_) / 24.0
+        self.tod_[:] = [v - m for v in self.tod_]
+        d = sum(self.dow_) / 7.0
+        self.dow_[:] = [v - d for v in self.dow_]
+        self.level_ += m + d
