@@ -79,3 +79,64 @@ def sqs_event(*bodies: str, receive_count: int = 1) -> dict[str, Any]:
 
 
 FUTURE = NOW + timedelta(days=2)
+
+
+@dataclass(frozen=True)
+class QueuePair:
+    """A queue and its dead-letter queue, created for one test."""
+
+    url: str
+    arn: str
+    dlq_url: str
+    max_receive_count: int
+
+
+def create_queue_pair(
+    sqs: Any, name: str, *, max_receive_count: int = 3, visibility_timeout_s: int = 30
+) -> QueuePair:
+    """A queue with a redrive policy to its own DLQ, like the provisioned telemetry queue."""
+    dlq_url = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    url = sqs.create_queue(
+        QueueName=name,
+        Attributes={
+            "VisibilityTimeout": str(visibility_timeout_s),
+            "RedrivePolicy": json.dumps(
+                {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receive_count)}
+            ),
+        },
+    )["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    return QueuePair(url=url, arn=arn, dlq_url=dlq_url, max_receive_count=max_receive_count)
+
+
+def send_bodies(sqs: Any, queue_url: str, bodies: list[str]) -> list[str]:
+    """Send in batches of 10; the message ids, in order."""
+    ids: list[str] = []
+    for start in range(0, len(bodies), 10):
+        chunk = bodies[start : start + 10]
+        response = sqs.send_message_batch(
+            QueueUrl=queue_url, Entries=[{"Id": str(i), "MessageBody": body} for i, body in enumerate(chunk)]
+        )
+        assert not response.get("Failed"), response.get("Failed")
+        by_entry = {entry["Id"]: entry["MessageId"] for entry in response["Successful"]}
+        ids.extend(by_entry[str(i)] for i in range(len(chunk)))
+    return ids
+
+
+def drain_queue(sqs: Any, queue_url: str) -> list[dict[str, Any]]:
+    """Receive and delete everything visible in a queue (e.g. a DLQ); the messages."""
+    messages: list[dict[str, Any]] = []
+    while True:
+        batch = sqs.receive_message(
+            QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0, MessageSystemAttributeNames=["All"]
+        ).get("Messages", [])
+        if not batch:
+            return messages
+        messages.extend(batch)
+        sqs.delete_message_batch(
+            QueueUrl=queue_url,
+            Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)],
+        )
