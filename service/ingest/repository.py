@@ -20,7 +20,10 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 RETIRED_STATUS = "retired"
-"""Value of the car's ``status`` attribute once it has left the fleet."""
+"""Value of the car's ``status`` attribute once it has left the fleet (``CarStatus.RETIRED``)."""
+CAR_RECORD_TYPE = "car"
+"""The cars table also holds other items (VIN claims, ``record_type`` = "vin_claim"); only car items take
+telemetry. Items without ``record_type`` are treated as cars."""
 
 
 class ApplyOutcome(StrEnum):
@@ -44,11 +47,13 @@ class DynamoDbTelemetryRepository:
     _UPDATE = "SET #position = :position, #battery = :battery, #speed = :speed, #ts = :ts"
     _CONDITION = (
         "attribute_exists(#car_id)"
+        " AND (attribute_not_exists(#record_type) OR #record_type = :car)"
         " AND (attribute_not_exists(#status) OR #status <> :retired)"
         " AND (attribute_not_exists(#ts) OR #ts < :ts)"
     )
     _NAMES = {
         "#car_id": "car_id",
+        "#record_type": "record_type",
         "#status": "status",
         "#position": "position",
         "#battery": "battery_level",
@@ -83,6 +88,7 @@ class DynamoDbTelemetryRepository:
                     ":speed": {"N": _number(message.speed_kmh)},
                     ":ts": {"N": str(message.ts_epoch_ms)},
                     ":retired": {"S": RETIRED_STATUS},
+                    ":car": {"S": CAR_RECORD_TYPE},
                 },
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
@@ -95,7 +101,7 @@ class DynamoDbTelemetryRepository:
 
 def _why_not_applied(response: Any) -> ApplyOutcome:
     old: dict[str, Any] = response.get("Item") or {}
-    if not old:
+    if not old or old.get("record_type", {}).get("S", CAR_RECORD_TYPE) != CAR_RECORD_TYPE:
         return ApplyOutcome.UNKNOWN_CAR
     if old.get("status", {}).get("S") == RETIRED_STATUS:
         return ApplyOutcome.RETIRED

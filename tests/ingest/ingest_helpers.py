@@ -30,7 +30,7 @@ class InMemoryTelemetryRepository:
     def apply(self, message: TelemetryMessage) -> ApplyOutcome:
         self.calls += 1
         car = self.cars.get(message.car_id)
-        if car is None:
+        if car is None or car.get("record_type", "car") != "car":
             return ApplyOutcome.UNKNOWN_CAR
         if car["status"] == RETIRED_STATUS:
             return ApplyOutcome.RETIRED
