@@ -34,8 +34,14 @@ _NIGHT_FLOOR = 0.12  # at 4 am the city is quiet, not dead
 _WEEKDAY_PEAK = 1.0
 _WEEKEND_PEAK = 0.72
 
-REQUESTS_PER_TRIP = 4.0
-"""API requests of one served trip: a listing (GET), then reserve, in_trip, available (PATCH)."""
+# What one rider request costs, in the simulator's own terms (sandbox/fleet.py follows these):
+# every request lists available cars; half of the riders then look at one car; a served trip moves
+# the car reserved -> in_trip -> available, and some trips end in charging or maintenance
+# (two more transitions each: there and back).
+LOOKUPS_PER_TRIP = 0.5
+CHARGE_SHARE = 0.09  # share of trips after which the car must charge (25% threshold, ~6.5% per trip)
+MAINTENANCE_SHARE = 0.01
+TRANSITIONS_PER_TRIP = 3.0 + 2.0 * (CHARGE_SHARE + MAINTENANCE_SHARE)
 
 
 def _bump(hour: float, centre: float, width: float) -> float:
@@ -96,11 +102,21 @@ class DemandModel:
         # The back office works office hours more than riders do, but never stops entirely.
         return self.fleet_size * self.reads_per_car_hour / 60.0 * (0.3 + 0.7 * self.intensity(t))
 
+    def served_trips_per_minute(self, t: datetime) -> float:
+        return self.trip_requests_per_minute(t) * self.trip_success_ratio
+
+    def status_transitions_per_minute(self, t: datetime) -> float:
+        return self.served_trips_per_minute(t) * TRANSITIONS_PER_TRIP
+
     def api_requests_per_minute(self, t: datetime) -> float:
-        """Expected API Gateway requests per minute: rider listings + trip PATCHes + back-office reads."""
-        trips = self.trip_requests_per_minute(t)
-        served = trips * self.trip_success_ratio
-        return trips + served * (REQUESTS_PER_TRIP - 1.0) + self.reads_per_minute(t)
+        """Expected API requests per minute: listings, lookups, status PATCHes, back-office reads."""
+        served = self.served_trips_per_minute(t)
+        return (
+            self.trip_requests_per_minute(t)
+            + served * LOOKUPS_PER_TRIP
+            + self.status_transitions_per_minute(t)
+            + self.reads_per_minute(t)
+        )
 
     def telemetry_per_minute(self) -> float:
         return self.fleet_size * 60.0 / self.telemetry_interval_s

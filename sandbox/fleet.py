@@ -40,7 +40,7 @@ from typing import Any, Protocol
 import boto3
 import requests
 
-from sandbox.demand import DemandModel, poisson
+from sandbox.demand import LOOKUPS_PER_TRIP, MAINTENANCE_SHARE, DemandModel, poisson
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,6 @@ MODELS: tuple[tuple[str, int], ...] = (  # (model, seats)
 LOW_BATTERY = 25.0
 DRAIN_PER_TRIP_MINUTE = 0.45  # percent of charge per real-world minute of driving
 CHARGE_PER_MINUTE = 1.6  # percent per real-world minute on a fast charger
-MAINTENANCE_PROBABILITY = 0.01  # per completed trip
 
 # --- VINs -------------------------------------------------------------------------------------------
 
@@ -210,6 +209,7 @@ class SimCar:
     speed_kmh: float = 0.0
     busy: bool = False  # a request or a scheduled step is pending for this car
     trip: Trip | None = None
+    trip_progress: float = 0.0  # share of the current trip driven (position and battery follow it)
     next_telemetry: datetime = field(default_factory=lambda: datetime.min.replace(tzinfo=UTC))
 
 
@@ -457,7 +457,7 @@ class FleetSimulator:
             ride_s=60 * min(60.0, self.rng.lognormvariate(math.log(13), 0.5)),
             dest_lat=self.rng.uniform(lat0, lat1),
             dest_lon=self.rng.uniform(lon0, lon1),
-            maintenance_after=self.rng.random() < MAINTENANCE_PROBABILITY,
+            maintenance_after=self.rng.random() < MAINTENANCE_SHARE,
         )
         with self._lock:
             self._stats.trips_requested += 1
@@ -473,7 +473,7 @@ class FleetSimulator:
                 with self._lock:
                     self._stats.unserved += 1
                 return
-            if pick < 0.5:  # half of the riders look at the car before booking it
+            if pick < LOOKUPS_PER_TRIP:  # some riders look at the car before booking it
                 self._call("GET", f"/cars/{car.car_id}")
             self._move(car, "reserved", on_ok=lambda: self._pickup(car, trip), on_fail=self._release)
 
@@ -488,14 +488,17 @@ class FleetSimulator:
     def _drive(self, car: SimCar, trip: Trip) -> None:
         with self._lock:
             car.trip = trip
+            car.trip_progress = 0.0
             self._stats.trips_started += 1
             distance_km = _km(car.lat, car.lon, trip.dest_lat, trip.dest_lon)
             car.speed_kmh = min(90.0, distance_km / (trip.ride_s / 3600.0))
 
         def arrive() -> None:
             with self._lock:
+                remaining = 1.0 - car.trip_progress
                 car.lat, car.lon = trip.dest_lat, trip.dest_lon
-                car.battery = max(1.0, car.battery - DRAIN_PER_TRIP_MINUTE * trip.ride_s / 60.0)
+                car.battery = max(1.0, car.battery - remaining * DRAIN_PER_TRIP_MINUTE * trip.ride_s / 60.0)
+                car.trip_progress = 1.0
                 car.speed_kmh = 0.0
                 car.trip = None
             self._move(car, "available", on_ok=lambda: self._after_trip(car, trip), on_fail=self._recover)
@@ -543,11 +546,19 @@ class FleetSimulator:
                 car.status = str(resp.body.get("status", car.status))
             car.trip = None
             car.speed_kmh = 0.0
-        if car.status in ("reserved", "in_trip", "charging", "maintenance"):
+        if car.status == "reserved":  # the rider got in anyway: finish the trip, a little later
+            self._at(
+                self._later(60),
+                lambda: self._move(
+                    car, "in_trip", on_ok=lambda: self._back_to_service(car), on_fail=self._recover
+                ),
+            )
+        elif car.status in ("in_trip", "charging", "maintenance"):
             # Finish what was started, a little later (the API may be having a bad minute).
             self._at(self._later(60), lambda: self._back_to_service(car))
-        else:
+        elif car.status == "available":
             self._release(car)
+        # anything else (retired, unknown): the car stays out of the pool
 
     def _move(
         self,
@@ -613,13 +624,17 @@ class FleetSimulator:
                         self._stats.telemetry_valid += 1
 
     def _advance_on_trip(self, car: SimCar, real_s: float) -> None:
+        """Move a car on its trip by `real_s` of clock time: position and battery follow progress."""
         trip = car.trip
         assert trip is not None
-        simulated_s = real_s / self.time_scale
-        share = min(1.0, simulated_s / trip.ride_s)
-        car.lat += (trip.dest_lat - car.lat) * share
-        car.lon += (trip.dest_lon - car.lon) * share
-        car.battery = max(1.0, car.battery - DRAIN_PER_TRIP_MINUTE * simulated_s / 60.0 * 0.5)
+        step = min(1.0 - car.trip_progress, real_s / self.time_scale / trip.ride_s)
+        if step <= 0:
+            return
+        share_of_rest = step / (1.0 - car.trip_progress)
+        car.lat += (trip.dest_lat - car.lat) * share_of_rest
+        car.lon += (trip.dest_lon - car.lon) * share_of_rest
+        car.battery = max(1.0, car.battery - step * DRAIN_PER_TRIP_MINUTE * trip.ride_s / 60.0)
+        car.trip_progress += step
 
     @staticmethod
     def _telemetry_body(car: SimCar, now: datetime) -> str:
