@@ -1,0 +1,523 @@
+"""The sandbox orchestrator: the whole of Fleetscope on one machine, no AWS account.
+
+`Sandbox.start()` brings up, in order: the AWS emulator (moto + `emulator_extensions`) on
+127.0.0.1:${FLEETSCOPE_EMULATOR_PORT:-5055}; the resources of the stage from `infra.topology`; the
+telemetry sink and the X-Ray daemon; one `LambdaRuntime` per function; the API gateway on
+127.0.0.1:${FLEETSCOPE_API_PORT:-3000}; the SQS and DynamoDB-stream event sources; the alert
+inbox; the monitor on a schedule; the 14-day backfill and the fleet simulator; optionally the
+dashboard. Pieces whose modules are not there are skipped with a log line. It then writes
+``${FLEETSCOPE_HOME:-.fleetscope}/sandbox.json`` (pid, emulator_url, api_url, dashboard_url, stage,
+started_at, inbox) — how the CLI and the dashboard find a running sandbox — and removes it in
+`stop()`, which stops everything it started, in reverse order.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from infra.topology import FunctionSpec, Topology, topology
+from sandbox.emulator import Emulator, aws_environment
+from sandbox.gateway import Gateway, GatewayConfig
+from sandbox.hooks import FaultHook, NoFaults
+from sandbox.provision import Provisioned, provision
+from sandbox.runtime import PROJECT_ROOT, LambdaRuntime
+from sandbox.telemetry import TelemetrySink
+from sandbox.xray import XRayDaemon
+
+log = logging.getLogger("fleetscope.sandbox")
+
+STATE_FILE = "sandbox.json"
+
+
+class SandboxError(RuntimeError):
+    """The sandbox cannot start (bad configuration, port in use, ...)."""
+
+
+class SandboxAlreadyRunningError(SandboxError):
+    """Another sandbox (live pid) owns the state file."""
+
+
+def fleetscope_home() -> Path:
+    return Path(os.environ.get("FLEETSCOPE_HOME") or ".fleetscope")
+
+
+def _env_port(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        port = int(raw)
+    except ValueError as err:
+        raise SandboxError(f"{name}={raw!r} is not a port number") from err
+    if not 0 <= port <= 65535:
+        raise SandboxError(f"{name}={raw!r} is not a port number (0-65535)")
+    return port
+
+
+def pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def read_state(home: Path | None = None) -> dict[str, Any] | None:
+    """The running sandbox's state file, or None if there is none or its pid is dead."""
+    path = (home or fleetscope_home()) / STATE_FILE
+    try:
+        state = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as err:
+        raise SandboxError(f"cannot read {path}: {err}") from err
+    if not isinstance(state, dict) or not pid_alive(int(state.get("pid", 0))):
+        return None
+    return state
+
+
+def module_available(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+@dataclass
+class SandboxConfig:
+    stage: str = "local"
+    home: Path = field(default_factory=fleetscope_home)
+    emulator_port: int = field(default_factory=lambda: _env_port("FLEETSCOPE_EMULATOR_PORT", 5055))
+    api_port: int = field(default_factory=lambda: _env_port("FLEETSCOPE_API_PORT", 3000))
+    dashboard_port: int = field(default_factory=lambda: _env_port("FLEETSCOPE_DASHBOARD_PORT", 8501))
+    dashboard: bool = False
+    fleet: bool = True
+    fleet_size: int = 50
+    backfill: bool = True
+    backfill_days: int = 14
+    monitor: bool = True
+    monitor_interval_s: float = 60.0
+    monitor_period_s: int = 60
+    tracing: bool = True
+    max_environments: int = 4
+    api_rate: float = 10_000.0
+    api_burst: int = 5_000
+    flush_interval_s: float = 2.0
+
+    def validate(self) -> None:
+        if self.fleet_size < 1:
+            raise SandboxError(f"fleet size must be >= 1, got {self.fleet_size}")
+        if self.monitor_interval_s < 1:
+            raise SandboxError(f"monitor interval must be >= 1 s, got {self.monitor_interval_s}")
+        if self.max_environments < 1:
+            raise SandboxError(f"max environments must be >= 1, got {self.max_environments}")
+        if self.backfill_days < 1:
+            raise SandboxError(f"backfill days must be >= 1, got {self.backfill_days}")
+
+
+class Sandbox:
+    """Start with `start()`, stop with `stop()` (or use as a context manager)."""
+
+    def __init__(self, config: SandboxConfig | None = None) -> None:
+        self.config = config or SandboxConfig()
+        self.config.validate()
+        self.topology: Topology = topology(self.config.stage)
+        self.emulator: Emulator | None = None
+        self.provisioned: Provisioned | None = None
+        self.sink: TelemetrySink | None = None
+        self.xray: XRayDaemon | None = None
+        self.hooks: FaultHook = NoFaults()
+        self.runtimes: dict[str, LambdaRuntime] = {}
+        self.gateway: Gateway | None = None
+        self.dashboard_process: subprocess.Popen[bytes] | None = None
+        self.started_at: datetime | None = None
+        self.timings: dict[str, float] = {}
+        self.skipped: list[str] = []
+        self._stoppers: list[tuple[str, Callable[[], None]]] = []
+        self._stop = threading.Event()
+        self._state_path = self.config.home / STATE_FILE
+        self._wrote_state = False
+        self.fleet: Any = None
+        self.history_ready = threading.Event()
+
+    # ---- urls ---------------------------------------------------------------------------------
+    @property
+    def emulator_url(self) -> str:
+        assert self.emulator is not None
+        return self.emulator.endpoint_url
+
+    @property
+    def api_url(self) -> str:
+        assert self.gateway is not None
+        return self.gateway.url
+
+    @property
+    def dashboard_url(self) -> str | None:
+        if self.dashboard_process is None:
+            return None
+        return f"http://127.0.0.1:{self.config.dashboard_port}"
+
+    # ---- lifecycle ----------------------------------------------------------------------------
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> Sandbox:
+        existing = read_state(self.config.home)
+        if existing is not None:
+            raise SandboxAlreadyRunningError(
+                f"a sandbox is already running (pid {existing.get('pid')}, API {existing.get('api_url')}, "
+                f"state file {self._state_path}); stop it first"
+            )
+        t0 = time.perf_counter()
+        try:
+            self._start_core()
+            self.timings["live_s"] = time.perf_counter() - t0
+            self._write_state()
+            self._start_extras(t0)
+            self.update_state()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _step(self, name: str, stopper: Callable[[], None]) -> None:
+        self._stoppers.append((name, stopper))
+
+    def _start_core(self) -> None:
+        cfg = self.config
+        self.emulator = Emulator(port=cfg.emulator_port).start()
+        self._step("emulator", self.emulator.stop)
+        os.environ.update(aws_environment(self.emulator.endpoint_url))
+        session = boto3.Session()
+        self.provisioned = provision(self.topology, session=session)
+        self.sink = TelemetrySink(session=session, flush_interval_s=cfg.flush_interval_s).start()
+        self._step("telemetry", self.sink.stop)
+        if cfg.tracing:
+            self.xray = XRayDaemon(session=session).start()
+            self._step("xray", self.xray.stop)
+        self.hooks = self._fault_hook()
+        for fn in self.topology.functions:
+            extra = {"MONITOR_PERIOD_S": str(cfg.monitor_period_s)} if fn.key == "monitor" else {}
+            runtime = LambdaRuntime(
+                self.topology,
+                fn,
+                endpoint_url=self.emulator.endpoint_url,
+                sink=self.sink,
+                hooks=self.hooks,
+                xray=self.xray,
+                max_environments=cfg.max_environments,
+                extra_env=extra,
+            )
+            self.runtimes[fn.key] = runtime
+            self._step(f"runtime {fn.key}", runtime.stop)
+        api = self.topology.cars_api
+        if self._handler_available(api):
+            self.timings["cars_api_init_ms"] = self.runtimes[api.key].warm()
+        self.gateway = Gateway(
+            self.runtimes[api.key],
+            GatewayConfig(
+                api_name=self.topology.api_name,
+                stage=self.topology.api_stage,
+                rate=cfg.api_rate,
+                burst=cfg.api_burst,
+            ),
+            sink=self.sink,
+            xray=self.xray,
+            port=cfg.api_port,
+        )
+        try:
+            self.gateway.start()
+        except OSError as err:
+            raise SandboxError(
+                f"cannot listen on 127.0.0.1:{cfg.api_port} for the API gateway: {err}"
+            ) from err
+        self._step("gateway", self.gateway.stop)
+        log.info("emulator %s · API %s", self.emulator_url, self.api_url)
+
+    def _start_extras(self, t0: float) -> None:
+        self._start_event_sources()
+        self._start_inbox()
+        if self.config.monitor:
+            self._start_monitor()
+        if self.config.dashboard:
+            self._start_dashboard()
+        threading.Thread(
+            target=self._history_then_fleet, args=(t0,), name="sandbox-traffic", daemon=True
+        ).start()
+
+    def _skip(self, what: str) -> None:
+        self.skipped.append(what)
+        log.info("skipping %s", what)
+
+    def _handler_available(self, fn: FunctionSpec) -> bool:
+        module = fn.handler.rpartition(".")[0]
+        if module_available(module):
+            return True
+        self._skip(f"{fn.key}: handler module {module} is not there yet")
+        return False
+
+    def _fault_hook(self) -> FaultHook:
+        if not module_available("sandbox.faults"):
+            self._skip("fault injection: sandbox.faults is not there yet")
+            return NoFaults()
+        faults = importlib.import_module("sandbox.faults")
+        hook: FaultHook = faults.FileFaultInjector(self.config.home)
+        return hook
+
+    def _start_event_sources(self) -> None:
+        assert self.provisioned is not None
+        topo = self.topology
+        ingest = topo.telemetry_ingest
+        if module_available("sandbox.event_source") and self._handler_available(ingest):
+            from sandbox.event_source import SqsEventSource
+
+            hooks = self.hooks
+            source = SqsEventSource.from_spec(
+                self.provisioned.telemetry_queue_url,
+                None,
+                spec=topo.telemetry_source,
+                function_name=ingest.name,
+                invoke=self.runtimes[ingest.key],
+                should_poll=lambda: not hooks.consumer_paused(ingest.key),
+            ).start()
+            self._step("telemetry event source", source.stop)
+        elif not module_available("sandbox.event_source"):
+            self._skip("SQS event source: sandbox.event_source is not there yet")
+        relay = topo.outbox_relay
+        if not self.provisioned.outbox_stream_arn:
+            self._skip("outbox stream source: the outbox table has no stream")
+        elif module_available("sandbox.stream_source") and self._handler_available(relay):
+            from sandbox.stream_source import StreamSource
+
+            runtime = self.runtimes[relay.key]
+            stream = StreamSource.from_spec(
+                topo.outbox_source,
+                stream_arn=self.provisioned.outbox_stream_arn,
+                handler=lambda event, _context: runtime(event),
+                function_name=relay.name,
+            ).start()
+            self._step("outbox stream source", stream.stop)
+        elif not module_available("sandbox.stream_source"):
+            self._skip("outbox stream source: sandbox.stream_source is not there yet")
+
+    def _start_inbox(self) -> None:
+        if not module_available("sandbox.inbox"):
+            self._skip("alert inbox: sandbox.inbox is not there yet")
+            return
+        inbox_module = importlib.import_module("sandbox.inbox")
+        assert self.provisioned is not None
+        inbox = inbox_module.Inbox.ensure(
+            self.topology, home=self.config.home, topic_arn=self.provisioned.alerts_topic_arn
+        )
+        printer = inbox_module.AlertPrinter(inbox, out=sys.stderr).start()
+        self._step("alert inbox", printer.stop)
+
+    # ---- monitor schedule ---------------------------------------------------------------------
+    def _start_monitor(self) -> None:
+        fn = self.topology.monitor
+        if not self._handler_available(fn):
+            return
+        thread = threading.Thread(target=self._monitor_loop, name="monitor-schedule", daemon=True)
+        thread.start()
+        self._step("monitor schedule", lambda: thread.join(timeout=5))
+
+    def scheduled_event(self) -> dict[str, Any]:
+        """What EventBridge Scheduler sends to the monitor."""
+        now = datetime.now(UTC).replace(microsecond=0)
+        schedule = (
+            f"arn:aws:scheduler:us-east-1:123456789012:schedule/default/{self.topology.monitor_schedule}"
+        )
+        return {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": "Scheduled Event",
+            "source": "aws.scheduler",
+            "account": "123456789012",
+            "time": now.isoformat().replace("+00:00", "Z"),
+            "region": "us-east-1",
+            "resources": [schedule],
+            "detail": {},
+        }
+
+    def run_monitor_once(self) -> Any:
+        result = self.runtimes[self.topology.monitor.key].invoke(self.scheduled_event())
+        if result.error is not None:
+            log.warning(
+                "monitor run failed: %s: %s", result.error.get("errorType"), result.error.get("errorMessage")
+            )
+        return result
+
+    def _monitor_loop(self) -> None:
+        interval = self.config.monitor_interval_s
+        # First run once the first minute of live metrics can exist, then on the interval.
+        while not self._stop.wait(
+            min(interval, 60.0) if not self.timings.get("first_monitor_s") else interval
+        ):
+            started = time.perf_counter()
+            try:
+                self.run_monitor_once()
+            except RuntimeError as err:  # stopped while running
+                log.debug("monitor run skipped: %s", err)
+                return
+            self.timings.setdefault("first_monitor_s", time.perf_counter() - started)
+
+    # ---- history and traffic ------------------------------------------------------------------
+    def _history_then_fleet(self, t0: float) -> None:
+        try:
+            if self.config.backfill:
+                self._backfill()
+            self.timings["live_with_history_s"] = time.perf_counter() - t0
+            self.history_ready.set()
+            if self.config.fleet and not self._stop.is_set():
+                self._start_fleet()
+        except Exception:  # a broken piece must not take the platform down
+            log.exception("sandbox traffic/backfill failed")
+        finally:
+            self.history_ready.set()
+
+    def _backfill(self) -> None:
+        if not module_available("sandbox.backfill"):
+            self._skip("backfill: sandbox.backfill is not there yet")
+            return
+        backfill = importlib.import_module("sandbox.backfill")
+        run = getattr(backfill, "run_backfill", None) or getattr(backfill, "backfill", None)
+        if not callable(run):
+            self._skip("backfill: sandbox.backfill has no run_backfill()")
+            return
+        started = time.perf_counter()
+        log.info("backfilling %d days of history", self.config.backfill_days)
+        run(self.topology, days=self.config.backfill_days, session=boto3.Session())
+        log.info("backfill done in %.1fs", time.perf_counter() - started)
+
+    def _start_fleet(self) -> None:
+        if not module_available("sandbox.fleet"):
+            self._skip("fleet: sandbox.fleet is not there yet")
+            return
+        if not self._handler_available(self.topology.cars_api):
+            return
+        from sandbox.fleet import FleetSimulator
+
+        assert self.provisioned is not None
+        controls: Any = self.hooks if hasattr(self.hooks, "traffic_factor") else None
+        self.fleet = FleetSimulator(
+            self.api_url, self.provisioned.telemetry_queue_url, size=self.config.fleet_size, controls=controls
+        )
+        self.fleet.start()
+        self._step("fleet", self.fleet.stop)
+        log.info("fleet of %d robotaxis driving", self.config.fleet_size)
+
+    # ---- dashboard ----------------------------------------------------------------------------
+    def _start_dashboard(self) -> None:
+        app = PROJECT_ROOT / "dashboard" / "app.py"
+        if not app.exists():
+            self._skip("dashboard: dashboard/app.py is not there yet")
+            return
+        cmd = [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(app),
+            "--server.address",
+            "127.0.0.1",
+            "--server.port",
+            str(self.config.dashboard_port),
+            "--server.headless",
+            "true",
+            "--browser.gatherUsageStats",
+            "false",
+        ]
+        env = os.environ | {
+            "FLEETSCOPE_TARGET": "sandbox",
+            "FLEETSCOPE_HOME": str(self.config.home.resolve()),
+        }
+        self.dashboard_process = subprocess.Popen(
+            cmd, cwd=str(PROJECT_ROOT), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        self._step("dashboard", self._stop_dashboard)
+
+    def _stop_dashboard(self) -> None:
+        proc, self.dashboard_process = self.dashboard_process, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+    # ---- state file ---------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        return {
+            "pid": os.getpid(),
+            "emulator_url": self.emulator_url,
+            "api_url": self.api_url,
+            "dashboard_url": self.dashboard_url,
+            "stage": self.topology.stage,
+            "started_at": (self.started_at or datetime.now(UTC)).isoformat(),
+            "inbox": str((self.config.home / "alerts.jsonl").resolve()),
+            "xray_daemon": self.xray.address if self.xray else None,
+        }
+
+    def _write_state(self) -> None:
+        self.started_at = self.started_at or datetime.now(UTC)
+        self.config.home.mkdir(parents=True, exist_ok=True)
+        tmp = self._state_path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.state(), indent=2) + "\n")
+        tmp.replace(self._state_path)
+        self._wrote_state = True
+
+    def update_state(self) -> None:
+        if self._wrote_state:
+            self._write_state()
+
+    def stop(self) -> None:
+        """Stop everything that was started, in reverse order; remove the state file. Idempotent."""
+        self._stop.set()
+        if self._wrote_state:
+            try:
+                state = json.loads(self._state_path.read_text())
+                if state.get("pid") == os.getpid():
+                    self._state_path.unlink()
+            except (OSError, ValueError):
+                pass
+            self._wrote_state = False
+        while self._stoppers:
+            name, stopper = self._stoppers.pop()
+            try:
+                stopper()
+            except Exception:
+                log.exception("stopping %s failed", name)
+
+    def wait(self) -> None:
+        """Block until `request_stop()` (signal handlers call it)."""
+        while not self._stop.wait(0.5):
+            pass
+
+    def request_stop(self) -> None:
+        self._stop.set()
