@@ -1,0 +1,267 @@
+"""Offline detection: run the deployed detector and alert rule over CSV files.
+
+`python -m monitor detect --data-dir D --out-dir O` reads every ``*.csv`` (columns ``timestamp,value``)
+under D recursively and writes, at the same relative path under O, the same rows with the columns
+``timestamp,value,anomaly_score,alert,lower,upper``. Each file is a series with no history: the
+detector warms up online on its first rows, exactly as a new metric would in the Lambda, and the
+alert column is `AlertDecision.opened` from the profile's `default_rule`. Output row i depends only
+on rows 0..i.
+
+Bad input: a file without the two columns, with an unparsable or non-increasing timestamp, or with no
+rows is skipped with an error naming the file and line (the other files are still processed, and the
+exit status is 1). Rows are taken in file order: a timestamp that does not advance (NAB has repeats
+and backward jumps from clock changes) is kept and treated as one second after the previous row's,
+so no row is lost; such rows are counted in the summary. A row whose value is empty, unparsable or
+not finite is kept as a missing point (score 0, no alert, empty band) and counted too.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import sys
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from monitor.detectors import PROFILES, build_detector
+from monitor.policy import SeriesAlertState, default_rule
+
+OUTPUT_COLUMNS = ("timestamp", "value", "anomaly_score", "alert", "lower", "upper")
+
+
+class SeriesFileError(ValueError):
+    """A CSV file that cannot be read as a time series (the message names the file and line)."""
+
+
+@dataclass(frozen=True)
+class Series:
+    raw_timestamps: list[str]
+    raw_values: list[str]
+    t: np.ndarray  # int64 epoch seconds
+    y: np.ndarray  # float64, NaN = missing
+    repeated_timestamps: int = 0  # rows whose timestamp did not advance (moved to previous + 1 s)
+
+    @property
+    def missing(self) -> int:
+        return int(np.isnan(self.y).sum())
+
+
+@dataclass(frozen=True)
+class DetectionResult:
+    score: np.ndarray
+    alert: np.ndarray  # int8, 1 where an alert opens
+    lower: np.ndarray
+    upper: np.ndarray
+
+
+@dataclass(frozen=True)
+class FileReport:
+    path: str
+    rows: int = 0
+    missing: int = 0
+    alerts: int = 0
+    repeated_timestamps: int = 0
+    error: str | None = None
+
+
+def parse_timestamp(text: str) -> int:
+    """ISO 8601 (naive = UTC) or epoch seconds -> int epoch seconds; raises ValueError."""
+    s = text.strip()
+    if not s:
+        raise ValueError("empty timestamp")
+    try:
+        return int(float(s)) if s.replace(".", "", 1).isdigit() else _iso(s)
+    except (ValueError, OverflowError) as exc:
+        raise ValueError(f"unparsable timestamp {text!r}") from exc
+
+
+def _iso(s: str) -> int:
+    dt = datetime.fromisoformat(s.replace("Z", "+00:00"))
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return int(dt.timestamp())
+
+
+def parse_value(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        return math.nan
+    return v if math.isfinite(v) else math.nan
+
+
+def read_series(path: Path) -> Series:
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            reader = csv.reader(fh)
+            header = next(reader, None)
+            if header is None:
+                raise SeriesFileError(f"{path}: empty file (expected a header timestamp,value)")
+            names = [h.strip().lower() for h in header]
+            if "timestamp" not in names or "value" not in names:
+                raise SeriesFileError(f"{path}: header {header!r} lacks the columns 'timestamp' and 'value'")
+            ti, vi = names.index("timestamp"), names.index("value")
+            raw_t: list[str] = []
+            raw_v: list[str] = []
+            ts: list[int] = []
+            repeated = 0
+            for line_no, row in enumerate(reader, start=2):
+                if not row or all(not cell.strip() for cell in row):
+                    continue
+                if len(row) <= max(ti, vi):
+                    raise SeriesFileError(f"{path}:{line_no}: expected {len(header)} columns, got {len(row)}")
+                try:
+                    stamp = parse_timestamp(row[ti])
+                except ValueError as exc:
+                    raise SeriesFileError(f"{path}:{line_no}: {exc}") from None
+                if ts and stamp <= ts[-1]:
+                    # Rows are the series in file order. A timestamp that does not advance (NAB has
+                    # repeats and small backward jumps from clock changes) is kept as one second
+                    # after the previous row's, so no row is lost and the order is preserved.
+                    stamp = ts[-1] + 1
+                    repeated += 1
+                raw_t.append(row[ti])
+                raw_v.append(row[vi])
+                ts.append(stamp)
+    except UnicodeDecodeError as exc:
+        raise SeriesFileError(f"{path}: not UTF-8 text ({exc.reason})") from None
+    if not ts:
+        raise SeriesFileError(f"{path}: no data rows")
+    y = np.array([parse_value(v) for v in raw_v], dtype=np.float64)
+    return Series(raw_t, raw_v, np.asarray(ts, dtype=np.int64), y, repeated)
+
+
+def infer_period(t: np.ndarray) -> int:
+    """Typical sampling step in seconds (median gap; 300 for a single row)."""
+    if len(t) < 2:
+        return 300
+    return max(1, int(np.median(np.diff(t))))
+
+
+def detect_series(t: np.ndarray, y: np.ndarray, *, profile: str = "default") -> DetectionResult:
+    """The deployed pipeline for one series with no history: detector + the profile's alert rule."""
+    detector = build_detector(profile, period_s=infer_period(t))
+    scored = detector.process(t, y)
+    state = SeriesAlertState(default_rule(profile))
+    alert = np.zeros(len(y), dtype=np.int8)
+    for i, (s, v, lo, hi) in enumerate(
+        zip(scored.score.tolist(), y.tolist(), scored.lower.tolist(), scored.upper.tolist(), strict=True)
+    ):
+        if state.step(score=s, value=v, lower=lo, upper=hi, volume=None).opened:
+            alert[i] = 1
+    return DetectionResult(scored.score, alert, scored.lower, scored.upper)
+
+
+def _fmt(v: float, spec: str) -> str:
+    return "" if math.isnan(v) else format(v, spec)
+
+
+def write_result(path: Path, series: Series, result: DetectionResult) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with tmp.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(OUTPUT_COLUMNS)
+        for i in range(len(series.raw_timestamps)):
+            writer.writerow(
+                (
+                    series.raw_timestamps[i],
+                    series.raw_values[i],
+                    _fmt(float(result.score[i]), ".6f"),
+                    int(result.alert[i]),
+                    _fmt(float(result.lower[i]), ".8g"),
+                    _fmt(float(result.upper[i]), ".8g"),
+                )
+            )
+    tmp.replace(path)
+
+
+def detect_file(src: Path, dst: Path, profile: str = "default") -> FileReport:
+    try:
+        series = read_series(src)
+    except (SeriesFileError, OSError) as exc:
+        return FileReport(str(src), error=str(exc))
+    result = detect_series(series.t, series.y, profile=profile)
+    write_result(dst, series, result)
+    return FileReport(
+        str(src),
+        rows=len(series.y),
+        missing=series.missing,
+        alerts=int(result.alert.sum()),
+        repeated_timestamps=series.repeated_timestamps,
+    )
+
+
+def find_csv_files(data_dir: Path, exclude: Path | None = None) -> list[Path]:
+    files = sorted(p for p in data_dir.rglob("*.csv") if p.is_file())
+    if exclude is not None:
+        ex = exclude.resolve()
+        files = [p for p in files if not p.resolve().is_relative_to(ex)]
+    return files
+
+
+def run_directory(
+    data_dir: Path, out_dir: Path, *, profile: str = "default", jobs: int | None = None
+) -> list[FileReport]:
+    """Detect every CSV under data_dir into out_dir (same relative paths), files in parallel."""
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
+    files = find_csv_files(data_dir, exclude=out_dir)
+    pairs = [(src, out_dir / src.relative_to(data_dir)) for src in files]
+    # Largest first, so the pool is not left waiting on one long file at the end.
+    pairs.sort(key=lambda pair: pair[0].stat().st_size, reverse=True)
+    workers = max(1, min(jobs or min(2, os.cpu_count() or 1), len(pairs) or 1))
+    if workers == 1:
+        reports = [detect_file(src, dst, profile) for src, dst in pairs]
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            reports = list(
+                pool.map(detect_file, [s for s, _ in pairs], [d for _, d in pairs], [profile] * len(pairs))
+            )
+    return sorted(reports, key=lambda r: r.path)
+
+
+def main_detect(data_dir: str, out_dir: str, *, profile: str = "default", jobs: int | None = None) -> int:
+    src, dst = Path(data_dir), Path(out_dir)
+    if not src.is_dir():
+        print(f"error: --data-dir {data_dir!r} is not a directory", file=sys.stderr)
+        return 2
+    reports = run_directory(src, dst, profile=profile, jobs=jobs)
+    if not reports:
+        print(f"error: no *.csv files under {data_dir!r}", file=sys.stderr)
+        return 1
+    failed = [r for r in reports if r.error]
+    for r in failed:
+        print(f"error: {r.error}", file=sys.stderr)
+    ok = [r for r in reports if not r.error]
+    print(
+        f"detected {len(ok)} file(s), {sum(r.rows for r in ok)} rows, "
+        f"{sum(r.missing for r in ok)} missing values, {sum(r.repeated_timestamps for r in ok)} repeated "
+        f"timestamps, {sum(r.alerts for r in ok)} alerts; "
+        f"{len(failed)} file(s) skipped -> {dst}"
+    )
+    return 1 if failed else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m monitor", description="Fleetscope monitor tools")
+    sub = parser.add_subparsers(dest="command", required=True)
+    det = sub.add_parser("detect", help="run the deployed detector + alert rule over CSV files")
+    det.add_argument("--data-dir", required=True, help="directory searched recursively for *.csv")
+    det.add_argument("--out-dir", required=True, help="where results go, at the same relative paths")
+    det.add_argument(
+        "--profile", default="default", choices=PROFILES, help="detector profile (default: default)"
+    )
+    det.add_argument("--jobs", type=int, default=None, help="worker processes (default: min(2, cores))")
+    args = parser.parse_args(argv)
+    if args.jobs is not None and args.jobs < 1:
+        parser.error("--jobs must be at least 1")
+    return main_detect(args.data_dir, args.out_dir, profile=args.profile, jobs=args.jobs)
