@@ -209,7 +209,7 @@ class Sandbox:
 
     def _start_core(self) -> None:
         cfg = self.config
-        self.emulator = Emulator(port=cfg.emulator_port).start()
+        self.emulator = Emulator(port=cfg.emulator_port, own_session=True).start()
         self._step("emulator", self.emulator.stop)
         os.environ.update(aws_environment(self.emulator.endpoint_url))
         session = boto3.Session()
@@ -404,14 +404,22 @@ class Sandbox:
             self._skip("backfill: sandbox.backfill is not there yet")
             return
         backfill = importlib.import_module("sandbox.backfill")
-        run = getattr(backfill, "run_backfill", None) or getattr(backfill, "backfill", None)
+        run = getattr(backfill, "backfill_history", None)
         if not callable(run):
-            self._skip("backfill: sandbox.backfill has no run_backfill()")
+            self._skip("backfill: sandbox.backfill has no backfill_history()")
             return
-        started = time.perf_counter()
-        log.info("backfilling %d days of history", self.config.backfill_days)
-        run(self.topology, days=self.config.backfill_days, session=boto3.Session())
-        log.info("backfill done in %.1fs", time.perf_counter() - started)
+        demand: Any = None
+        if module_available("sandbox.demand"):
+            from sandbox.demand import DemandModel
+
+            demand = DemandModel(fleet_size=self.config.fleet_size)
+        log.info("backfilling %d days of metric history", self.config.backfill_days)
+        report = run(self.topology, demand=demand, days=self.config.backfill_days, home=self.config.home)
+        log.info(
+            "backfill done: %s datums in %.1fs",
+            getattr(report, "datums", "?"),
+            getattr(report, "seconds", float("nan")),
+        )
 
     def _start_fleet(self) -> None:
         if not module_available("sandbox.fleet"):
@@ -456,7 +464,12 @@ class Sandbox:
             "FLEETSCOPE_HOME": str(self.config.home.resolve()),
         }
         self.dashboard_process = subprocess.Popen(
-            cmd, cwd=str(PROJECT_ROOT), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            cmd,
+            cwd=str(PROJECT_ROOT),
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )
         self._step("dashboard", self._stop_dashboard)
 

@@ -39,7 +39,17 @@ def aws_environment(endpoint_url: str) -> dict[str, str]:
 class Emulator:
     """A moto server subprocess. Use as a context manager or call start()/stop()."""
 
-    def __init__(self, *, port: int = 0, host: str = "127.0.0.1", startup_timeout_s: float = 60.0) -> None:
+    def __init__(
+        self,
+        *,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        startup_timeout_s: float = 60.0,
+        own_session: bool = False,
+    ) -> None:
+        # own_session: run in a new session, so a terminal's Ctrl-C reaches only the owner, which
+        # then stops the emulator after everything that still talks to it (used by the sandbox).
+        self.own_session = own_session
         self.host = host
         self.requested_port = port
         self.startup_timeout_s = startup_timeout_s
@@ -68,7 +78,12 @@ class Emulator:
         ]
         env = os.environ | LOCAL_CREDENTIALS
         self._process = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            start_new_session=self.own_session,
         )
         self.port = _read_ready_port(self._process, self.startup_timeout_s)
         # Drain its output so a chatty emulator can never block on a full pipe.
@@ -133,7 +148,7 @@ def _read_ready_port(proc: subprocess.Popen[str], timeout_s: float) -> int:
 def install_extensions() -> None:
     """Hook for the sandbox's fixes to moto (indexed CloudWatch store, ...), applied in this process."""
     try:
-        from sandbox import emulator_extensions  # type: ignore[attr-defined]
+        from sandbox import emulator_extensions
     except ImportError:
         return
     emulator_extensions.install()

@@ -95,6 +95,7 @@ class _Environment:
             stderr=subprocess.PIPE,
             env=runtime.environment,
             cwd=str(PROJECT_ROOT),
+            start_new_session=True,  # Ctrl-C reaches the sandbox, which stops environments in order
         )
         threading.Thread(target=self._read_replies, daemon=True).start()
         threading.Thread(target=self._drain_stderr, args=(runtime.fn.name,), daemon=True).start()
