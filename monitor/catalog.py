@@ -122,6 +122,7 @@ class _SeriesSpec(_Frozen):
     profile: str = Field(min_length=1)
     min_volume: float | None = Field(default=None, ge=0, description="rates: minimum denominator to alert")
     unit: str = ""
+    service: str = Field(default="fleetscope", description="owning service (SNS `service` attribute)")
 
 
 class MetricSpec(_SeriesSpec):
@@ -198,6 +199,7 @@ class _Builder:
         self.period_s = period_s
         self.metrics: list[MetricSpec] = []
         self.derived: list[DerivedSpec] = []
+        self.service = "fleetscope"  # owning service of the entries added next
 
     def metric(
         self,
@@ -230,6 +232,7 @@ class _Builder:
                 profile=profile,
                 fill_zero=fill_zero,
                 unit=unit,
+                service=self.service,
             )
         )
         return id
@@ -257,6 +260,7 @@ class _Builder:
                 severity=severity,
                 profile=PROFILE_RATE,
                 unit="ratio",
+                service=self.service,
             )
         )
 
@@ -272,6 +276,8 @@ def build_catalog(names: ResourceNames, *, period_s: int) -> Catalog:
     api = f"api:{names.api_name}"
     api_dims = {"ApiName": names.api_name, "Stage": names.api_stage}
     gw = "AWS/ApiGateway"
+    api_fn = names.function("cars-api")
+    b.service = api_fn.service if api_fn else "fleetscope"
     count = b.metric(
         f"{api}:count", "API requests", resource=api, namespace=gw, name="Count", dims=api_dims,
         stat="Sum", direction="both", severity=warn, profile=PROFILE_COUNT, unit="requests",
@@ -302,6 +308,7 @@ def build_catalog(names: ResourceNames, *, period_s: int) -> Catalog:
     lam = "AWS/Lambda"
     for fn in names.functions:
         res = f"lambda:{fn.name}"
+        b.service = fn.service
         dims = {"FunctionName": fn.name}
         inv = b.metric(
             f"{res}:invocations", f"{fn.key} invocations", resource=res, namespace=lam, name="Invocations",
@@ -338,6 +345,7 @@ def build_catalog(names: ResourceNames, *, period_s: int) -> Catalog:
 
     # DynamoDB tables: throttles and consumed capacity.
     ddb = "AWS/DynamoDB"
+    b.service = "fleetscope"
     for table in names.tables:
         res = f"dynamodb:{table}"
         dims = {"TableName": table}
@@ -401,6 +409,7 @@ def build_catalog(names: ResourceNames, *, period_s: int) -> Catalog:
         if fn_or_none is None:
             continue
         res = f"service:{fn_or_none.service}"
+        b.service = fn_or_none.service
         ids: dict[str, str] = {}
         for metric in metric_names:
             rejected = metric == "TelemetryRejected"

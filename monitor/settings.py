@@ -42,6 +42,7 @@ class MonitorSettings(BaseSettings):
         description="a period is scored only when it ended this long ago (CloudWatch ingestion delay)",
     )
     cooldown_s: int = Field(default=900, ge=0, validation_alias="MONITOR_COOLDOWN_S")
+    train_budget_s: float = Field(default=60.0, gt=0, validation_alias="MONITOR_TRAIN_BUDGET_S")
     lease_s: int = Field(default=600, ge=10, validation_alias="MONITOR_LEASE_S")
     incident_ttl_days: int = Field(default=30, ge=1, validation_alias="MONITOR_INCIDENT_TTL_DAYS")
     console_url: str = Field(

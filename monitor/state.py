@@ -36,6 +36,7 @@ class SeriesState(BaseModel):
     detector: dict[str, Any] | None = None  # monitor.detectors state (None = not trained yet)
     alert: dict[str, Any] | None = None  # monitor.policy.SeriesAlertState state
     trained_points: int = 0
+    trained_at: int | None = None  # epoch seconds of this series' last (re)training
 
 
 class ModelState(BaseModel):
@@ -44,7 +45,6 @@ class ModelState(BaseModel):
     version: int = STATE_VERSION
     catalog_fingerprint: str
     period_s: int = Field(gt=0)
-    trained_at: int | None = None  # epoch seconds of the last (re)training
     last_scored: int | None = None  # timestamp of the newest period scored
     series: dict[str, SeriesState] = Field(default_factory=dict)
     incidents: TrackerState = Field(default_factory=TrackerState)

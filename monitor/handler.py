@@ -1,0 +1,93 @@
+"""Lambda entry point of the monitor (EventBridge Scheduler, every 5 minutes).
+
+Thin: parse the event, run `MonitorService.run` once, map the result to the monitor's own metrics
+(EMF, Powertools) and a JSON summary. The scheduled time in the event is the run's clock, so a
+retried invocation recomputes exactly the same periods and transitions.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, ConfigDict
+
+from monitor.service import MonitorService, RunResult
+from monitor.settings import MonitorSettings, get_settings
+
+logger = Logger()
+metrics = Metrics()
+
+
+class MonitorEvent(BaseModel):
+    """An EventBridge (Scheduler) event; only its scheduled `time` is used (absent: the wall clock)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    time: datetime | None = None
+
+    def now(self) -> int:
+        return int(self.time.timestamp()) if self.time else int(time.time())
+
+
+def build_service(settings: MonitorSettings, *, owner: str) -> MonitorService:
+    """Wire the production collaborators (clients are created lazily, once per process)."""
+    from monitor.notifier import SnsNotifier
+    from monitor.store import DynamoDbIncidentStore
+
+    return MonitorService(
+        settings=settings,
+        catalog=settings.catalog(),
+        source=_source(),
+        store=DynamoDbIncidentStore(settings.monitor_table_name, ttl_days=settings.incident_ttl_days),
+        notifier=SnsNotifier(topic_name=settings.alerts_topic_name, topic_arn=settings.alerts_topic_arn),
+        owner=owner,
+        train_budget_s=settings.train_budget_s,
+    )
+
+
+@cache
+def _source() -> Any:
+    from monitor.source import CloudWatchMetricSource
+
+    return CloudWatchMetricSource()
+
+
+def run_monitor(event: MonitorEvent, *, owner: str) -> RunResult:
+    return build_service(get_settings(), owner=owner).run(event.now())
+
+
+def _record_metrics(result: RunResult) -> None:
+    metrics.add_metric(name="MetricsEvaluated", unit=MetricUnit.Count, value=result.series_scored)
+    metrics.add_metric(name="PointsScored", unit=MetricUnit.Count, value=result.points_scored)
+    metrics.add_metric(name="SeriesTrained", unit=MetricUnit.Count, value=result.series_trained)
+    metrics.add_metric(name="GetMetricDataCalls", unit=MetricUnit.Count, value=result.fetch.calls)
+    metrics.add_metric(name="MetricsRequested", unit=MetricUnit.Count, value=result.fetch.metrics_requested)
+    metrics.add_metric(name="AnomaliesOpen", unit=MetricUnit.Count, value=result.open_incidents)
+    metrics.add_metric(name="NotificationsSent", unit=MetricUnit.Count, value=result.published)
+    metrics.add_metric(name="NotificationFailures", unit=MetricUnit.Count, value=result.publish_failures)
+    metrics.add_metric(name="StateBytes", unit=MetricUnit.Bytes, value=result.state_bytes)
+    metrics.add_metric(name="RunDurationMs", unit=MetricUnit.Milliseconds, value=result.duration_ms)
+    metrics.add_metric(name="RunErrors", unit=MetricUnit.Count, value=len(result.errors))
+
+
+@logger.inject_lambda_context(log_event=False)
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    request = MonitorEvent.model_validate(event or {})
+    try:
+        result = run_monitor(request, owner=context.aws_request_id)
+    except Exception:
+        metrics.add_metric(name="RunErrors", unit=MetricUnit.Count, value=1)
+        logger.exception("monitor run failed")
+        raise
+    _record_metrics(result)
+    if result.status == "ok":
+        metrics.add_metric(name="Heartbeat", unit=MetricUnit.Count, value=1)
+    logger.info("monitor run finished", extra={"run": result.summary()})
+    return result.summary()

@@ -1,0 +1,393 @@
+"""One monitor run: fetch -> (re)train when due -> score -> alert policy -> incidents -> outbox -> SNS.
+
+`MonitorService.run(now)` is the one logic function the Lambda handler calls. It is deterministic in
+`now` (the scheduled time of the invocation), its collaborators are injected, and everything it
+keeps between runs lives in the monitor table:
+
+1. take the run lease (a conditional write; reserved concurrency 1 is the first guard);
+2. load the model state (fitted detectors, alert states, open incidents, last scored period);
+   an unreadable state or one of another version is logged and rebuilt by retraining;
+3. retrain series that have no model or whose model is older than the retrain interval, oldest
+   first, in batches, within a time budget (the rest wait for the next run), on up to 14 days of
+   history fetched for them only;
+4. fetch only the periods since the last scored one (+ a small overlap) for every raw metric, compute
+   the derived rates in Python, score each new point and step its alert state;
+5. turn the decisions into incident transitions, write each to the outbox once (dedup key
+   `incident_id#seq`), save the new state (conditional on its generation), then publish whatever
+   is still unsent (pending -> publishing -> sent).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from monitor.catalog import Catalog, DerivedSpec, MetricSpec
+from monitor.detectors import (
+    Detector,
+    DetectorInputError,
+    DetectorStateError,
+    build_detector,
+    detector_from_state,
+)
+from monitor.incidents import IncidentTracker, PointSignal, Transition
+from monitor.notifier import NotifierError, SnsNotifier, render
+from monitor.policy import AlertRule, AlertRuleError, SeriesAlertState, default_rule
+from monitor.settings import MonitorSettings
+from monitor.source import FetchStats, MetricSource, Series, derive
+from monitor.state import STATE_VERSION, ModelState, SeriesState, StateDecodeError, decode_state, encode_state
+from monitor.store import DynamoDbIncidentStore, OutboxItem, StoreError
+
+logger = logging.getLogger(__name__)
+
+DetectorFactory = Callable[[str, int], Detector]
+
+
+def _default_factory(profile: str, period_s: int) -> Detector:
+    return build_detector(profile, period_s=period_s)
+
+
+@dataclass
+class RunResult:
+    status: str  # "ok" | "skipped" (another run holds the lease)
+    now: int
+    scored_until: int | None = None
+    series_scored: int = 0
+    points_scored: int = 0
+    series_trained: int = 0
+    series_untrained: int = 0
+    transitions: list[dict[str, Any]] = field(default_factory=list)
+    published: int = 0
+    publish_failures: int = 0
+    open_incidents: int = 0
+    fetch: FetchStats = field(default_factory=FetchStats)
+    state_bytes: int = 0
+    errors: list[str] = field(default_factory=list)
+    duration_ms: float = 0.0
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "now": self.now,
+            "scored_until": self.scored_until,
+            "series_scored": self.series_scored,
+            "points_scored": self.points_scored,
+            "series_trained": self.series_trained,
+            "series_untrained": self.series_untrained,
+            "transitions": self.transitions,
+            "published": self.published,
+            "publish_failures": self.publish_failures,
+            "open_incidents": self.open_incidents,
+            "get_metric_data_calls": self.fetch.calls,
+            "metrics_requested": self.fetch.metrics_requested,
+            "state_bytes": self.state_bytes,
+            "errors": self.errors,
+            "duration_ms": round(self.duration_ms, 1),
+        }
+
+
+def catalog_fingerprint(catalog: Catalog) -> str:
+    return hashlib.sha256(catalog.model_dump_json().encode()).hexdigest()[:16]
+
+
+def rule_for(spec: MetricSpec | DerivedSpec) -> AlertRule:
+    """The profile's default rule, with the catalog's direction and volume gate for this series."""
+    rule = default_rule(spec.profile)
+    return replace(
+        rule,
+        direction=spec.direction,
+        min_volume=spec.min_volume if spec.min_volume is not None else rule.min_volume,
+    )
+
+
+class MonitorService:
+    def __init__(
+        self,
+        *,
+        settings: MonitorSettings,
+        catalog: Catalog,
+        source: MetricSource,
+        store: DynamoDbIncidentStore,
+        notifier: SnsNotifier,
+        owner: str,
+        detector_factory: DetectorFactory = _default_factory,
+        train_budget_s: float = 60.0,
+        train_batch: int = 200,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.catalog = catalog
+        self.source = source
+        self.store = store
+        self.notifier = notifier
+        self.owner = owner
+        self.detector_factory = detector_factory
+        self.train_budget_s = train_budget_s
+        self.train_batch = train_batch
+        self._clock = clock
+        self.period = catalog.period_s
+
+    # -- the run -----------------------------------------------------------------------------------
+
+    def run(self, now: int) -> RunResult:
+        started = self._clock()
+        result = RunResult(status="ok", now=now)
+        if not self.store.acquire_lease(self.owner, now=now, lease_s=self.settings.lease_s):
+            result.status = "skipped"
+            logger.warning("another monitor run holds the lease; skipping")
+            return result
+        try:
+            self._run(now, result)
+        finally:
+            self.store.release_lease(self.owner)
+            result.duration_ms = (self._clock() - started) * 1000
+        return result
+
+    def _run(self, now: int, result: RunResult) -> None:
+        state, generation = self._load_state(result)
+        end = (now - self.settings.settle_s) // self.period * self.period  # exclusive
+        if state.last_scored is None:
+            state.last_scored = end - self.period  # first run: train on history, score from now on
+        if state.last_scored >= end - self.period:
+            result.scored_until = state.last_scored
+        self._train_due(state, end, now, result)
+        transitions = self._score(state, end, result)
+        for transition in transitions:
+            self._record(transition, now)
+        blob = encode_state(state)
+        result.state_bytes = len(blob)
+        self.store.save_state(blob, expected_generation=generation, now=now)
+        result.open_incidents = len(state.incidents.open)
+        self._publish_unsent(now, result)
+
+    # -- state -------------------------------------------------------------------------------------
+
+    def _fresh_state(self) -> ModelState:
+        return ModelState(catalog_fingerprint=catalog_fingerprint(self.catalog), period_s=self.period)
+
+    def _load_state(self, result: RunResult) -> tuple[ModelState, int]:
+        try:
+            loaded = self.store.load_state()
+        except StoreError as err:
+            result.errors.append(f"model state unreadable, retraining: {err}")
+            logger.error("model state unreadable, retraining: %s", err)
+            return self._fresh_state(), self.store.current_generation()
+        if loaded is None:
+            return self._fresh_state(), 0
+        try:
+            state = decode_state(loaded.blob)
+        except StateDecodeError as err:
+            result.errors.append(f"model state rejected, retraining: {err}")
+            logger.error("model state rejected, retraining: %s", err)
+            return self._fresh_state(), loaded.generation
+        if state.period_s != self.period:
+            logger.warning("period changed from %ss to %ss: retraining", state.period_s, self.period)
+            fresh = self._fresh_state()
+            fresh.incidents = state.incidents
+            return fresh, loaded.generation
+        fingerprint = catalog_fingerprint(self.catalog)
+        if state.catalog_fingerprint != fingerprint:
+            # Keep what still matches (same id and profile); new series get trained, gone ones dropped.
+            kept = {
+                sid: s
+                for sid, s in state.series.items()
+                if sid in {x.id for x in self.catalog.series} and s.profile == self.catalog.get(sid).profile
+            }
+            state = state.model_copy(update={"series": kept, "catalog_fingerprint": fingerprint})
+        return state, loaded.generation
+
+    # -- training ----------------------------------------------------------------------------------
+
+    def _train_due(self, state: ModelState, end: int, now: int, result: RunResult) -> None:
+        due: list[tuple[int, str]] = []
+        for spec in self.catalog.series:
+            s = state.series.get(spec.id)
+            if s is None or s.detector is None or s.trained_at is None:
+                due.append((-1, spec.id))
+            elif now - s.trained_at >= self.settings.retrain_interval_s:
+                due.append((s.trained_at, spec.id))
+            elif s.detector.get("version") is None:
+                due.append((-1, spec.id))
+        due.sort()
+        assert state.last_scored is not None
+        train_end = state.last_scored + self.period  # fit on periods already scored (or before now)
+        history_start = (train_end - int(self.settings.history_days * 86400)) // self.period * self.period
+        deadline = self._clock() + self.train_budget_s
+        todo = [sid for _, sid in due]
+        while todo:
+            if self._clock() > deadline:
+                result.series_untrained = len(todo)
+                logger.warning("training budget spent; %d series wait for the next run", len(todo))
+                break
+            batch, todo = todo[: self.train_batch], todo[self.train_batch :]
+            raw_ids = self._raw_inputs(batch)
+            metrics = {m.id: m for m in self.catalog.metrics}
+            fetched = self.source.fetch(
+                [metrics[i] for i in raw_ids],
+                start=history_start,
+                end=train_end,
+                period_s=self.period,
+            )
+            result.fetch.add(fetched.stats)
+            series = fetched.series | derive(self.catalog, fetched.series)
+            for sid in batch:
+                self._fit_one(state, sid, series.get(sid), now, result)
+
+    def _fit_one(self, state: ModelState, sid: str, data: Series | None, now: int, result: RunResult) -> None:
+        spec = self.catalog.get(sid)
+        previous = state.series.get(sid)
+        try:
+            detector = self.detector_factory(spec.profile, self.period)
+            if data is not None and len(data.t):
+                detector.fit(data.t, data.y, data.volume)
+            present = 0 if data is None else int(np.count_nonzero(~np.isnan(data.y)))
+            state.series[sid] = SeriesState(
+                profile=spec.profile,
+                detector=detector.to_state(),
+                alert=previous.alert if previous else None,
+                trained_points=present,
+                trained_at=now,
+            )
+            result.series_trained += 1
+        except (DetectorInputError, DetectorStateError, ValueError) as err:
+            result.errors.append(f"{sid}: training failed: {err}")
+            logger.error("training %s failed: %s", sid, err)
+
+    def _raw_inputs(self, ids: list[str]) -> list[str]:
+        out: dict[str, None] = {}
+        for sid in ids:
+            spec = self.catalog.get(sid)
+            if isinstance(spec, DerivedSpec):
+                for i in (*spec.numerator, *spec.denominator):
+                    out[i] = None
+            else:
+                out[sid] = None
+        return list(out)
+
+    # -- scoring -----------------------------------------------------------------------------------
+
+    def _score(self, state: ModelState, end: int, result: RunResult) -> list[Transition]:
+        assert state.last_scored is not None
+        last = state.last_scored
+        tracker = IncidentTracker(state.incidents, cooldown_s=self.settings.cooldown_s)
+        if last + self.period >= end:
+            return tracker.process([], until=last)
+        start = max(
+            last + self.period - self.settings.overlap_periods * self.period,
+            end - int(self.settings.history_days * 86400) // self.period * self.period,
+        )
+        fetched = self.source.fetch(list(self.catalog.metrics), start=start, end=end, period_s=self.period)
+        result.fetch.add(fetched.stats)
+        failed = set(fetched.stats.failed_series)
+        series = fetched.series | derive(self.catalog, fetched.series)
+        signals: list[PointSignal] = []
+        for spec in self.catalog.series:
+            s_state = state.series.get(spec.id)
+            data = series.get(spec.id)
+            if s_state is None or s_state.detector is None or data is None or spec.id in failed:
+                continue
+            new = data.after(last)
+            if not len(new.t):
+                continue
+            try:
+                signals += self._score_one(spec, s_state, new)
+            except (DetectorInputError, DetectorStateError, AlertRuleError, ValueError) as err:
+                result.errors.append(f"{spec.id}: scoring failed: {err}")
+                logger.error("scoring %s failed: %s", spec.id, err)
+                if isinstance(err, DetectorStateError):
+                    s_state.detector = None  # retrained next run
+                continue
+            result.series_scored += 1
+            result.points_scored += len(new.t)
+        until = end - self.period
+        transitions = tracker.process(signals, until=until)
+        state.incidents = tracker.state
+        state.last_scored = until
+        result.scored_until = until
+        result.transitions = [
+            {"incident_id": t.incident_id, "seq": t.seq, "kind": t.kind, "at": t.at} for t in transitions
+        ]
+        return transitions
+
+    def _score_one(
+        self, spec: MetricSpec | DerivedSpec, s_state: SeriesState, new: Series
+    ) -> list[PointSignal]:
+        assert s_state.detector is not None
+        detector = detector_from_state(s_state.detector)
+        rule = rule_for(spec)
+        alert = SeriesAlertState(rule)
+        if s_state.alert is not None:
+            try:
+                restored = SeriesAlertState.from_state(s_state.alert)
+                if restored.rule == rule:
+                    alert = restored
+            except (AlertRuleError, KeyError, TypeError, ValueError) as err:
+                logger.warning("alert state of %s reset: %s", spec.id, err)
+        scored = detector.process(new.t, new.y, new.volume)
+        out: list[PointSignal] = []
+        for i, t in enumerate(new.t.tolist()):
+            value = float(new.y[i])
+            volume = None if new.volume is None else float(new.volume[i])
+            score, lower, upper = float(scored.score[i]), float(scored.lower[i]), float(scored.upper[i])
+            decision = alert.step(score=score, value=value, lower=lower, upper=upper, volume=volume)
+            if math.isnan(value) and not decision.firing:
+                continue  # a gap: nothing to tell the incident layer
+            out.append(
+                PointSignal(
+                    series_id=spec.id,
+                    resource=spec.resource,
+                    severity=spec.severity,
+                    t=int(t),
+                    value=value,
+                    lower=lower,
+                    upper=upper,
+                    score=score,
+                    firing=decision.firing,
+                    opened=decision.opened,
+                    resolved=decision.resolved,
+                )
+            )
+        s_state.detector = detector.to_state()
+        s_state.alert = alert.to_state()
+        return out
+
+    # -- notifications -----------------------------------------------------------------------------
+
+    def _record(self, transition: Transition, now: int) -> None:
+        message = render(transition, self.catalog, region=self.settings.region, stage=self.settings.stage)
+        item = OutboxItem(
+            dedup_key=transition.dedup_key,
+            incident_id=transition.incident_id,
+            seq=transition.seq,
+            kind=transition.kind,
+            created_at=now,
+            message=message.publish_input(topic_arn=""),
+        )
+        if not self.store.add_to_outbox(item):
+            logger.info("transition %s was recorded by an earlier run", transition.dedup_key)
+        self.store.put_incident(transition.incident.model_dump(mode="json"), now=now)
+
+    def _publish_unsent(self, now: int, result: RunResult) -> None:
+        for item in self.store.unsent():
+            if not self.store.claim(item, now=now, stale_s=self.settings.lease_s):
+                continue
+            try:
+                message_id = self.notifier.publish(item.message)
+            except NotifierError as err:
+                self.store.release_claim(item)
+                result.publish_failures += 1
+                result.errors.append(f"{item.dedup_key}: {err}")
+                logger.error("publishing %s failed (retried next run): %s", item.dedup_key, err)
+                continue
+            self.store.mark_sent(item, now=now, message_id=message_id)
+            result.published += 1
+
+
+__all__ = ["STATE_VERSION", "MonitorService", "RunResult", "catalog_fingerprint", "rule_for"]

@@ -1,0 +1,339 @@
+"""`DynamoDbIncidentStore`: everything the monitor keeps in its table (pk/sk, TTL `expires_at`).
+
+Items:
+
+| pk | sk | what |
+|---|---|---|
+| `LEASE` | `monitor` | run lease: `owner`, `lease_until`; taken with a conditional write |
+| `STATE` | `head` | model state head: `generation`, `chunks`, `sha256`, `size` |
+| `STATE` | `blob#<generation>#<i>` | model state chunks (Binary, <= 350 KB each; old ones expire) |
+| `OUTBOX` | `<incident_id>#<seq>` | one notification per incident transition: `status` pending -> sent |
+| `INCIDENT` | `<incident_id>` | the incident as last seen (for the dashboard and `fleetscope alerts`) |
+
+Exactly-once-ish notifications: a transition is first written to the outbox with
+`attribute_not_exists` (its dedup key is `incident_id#seq`, deterministic, so a retried or
+overlapping run cannot add it twice), then claimed (`pending` -> `publishing`, conditional, so only
+one run publishes it), published, and marked `sent`. A run that crashes after the write leaves it
+`pending` for the next run; one that crashes while `publishing` leaves a claim that a later run
+takes over once it is older than the lease. The only window for a duplicate is a crash between
+SNS accepting the message and the `sent` write.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cache
+from typing import Any, Literal
+
+from boto3.dynamodb.types import Binary
+from botocore.exceptions import ClientError
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+logger = logging.getLogger(__name__)
+
+CHUNK_BYTES = 350 * 1024
+OutboxStatus = Literal["pending", "publishing", "sent"]
+
+
+class StoreError(RuntimeError):
+    """The monitor table holds something unusable (corrupt state chunks, malformed items)."""
+
+
+class StateConflictError(StoreError):
+    """Another run saved the model state since this run loaded it."""
+
+
+class OutboxItem(BaseModel):
+    """A notification waiting to be (or already) published; `message` is the SNS Publish input."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    dedup_key: str
+    incident_id: str
+    seq: int
+    kind: str
+    status: OutboxStatus = "pending"
+    created_at: int
+    claimed_at: int | None = None
+    sent_at: int | None = None
+    message_id: str | None = None
+    message: dict[str, Any]
+
+    @field_validator("message", mode="before")
+    @classmethod
+    def _message_from_json(cls, value: Any) -> Any:
+        return json.loads(value) if isinstance(value, str) else value
+
+
+@dataclass(frozen=True)
+class LoadedState:
+    blob: bytes
+    generation: int
+
+
+@cache
+def _default_table_resource(table_name: str) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    config = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=20)
+    return boto3.resource("dynamodb", config=config).Table(table_name)
+
+
+def _conditional_failed(err: ClientError) -> bool:
+    return err.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+class DynamoDbIncidentStore:
+    def __init__(self, table_name: str, *, table: Any | None = None, ttl_days: int = 30) -> None:
+        self.table_name = table_name
+        self._table = table
+        self.ttl_s = ttl_days * 86400
+
+    @property
+    def table(self) -> Any:
+        if self._table is None:
+            self._table = _default_table_resource(self.table_name)
+        return self._table
+
+    # -- lease -----------------------------------------------------------------------------------
+
+    def acquire_lease(self, owner: str, *, now: int, lease_s: int) -> bool:
+        """Take the run lease unless another live run holds it."""
+        try:
+            self.table.put_item(
+                Item={
+                    "pk": "LEASE",
+                    "sk": "monitor",
+                    "owner": owner,
+                    "lease_until": now + lease_s,
+                    "expires_at": now + lease_s + 86400,
+                },
+                ConditionExpression="attribute_not_exists(pk) OR lease_until < :now OR #o = :owner",
+                ExpressionAttributeNames={"#o": "owner"},
+                ExpressionAttributeValues={":now": now, ":owner": owner},
+            )
+        except ClientError as err:
+            if _conditional_failed(err):
+                return False
+            raise
+        return True
+
+    def release_lease(self, owner: str) -> None:
+        try:
+            self.table.delete_item(
+                Key={"pk": "LEASE", "sk": "monitor"},
+                ConditionExpression="#o = :owner",
+                ExpressionAttributeNames={"#o": "owner"},
+                ExpressionAttributeValues={":owner": owner},
+            )
+        except ClientError as err:
+            if not _conditional_failed(err):
+                raise
+
+    # -- model state -----------------------------------------------------------------------------
+
+    def load_state(self) -> LoadedState | None:
+        head = self.table.get_item(Key={"pk": "STATE", "sk": "head"}, ConsistentRead=True).get("Item")
+        if head is None:
+            return None
+        try:
+            generation, chunks, digest = int(head["generation"]), int(head["chunks"]), str(head["sha256"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise StoreError(f"model state head is malformed: {err}") from err
+        parts: list[bytes] = []
+        for i in range(chunks):
+            item = self.table.get_item(
+                Key={"pk": "STATE", "sk": _chunk_sk(generation, i)}, ConsistentRead=True
+            ).get("Item")
+            if item is None or "data" not in item:
+                raise StoreError(f"model state generation {generation} is missing chunk {i}/{chunks}")
+            parts.append(bytes(item["data"]))
+        blob = b"".join(parts)
+        if hashlib.sha256(blob).hexdigest() != digest:
+            raise StoreError(f"model state generation {generation} fails its checksum")
+        return LoadedState(blob=blob, generation=generation)
+
+    def current_generation(self) -> int:
+        head = self.table.get_item(Key={"pk": "STATE", "sk": "head"}, ConsistentRead=True).get("Item")
+        return int(head["generation"]) if head and "generation" in head else 0
+
+    def save_state(self, blob: bytes, *, expected_generation: int, now: int) -> int:
+        """Write the chunks of a new generation, then switch the head to it (conditionally)."""
+        generation = expected_generation + 1
+        chunks = [blob[i : i + CHUNK_BYTES] for i in range(0, len(blob), CHUNK_BYTES)] or [b""]
+        with self.table.batch_writer() as batch:
+            for i, chunk in enumerate(chunks):
+                batch.put_item(
+                    Item={
+                        "pk": "STATE",
+                        "sk": _chunk_sk(generation, i),
+                        "data": Binary(chunk),
+                        # kept a while after being superseded (readers of the previous head)
+                        "expires_at": now + 3 * 86400,
+                    }
+                )
+        condition = "attribute_not_exists(pk)" if expected_generation == 0 else "generation = :expected"
+        values: dict[str, Any] = {} if expected_generation == 0 else {":expected": expected_generation}
+        try:
+            self.table.put_item(
+                Item={
+                    "pk": "STATE",
+                    "sk": "head",
+                    "generation": generation,
+                    "chunks": len(chunks),
+                    "sha256": hashlib.sha256(blob).hexdigest(),
+                    "size": len(blob),
+                    "saved_at": now,
+                },
+                ConditionExpression=condition,
+                **({"ExpressionAttributeValues": values} if values else {}),
+            )
+        except ClientError as err:
+            if _conditional_failed(err):
+                raise StateConflictError(
+                    f"model state changed since generation {expected_generation} was loaded"
+                ) from err
+            raise
+        return generation
+
+    # -- outbox ----------------------------------------------------------------------------------
+
+    def add_to_outbox(self, item: OutboxItem) -> bool:
+        """Record a notification once; False if this dedup key was recorded before (nothing changes)."""
+        try:
+            self.table.put_item(
+                Item={
+                    "pk": "OUTBOX",
+                    "sk": item.dedup_key,
+                    **item.model_dump(mode="json", exclude_none=True, exclude={"message"}),
+                    "message": _to_json_str(item.message),
+                    "expires_at": item.created_at + self.ttl_s,
+                },
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except ClientError as err:
+            if _conditional_failed(err):
+                return False
+            raise
+        return True
+
+    def unsent(self) -> list[OutboxItem]:
+        """Outbox items not yet sent, oldest transition first; malformed ones are logged and skipped."""
+        items: list[OutboxItem] = []
+        for raw in self._query(
+            KeyConditionExpression="pk = :pk",
+            FilterExpression="#s <> :sent",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={":pk": "OUTBOX", ":sent": "sent"},
+            ConsistentRead=True,
+        ):
+            try:
+                items.append(OutboxItem.model_validate(_plain(raw)))
+            except ValidationError as err:
+                logger.error("malformed outbox item %s left in place: %s", raw.get("sk"), err)
+        return sorted(items, key=lambda i: (i.created_at, i.incident_id, i.seq))
+
+    def claim(self, item: OutboxItem, *, now: int, stale_s: int) -> bool:
+        """pending -> publishing (or take over a stale claim); False if another run has it or it is sent."""
+        try:
+            self.table.update_item(
+                Key={"pk": "OUTBOX", "sk": item.dedup_key},
+                UpdateExpression="SET #s = :publishing, claimed_at = :now",
+                ConditionExpression="#s = :pending OR (#s = :publishing AND claimed_at < :stale)",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={
+                    ":publishing": "publishing",
+                    ":pending": "pending",
+                    ":now": now,
+                    ":stale": now - stale_s,
+                },
+            )
+        except ClientError as err:
+            if _conditional_failed(err):
+                return False
+            raise
+        return True
+
+    def mark_sent(self, item: OutboxItem, *, now: int, message_id: str) -> None:
+        self.table.update_item(
+            Key={"pk": "OUTBOX", "sk": item.dedup_key},
+            UpdateExpression="SET #s = :sent, sent_at = :now, message_id = :mid",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={":sent": "sent", ":now": now, ":mid": message_id},
+        )
+
+    def release_claim(self, item: OutboxItem) -> None:
+        """publishing -> pending after a failed publish, so the next run retries it."""
+        try:
+            self.table.update_item(
+                Key={"pk": "OUTBOX", "sk": item.dedup_key},
+                UpdateExpression="SET #s = :pending",
+                ConditionExpression="#s = :publishing",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={":pending": "pending", ":publishing": "publishing"},
+            )
+        except ClientError as err:
+            if not _conditional_failed(err):
+                raise
+
+    # -- incidents -------------------------------------------------------------------------------
+
+    def put_incident(self, incident: dict[str, Any], *, now: int) -> None:
+        self.table.put_item(
+            Item={
+                "pk": "INCIDENT",
+                "sk": str(incident["id"]),
+                "incident": _to_json_str(incident),
+                "status": str(incident.get("status", "open")),
+                "severity": str(incident.get("severity", "")),
+                "resource": str(incident.get("resource", "")),
+                "updated_at": now,
+                "expires_at": now + self.ttl_s,
+            }
+        )
+
+    def incidents(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for raw in self._query(
+            KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": "INCIDENT"}
+        ):
+            try:
+                out.append(json.loads(raw["incident"]))
+            except (KeyError, ValueError) as err:
+                logger.error("malformed incident item %s skipped: %s", raw.get("sk"), err)
+        return out
+
+    def _query(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        while True:
+            page = self.table.query(**kwargs)
+            yield from page.get("Items", [])
+            key = page.get("LastEvaluatedKey")
+            if not key:
+                return
+            kwargs["ExclusiveStartKey"] = key
+
+
+def _chunk_sk(generation: int, i: int) -> str:
+    return f"blob#{generation:012d}#{i:04d}"
+
+
+def _to_json_str(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+def _plain(value: Any) -> Any:
+    """DynamoDB resource values (Decimal, sets) -> plain JSON types."""
+    from decimal import Decimal
+
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value
