@@ -12,6 +12,7 @@ from aws_lambda_powertools.metrics.provider import cold_start
 from infra.topology import Topology, topology
 from sandbox.provision import Provisioned
 from service.adapters import aws
+from service.adapters.idempotency import InMemoryIdempotencyStore
 from service.adapters.memory import InMemoryCarRepository
 from service.api import dependencies
 from service.api.handler import app, lambda_handler
@@ -83,7 +84,17 @@ def memory_repo() -> InMemoryCarRepository:
 
 
 @pytest.fixture
-def memory_service(memory_repo: InMemoryCarRepository) -> CarService:
+def idempotency_store() -> InMemoryIdempotencyStore:
+    store = InMemoryIdempotencyStore()
+    app.dependency_overrides[dependencies.get_idempotency_store] = lambda: store
+    return store
+
+
+@pytest.fixture
+def memory_service(
+    memory_repo: InMemoryCarRepository, idempotency_store: InMemoryIdempotencyStore
+) -> CarService:
+    """The API handler wired to in-memory cars and idempotency records."""
     service = CarService(memory_repo, clock=StepClock())
     app.dependency_overrides[dependencies.get_car_service] = lambda: service
     return service

@@ -233,3 +233,16 @@ def test_openapi_document_and_swagger(api: Api) -> None:
     swagger = api("GET", "/swagger")
     assert swagger.status == 200
     assert "swagger" in str(swagger.body).lower()
+
+
+def test_idempotency_key_replays_the_first_response(api: Api, memory_repo: InMemoryCarRepository) -> None:
+    body = car_body()
+    first = api("POST", "/cars", body=body, headers={"Idempotency-Key": "abc-1"})
+    again = api("POST", "/cars", body=body, headers={"Idempotency-Key": "abc-1"})
+    assert first.status == again.status == 201
+    assert again.body == first.body
+    assert len(memory_repo.outbox) == 1  # one car, one event
+    reused = api("POST", "/cars", body=body | {"seats": 2}, headers={"Idempotency-Key": "abc-1"})
+    assert reused.status == 422
+    assert len(memory_repo.outbox) == 1
+    assert api("POST", "/cars", body=body, headers={"Idempotency-Key": "bad key"}).status == 422

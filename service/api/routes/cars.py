@@ -12,6 +12,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Pat
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.idempotency import idempotent_function
+from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
 
 from service.api.dependencies import get_car_service, get_idempotency_config, get_idempotency_store
 from service.api.models import CarListOut, CarOut, CarRegistrationIn, CarReplacementIn, StatusChangeIn
@@ -26,6 +27,7 @@ from service.observability import logger, metrics, tracer
 router = APIGatewayRouter()
 
 Service = Annotated[CarService, Depends(get_car_service)]
+IdempotencyStore = Annotated[BasePersistenceLayer, Depends(get_idempotency_store)]
 CarId = Annotated[str, Path(min_length=1, max_length=64, description="the car's id (a UUID)")]
 IfMatch = Annotated[
     str | None,
@@ -90,7 +92,10 @@ def _count_transition(to_status: CarStatus) -> None:
     responses={201: {"description": "Created"}, **PROBLEM_RESPONSES},
 )
 def register_car(
-    body: Annotated[CarRegistrationIn, Body()], service: Service, idempotency_key: IdempotencyKey = None
+    body: Annotated[CarRegistrationIn, Body()],
+    service: Service,
+    store: IdempotencyStore,
+    idempotency_key: IdempotencyKey = None,
 ) -> Response[CarOut]:
     _observe("POST /cars")
 
@@ -108,7 +113,7 @@ def register_car(
             config.register_lambda_context(router.lambda_context)
         once = idempotent_function(
             data_keyword_argument="request",
-            persistence_store=get_idempotency_store(),
+            persistence_store=store,
             config=config,
             key_prefix="cars-api#register-car",
         )(register)
