@@ -6,7 +6,7 @@ Items:
 |---|---|---|
 | `LEASE` | `monitor` | run lease: `owner`, `lease_until`; taken with a conditional write |
 | `STATE` | `head` | model state head: `generation`, `chunks`, `sha256`, `size` |
-| `STATE` | `blob#<generation>#<i>` | model state chunks (Binary, <= 350 KB each; old ones expire) |
+| `STATE` | `blob#<generation>#<sha256 prefix>#<i>` | state chunks (Binary, <= 350 KB; old ones expire) |
 | `OUTBOX` | `<incident_id>#<seq>` | one notification per incident transition: `status` pending -> sent |
 | `INCIDENT` | `<incident_id>` | the incident as last seen (for the dashboard and `fleetscope alerts`) |
 
@@ -143,12 +143,13 @@ class DynamoDbIncidentStore:
             return None
         try:
             generation, chunks, digest = int(head["generation"]), int(head["chunks"]), str(head["sha256"])
+            prefix = f"blob#{generation:012d}#{digest[:16]}"
         except (KeyError, TypeError, ValueError) as err:
             raise StoreError(f"model state head is malformed: {err}") from err
         parts: list[bytes] = []
         for i in range(chunks):
             item = self.table.get_item(
-                Key={"pk": "STATE", "sk": _chunk_sk(generation, i)}, ConsistentRead=True
+                Key={"pk": "STATE", "sk": f"{prefix}#{i:04d}"}, ConsistentRead=True
             ).get("Item")
             if item is None or "data" not in item:
                 raise StoreError(f"model state generation {generation} is missing chunk {i}/{chunks}")
@@ -165,13 +166,17 @@ class DynamoDbIncidentStore:
     def save_state(self, blob: bytes, *, expected_generation: int, now: int) -> int:
         """Write the chunks of a new generation, then switch the head to it (conditionally)."""
         generation = expected_generation + 1
+        digest = hashlib.sha256(blob).hexdigest()
+        # Chunk keys carry the content hash: a writer that loses the race below cannot damage the
+        # chunks of the generation that won it.
+        prefix = f"blob#{generation:012d}#{digest[:16]}"
         chunks = [blob[i : i + CHUNK_BYTES] for i in range(0, len(blob), CHUNK_BYTES)] or [b""]
         with self.table.batch_writer() as batch:
             for i, chunk in enumerate(chunks):
                 batch.put_item(
                     Item={
                         "pk": "STATE",
-                        "sk": _chunk_sk(generation, i),
+                        "sk": f"{prefix}#{i:04d}",
                         "data": Binary(chunk),
                         # kept a while after being superseded (readers of the previous head)
                         "expires_at": now + 3 * 86400,
@@ -186,7 +191,7 @@ class DynamoDbIncidentStore:
                     "sk": "head",
                     "generation": generation,
                     "chunks": len(chunks),
-                    "sha256": hashlib.sha256(blob).hexdigest(),
+                    "sha256": digest,
                     "size": len(blob),
                     "saved_at": now,
                 },
@@ -316,10 +321,6 @@ class DynamoDbIncidentStore:
             if not key:
                 return
             kwargs["ExclusiveStartKey"] = key
-
-
-def _chunk_sk(generation: int, i: int) -> str:
-    return f"blob#{generation:012d}#{i:04d}"
 
 
 def _to_json_str(value: Any) -> str:

@@ -1,0 +1,208 @@
+"""The monitor against the AWS emulator over HTTP: CloudWatch read-back, the DynamoDB store, and a
+full handler run that opens and resolves an incident, delivered once to an SQS subscriber."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import numpy as np
+import pytest
+
+from monitor.catalog import FunctionName, MetricSpec, ResourceNames, Severity
+from monitor.source import CloudWatchMetricSource
+from monitor.store import DynamoDbIncidentStore, StateConflictError, StoreError
+from tests.monitor.conftest import Inbox
+
+pytestmark = pytest.mark.integration
+
+P = 60
+
+
+def _put(namespace: str, name: str, dims: dict[str, str], t: np.ndarray, y: np.ndarray) -> None:
+    cw = boto3.client("cloudwatch")
+    data = [
+        {
+            "MetricName": name,
+            "Dimensions": [{"Name": k, "Value": v} for k, v in dims.items()],
+            "Timestamp": datetime.fromtimestamp(int(ti), tz=UTC),
+            "Value": float(yi),
+            "Unit": "Count",
+        }
+        for ti, yi in zip(t, y, strict=True)
+    ]
+    for i in range(0, len(data), 1000):
+        cw.put_metric_data(Namespace=namespace, MetricData=data[i : i + 1000])
+
+
+def test_put_metric_data_reads_back_through_the_source(provisioned: Any) -> None:
+    # Given datapoints put with put_metric_data (two per minute for some minutes, none for one)
+    dims = {"Probe": uuid.uuid4().hex}
+    t0 = (int(time.time()) // P - 30) * P
+    _put("FleetscopeTest", "Probe", dims, np.array([t0, t0 + 10, t0 + P, t0 + 3 * P]), np.array([1, 2, 5, 7]))
+    spec = MetricSpec(
+        id="probe",
+        title="probe",
+        resource="test",
+        namespace="FleetscopeTest",
+        metric_name="Probe",
+        dimensions=dims,
+        statistic="Sum",
+        period_s=P,
+        direction="up",
+        severity=Severity.INFO,
+        profile="count",
+    )
+    # When read through CloudWatchMetricSource
+    result = CloudWatchMetricSource().fetch([spec], start=t0, end=t0 + 4 * P, period_s=P)
+    # Then the per-period sums are on the grid and the empty minute is missing
+    y = result.series["probe"].y
+    assert y[[0, 1, 3]].tolist() == [3.0, 5.0, 7.0]
+    assert np.isnan(y[2])
+    assert result.stats.calls == 1
+
+
+def test_lease_is_exclusive_until_released_or_expired(clean_monitor_table: str) -> None:
+    store = DynamoDbIncidentStore(clean_monitor_table)
+    assert store.acquire_lease("run-a", now=1000, lease_s=60)
+    assert not store.acquire_lease("run-b", now=1010, lease_s=60)  # overlapping run
+    assert store.acquire_lease("run-a", now=1020, lease_s=60)  # the same (retried) invocation
+    assert store.acquire_lease("run-b", now=1100, lease_s=60)  # run-a's lease expired
+    store.release_lease("run-a")  # not the holder: nothing happens
+    assert not store.acquire_lease("run-c", now=1110, lease_s=60)
+    store.release_lease("run-b")
+    assert store.acquire_lease("run-c", now=1111, lease_s=60)
+
+
+def test_state_is_split_into_chunks_and_guarded_by_its_generation(clean_monitor_table: str) -> None:
+    store = DynamoDbIncidentStore(clean_monitor_table)
+    blob = np.random.default_rng(0).bytes(800 * 1024)  # incompressible, > 2 chunks of 350 KB
+    generation = store.save_state(blob, expected_generation=0, now=1000)
+    loaded = store.load_state()
+    assert loaded is not None
+    assert loaded.blob == blob
+    assert loaded.generation == generation == 1
+    # A run that loaded generation 0 cannot overwrite the newer state
+    with pytest.raises(StateConflictError):
+        store.save_state(b"stale", expected_generation=0, now=1001)
+    assert store.load_state().blob == blob  # type: ignore[union-attr]
+    # A damaged chunk is detected, not silently used
+    table = boto3.resource("dynamodb").Table(clean_monitor_table)
+    prefix = f"blob#000000000001#{hashlib.sha256(blob).hexdigest()[:16]}"
+    table.put_item(Item={"pk": "STATE", "sk": f"{prefix}#0001", "data": b"garbage"})
+    with pytest.raises(StoreError, match="checksum"):
+        store.load_state()
+
+
+@dataclass
+class FakeContext:
+    function_name: str = "fleetscope-test-monitor"
+    memory_limit_in_mb: int = 1024
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:fleetscope-test-monitor"
+    aws_request_id: str = "req-1"
+
+
+def _event(t: int) -> dict[str, Any]:
+    return {
+        "version": "0",
+        "detail-type": "Scheduled Event",
+        "source": "aws.scheduler",
+        "time": datetime.fromtimestamp(t, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "detail": {},
+    }
+
+
+def _alerts_for(inbox: Inbox, resource: str) -> list[dict[str, Any]]:
+    return [
+        m
+        for m in inbox.receive_all()
+        if m.get("MessageAttributes", {}).get("resource", {}).get("Value") == resource
+    ]
+
+
+@pytest.mark.slow
+def test_handler_end_to_end_opens_once_and_resolves(
+    clean_monitor_table: str, inbox: Inbox, monitor_env: Callable[..., None]
+) -> None:
+    from monitor import handler
+
+    uid = uuid.uuid4().hex[:10]
+    names = ResourceNames(
+        stage="test",
+        namespace="Fleetscope",
+        api_name=f"e2e-{uid}-api",
+        api_stage="v1",
+        functions=(FunctionName(key="cars-api", name=f"e2e-{uid}-fn", service=f"e2e-{uid}"),),
+        event_bus="unused",
+    )
+    monitor_env(
+        MONITOR_RESOURCES=names.to_env(),
+        MONITOR_PERIOD_S=str(P),
+        MONITOR_HISTORY_DAYS="1",
+        MONITOR_SETTLE_S="0",
+        MONITOR_COOLDOWN_S="120",
+    )
+    api_dims = {"ApiName": names.api_name, "Stage": "v1"}
+    rng = np.random.default_rng(7)
+
+    def traffic(t: np.ndarray) -> np.ndarray:
+        return rng.poisson(100 + 20 * np.sin(2 * np.pi * (t % 86400) / 86400)).astype(float)
+
+    # Given a day of normal API traffic without 5XX errors
+    t1 = (int(time.time()) // P - 60) * P
+    history = np.arange(t1 - 86400, t1, P)
+    _put("AWS/ApiGateway", "Count", api_dims, history, traffic(history))
+    # When the monitor runs for the first time, it trains and alerts on nothing
+    first = handler.lambda_handler(_event(t1), FakeContext(aws_request_id="r1"))
+    assert first["status"] == "ok"
+    assert first["series_trained"] >= 10
+    assert first["transitions"] == []
+    # Given 5 minutes with 40 % of the requests failing with 5XX
+    burst = np.arange(t1, t1 + 5 * P, P)
+    _put("AWS/ApiGateway", "Count", api_dims, burst, np.full(5, 100.0))
+    _put("AWS/ApiGateway", "5XXError", api_dims, burst, np.full(5, 40.0))
+    # When the monitor runs, and the same scheduled invocation is retried
+    second = handler.lambda_handler(_event(t1 + 5 * P), FakeContext(aws_request_id="r2"))
+    retried = handler.lambda_handler(_event(t1 + 5 * P), FakeContext(aws_request_id="r2"))
+    # Then the incident opened once and nothing was sent twice
+    assert second["transitions"][0]["kind"] == "OPEN"
+    assert second["get_metric_data_calls"] == 1  # a normal run fetches only the new periods
+    assert retried["transitions"] == []
+    assert retried["published"] == 0
+    resource = f"api:{names.api_name}"
+    opened = _alerts_for(inbox, resource)
+    kinds = [m["MessageAttributes"]["kind"]["Value"] for m in opened]
+    assert kinds.count("OPEN") == 1
+    assert len(kinds) == len(second["transitions"])
+    first_alert = opened[0]
+    payload = json.loads(first_alert["Message"])  # the `sqs` part of the structured message
+    assert payload["kind"] == "OPEN"
+    assert payload["severity"] == "critical"
+    assert first_alert["MessageAttributes"]["severity"]["Value"] == "critical"
+    assert first_alert["MessageAttributes"]["service"]["Value"] == f"e2e-{uid}"
+    assert first_alert["Subject"].startswith("[CRITICAL] OPEN ")
+    assert len(first_alert["Subject"]) <= 100
+    anomalous = {a["title"] for a in payload["anomalies"]}
+    assert anomalous & {"API 5XX errors", "API 5XX rate"}
+    lead = payload["anomalies"][0]
+    assert lead["observed"] > lead["expected_upper"]
+    assert payload["console_url"].startswith(
+        "https://us-east-1.console.aws.amazon.com/cloudwatch/home?region="
+    )
+    # Given 15 normal minutes
+    calm = np.arange(t1 + 5 * P, t1 + 20 * P, P)
+    _put("AWS/ApiGateway", "Count", api_dims, calm, traffic(calm))
+    # When the monitor runs again, the incident resolves (after 6 clear points and the cooldown)
+    third = handler.lambda_handler(_event(t1 + 20 * P), FakeContext(aws_request_id="r3"))
+    assert [t["kind"] for t in third["transitions"]] == ["RESOLVED"]
+    resolved = _alerts_for(inbox, resource)
+    assert [m["MessageAttributes"]["kind"]["Value"] for m in resolved] == ["RESOLVED"]
+    assert json.loads(resolved[0]["Message"])["incident_id"] == payload["incident_id"]
+    assert "RESOLVED" in resolved[0]["Subject"]
