@@ -71,6 +71,28 @@ def _to_datetimes(timestamps: FloatArray) -> list[datetime]:
     return [datetime.fromtimestamp(float(ts), tz=UTC) for ts in timestamps]
 
 
+def _with_datetimes(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Results for moto's generic serializer: datetimes and plain floats."""
+    return [
+        r | {"Timestamps": _to_datetimes(r["Timestamps"]), "Values": [float(v) for v in r["Values"]]}
+        for r in results
+    ]
+
+
+def _json_body(results: list[dict[str, Any]], token: str | None) -> str:
+    """The JSON-protocol response body, built directly: moto's generic serializer walks every
+    datapoint through the service model and costs seconds for 100k datapoints."""
+    body: dict[str, Any] = {
+        "MetricDataResults": [
+            r | {"Timestamps": r["Timestamps"].tolist(), "Values": r["Values"].tolist()} for r in results
+        ],
+        "Messages": [],
+    }
+    if token:
+        body["NextToken"] = token
+    return json.dumps(body)
+
+
 # ---- PutMetricData ------------------------------------------------------------------------------
 def put_metric_data(backend: Any, namespace: str, metric_data: list[dict[str, Any]]) -> None:
     from moto.cloudwatch.exceptions import InvalidParameterValue
@@ -237,7 +259,7 @@ def get_metric_data(
     max_datapoints: int | None = None,
     next_token: str | None = None,
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """Results (response-shaped dicts) and the next token, for the response layer."""
+    """Results (response-shaped dicts with numpy Timestamps/Values) and the next token."""
     from moto.cloudwatch.exceptions import InvalidParameterValue, ValidationError
 
     start, end = to_epoch(start_time), to_epoch(end_time)
@@ -283,8 +305,8 @@ def get_metric_data(
             {
                 "Id": query["Id"],
                 "Label": query.get("Label") or default_label,
-                "Timestamps": _to_datetimes(ts[begin : begin + take]),
-                "Values": [float(v) for v in values[begin : begin + take]],
+                "Timestamps": ts[begin : begin + take],
+                "Values": values[begin : begin + take],
                 "StatusCode": "PartialData" if partial else "Complete",
                 "Messages": [],
             }
@@ -398,7 +420,7 @@ def _patch_responses() -> None:
     from moto.cloudwatch.responses import CloudWatchResponse
     from moto.core.responses import ActionResult
 
-    def response_get_metric_data(self: Any) -> ActionResult:
+    def response_get_metric_data(self: Any) -> ActionResult | tuple[int, dict[str, str], str]:
         params = self._get_params()
         queries = params.get("MetricDataQueries", [])
         for i, query in enumerate(queries, start=1):
@@ -413,7 +435,10 @@ def _patch_responses() -> None:
             max_datapoints=params.get("MaxDatapoints"),
             next_token=params.get("NextToken"),
         )
-        result: dict[str, Any] = {"MetricDataResults": results, "Messages": []}
+        content_type = str(self.headers.get("Content-Type", ""))
+        if content_type.startswith("application/x-amz-json"):
+            return 200, {"Content-Type": content_type}, _json_body(results, token)
+        result: dict[str, Any] = {"MetricDataResults": _with_datetimes(results), "Messages": []}
         if token:
             result["NextToken"] = token
         return ActionResult(result)
@@ -452,7 +477,7 @@ def _patch_responses() -> None:
             result["NextToken"] = token
         return ActionResult(result)
 
-    CloudWatchResponse.get_metric_data = response_get_metric_data  # type: ignore[method-assign]
+    CloudWatchResponse.get_metric_data = response_get_metric_data  # type: ignore[method-assign,assignment]
     CloudWatchResponse.get_metric_statistics = response_get_metric_statistics  # type: ignore[method-assign]
     CloudWatchResponse.list_metrics = response_list_metrics  # type: ignore[method-assign]
 
@@ -467,7 +492,7 @@ def _patch_backend() -> None:
         end_time: datetime,
         scan_by: str = "TimestampAscending",
     ) -> list[dict[str, Any]]:
-        return get_metric_data(self, queries, start_time, end_time, scan_by)[0]
+        return _with_datetimes(get_metric_data(self, queries, start_time, end_time, scan_by)[0])
 
     def backend_list_metrics(
         self: Any,
