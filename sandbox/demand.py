@@ -26,13 +26,13 @@ _WEEKDAY_BUMPS: tuple[tuple[float, float, float], ...] = (
     (21.5, 1.6, 0.22),  # evening out
 )
 _WEEKEND_BUMPS: tuple[tuple[float, float, float], ...] = (
-    (13.5, 3.5, 0.55),  # late, flat day
-    (21.5, 2.0, 0.35),  # nightlife
-    (1.0, 1.5, 0.15),  # late night return trips
+    (13.5, 3.0, 0.50),  # late, flat day
+    (21.5, 1.8, 0.30),  # nightlife
+    (1.0, 1.3, 0.12),  # late night return trips
 )
 _NIGHT_FLOOR = 0.12  # at 4 am the city is quiet, not dead
 _WEEKDAY_PEAK = 1.0
-_WEEKEND_PEAK = 0.72
+_WEEKEND_PEAK = 0.62
 
 # What one rider request costs, in the simulator's own terms (sandbox/fleet.py follows these):
 # every request lists available cars; half of the riders then look at one car; a served trip moves

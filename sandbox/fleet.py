@@ -159,7 +159,13 @@ class ApiResponse:
 
 class FleetApi(Protocol):
     def request(
-        self, method: str, path: str, *, json_body: Any = None, params: Any = None
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        params: Any = None,
+        headers: dict[str, str] | None = None,
     ) -> ApiResponse: ...
 
 
@@ -178,11 +184,24 @@ class HttpFleetApi:
             self._local.session = session
         return session
 
-    def request(self, method: str, path: str, *, json_body: Any = None, params: Any = None) -> ApiResponse:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        params: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> ApiResponse:
         started = time.monotonic()
         try:
             resp = self._session().request(
-                method, self.api_url + path, json=json_body, params=params, timeout=self.timeout_s
+                method,
+                self.api_url + path,
+                json=json_body,
+                params=params,
+                headers=headers,
+                timeout=self.timeout_s,
             )
         except requests.RequestException as err:
             log.debug("fleet: %s %s failed: %s", method, path, err)
@@ -327,12 +346,14 @@ class FleetSimulator:
                     "lon": round(self.rng.uniform(lon0, lon1), 6),
                 },
             }
-            resp = self._call("POST", "/cars", json_body=body)
+            # The VIN is the idempotency key: a retried registration never creates a second car.
+            key = {"Idempotency-Key": f"register-{body['vin']}"}
+            resp = self._call("POST", "/cars", json_body=body, headers=key)
             for _ in range(attempts):
-                if resp.status in (200, 201) or 400 <= resp.status < 500:
+                if resp.status in (200, 201) or (400 <= resp.status < 500 and resp.status not in (409, 429)):
                     break
                 self.clock.sleep(retry_s)
-                resp = self._call("POST", "/cars", json_body=body)
+                resp = self._call("POST", "/cars", json_body=body, headers=key)
             if resp.status not in (200, 201) or not isinstance(resp.body, dict) or "car_id" not in resp.body:
                 raise FleetError(f"could not register car {body['vin']}: HTTP {resp.status} {resp.body!r}")
             car = SimCar(
@@ -439,8 +460,16 @@ class FleetSimulator:
         for fn in due:
             self._submit(fn)
 
-    def _call(self, method: str, path: str, *, json_body: Any = None, params: Any = None) -> ApiResponse:
-        resp = self.api.request(method, path, json_body=json_body, params=params)
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        params: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> ApiResponse:
+        resp = self.api.request(method, path, json_body=json_body, params=params, headers=headers)
         with self._lock:
             self._stats.requests[f"{method} {resp.status}"] += 1
         return resp
