@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -84,12 +85,34 @@ class BandUnavailableError(RuntimeError):
     """The monitor's detectors or alert policy cannot be loaded (not installed yet, or broken)."""
 
 
+# Catalog profile -> detector profile, used only if the monitor's detectors do not know the catalog's name.
+_PROFILE_FALLBACK = {"sparse_count": "count", "level": "backlog", "count": "traffic"}
+
+
 def alert_threshold(profile: str) -> float:
     try:
         from monitor.policy import default_rule
     except ImportError as err:  # pragma: no cover - depends on the monitor package being present
         raise BandUnavailableError(f"the monitor's alert policy is not available: {err}") from err
     return float(default_rule(profile).threshold)
+
+
+def _detector_and_threshold(profile: str, period_s: int) -> tuple[object, float, str]:
+    """The monitor's detector and alert threshold for a catalog profile (and the profile used)."""
+    try:
+        from monitor.detectors import build_detector
+    except ImportError as err:
+        raise BandUnavailableError(f"the monitor's detectors are not available: {err}") from err
+    tried: list[str] = []
+    for name in (profile, _PROFILE_FALLBACK.get(profile, "default"), "default"):
+        if name in tried:
+            continue
+        tried.append(name)
+        try:
+            return build_detector(name, period_s=period_s), alert_threshold(name), name
+        except ValueError:
+            continue
+    raise BandUnavailableError(f"the monitor has no detector for profile {profile!r} (tried {tried})")
 
 
 def expected_band(
@@ -104,20 +127,16 @@ def expected_band(
 
     This is what the monitor does: the band and scores of a point depend only on earlier points.
     """
-    try:
-        from monitor.detectors import build_detector
-    except ImportError as err:
-        raise BandUnavailableError(f"the monitor's detectors are not available: {err}") from err
-    threshold = alert_threshold(profile)
+    detector: Any
+    detector, threshold, used = _detector_and_threshold(profile, period_s)
     clean = series.sort_index()
     clean = clean[~clean.index.duplicated()]
-    t = (pd.DatetimeIndex(clean.index).asi8 // 1_000_000_000).astype(np.int64)
+    t = pd.DatetimeIndex(clean.index).as_unit("s").asi8.astype(np.int64)
     y = clean.to_numpy(dtype=np.float64)
     v = None
     if volume is not None:
         v = volume.reindex(clean.index).to_numpy(dtype=np.float64)
     cut = int(np.searchsorted(t, int(pd.Timestamp(scored_from).timestamp())))
-    detector = build_detector(profile, period_s=period_s)
     detector.fit(t[:cut], y[:cut], None if v is None else v[:cut])
     out = detector.process(t[cut:], y[cut:], None if v is None else v[cut:])
     frame = pd.DataFrame(
@@ -130,7 +149,7 @@ def expected_band(
         }
     )
     frame["anomalous"] = (frame["score"] >= threshold) & frame["value"].notna()
-    return Band(frame=frame, threshold=threshold, detector=type(detector).__name__)
+    return Band(frame=frame, threshold=threshold, detector=f"{type(detector).__name__} ({used})")
 
 
 def training_span(hours: float) -> timedelta:

@@ -359,45 +359,65 @@ _TS_KEYS = ("opened_at", "started_at", "first_seen", "start", "created_at")
 _END_KEYS = ("resolved_at", "closed_at", "ended_at", "end")
 
 
+def _incident_document(item: dict[str, Any]) -> dict[str, Any]:
+    """The incident fields of an item: top level, or nested as a map / JSON string under a known key."""
+    merged = dict(item)
+    for key in ("incident", "doc", "document", "data", "body"):
+        nested = item.get(key)
+        if isinstance(nested, str):
+            try:
+                nested = json.loads(nested)
+            except ValueError:
+                continue
+        if isinstance(nested, dict) and ("resource" in nested or "opened_at" in nested):
+            merged = {**merged, **nested}
+    return merged
+
+
 def incidents_frame(items: Iterable[dict[str, Any]]) -> pd.DataFrame:
-    """Incident items from the monitor table (pk/sk) as rows: id, status, opened/resolved times, ..."""
-    rows = []
+    """Incidents from the monitor table (pk/sk) as rows, one per incident (latest version wins)."""
+    latest: dict[str, dict[str, Any]] = {}
     for item in items:
+        doc = _incident_document(item)
         pk, sk = str(item.get("pk", "")), str(item.get("sk", ""))
-        if not ("incident" in pk.lower() or "incident" in sk.lower() or "incident_id" in item):
+        looks_like = "incident" in pk.lower() or "incident" in sk.lower() or "incident_id" in doc
+        if not (looks_like or ("opened_at" in doc and "resource" in doc)):
             continue
-        opened = next((item[k] for k in _TS_KEYS if item.get(k) is not None), None)
-        resolved = next((item[k] for k in _END_KEYS if item.get(k) is not None), None)
-        status = str(item.get("status") or item.get("state") or ("resolved" if resolved else "open")).lower()
-        rows.append(
-            {
-                "incident_id": str(item.get("incident_id") or sk or pk),
-                "status": status,
-                "severity": str(item.get("severity", "")),
-                "title": str(item.get("title") or item.get("summary") or item.get("series_id") or ""),
-                "series_id": str(item.get("series_id") or item.get("metric_id") or ""),
-                "resource": str(item.get("resource", "")),
-                "opened_at": opened,
-                "resolved_at": resolved,
-                "item": item,
-            }
-        )
-    frame = pd.DataFrame(
-        rows,
-        columns=[
-            "incident_id",
-            "status",
-            "severity",
-            "title",
-            "series_id",
-            "resource",
-            "opened_at",
-            "resolved_at",
-            "item",
-        ],
-    )
+        incident_id = str(doc.get("incident_id") or doc.get("id") or sk or pk)
+        opened = next((doc[k] for k in _TS_KEYS if doc.get(k) is not None), None)
+        if opened is None:
+            continue  # a transition or message item without the incident's facts
+        resolved = next((doc[k] for k in _END_KEYS if doc.get(k) is not None), None)
+        status = str(doc.get("status") or doc.get("state") or ("resolved" if resolved else "open")).lower()
+        members = doc.get("members") or {}
+        row = {
+            "incident_id": incident_id,
+            "status": status,
+            "severity": str(doc.get("severity", "")),
+            "resource": str(doc.get("resource", "")),
+            "series": list(members) if isinstance(members, dict) else [str(m) for m in members],
+            "reason": str(doc.get("resolve_reason") or doc.get("reason") or ""),
+            "opened_at": opened,
+            "resolved_at": resolved,
+            "rank": (float(doc.get("seq") or 0), str(doc.get("updated_at") or "")),
+            "item": doc,
+        }
+        if incident_id not in latest or row["rank"] >= latest[incident_id]["rank"]:
+            latest[incident_id] = row
+    columns = [
+        "incident_id",
+        "status",
+        "severity",
+        "resource",
+        "series",
+        "reason",
+        "opened_at",
+        "resolved_at",
+        "item",
+    ]
+    frame = pd.DataFrame([{k: r[k] for k in columns} for r in latest.values()], columns=columns)
     for column in ("opened_at", "resolved_at"):
-        frame[column] = frame[column].map(_to_timestamp)
+        frame[column] = pd.to_datetime(frame[column].map(_to_timestamp), utc=True)
     return frame.sort_values("opened_at", ascending=False, ignore_index=True)
 
 

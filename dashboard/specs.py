@@ -35,7 +35,7 @@ def _spec(
         id=id,
         title=id,
         resource=id.split(":")[0],
-        direction="both",
+        direction="up",
         severity=Severity.INFO,
         profile="count",
         namespace=namespace,

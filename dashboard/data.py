@@ -1,0 +1,252 @@
+"""Cached data access for the pages: `st.cache_resource` for the target and clients,
+`st.cache_data(ttl=...)` for query results. Pages call these and never boto3.
+
+Every function takes the target's key (its JSON) so cached results never cross deployments; errors
+surface as `QueryError` / `TargetError` (never cached) for the page to show.
+"""
+
+from __future__ import annotations
+
+import atexit
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import queries, specs
+from dashboard.analysis import Band, BandUnavailableError, expected_band, training_span
+from dashboard.settings import get_settings
+from dashboard.target import (
+    Target,
+    TargetError,
+    aws_target,
+    read_sandbox_file,
+    sandbox_target,
+    wait_for_sandbox_file,
+)
+from monitor.catalog import DerivedSpec, MetricSpec
+
+TTL_S = get_settings().cache_ttl_s
+_embedded_lock = threading.Lock()
+
+
+@st.cache_resource(show_spinner="Connecting…")
+def get_target() -> Target:
+    """Resolve the target once per process (FLEETSCOPE_TARGET; see dashboard.settings)."""
+    settings = get_settings()
+    if settings.target == "aws":
+        cfn = queries.make_client(
+            Target.model_construct(kind="aws", region=settings.region),  # type: ignore[call-arg]
+            "cloudformation",
+        )
+        return aws_target(settings, lambda: queries.describe_stacks(cfn))
+    info = read_sandbox_file(settings.sandbox_file)
+    if info is not None:
+        return sandbox_target(info, settings)
+    if settings.target == "sandbox":
+        raise TargetError(
+            f"FLEETSCOPE_TARGET=sandbox but no running sandbox is described in {settings.sandbox_file}: "
+            "start one with `fleetscope sandbox up --no-dashboard`."
+        )
+    return _start_embedded_sandbox()
+
+
+def _start_embedded_sandbox() -> Target:
+    """No target configured and no sandbox running: start one in this process, stop it at exit."""
+    settings = get_settings()
+    try:
+        from sandbox.app import Sandbox, SandboxConfig
+    except ImportError as err:
+        raise TargetError(
+            "No sandbox is running and the embedded sandbox cannot be started "
+            f"({err}). Start one with `fleetscope sandbox up --no-dashboard`, "
+            "or set FLEETSCOPE_TARGET=aws."
+        ) from err
+    with _embedded_lock:
+        sandbox = Sandbox(SandboxConfig(home=settings.home, dashboard=False))
+        sandbox.start()  # writes sandbox.json once the emulator and the API are up
+        atexit.register(sandbox.stop)
+    info = wait_for_sandbox_file(settings.sandbox_file, settings.sandbox_start_timeout_s)
+    return sandbox_target(info, settings, embedded=True)
+
+
+def target_key() -> str:
+    return get_target().model_dump_json()
+
+
+@st.cache_resource
+def _client(key: str, service: str) -> Any:
+    return queries.make_client(Target.model_validate_json(key), service)
+
+
+def client(service: str) -> Any:
+    return _client(target_key(), service)
+
+
+def now_aligned(step_s: int = 60) -> datetime:
+    """Now, rounded down to `step_s`, so repeated renders in the same step hit the cache."""
+    return queries.align(datetime.now(tz=UTC), step_s)
+
+
+# --------------------------------------------------------------------------------------------- metrics
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def metric_frame(
+    key: str, kind: str, start: datetime, end: datetime, period_s: int, ids: tuple[str, ...] = ()
+) -> queries.MetricFrame:
+    """Metrics of one kind (`overview`, `catalog`, `usage`) between start and end at `period_s`."""
+    target = Target.model_validate_json(key)
+    if kind == "overview":
+        wanted = specs.overview_specs(target.resources, period_s)
+    elif kind == "catalog":
+        wanted = list(specs.catalog(target.resources, period_s).metrics)
+    elif kind == "usage":
+        wanted = specs.usage_specs(target.resources, period_s)
+    else:
+        raise ValueError(f"unknown metric kind {kind!r}")
+    if ids:
+        wanted = [s for s in wanted if s.id in ids]
+    return queries.fetch_metrics(_client(key, "cloudwatch"), wanted, start=start, end=end, period_s=period_s)
+
+
+def metrics(
+    kind: str, start: datetime, end: datetime, period_s: int, ids: tuple[str, ...] = ()
+) -> queries.MetricFrame:
+    return metric_frame(target_key(), kind, start, end, period_s, ids)
+
+
+# --------------------------------------------------------------------------------------------- tables
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def _cars(key: str) -> pd.DataFrame:
+    target = Target.model_validate_json(key)
+    return queries.list_cars(_client(key, "dynamodb"), target.resources.cars_table)
+
+
+def cars() -> pd.DataFrame:
+    return _cars(target_key())
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def _status_events(key: str) -> pd.DataFrame:
+    target = Target.model_validate_json(key)
+    return queries.status_events(_client(key, "dynamodb"), target.resources.outbox_table)
+
+
+def status_events() -> pd.DataFrame:
+    return _status_events(target_key())
+
+
+@st.cache_data(ttl=min(TTL_S, 30), show_spinner=False)
+def _incidents(key: str) -> pd.DataFrame:
+    target = Target.model_validate_json(key)
+    return queries.list_incidents(_client(key, "dynamodb"), target.resources.monitor_table)
+
+
+def incidents() -> pd.DataFrame:
+    return _incidents(target_key())
+
+
+@st.cache_data(ttl=min(TTL_S, 15), show_spinner=False)
+def _queues(key: str) -> pd.DataFrame:
+    target = Target.model_validate_json(key)
+    res = target.resources
+    return queries.queue_snapshot(_client(key, "sqs"), [res.telemetry_queue, res.telemetry_dlq])
+
+
+def queues() -> pd.DataFrame:
+    return _queues(target_key())
+
+
+def inbox(limit: int = 500) -> list[dict[str, Any]]:
+    """The sandbox's delivered alerts (a local file: read fresh every time)."""
+    return queries.read_inbox(get_target().inbox_file, limit=limit)
+
+
+# --------------------------------------------------------------------------------------------- cost inputs
+
+
+@st.cache_data(ttl=max(TTL_S, 300), show_spinner=False)
+def _lambda_reports(key: str, function_key: str, start: datetime, end: datetime) -> pd.DataFrame:
+    target = Target.model_validate_json(key)
+    fn = target.resources.function(function_key)
+    if fn is None:
+        raise queries.QueryError(f"No function {function_key!r} in this deployment.")
+    return queries.lambda_reports(_client(key, "logs"), f"/aws/lambda/{fn.name}", start=start, end=end)
+
+
+def lambda_reports(function_key: str, hours: float = 24) -> pd.DataFrame:
+    end = now_aligned(300)
+    return _lambda_reports(target_key(), function_key, end - timedelta(hours=hours), end)
+
+
+@st.cache_data(ttl=max(TTL_S, 300), show_spinner=False)
+def _cloudwatch_inventory(key: str) -> dict[str, int]:
+    target = Target.model_validate_json(key)
+    cw = _client(key, "cloudwatch")
+    alarms = queries.count_alarms(cw, target.resources.api_name.rsplit("-cars-api", 1)[0])
+    return {"custom_metrics": queries.count_custom_metrics(cw, target.resources.namespace), **alarms}
+
+
+def cloudwatch_inventory() -> dict[str, int]:
+    return _cloudwatch_inventory(target_key())
+
+
+@st.cache_data(ttl=3600, show_spinner=False)
+def _cost_explorer(key: str, start: datetime, end: datetime) -> pd.DataFrame:
+    return queries.cost_explorer_daily(_client(key, "ce"), start=start, end=end)
+
+
+def cost_explorer(days: int = 14) -> pd.DataFrame:
+    end = now_aligned(86400)
+    return _cost_explorer(target_key(), end - timedelta(days=days), end + timedelta(days=1))
+
+
+# --------------------------------------------------------------------------------------------- bands
+
+
+@st.cache_data(ttl=TTL_S, show_spinner="Scoring with the monitor's detectors…")
+def _resource_bands(
+    key: str, resource: str, start: datetime, end: datetime, period_s: int, train_from: datetime
+) -> dict[str, Band | str]:
+    """Each series of one resource with the monitor's expected band (or why there is none)."""
+    target = Target.model_validate_json(key)
+    cat = specs.catalog(target.resources, period_s)
+    members = [s for s in cat.series if s.resource == resource]
+    raw_ids = {s.id for s in members if isinstance(s, MetricSpec)}
+    for d in members:
+        if isinstance(d, DerivedSpec):
+            raw_ids |= set(d.numerator) | set(d.denominator)
+    frame = metric_frame(key, "catalog", train_from, end, period_s, tuple(sorted(raw_ids)))
+    out: dict[str, Band | str] = {}
+    for spec in members:
+        if spec.id in frame.unavailable:
+            out[spec.id] = frame.unavailable[spec.id]
+            continue
+        volume = None
+        if isinstance(spec, DerivedSpec):
+            series = queries.ratio(frame, spec.numerator, spec.denominator)
+            volume = sum((frame.series(s) for s in spec.denominator), start=pd.Series(dtype=float))
+        else:
+            series = frame.series(spec.id)
+        if series.dropna().empty:
+            out[spec.id] = "no datapoints in this window"
+            continue
+        try:
+            out[spec.id] = expected_band(
+                series, profile=spec.profile, period_s=period_s, scored_from=start, volume=volume
+            )
+        except BandUnavailableError as err:
+            out[spec.id] = str(err)
+        except ValueError as err:  # detector input errors: report, keep the rest of the page
+            out[spec.id] = f"the detector could not score this series: {err}"
+    return out
+
+
+def resource_bands(resource: str, start: datetime, end: datetime, period_s: int) -> dict[str, Band | str]:
+    hours = (end - start).total_seconds() / 3600
+    return _resource_bands(target_key(), resource, start, end, period_s, start - training_span(hours))

@@ -1,0 +1,157 @@
+"""Fleet: where the cars are and what they are doing."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import altair as alt
+import pandas as pd
+import pydeck as pdk
+import streamlit as st
+
+from dashboard import data, ui
+from dashboard.queries import status_mix
+
+st.title("Fleet")
+
+
+def fleet_map(cars: pd.DataFrame) -> None:
+    located = cars.dropna(subset=["lat", "lon"]).copy()
+    if located.empty:
+        st.info("No car has reported a position yet.")
+        return
+    located["color"] = located["status"].map(lambda s: list(ui.STATUS_COLORS.get(str(s), (0, 0, 0))))
+    layer = pdk.Layer(
+        "ScatterplotLayer",
+        data=located[["car_id", "model", "status", "battery_level", "lat", "lon", "color"]],
+        get_position="[lon, lat]",
+        get_fill_color="color",
+        get_radius=60,
+        radius_min_pixels=4,
+        pickable=True,
+    )
+    view = pdk.ViewState(
+        latitude=float(located["lat"].mean()), longitude=float(located["lon"].mean()), zoom=11
+    )
+    st.pydeck_chart(
+        pdk.Deck(
+            layers=[layer],
+            initial_view_state=view,
+            map_style=None,
+            tooltip={"text": "{car_id} · {model}\n{status} · battery {battery_level}%"},
+        ),
+        height=420,
+    )
+    st.caption(
+        " · ".join(
+            f":rgb-background[{status.replace('_', ' ')}]"
+            if False
+            else f"**{status.replace('_', ' ')}**: {int((located['status'] == status).sum())}"
+            for status in ui.STATUS_COLORS
+        )
+    )
+
+
+def mix_and_trips(cars: pd.DataFrame) -> None:
+    events = data.status_events()
+    end = data.now_aligned(300)
+    start = end - timedelta(hours=24)
+    if events.empty:
+        st.info("No status changes recorded in the outbox yet: the status mix over time needs them.")
+        return
+    covered_from = max(pd.Timestamp(start), events["at"].min().floor("h"))
+    mix = status_mix(cars, events, start=covered_from.to_pydatetime(), freq="15min")
+    cols = st.columns(2)
+    with cols[0]:
+        chart = (
+            alt.Chart(mix, title="Status mix over time")
+            .mark_area()
+            .encode(
+                x=alt.X("at:T", title=None),
+                y=alt.Y("cars:Q", stack="zero", title="cars"),
+                color=alt.Color(
+                    "status:N",
+                    scale=alt.Scale(
+                        domain=list(ui.STATUS_COLORS),
+                        range=[f"rgb{c}" for c in ui.STATUS_COLORS.values()],
+                    ),
+                ),
+                tooltip=["at:T", "status:N", "cars:Q"],
+            )
+            .properties(height=260)
+        )
+        st.altair_chart(chart, width="stretch")
+    with cols[1]:
+        trips = events[(events["to_status"] == "in_trip") & (events["at"] >= covered_from)]
+        per_hour = trips.set_index("at").resample("1h").size().rename("trips").reset_index()
+        chart = (
+            alt.Chart(per_hour, title="Trips started per hour")
+            .mark_bar()
+            .encode(
+                x=alt.X("at:T", title=None), y=alt.Y("trips:Q", title="trips"), tooltip=["at:T", "trips:Q"]
+            )
+            .properties(height=260)
+        )
+        st.altair_chart(chart, width="stretch")
+    st.caption(f"From the service's status-change events since {covered_from:%Y-%m-%d %H:%M} UTC.")
+
+
+def battery(cars: pd.DataFrame) -> None:
+    live = cars[cars["status"] != "retired"].dropna(subset=["battery_level"])
+    chart = (
+        alt.Chart(live, title="Battery level")
+        .mark_bar()
+        .encode(
+            x=alt.X("battery_level:Q", bin=alt.Bin(step=10), title="state of charge (%)"),
+            y=alt.Y("count():Q", title="cars"),
+            color=alt.Color("status:N", title=None),
+        )
+        .properties(height=240)
+    )
+    st.altair_chart(chart, width="stretch")
+    low = int((live["battery_level"] < 20).sum())
+    st.caption(f"{low} car(s) below 20% charge.")
+
+
+def table(cars: pd.DataFrame) -> None:
+    query = st.text_input("Search cars", placeholder="car id, VIN, model or status", key="fleet_search")
+    statuses = st.multiselect("Status", sorted(cars["status"].dropna().unique()), key="fleet_status")
+    shown = cars
+    if query:
+        needle = query.strip().lower()
+        hay = cars[["car_id", "vin", "model", "status"]].astype(str).apply(lambda col: col.str.lower())
+        shown = cars[hay.apply(lambda col: col.str.contains(needle, regex=False)).any(axis=1)]
+    if statuses:
+        shown = shown[shown["status"].isin(statuses)]
+    st.dataframe(
+        shown,
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "battery_level": st.column_config.ProgressColumn(
+                "battery", min_value=0, max_value=100, format="%.0f%%"
+            ),
+            "bike_rack": st.column_config.CheckboxColumn("bike rack"),
+        },
+    )
+    st.caption(f"{len(shown)} of {len(cars)} cars")
+
+
+def page() -> None:
+    cars = data.cars()
+    if cars.empty:
+        st.info(
+            "The inventory is empty: register cars through the API (the sandbox's fleet does it for you)."
+        )
+        return
+    st.subheader("Map")
+    ui.section("Map", lambda: fleet_map(cars))
+    st.subheader("Activity")
+    ui.section("Status mix and trips", lambda: mix_and_trips(cars))
+    st.subheader("Battery")
+    ui.section("Battery distribution", lambda: battery(cars))
+    st.subheader("Cars")
+    ui.section("Cars table", lambda: table(cars))
+
+
+ui.section("Fleet", page)

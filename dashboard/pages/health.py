@@ -1,0 +1,122 @@
+"""Service health: each resource's series with the monitor's expected band and anomalies marked."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import data, specs, ui
+from dashboard.analysis import Band, period_for
+
+st.title("Service health")
+target = data.get_target()
+res = target.resources
+cols = st.columns([1, 2])
+with cols[0]:
+    label, hours = ui.window_picker("health_window", "24 h")
+period_s = period_for(hours)
+cat = specs.catalog(res, period_s)
+resources = list(dict.fromkeys(s.resource for s in cat.series))
+with cols[1]:
+    resource = st.selectbox(
+        "Resource",
+        resources,
+        index=0,
+        key="health_resource",
+        format_func=lambda r: r.replace(":", " · ", 1),
+    )
+assert resource is not None
+end = data.now_aligned(period_s)
+start = end - timedelta(hours=hours)
+st.caption(
+    f"{label} to {end:%Y-%m-%d %H:%M} UTC at {period_s // 60}-minute periods. Bands and scores come from the "
+    "monitor's own detectors, fitted on the history before the window and run causally through it; "
+    "red points reach the monitor's alert threshold."
+)
+
+
+def bands() -> None:
+    results = data.resource_bands(resource, start, end, period_s)
+    anomalous = sum(int(b.frame["anomalous"].sum()) for b in results.values() if isinstance(b, Band))
+    st.metric("Anomalous points in the window", anomalous, border=True)
+    grid = st.columns(2)
+    for i, spec in enumerate(s for s in cat.series if s.resource == resource):
+        with grid[i % 2]:
+            result = results.get(spec.id, "not computed")
+            if isinstance(result, Band):
+                st.altair_chart(
+                    ui.band_chart(result.frame, title=spec.title, unit=spec.unit), width="stretch"
+                )
+                st.caption(f"{result.detector} · threshold {result.threshold:.2f}")
+            else:
+                st.markdown(f"**{spec.title}**")
+                st.info(f"No band: {result}", icon=":material/info:")
+
+
+def latency() -> None:
+    api = f"api:{res.api_name}"
+    wanted = [f"{api}:latency-p50", f"{api}:latency-p99"] + [
+        f"lambda:{f.name}:duration-p99" for f in res.functions
+    ]
+    frame = data.metrics("catalog", start, end, period_s, tuple(wanted))
+    rows = []
+    for series_id in wanted:
+        series = frame.series(series_id)
+        name = cat.get(series_id).title
+        rows.append(pd.DataFrame({"timestamp": series.index, "value": series.to_numpy(), "series": name}))
+    long = (
+        pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=["timestamp", "value", "series"])
+    )
+    if frame.unavailable:
+        st.warning(
+            "Percentiles are not available from this endpoint: " + next(iter(frame.unavailable.values())),
+            icon=":material/info:",
+        )
+    if long.empty:
+        st.info("No latency datapoints in this window.")
+        return
+    st.altair_chart(
+        ui.line_chart(
+            long, x="timestamp", y="value", color="series", title="Latency percentiles", y_title="ms"
+        ),
+        width="stretch",
+    )
+
+
+def queues() -> None:
+    snapshot = data.queues()
+    cols = st.columns(3)
+    main = snapshot[snapshot["queue"] == res.telemetry_queue]
+    dlq = snapshot[snapshot["queue"] == res.telemetry_dlq]
+    cols[0].metric("Telemetry queue: visible now", int(main["visible"].sum()), border=True)
+    cols[1].metric("In flight now", int(main["in_flight"].sum()), border=True)
+    cols[2].metric("Dead-letter queue now", int(dlq["visible"].sum()), border=True)
+    wanted = (
+        f"sqs:{res.telemetry_queue}:visible",
+        f"sqs:{res.telemetry_queue}:age",
+        f"sqs:{res.telemetry_dlq}:depth",
+    )
+    frame = data.metrics("catalog", start, end, period_s, wanted)
+    charts = st.columns(3)
+    for col, series_id in zip(charts, wanted, strict=True):
+        series = frame.series(series_id)
+        long = pd.DataFrame({"timestamp": series.index, "value": series.to_numpy()})
+        spec = cat.get(series_id)
+        with col:
+            if long.empty:
+                st.info(f"{spec.title}: no datapoints in this window.")
+            else:
+                st.altair_chart(
+                    ui.line_chart(long, x="timestamp", y="value", title=spec.title, y_title=spec.unit),
+                    width="stretch",
+                )
+
+
+st.subheader(resource.replace(":", " · ", 1))
+ui.section("Expected bands", bands)
+st.subheader("Latency percentiles")
+ui.section("Latency percentiles", latency)
+st.subheader("Telemetry queue")
+ui.section("Queues", queues)

@@ -1,0 +1,62 @@
+"""A seeded emulator the dashboard is pointed at through a sandbox file (the real resolution path)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from dashboard.settings import get_settings
+from dashboard.target import Resources, SandboxFile, write_sandbox_file
+from infra.topology import Topology
+from sandbox.emulator import Emulator
+from sandbox.provision import Provisioned
+from tests.dashboard.seed import seed_cars, seed_incidents, seed_metrics, write_inbox
+
+
+@dataclass(frozen=True)
+class SeededSandbox:
+    home: Path
+    endpoint_url: str
+    topo: Topology
+    now: datetime
+    datapoints: int
+
+
+@pytest.fixture(scope="session")
+def seeded_sandbox(
+    emulator: Emulator, provisioned: Provisioned, topo: Topology, tmp_path_factory: pytest.TempPathFactory
+) -> SeededSandbox:
+    """The `test` stage with cars, outbox events, incidents, an inbox and 2 days of metrics."""
+    now = datetime.now(tz=UTC)
+    home = tmp_path_factory.mktemp("fleetscope-home")
+    seed_cars(topo, now=now)
+    seed_incidents(topo, now=now)
+    write_inbox(home / "alerts.jsonl", topo, now=now)
+    points = seed_metrics(Resources.from_topology(topo), now=now, days=2.0)
+    # This test process plays the sandbox: its pid is alive for the whole session.
+    write_sandbox_file(
+        home / "sandbox.json",
+        SandboxFile(emulator_url=emulator.endpoint_url, stage=topo.stage, pid=os.getpid()),
+    )
+    return SeededSandbox(home=home, endpoint_url=emulator.endpoint_url, topo=topo, now=now, datapoints=points)
+
+
+@pytest.fixture
+def dashboard_env(seeded_sandbox: SeededSandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[SeededSandbox]:
+    """Environment of a dashboard started with FLEETSCOPE_TARGET=sandbox and this home; fresh caches."""
+    import streamlit as st
+
+    monkeypatch.setenv("FLEETSCOPE_TARGET", "sandbox")
+    monkeypatch.setenv("FLEETSCOPE_HOME", str(seeded_sandbox.home))
+    get_settings.cache_clear()
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield seeded_sandbox
+    get_settings.cache_clear()
+    st.cache_data.clear()
+    st.cache_resource.clear()

@@ -1,0 +1,260 @@
+"""Seed an emulator with what the dashboard reads: cars, status events, incidents and real metrics.
+
+Metrics go in through PutMetricData (the emulator's indexed store keeps them), cars and outbox
+events through the service's own item models, so the dashboard reads exactly what the service and
+the sandbox write. Also used by benchmarks/bench_dashboard.py.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import numpy as np
+
+from dashboard.specs import catalog, usage_specs
+from dashboard.target import Resources
+from infra.topology import Topology
+from monitor.catalog import MetricSpec
+from service.adapters.items import CarItem, OutboxItem, to_attribute_values
+from service.domain.car import Car, Position
+from service.domain.events import CarStatusChanged
+from service.domain.status import CarStatus
+from service.domain.vin import with_check_digit
+
+MODELS = ("Zoox Robotaxi", "Waymo Jaguar I-PACE", "Cruise Origin", "Tesla Cybercab")
+STATUSES = (
+    [CarStatus.AVAILABLE] * 12
+    + [CarStatus.IN_TRIP] * 14
+    + [CarStatus.CHARGING] * 6
+    + [CarStatus.RESERVED] * 4
+    + [CarStatus.MAINTENANCE] * 3
+    + [CarStatus.RETIRED]
+)
+VIN_ALPHABET = "ABCDEFGHJKLMNPRSTUVWXYZ0123456789"
+
+
+def _vin(rng: random.Random) -> str:
+    """A VIN with a valid ISO 3779 check digit."""
+    return with_check_digit("".join(rng.choice(VIN_ALPHABET) for _ in range(17)))
+
+
+def seed_cars(topo: Topology, *, now: datetime, n_events: int = 120, seed: int = 7) -> list[Car]:
+    """40 cars around San Francisco in every status, plus their recent status changes in the outbox."""
+    rng = random.Random(seed)
+    ddb = boto3.client("dynamodb")
+    cars: list[Car] = []
+    for i, status in enumerate(STATUSES):
+        created = now - timedelta(days=20, minutes=i)
+        car = Car(
+            car_id=f"car-{i:03d}",
+            vin=_vin(rng),
+            model=MODELS[i % len(MODELS)],
+            year=2024 + i % 3,
+            seats=4 + i % 3,
+            bike_rack=i % 4 == 0,
+            status=status,
+            battery_level=round(rng.uniform(8, 100), 1),
+            position=Position(lat=37.76 + rng.uniform(-0.05, 0.05), lon=-122.44 + rng.uniform(-0.05, 0.05)),
+            created_at=created,
+            updated_at=now - timedelta(minutes=rng.randint(1, 300)),
+            version=3,
+        )
+        ddb.put_item(TableName=topo.cars_table.name, Item=CarItem.from_car(car).to_item())
+        cars.append(car)
+    # Status changes over the last 12 hours, consistent with the cars' current statuses.
+    live = [c for c in cars if c.status is not CarStatus.RETIRED]
+    for k in range(n_events):
+        car = live[k % len(live)]
+        at = now - timedelta(minutes=5 + k * 6)
+        event = CarStatusChanged(
+            event_id=str(uuid.UUID(int=rng.getrandbits(128))),
+            occurred_at=at,
+            car_id=car.car_id,
+            version=car.version,
+            car=car,
+            from_status=CarStatus.RESERVED if car.status is CarStatus.IN_TRIP else CarStatus.AVAILABLE,
+            to_status=car.status,
+        )
+        ddb.put_item(TableName=topo.outbox_table.name, Item=OutboxItem.from_event(event).to_item())
+    return cars
+
+
+def seed_incidents(topo: Topology, *, now: datetime) -> list[str]:
+    """One resolved and one open incident, shaped like the monitor's `Incident` model."""
+    ddb = boto3.client("dynamodb")
+    api = f"api:{topo.api_name}"
+    t_open = int((now - timedelta(minutes=50)).timestamp()) // 300 * 300
+    t_old = int((now - timedelta(hours=20)).timestamp()) // 300 * 300
+    docs: list[dict[str, Any]] = [
+        {
+            "id": "inc-open-5xx",
+            "resource": api,
+            "status": "open",
+            "severity": "critical",
+            "opened_at": t_open,
+            "updated_at": t_open + 600,
+            "seq": 2,
+            "members": {
+                f"{api}:5xx": {"series_id": f"{api}:5xx", "severity": "critical", "since": t_open},
+                f"{api}:5xx-rate": {"series_id": f"{api}:5xx-rate", "severity": "critical", "since": t_open},
+            },
+        },
+        {
+            "id": "inc-resolved-latency",
+            "resource": api,
+            "status": "resolved",
+            "severity": "warning",
+            "opened_at": t_old,
+            "updated_at": t_old + 3600,
+            "resolved_at": t_old + 3600,
+            "resolve_reason": "all members clear for 900 s",
+            "seq": 3,
+            "members": {f"{api}:latency-p99": {"series_id": f"{api}:latency-p99", "severity": "warning"}},
+        },
+    ]
+    for doc in docs:
+        item = {"pk": f"INCIDENT#{doc['id']}", "sk": "CURRENT", **doc}
+        ddb.put_item(TableName=topo.monitor_table.name, Item=to_attribute_values(item))
+    return [d["id"] for d in docs]
+
+
+def write_inbox(path: Any, topo: Topology, *, now: datetime) -> None:
+    message = {
+        "Type": "Notification",
+        "MessageId": str(uuid.uuid4()),
+        "TopicArn": f"arn:aws:sns:us-east-1:123456789012:{topo.alerts_topic}",
+        "Subject": "[CRITICAL] OPEN: API 5XX errors on fleetscope-test-cars-api",
+        "Message": json.dumps({"incident_id": "inc-open-5xx", "kind": "OPEN", "severity": "critical"}),
+        "Timestamp": (now - timedelta(minutes=45)).isoformat(),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(message) + "\n")
+
+
+def _shape(spec: MetricSpec, t: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, bool]:
+    """A daily-seasonal value per period, and whether it is a latency-like sample distribution."""
+    hour = (t % 86400) / 3600
+    daily = 1 + 0.6 * np.sin((hour - 9) / 24 * 2 * math.pi)
+    name = spec.metric_name
+    if name in ("Latency", "Duration"):
+        return 40 * (1 + 0.2 * daily) + rng.gamma(2, 3, len(t)), True
+    if name == "Invocations" and spec.dimensions.get("FunctionName", "").endswith("-monitor"):
+        return np.ones(len(t)), False  # the monitor runs once per period
+    if name in (
+        "Count",
+        "Invocations",
+        "NumberOfMessagesSent",
+        "NumberOfMessagesReceived",
+        "NumberOfMessagesDeleted",
+    ):
+        return rng.poisson(300 * daily).astype(float), False
+    if name in (
+        "ConsumedReadCapacityUnits",
+        "ConsumedWriteCapacityUnits",
+        "TelemetryApplied",
+        "StatusTransitions",
+    ):
+        return rng.poisson(120 * daily).astype(float), False
+    if name in ("4XXError", "Errors", "ColdStart", "CarsRegistered", "NumberOfEmptyReceives"):
+        return rng.poisson(2 * daily).astype(float), False
+    if name == "IncomingBytes":
+        return rng.poisson(300 * daily).astype(float) * 400, False
+    if name in (
+        "ApproximateAgeOfOldestMessage",
+        "ApproximateNumberOfMessagesVisible",
+        "ConcurrentExecutions",
+    ):
+        return rng.poisson(3 * daily).astype(float), False
+    if name == "NumberOfMessagesPublished":
+        return (rng.random(len(t)) < 0.01).astype(float), False
+    return rng.poisson(0.2, len(t)).astype(float), False  # 5XX, throttles, DLQ: rare
+
+
+def metric_specs(resources: Resources, period_s: int = 300) -> list[MetricSpec]:
+    """Every distinct metric the dashboard reads (catalog + usage), once per statistic-free identity."""
+    seen: set[tuple[str, str, tuple[tuple[str, str], ...]]] = set()
+    out = []
+    for spec in [*catalog(resources, period_s).metrics, *usage_specs(resources, period_s)]:
+        key = (spec.namespace, spec.metric_name, tuple(sorted(spec.dimensions.items())))
+        if key not in seen:
+            seen.add(key)
+            out.append(spec)
+    return out
+
+
+def _datums(
+    specs: list[MetricSpec],
+    *,
+    start: datetime,
+    end: datetime,
+    period_s: int,
+    anomaly_from: datetime | None,
+    seed: int,
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(start.timestamp()), int(end.timestamp()), period_s)
+    for spec in specs:
+        values, latency = _shape(spec, t, rng)
+        if anomaly_from is not None and spec.metric_name in ("5XXError", "Errors"):
+            values = np.where(t >= anomaly_from.timestamp(), values + 40, values)
+        dims = spec.dimension_list()
+        for ts, value in zip(t, values, strict=True):
+            stamp = datetime.fromtimestamp(int(ts), tz=UTC)
+            if latency:
+                samples = np.round(value * rng.gamma(4, 0.25, 12), 1)
+                datum = {"Values": samples.tolist(), "Counts": [1.0] * len(samples)}
+            elif value <= 0 and spec.metric_name not in ("Count", "Invocations"):
+                continue  # CloudWatch omits zero counts; the dashboard fills them
+            else:
+                datum = {"Value": float(value)}
+            yield (
+                spec.namespace,
+                {
+                    "MetricName": spec.metric_name,
+                    "Dimensions": dims,
+                    "Timestamp": stamp,
+                    "Unit": "None",
+                    **datum,
+                },
+            )
+
+
+def seed_metrics(
+    resources: Resources,
+    *,
+    now: datetime,
+    days: float = 2.0,
+    period_s: int = 300,
+    anomaly_minutes: int = 45,
+    specs: list[MetricSpec] | None = None,
+    seed: int = 11,
+) -> int:
+    """PutMetricData for `days` of history up to now; returns the number of datapoints written."""
+    cw = boto3.client("cloudwatch")
+    chosen = specs if specs is not None else metric_specs(resources, period_s)
+    end = now - timedelta(seconds=int(now.timestamp()) % period_s)
+    start = end - timedelta(days=days)
+    batches: dict[str, list[dict[str, Any]]] = {}
+    written = 0
+    anomaly_from = end - timedelta(minutes=anomaly_minutes) if anomaly_minutes else None
+    for namespace, datum in _datums(
+        chosen, start=start, end=end, period_s=period_s, anomaly_from=anomaly_from, seed=seed
+    ):
+        batch = batches.setdefault(namespace, [])
+        batch.append(datum)
+        if len(batch) == 500:
+            cw.put_metric_data(Namespace=namespace, MetricData=batch)
+            written += len(batch)
+            batch.clear()
+    for namespace, batch in batches.items():
+        if batch:
+            cw.put_metric_data(Namespace=namespace, MetricData=batch)
+            written += len(batch)
+    return written
