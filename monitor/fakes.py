@@ -18,7 +18,9 @@ from typing import Any
 import numpy as np
 from botocore.exceptions import ClientError
 
+from monitor.notifier import NotifierError
 from monitor.source import MAX_DATAPOINTS_PER_CALL, MAX_QUERIES_PER_CALL
+from monitor.store import LoadedState, OutboxItem, StateConflictError
 
 MetricKey = tuple[str, str, tuple[tuple[str, str], ...]]
 
@@ -127,3 +129,83 @@ def _epoch(value: Any) -> int:
     if isinstance(value, datetime):
         return int(value.timestamp())
     return int(value)
+
+
+@dataclass
+class InMemoryIncidentStore:
+    """The `IncidentStore` contract in memory, with the same conditional semantics as DynamoDB."""
+
+    lease: tuple[str, int] | None = None
+    blob: bytes | None = None
+    generation: int = 0
+    outbox: dict[str, OutboxItem] = field(default_factory=dict)
+    incidents: dict[str, dict[str, Any]] = field(default_factory=dict)
+    state_writes: list[int] = field(default_factory=list)  # sizes of saved states
+
+    def acquire_lease(self, owner: str, *, now: int, lease_s: int) -> bool:
+        if self.lease is not None and self.lease[0] != owner and self.lease[1] >= now:
+            return False
+        self.lease = (owner, now + lease_s)
+        return True
+
+    def release_lease(self, owner: str) -> None:
+        if self.lease is not None and self.lease[0] == owner:
+            self.lease = None
+
+    def load_state(self) -> LoadedState | None:
+        return None if self.blob is None else LoadedState(blob=self.blob, generation=self.generation)
+
+    def current_generation(self) -> int:
+        return self.generation
+
+    def save_state(self, blob: bytes, *, expected_generation: int, now: int) -> int:
+        if expected_generation != self.generation:
+            raise StateConflictError(f"generation {self.generation} != expected {expected_generation}")
+        self.blob, self.generation = blob, self.generation + 1
+        self.state_writes.append(len(blob))
+        return self.generation
+
+    def add_to_outbox(self, item: OutboxItem) -> bool:
+        if item.dedup_key in self.outbox:
+            return False
+        self.outbox[item.dedup_key] = item.model_copy(deep=True)
+        return True
+
+    def unsent(self) -> list[OutboxItem]:
+        items = [i.model_copy(deep=True) for i in self.outbox.values() if i.status != "sent"]
+        return sorted(items, key=lambda i: (i.created_at, i.incident_id, i.seq))
+
+    def claim(self, item: OutboxItem, *, now: int, stale_s: int) -> bool:
+        current = self.outbox[item.dedup_key]
+        stale = current.status == "publishing" and (current.claimed_at or 0) < now - stale_s
+        if current.status != "pending" and not stale:
+            return False
+        current.status, current.claimed_at = "publishing", now
+        return True
+
+    def mark_sent(self, item: OutboxItem, *, now: int, message_id: str) -> None:
+        current = self.outbox[item.dedup_key]
+        current.status, current.sent_at, current.message_id = "sent", now, message_id
+
+    def release_claim(self, item: OutboxItem) -> None:
+        current = self.outbox[item.dedup_key]
+        if current.status == "publishing":
+            current.status = "pending"
+
+    def put_incident(self, incident: dict[str, Any], *, now: int) -> None:
+        self.incidents[str(incident["id"])] = incident
+
+
+@dataclass
+class RecordingNotifier:
+    """Collects published messages; `fail_next` publishes raise NotifierError (SNS down)."""
+
+    published: list[dict[str, Any]] = field(default_factory=list)
+    fail_next: int = 0
+
+    def publish(self, message_input: dict[str, Any]) -> str:
+        if self.fail_next > 0:
+            self.fail_next -= 1
+            raise NotifierError("SNS unavailable")
+        self.published.append(message_input)
+        return f"msg-{len(self.published)}"

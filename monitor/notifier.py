@@ -18,7 +18,7 @@ import math
 import re
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
@@ -301,6 +301,10 @@ def _anomaly(m: Member, spec: MetricSpec | DerivedSpec | None, catalog: Catalog)
         last_anomalous_at=_iso(m.last_anomalous_at) or "",
         metrics=metric_refs_or_empty(catalog, m.series_id),
     )
+
+
+class Notifier(Protocol):
+    def publish(self, message_input: dict[str, Any]) -> str: ...
 
 
 @cache

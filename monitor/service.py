@@ -38,12 +38,12 @@ from monitor.detectors import (
     detector_from_state,
 )
 from monitor.incidents import IncidentTracker, PointSignal, Transition
-from monitor.notifier import NotifierError, SnsNotifier, render
+from monitor.notifier import Notifier, NotifierError, render
 from monitor.policy import AlertRule, AlertRuleError, SeriesAlertState, default_rule
 from monitor.settings import MonitorSettings
 from monitor.source import FetchStats, MetricSource, Series, derive
 from monitor.state import STATE_VERSION, ModelState, SeriesState, StateDecodeError, decode_state, encode_state
-from monitor.store import DynamoDbIncidentStore, OutboxItem, StoreError
+from monitor.store import IncidentStore, OutboxItem, StoreError
 
 logger = logging.getLogger(__name__)
 
@@ -114,8 +114,8 @@ class MonitorService:
         settings: MonitorSettings,
         catalog: Catalog,
         source: MetricSource,
-        store: DynamoDbIncidentStore,
-        notifier: SnsNotifier,
+        store: IncidentStore,
+        notifier: Notifier,
         owner: str,
         detector_factory: DetectorFactory = _default_factory,
         train_budget_s: float = 60.0,
