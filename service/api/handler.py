@@ -7,6 +7,11 @@ from typing import Any
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import RequestEntityTooLargeError
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+from aws_lambda_powertools.event_handler.middlewares.openapi_validation import (
+    OpenAPIRequestValidationMiddleware,
+)
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.types import EventHandlerInstance
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -19,6 +24,29 @@ API_TITLE = "Fleetscope cars API"
 API_VERSION = "1.0.0"
 
 
+class JsonOnlyRequestValidation(OpenAPIRequestValidationMiddleware):
+    """Powertools' request validation, JSON bodies only.
+
+    Powertools also parses form and multipart bodies, and a multipart Content-Type without a boundary escapes
+    as a bare ValueError (a 500). This API speaks JSON: any other body media type is a malformed request.
+    """
+
+    def _get_body(self, app: EventHandlerInstance) -> dict[str, Any]:
+        content_type = app.current_event.headers.get("content-type", "").strip().lower()
+        if content_type and not content_type.startswith("application/json"):
+            raise RequestValidationError(
+                [
+                    {
+                        "type": "unsupported_content_type",
+                        "loc": ("body",),
+                        "msg": "the body must be application/json",
+                        "input": {},
+                    }
+                ]
+            )
+        return super()._get_body(app)
+
+
 def reject_oversized_body(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response[Any]:
     """413 for bodies over settings.max_body_bytes (bodies that also fail validation: see errors.py)."""
     limit = get_settings().max_body_bytes
@@ -28,6 +56,8 @@ def reject_oversized_body(app: APIGatewayRestResolver, next_middleware: NextMidd
 
 
 app = APIGatewayRestResolver(enable_validation=True)
+# Powertools builds each route's stack with this middleware when present (3.x; see JsonOnlyRequestValidation).
+app._request_validation_middleware = JsonOnlyRequestValidation()
 app.include_router(health.router)
 app.include_router(cars.router)
 app.use(middlewares=[reject_oversized_body])
@@ -35,13 +65,14 @@ register_error_handlers(app)
 app.enable_swagger(path="/swagger", title=API_TITLE, version=API_VERSION)
 
 
+def openapi_json() -> str:
+    """The OpenAPI document of this API (what /openapi.json serves)."""
+    return app.get_openapi_json_schema(title=API_TITLE, version=API_VERSION)
+
+
 @app.get("/openapi.json", include_in_schema=False)
 def openapi_document() -> Response[str]:
-    return Response(
-        status_code=200,
-        content_type="application/json",
-        body=app.get_openapi_json_schema(title=API_TITLE, version=API_VERSION),
-    )
+    return Response(status_code=200, content_type="application/json", body=openapi_json())
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)

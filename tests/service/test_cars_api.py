@@ -246,3 +246,21 @@ def test_idempotency_key_replays_the_first_response(api: Api, memory_repo: InMem
     assert reused.status == 422
     assert len(memory_repo.outbox) == 1
     assert api("POST", "/cars", body=body, headers={"Idempotency-Key": "bad key"}).status == 422
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "multipart/form-data",
+        "multipart/form-data; boundary=x",
+        "application/x-www-form-urlencoded",
+        "text/plain",
+    ],
+)
+def test_non_json_media_types_are_400(
+    api: Api, content_type: str, memory_repo: InMemoryCarRepository
+) -> None:
+    response = api("POST", "/cars", raw_body="vin=1&model=2", headers={"Content-Type": content_type})
+    assert response.status == 400
+    assert response.body["type"].endswith("malformed-body")
+    assert memory_repo.outbox == []
