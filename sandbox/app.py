@@ -495,6 +495,7 @@ class Sandbox:
             "started_at": (self.started_at or datetime.now(UTC)).isoformat(),
             "inbox": str((self.config.home / "alerts.jsonl").resolve()),
             "xray_daemon": self.xray.address if self.xray else None,
+            "emulator_pid": self.emulator.pid if self.emulator else None,
         }
 
     def _write_state(self) -> None:
