@@ -404,17 +404,18 @@ class Sandbox:
             self._skip("backfill: sandbox.backfill is not there yet")
             return
         backfill = importlib.import_module("sandbox.backfill")
-        run = getattr(backfill, "backfill_history", None)
+        run = getattr(backfill, "run_backfill", None)
         if not callable(run):
-            self._skip("backfill: sandbox.backfill has no backfill_history()")
+            self._skip("backfill: sandbox.backfill has no run_backfill()")
             return
-        demand: Any = None
-        if module_available("sandbox.demand"):
-            from sandbox.demand import DemandModel
-
-            demand = DemandModel(fleet_size=self.config.fleet_size)
         log.info("backfilling %d days of metric history", self.config.backfill_days)
-        report = run(self.topology, demand=demand, days=self.config.backfill_days, home=self.config.home)
+        report = run(
+            self.topology,
+            days=self.config.backfill_days,
+            session=boto3.Session(),
+            home=self.config.home,
+            fleet_size=self.config.fleet_size,
+        )
         log.info(
             "backfill done: %s datums in %.1fs",
             getattr(report, "datums", "?"),
