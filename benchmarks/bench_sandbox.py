@@ -1,0 +1,320 @@
+"""The sandbox platform: start-up time, API throughput through the local gateway, GetMetricData latency.
+
+Prints, in one run:
+1. start-up: seconds to live (emulator + provisioning + warm cars API + gateway) and to live with
+   14 days of history (backfill done);
+2. GetMetricData for the monitor's full catalog (1-minute and 5-minute periods, p50/p99 included)
+   over those 14 days in the sandbox — next to unpatched moto 5.2 on the same, smaller data set
+   (`--baseline-hours` of history written identically into both; percentiles are left out of the
+   baseline queries because unpatched moto answers them with HTTP 500);
+3. Locust headless (`--users` for `--seconds`, GET /cars/{id} : GET /cars = 3 : 1) through the
+   gateway — next to the handler's in-process cost for the same two requests.
+
+`python -m benchmarks bench_sandbox [--users 20] [--seconds 30] [--baseline-hours 24] [--no-locust]`
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import io
+import os
+import random
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import requests
+
+from infra.topology import Topology
+from sandbox.app import Sandbox, SandboxConfig
+from sandbox.emulator import Emulator, aws_environment
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _catalog_queries(topo: Topology, period_s: int, *, percentiles: bool = True) -> list[dict[str, Any]]:
+    from monitor.catalog import ResourceNames, build_catalog
+
+    catalog = build_catalog(ResourceNames.from_topology(topo), period_s=period_s)
+    return [
+        {
+            "Id": f"m{i}",
+            "MetricStat": {
+                "Metric": {
+                    "Namespace": m.namespace,
+                    "MetricName": m.metric_name,
+                    "Dimensions": m.dimension_list(),
+                },
+                "Period": m.period_s,
+                "Stat": m.statistic,
+            },
+        }
+        for i, m in enumerate(catalog.metrics)
+        if percentiles or not m.statistic.startswith("p")
+    ]
+
+
+def _get_all(
+    client: Any, queries: list[dict[str, Any]], start: datetime, end: datetime
+) -> tuple[float, int, int]:
+    """Seconds, datapoints and pages of one complete GetMetricData (500 queries per call, all pages)."""
+    started = time.perf_counter()
+    points = pages = 0
+    for i in range(0, len(queries), 500):
+        token = None
+        while True:
+            kwargs: dict[str, Any] = {"NextToken": token} if token else {}
+            response = client.get_metric_data(
+                MetricDataQueries=queries[i : i + 500], StartTime=start, EndTime=end, **kwargs
+            )
+            pages += 1
+            points += sum(len(r["Values"]) for r in response["MetricDataResults"])
+            token = response.get("NextToken")
+            if not token:
+                break
+    return time.perf_counter() - started, points, pages
+
+
+def _client(endpoint: str) -> Any:
+    from botocore.config import Config
+
+    return boto3.client(
+        "cloudwatch",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(read_timeout=900, retries={"max_attempts": 1}),
+    )
+
+
+def bench_get_metric_data(sandbox: Sandbox, baseline_hours: float, home: Path) -> None:
+    topo = sandbox.topology
+    end = datetime.now(UTC)
+    start = end - timedelta(days=14)
+    ours = _client(sandbox.emulator_url)
+    print("\nGetMetricData, monitor catalog, 14 days, in the sandbox (patched emulator):")
+    for period in (60, 300):
+        queries = _catalog_queries(topo, period)
+        runs = [_get_all(ours, queries, start, end) for _ in range(3)]
+        seconds = statistics.median(r[0] for r in runs)
+        print(
+            f"  period {period:>3}s: {len(queries)} metrics (p50/p99 incl.), {runs[0][1]:,} datapoints, "
+            f"{runs[0][2]} page(s): median {seconds:.3f}s of 3"
+        )
+
+    from sandbox.backfill import backfill_history
+
+    print(f"\nSame data in both ({baseline_hours:g} h of history, 5-minute resolution), no percentiles:")
+    port = _free_port()
+    moto = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=os.environ | aws_environment(f"http://127.0.0.1:{port}"),
+    )
+    patched = Emulator(port=0)
+    try:
+        patched.start()
+        moto_url = f"http://127.0.0.1:{port}"
+        _wait_http(moto_url + "/moto-api/")
+        history_end = end.replace(second=0, microsecond=0)
+        for url in (moto_url, patched.endpoint_url):
+            backfill_history(
+                topo,
+                days=baseline_hours / 24,
+                fine_hours=0,
+                end=history_end,
+                cloudwatch=_client(url),
+                home=home / "baseline",
+            )
+        window = (history_end - timedelta(hours=baseline_hours), history_end)
+        queries = _catalog_queries(topo, 300, percentiles=False)
+        patched_s, patched_points, _ = _get_all(_client(patched.endpoint_url), queries, *window)
+        moto_s, moto_points, _ = _get_all(_client(moto_url), queries, *window)
+        print(f"  {len(queries)} metrics, period 300s over {baseline_hours:g} h")
+        print(f"  patched emulator: {patched_s:8.3f}s  ({patched_points:,} datapoints)")
+        print(
+            f"  unpatched moto:   {moto_s:8.3f}s  ({moto_points:,} datapoints), "
+            f"{moto_s / patched_s:.0f}x slower"
+        )
+    finally:
+        patched.stop()
+        moto.terminate()
+        moto.wait(timeout=10)
+
+
+def _wait_http(url: str, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"nothing answering at {url}")
+
+
+def _register_cars(api_url: str, count: int) -> list[str]:
+    from sandbox.fleet import random_vin
+
+    rng = random.Random(11)
+    ids = []
+    for i in range(count):
+        body = {
+            "vin": random_vin(rng, 2024),
+            "model": "Zoox Robotaxi",
+            "year": 2024,
+            "seats": 4,
+            "bike_rack": i % 2 == 0,
+            "battery_level": 90.0,
+            "position": {"lat": 38.72, "lon": -9.14},
+        }
+        response = requests.post(f"{api_url}/cars", json=body, timeout=30)
+        response.raise_for_status()
+        ids.append(response.json()["car_id"])
+    return ids
+
+
+LOCUSTFILE = """
+import random
+from locust import HttpUser, constant, task
+
+IDS = {ids!r}
+
+
+class Reader(HttpUser):
+    wait_time = constant(0)
+
+    @task(3)
+    def get_car(self):
+        self.client.get(f"/cars/{{random.choice(IDS)}}", name="GET /cars/{{id}}")
+
+    @task(1)
+    def list_cars(self):
+        self.client.get("/cars?limit=20", name="GET /cars")
+"""
+
+
+def bench_locust(api_url: str, ids: list[str], users: int, seconds: int, workdir: Path) -> None:
+    locustfile = workdir / "locustfile.py"
+    locustfile.write_text(textwrap.dedent(LOCUSTFILE.format(ids=ids)))
+    locust = shutil.which("locust", path=str(Path(sys.executable).parent)) or "locust"
+    prefix = workdir / "locust"
+    subprocess.run(
+        [locust, "-f", str(locustfile), "--headless", "-u", str(users), "-r", str(users), "-t", f"{seconds}s",
+         "--host", api_url, "--csv", str(prefix), "--only-summary", "--loglevel", "ERROR"],
+        check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=seconds + 120,
+    )  # fmt: skip
+    with open(f"{prefix}_stats.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    print(
+        f"\nLocust, {users} users for {seconds}s through the gateway (GET /cars/{{id}} : GET /cars = 3 : 1):"
+    )
+    for row in rows:
+        print(
+            f"  {row['Name']:<18} {int(row['Request Count']):>6} req, {int(row['Failure Count']):>4} failed, "
+            f"{float(row['Requests/s']):7.1f} req/s, p50 {row['50%']:>5} ms, p99 {row['99%']:>5} ms"
+        )
+
+
+def bench_in_process(sandbox: Sandbox, ids: list[str], n: int = 400) -> None:
+    """The handler's own cost: same events, called directly in this process (no gateway, no IPC)."""
+    from werkzeug.test import EnvironBuilder
+    from werkzeug.wrappers import Request
+
+    from sandbox.gateway import build_proxy_event
+
+    topo = sandbox.topology
+    env = topo.function_environment(topo.cars_api) | {"POWERTOOLS_TRACE_DISABLED": "true"}
+    os.environ.update(env)
+    sink = io.StringIO()
+    with contextlib.redirect_stdout(sink):
+        from sandbox.event_source import LocalLambdaContext
+        from service.api.handler import lambda_handler
+
+        def event(path: str, query: str = "") -> dict[str, Any]:
+            request = Request(EnvironBuilder(path=path, query_string=query).get_environ())
+            return build_proxy_event(request, b"", stage=topo.api_stage, request_id="bench")
+
+        results = {}
+        for name, make in (
+            ("GET /cars/{id}", lambda: event(f"/cars/{random.choice(ids)}")),
+            ("GET /cars", lambda: event("/cars", "limit=20")),
+        ):
+            context = LocalLambdaContext(function_name=topo.cars_api.name)
+            lambda_handler(make(), context)  # warm
+            times = []
+            for _ in range(n):
+                ev = make()
+                started = time.perf_counter()
+                lambda_handler(ev, context)
+                times.append((time.perf_counter() - started) * 1000)
+                sink.seek(0)
+                sink.truncate()
+            times.sort()
+            results[name] = (
+                statistics.median(times),
+                times[int(len(times) * 0.99) - 1],
+                1000 / statistics.mean(times),
+            )
+    print(f"\nIn-process handler (same events, DynamoDB in the same emulator, {n} calls each, one thread):")
+    for name, (p50, p99, rate) in results.items():
+        print(f"  {name:<18} p50 {p50:6.2f} ms, p99 {p99:6.2f} ms, {rate:7.1f} calls/s")
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="bench_sandbox", description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=20)
+    parser.add_argument("--seconds", type=int, default=30)
+    parser.add_argument("--baseline-hours", type=float, default=24.0)
+    parser.add_argument("--no-locust", action="store_true")
+    args = parser.parse_args(argv)
+    if args.users < 1 or args.seconds < 1 or not 0 < args.baseline_hours <= 14 * 24:
+        parser.error("--users and --seconds must be >= 1, --baseline-hours in (0, 336]")
+    with tempfile.TemporaryDirectory(prefix="fleetscope-bench-") as tmp:
+        home = Path(tmp)
+        config = SandboxConfig(
+            home=home, emulator_port=0, api_port=0, dashboard=False, fleet=False, monitor=False, backfill=True
+        )
+        started = time.perf_counter()
+        sandbox = Sandbox(config).start()
+        try:
+            live = time.perf_counter() - started
+            sandbox.history_ready.wait(timeout=900)
+            with_history = time.perf_counter() - started
+            print("Start-up (emulator, provisioning, warm cars API, gateway; then 14-day backfill):")
+            print(f"  live in {live:.1f}s (emulator+provision+gateway {sandbox.timings['live_s']:.1f}s)")
+            print(
+                f"  live with 14 days of history in {with_history:.1f}s; "
+                f"skipped: {sandbox.skipped or 'nothing'}"
+            )
+            bench_get_metric_data(sandbox, args.baseline_hours, home)
+            ids = _register_cars(sandbox.api_url, 20)
+            if not args.no_locust:
+                bench_locust(sandbox.api_url, ids, args.users, args.seconds, home)
+            bench_in_process(sandbox, ids)
+        finally:
+            sandbox.stop()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
