@@ -221,11 +221,13 @@ class MonitorService:
         history_start = (train_end - int(self.settings.history_days * 86400)) // self.period * self.period
         deadline = self._clock() + self.train_budget_s
         todo = [sid for _, sid in due]
+        first = True
         while todo:
-            if self._clock() > deadline:
+            if not first and self._clock() > deadline:  # at least one batch per run: progress
                 result.series_untrained = len(todo)
                 logger.warning("training budget spent; %d series wait for the next run", len(todo))
                 break
+            first = False
             batch, todo = todo[: self.train_batch], todo[self.train_batch :]
             raw_ids = self._raw_inputs(batch)
             metrics = {m.id: m for m in self.catalog.metrics}

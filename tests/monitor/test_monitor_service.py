@@ -1,0 +1,195 @@
+"""MonitorService with real detectors and policy, an in-process GetMetricData and in-memory table/SNS."""
+
+from __future__ import annotations
+
+import json
+import zlib
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+
+from monitor.catalog import Catalog, FunctionName, ResourceNames, build_catalog
+from monitor.fakes import FakeCloudWatch, InMemoryIncidentStore, RecordingNotifier
+from monitor.service import MonitorService
+from monitor.settings import MonitorSettings
+from monitor.source import CloudWatchMetricSource
+from monitor.state import decode_state
+
+P = 300
+T_END = 1_767_225_600  # aligned on the period
+NAMES = ResourceNames(
+    stage="unit",
+    namespace="Fleetscope",
+    api_name="unit-api",
+    api_stage="v1",
+    functions=(FunctionName(key="cars-api", name="unit-fn", service="cars-api"),),
+    event_bus="bus",
+)
+API = {"ApiName": "unit-api", "Stage": "v1"}
+
+
+@dataclass
+class World:
+    catalog: Catalog
+    fake: FakeCloudWatch
+    store: InMemoryIncidentStore = field(default_factory=InMemoryIncidentStore)
+    notifier: RecordingNotifier = field(default_factory=RecordingNotifier)
+    count: dict[int, float] = field(default_factory=dict)
+    errors: dict[int, float] = field(default_factory=dict)
+
+    def service(self, *, owner: str = "run", budget_s: float = 600.0, **settings: object) -> MonitorService:
+        base = {
+            "monitor_table_name": "t",
+            "alerts_topic_name": "a",
+            "MONITOR_PERIOD_S": P,
+            "MONITOR_HISTORY_DAYS": 2,
+            "MONITOR_SETTLE_S": 0,
+            "MONITOR_COOLDOWN_S": 600,
+        }
+        return MonitorService(
+            settings=MonitorSettings.model_validate(base | settings),
+            catalog=self.catalog,
+            source=CloudWatchMetricSource(self.fake, sleep=lambda _s: None),
+            store=self.store,
+            notifier=self.notifier,
+            owner=owner,
+            train_budget_s=budget_s,
+        )
+
+    def publish_series(self) -> None:
+        ts = np.array(sorted(self.count), dtype=np.int64)
+        self.fake.put_series("AWS/ApiGateway", "Count", API, ts, [self.count[t] for t in ts.tolist()])
+        es = np.array(sorted(self.errors), dtype=np.int64)
+        self.fake.put_series("AWS/ApiGateway", "5XXError", API, es, [self.errors[t] for t in es.tolist()])
+
+    def traffic(self, start: int, end: int, *, seed: int = 0) -> None:
+        rng = np.random.default_rng(seed + start)
+        for t in range(start, end, P):
+            self.count[t] = float(rng.poisson(200 + 50 * np.sin(2 * np.pi * (t % 86400) / 86400)))
+        self.publish_series()
+
+    def outage(self, start: int, end: int, rate: float = 0.4) -> None:
+        for t in range(start, end, P):
+            self.errors[t] = round(self.count[t] * rate)
+        self.publish_series()
+
+
+@pytest.fixture
+def world() -> World:
+    w = World(catalog=build_catalog(NAMES, period_s=P), fake=FakeCloudWatch())
+    w.traffic(T_END - 2 * 86400, T_END)
+    return w
+
+
+def kinds(notifier: RecordingNotifier) -> list[str]:
+    return [m["MessageAttributes"]["kind"]["StringValue"] for m in notifier.published]
+
+
+def test_first_run_trains_and_a_normal_run_scores_only_new_periods(world: World) -> None:
+    first = world.service().run(T_END)
+    assert first.series_trained == len(world.catalog.series)
+    assert first.points_scored == 0
+    world.traffic(T_END, T_END + P)
+    second = world.service().run(T_END + P)
+    assert second.series_scored >= 5
+    assert second.fetch.calls == 1  # one GetMetricData call for the new period (+ overlap)
+    assert second.scored_until == T_END
+    assert world.notifier.published == []
+
+
+def test_a_failed_publish_stays_pending_and_is_sent_once_by_the_next_run(world: World) -> None:
+    world.service().run(T_END)
+    world.traffic(T_END, T_END + 4 * P)
+    world.outage(T_END, T_END + 4 * P)
+    # Given SNS fails during the run that detects the outage
+    world.notifier.fail_next = 10
+    broken = world.service().run(T_END + 4 * P)
+    assert broken.transitions
+    assert broken.publish_failures == len(broken.transitions)
+    assert world.notifier.published == []
+    assert all(i.status == "pending" for i in world.store.outbox.values())
+    # When SNS is back, the next run publishes each transition exactly once
+    world.notifier.fail_next = 0
+    world.traffic(T_END + 4 * P, T_END + 5 * P)
+    world.outage(T_END + 4 * P, T_END + 5 * P)
+    world.service().run(T_END + 5 * P)
+    again = world.service().run(T_END + 5 * P)  # a retried invocation of the same schedule
+    sent_keys = [json.loads(m["Message"])["sqs"] for m in world.notifier.published]
+    assert kinds(world.notifier).count("OPEN") == 1
+    assert len(sent_keys) == len(set(sent_keys)) == len(world.store.outbox)
+    assert again.published == 0
+
+
+def test_an_overlapping_run_is_skipped_while_another_holds_the_lease(world: World) -> None:
+    assert world.store.acquire_lease("other-run", now=T_END, lease_s=600)
+    result = world.service(owner="me").run(T_END + 60)
+    assert result.status == "skipped"
+    assert result.fetch.calls == 0
+    assert world.store.blob is None
+
+
+def test_corrupt_state_is_reported_and_rebuilt_without_losing_pending_notifications(world: World) -> None:
+    world.service().run(T_END)
+    world.traffic(T_END, T_END + 4 * P)
+    world.outage(T_END, T_END + 4 * P)
+    world.notifier.fail_next = 10
+    world.service().run(T_END + 4 * P)
+    pending = set(world.store.outbox)
+    assert pending
+    # Given the stored state is damaged
+    world.store.blob = b"not zlib"
+    world.notifier.fail_next = 0
+    # When the next run starts, it says so, retrains, and still delivers what was pending
+    result = world.service().run(T_END + 5 * P)
+    assert any("model state rejected" in e for e in result.errors)
+    assert result.series_trained == len(world.catalog.series)
+    assert {
+        json.loads(json.loads(m["Message"])["sqs"])["dedup_key"] for m in world.notifier.published
+    } == pending
+    assert decode_state(world.store.blob).last_scored is not None  # type: ignore[arg-type]
+
+
+def test_a_state_of_another_version_triggers_a_retrain(world: World) -> None:
+    world.service().run(T_END)
+    doc = json.loads(zlib.decompress(world.store.blob or b""))
+    doc["version"] = 999
+    world.store.blob = zlib.compress(json.dumps(doc).encode())
+    result = world.service().run(T_END + P)
+    assert result.series_trained == len(world.catalog.series)
+    assert any("version" in e for e in result.errors)
+
+
+def test_training_is_spread_over_runs_when_the_budget_runs_out(world: World) -> None:
+    # Given a budget that allows only the first batch per run
+    service = world.service(budget_s=1e-9)
+    service.train_batch = 5
+    first = service.run(T_END)
+    assert first.series_trained == 5
+    assert first.series_untrained == len(world.catalog.series) - 5
+    world.traffic(T_END, T_END + P)
+    second = service.run(T_END + P)
+    assert second.series_trained == 5
+    assert second.series_scored == 10  # those trained in both runs (training comes before scoring)
+
+
+def test_models_are_retrained_on_the_cadence(world: World) -> None:
+    world.service().run(T_END)
+    world.traffic(T_END, T_END + 3 * P)
+    not_due = world.service(MONITOR_RETRAIN_S=3600).run(T_END + P)
+    assert not_due.series_trained == 0
+    due = world.service(MONITOR_RETRAIN_S=600).run(T_END + 3 * P)
+    assert due.series_trained == len(world.catalog.series)
+    assert due.series_scored >= 5  # scoring continues right after the retrain
+
+
+def test_a_gap_in_the_data_opens_no_incident(world: World) -> None:
+    world.service().run(T_END)
+    # Given two hours with no datapoints at all (the API metrics stopped arriving)
+    gap = world.service().run(T_END + 24 * P)
+    # Then nothing is alerted, and data coming back is scored normally
+    assert gap.transitions == []
+    world.traffic(T_END + 24 * P, T_END + 27 * P)
+    back = world.service().run(T_END + 27 * P)
+    assert back.transitions == []
+    assert world.notifier.published == []
