@@ -1,0 +1,119 @@
+"""Alert content: subject, human text, JSON part, attributes, console link."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from infra.topology import topology
+from monitor.catalog import Catalog, ResourceNames, Severity, build_catalog
+from monitor.incidents import IncidentTracker, PointSignal, Transition
+from monitor.notifier import AlertPayload, console_domain, jsurl, render
+
+P = 300
+T0 = 1_767_225_600
+
+
+@pytest.fixture(scope="module")
+def catalog() -> Catalog:
+    return build_catalog(ResourceNames.from_topology(topology("test")), period_s=P)
+
+
+def _transitions(catalog: Catalog) -> list[Transition]:
+    rate = next(d for d in catalog.derived if d.title == "API 5XX rate")
+    latency = next(m for m in catalog.metrics if m.title == "API latency p99")
+    tracker = IncidentTracker(cooldown_s=P)
+
+    def point(spec_id: str, severity: Severity, i: int, value: float, **flags: bool) -> PointSignal:
+        return PointSignal(
+            series_id=spec_id,
+            resource=rate.resource,
+            severity=severity,
+            t=T0 + i * P,
+            value=value,
+            lower=0.0,
+            upper=0.02 if spec_id == rate.id else 250.0,
+            score=0.93,
+            firing=flags.get("firing", False),
+            opened=flags.get("opened", False),
+            resolved=flags.get("resolved", False),
+        )
+
+    out = tracker.process(
+        [
+            point(latency.id, latency.severity, 0, 900.0, firing=True, opened=True),
+            point(rate.id, rate.severity, 1, 0.31, firing=True, opened=True),
+        ],
+        until=T0 + P,
+    )
+    out += tracker.process(
+        [
+            point(latency.id, latency.severity, 2, 100.0, resolved=True),
+            point(rate.id, rate.severity, 2, 0.0, resolved=True),
+            point(rate.id, rate.severity, 3, 0.0),
+        ],
+        until=T0 + 3 * P,
+    )
+    return out
+
+
+def test_open_message_explains_the_anomaly_for_people_and_machines(catalog: Catalog) -> None:
+    opened, updated, resolved = _transitions(catalog)
+    assert (opened.kind, updated.kind, resolved.kind) == ("OPEN", "UPDATED", "RESOLVED")
+    message = render(updated, catalog, region="eu-west-1", stage="test")
+    # Subject: severity, kind, resource, headline; short printable ASCII
+    assert message.subject.startswith("[CRITICAL] UPDATED fleetscope-test-cars-api: API 5XX rate")
+    assert len(message.subject) <= 100
+    assert message.subject.isascii()
+    # Text: observed vs expected band, score, since when, related metrics, console link
+    assert "API 5XX rate: observed 0.31, expected 0 to 0.02" in message.text
+    assert "score 0.93" in message.text
+    assert "since 2026-01-01T00:05:00Z" in message.text
+    assert "Related metrics of the same resource: " in message.text
+    assert "API requests" in message.text
+    assert (
+        "https://eu-west-1.console.aws.amazon.com/cloudwatch/home?region=eu-west-1#metricsV2:graph="
+        in message.text
+    )
+    # Attributes for subscription filters
+    assert message.attributes["severity"] == "critical"
+    assert message.attributes["service"] == "cars-api"
+    assert message.attributes["kind"] == "UPDATED"
+    # Structured SNS message: text for default/email, the JSON payload for sqs/lambda/https
+    publish = message.publish_input("arn:aws:sns:eu-west-1:123456789012:alerts")
+    assert publish["MessageStructure"] == "json"
+    parts = json.loads(publish["Message"])
+    assert parts["default"] == parts["email"] == message.text
+    payload = AlertPayload.model_validate_json(parts["sqs"])
+    assert parts["lambda"] == parts["https"] == parts["sqs"]
+    assert payload.kind == "UPDATED"
+    assert payload.severity == "critical"
+    assert payload.dedup_key == f"{updated.incident_id}#0002"
+    assert {a.title for a in payload.anomalies} == {"API 5XX rate", "API latency p99"}
+    rate = next(a for a in payload.anomalies if a.title == "API 5XX rate")
+    assert (rate.observed, rate.expected_lower, rate.expected_upper) == (0.31, 0.0, 0.02)
+    assert {m.metric_name for m in rate.metrics} == {"5XXError", "Count"}  # what the rate is made of
+    assert publish["MessageAttributes"]["severity"] == {"DataType": "String", "StringValue": "critical"}
+
+
+def test_resolved_message_says_so(catalog: Catalog) -> None:
+    resolved = _transitions(catalog)[-1]
+    message = render(resolved, catalog, region="us-east-1", stage="test")
+    assert message.subject.startswith("[CRITICAL] RESOLVED ")
+    assert "resolved at 2026-01-01 00:15 UTC" in message.text
+    assert "back to normal" in message.text
+    assert message.payload.status == "resolved"
+    assert message.payload.resolved_at == "2026-01-01T00:15:00Z"
+
+
+def test_console_links_follow_the_partition() -> None:
+    assert console_domain("eu-central-1") == "https://eu-central-1.console.aws.amazon.com"
+    assert console_domain("cn-north-1") == "https://cn-north-1.console.amazonaws.cn"
+    assert console_domain("us-gov-west-1") == "https://us-gov-west-1.console.amazonaws-us-gov.com"
+
+
+def test_jsurl_matches_the_console_encoding() -> None:
+    assert jsurl({"metrics": [["AWS/Lambda", "Errors", {"stat": "Sum"}]], "period": 300}) == (
+        "~(metrics~(~(~'AWS*2fLambda~'Errors~(stat~'Sum)))~period~300)"
+    )
