@@ -121,7 +121,7 @@ Column = tuple[np.ndarray[Any, Any], np.ndarray[Any, Any] | None]
 counts per period (then values and counts are period-by-bucket matrices; count 0 = no bucket)."""
 
 LATENCY_SAMPLE = 120  # draws per period behind each latency distribution
-_BUCKET_EDGES = np.concatenate((np.linspace(0.0, 0.9, 7), np.linspace(0.9, 1.0, 13)[1:]))
+_BUCKET_EDGES = np.concatenate((np.linspace(0.0, 0.9, 5), np.linspace(0.9, 1.0, 9)[1:]))
 
 
 class HistoryModel:
@@ -234,10 +234,10 @@ class HistoryModel:
         return None  # AWS/Events failures, TelemetryRejected, anything new: zero / not modelled
 
     def _latency(self, n: np.ndarray[Any, Any], median_ms: float, load: np.ndarray[Any, Any]) -> Column:
-        """`n[i]` lognormal latencies per period as at most 18 Values with Counts.
+        """`n[i]` lognormal latencies per period as at most 12 Values with Counts.
 
-        Up to `LATENCY_SAMPLE` draws per period are sorted; the body (lowest 90%) becomes 6 groups
-        and the tail (top 10%) 12, each sent as its middle draw with the group's share of `n[i]`.
+        Up to `LATENCY_SAMPLE` draws per period are sorted; the body (lowest 90%) becomes 4 groups
+        and the tail (top 10%) 8, each sent as its middle draw with the group's share of `n[i]`.
         Nearest-rank p50 and p99 read back close to the sample's own (noise included), while the
         requests stay small: serialising floats is the backfill's main cost.
         """
@@ -289,7 +289,7 @@ def backfill_history(
     seed: int = 7,
     cloudwatch: Any = None,
     home: Path | str | None = None,
-    workers: int = 2,
+    workers: int = 3,
 ) -> BackfillReport:
     """Write the simulated history into CloudWatch (the emulator) and the marker file; return figures."""
     if not 0 < days <= 15:
