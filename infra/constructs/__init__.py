@@ -1,0 +1,1 @@
+"""One construct per capability; keyword-only properties; resources exposed as attributes."""

@@ -1,0 +1,118 @@
+"""ObservabilityStack: alerts topic, the scheduled monitor, dashboards and alarms.
+
+It watches the service by the names in ``infra.topology`` (see ``WatchedResources``), so it is deployed
+first and ServiceStack only imports the alerts topic from it (for the canary's rollback alarms).
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from constructs import Construct
+
+from infra.constructs.alarms import FleetAlarms
+from infra.constructs.alerts import AlertsTopic
+from infra.constructs.dashboards import FleetMonitorDashboard, FleetServiceDashboard
+from infra.constructs.lambda_function import HouseFunction
+from infra.constructs.schedule import RateSchedule
+from infra.constructs.table import TopologyTable
+from infra.constructs.watched import WatchedResources
+from infra.nag import acknowledge
+from infra.settings import StageSettings
+from infra.stacks.common import log_retention, removal_policy
+from infra.topology import Topology
+from monitor.catalog import ResourceNames
+
+MONITOR_PERIOD_S = 300
+
+
+def monitor_environment(topology: Topology, *, alerts_topic_arn: str) -> dict[str, str]:
+    """What the monitor needs beyond ``Topology.function_environment``: the names it watches."""
+    return {
+        "MONITOR_RESOURCES": ResourceNames.from_topology(topology).to_env(),
+        "MONITOR_PERIOD_S": str(MONITOR_PERIOD_S),
+        "ALERTS_TOPIC_ARN": alerts_topic_arn,
+    }
+
+
+class ObservabilityStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        topology: Topology,
+        settings: StageSettings,
+        code: lambda_.Code,
+        **kwargs: object,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
+        removal = removal_policy(settings)
+        retention = log_retention(settings)
+
+        self.alerts = AlertsTopic(
+            self,
+            "Alerts",
+            topic_name=topology.alerts_topic,
+            emails=settings.alert_emails,
+            removal_policy=removal,
+        )
+        self.monitor_table = TopologyTable(
+            self, "MonitorTable", spec=topology.monitor_table, removal_policy=removal
+        )
+        spec = topology.monitor
+        self.monitor = HouseFunction(
+            self,
+            "MonitorFunction",
+            spec=spec,
+            topology=topology,
+            code=code,
+            memory_mb=settings.memory_for(spec.key, spec.memory_mb),
+            log_retention=retention,
+            removal_policy=removal,
+            extra_environment=monitor_environment(topology, alerts_topic_arn=self.alerts.topic.topic_arn),
+        )
+        self.monitor_table.table.grant_read_write_data(self.monitor.function)
+        self.alerts.topic.grant_publish(self.monitor.function)
+        # GetMetricData and ListMetrics support no resource-level permissions: "*" is what AWS requires.
+        self.monitor.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["cloudwatch:GetMetricData", "cloudwatch:ListMetrics"], resources=["*"]
+            )
+        )
+        acknowledge(
+            self.monitor.role,
+            "IAM5[Resource::*]",
+            "cloudwatch:GetMetricData, cloudwatch:ListMetrics and X-Ray's PutTraceSegments/"
+            "PutTelemetryRecords support no resource-level permissions: AWS requires Resource '*'.",
+        )
+        acknowledge(
+            self.monitor.role,
+            "IAM5[Action::kms:GenerateDataKey*]",
+            "Publishing to the KMS-encrypted alerts topic needs a data key; CDK's grant names the "
+            "GenerateDataKey family, on the alerts key only.",
+        )
+        self.schedule = RateSchedule(
+            self,
+            "MonitorSchedule",
+            schedule_name=topology.monitor_schedule,
+            target=self.monitor.alias,
+            every=Duration.minutes(topology.monitor_rate_minutes),
+            dead_letter=topology.monitor_schedule_dlq,
+        )
+
+        watched = WatchedResources(self, "Watched", topology=topology)
+        self.service_dashboard = FleetServiceDashboard(
+            self, "ServiceDashboard", topology=topology, watched=watched, alerts_topic=self.alerts.topic
+        )
+        self.monitor_dashboard = FleetMonitorDashboard(
+            self, "MonitorDashboard", topology=topology, watched=watched, alerts_topic=self.alerts.topic
+        )
+        self.alarms = FleetAlarms(
+            self,
+            "Alarms",
+            topology=topology,
+            alerts_topic=self.alerts.topic,
+            critical_alarms=self.service_dashboard.critical_alarms(),
+        )
