@@ -1,0 +1,146 @@
+"""The outbox relay and the local stream event source, without the emulator."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from sandbox.stream_source import StreamSource
+from service.adapters.eventbridge import EventPublishError
+from service.adapters.items import OutboxItem
+from service.domain.car import Car, Position
+from service.domain.events import CarRegistered
+from service.domain.status import CarStatus
+from service.relay import handler as relay
+from tests.service.apigw import FakeLambdaContext
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+NOW = datetime(2026, 11, 27, 1, 0, tzinfo=UTC)
+
+
+def outbox_item(n: int) -> OutboxItem:
+    car = Car(
+        car_id=f"car-{n}",
+        vin="1M8GDM9AXKP042788",
+        model="R1",
+        year=2025,
+        seats=4,
+        bike_rack=False,
+        status=CarStatus.AVAILABLE,
+        battery_level=50,
+        position=Position(lat=1, lon=2),
+        created_at=NOW,
+        updated_at=NOW,
+        version=1,
+    )
+    event = CarRegistered(event_id=f"evt-{n}", occurred_at=NOW, car_id=car.car_id, version=1, car=car)
+    return OutboxItem.from_event(event)
+
+
+def stream_record(n: int, name: str = "INSERT") -> dict[str, Any]:
+    image = outbox_item(n).to_item()
+    record: dict[str, Any] = {
+        "eventID": f"id-{n}",
+        "eventName": name,
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": "us-east-1",
+        "dynamodb": {
+            "ApproximateCreationDateTime": 1795741200,
+            "Keys": {"event_id": image["event_id"]},
+            "SequenceNumber": str(1000 + n),
+            "SizeBytes": 100,
+            "StreamViewType": "NEW_IMAGE",
+        },
+        "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/outbox/stream/label",
+    }
+    if name != "REMOVE":
+        record["dynamodb"]["NewImage"] = image
+    return record
+
+
+class FakePublisher:
+    def __init__(self, failing: set[str]) -> None:
+        self.failing = failing
+        self.published: list[OutboxItem] = []
+
+    def publish(self, item: OutboxItem) -> None:
+        if item.event_id in self.failing:
+            raise EventPublishError(f"PutEvents rejected event {item.event_id}")
+        self.published.append(item)
+
+
+def test_relay_publishes_inserts_reports_failures_and_ignores_ttl_removals(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    publisher = FakePublisher(failing={"evt-2"})
+    monkeypatch.setattr(relay, "get_publisher", lambda: publisher)
+    event = {"Records": [stream_record(1), stream_record(2), stream_record(3), stream_record(4, "REMOVE")]}
+    response = relay.lambda_handler(event, FakeLambdaContext())
+    assert response == {"batchItemFailures": [{"itemIdentifier": "1002"}]}
+    assert [p.event_id for p in publisher.published] == ["evt-1", "evt-3"]
+    assert publisher.published[0].detail == outbox_item(1).detail  # published exactly as recorded
+
+
+class FakeStreams:
+    """The dynamodbstreams calls StreamSource makes, over a fixed list of records (one shard)."""
+
+    def __init__(self, records: list[dict[str, Any]]) -> None:
+        self.records = records
+
+    def describe_stream(self, **kwargs: Any) -> dict[str, Any]:
+        return {"StreamDescription": {"Shards": [{"ShardId": "shard-1"}]}}
+
+    def get_shard_iterator(self, **kwargs: Any) -> dict[str, Any]:
+        after = int(kwargs.get("SequenceNumber", 0))
+        return {"ShardIterator": str(after)}
+
+    def get_records(self, **kwargs: Any) -> dict[str, Any]:
+        after = int(kwargs["ShardIterator"])
+        rest = [r for r in self.records if int(r["dynamodb"]["SequenceNumber"]) > after]
+        if not rest:
+            return {"Records": []}
+        return {"Records": rest, "NextShardIterator": rest[-1]["dynamodb"]["SequenceNumber"]}
+
+
+def test_stream_source_bisects_a_poison_record_into_the_failure_destination() -> None:
+    records = [stream_record(n) for n in range(1, 6)]
+    delivered: list[str] = []
+
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        ids = [r["eventID"] for r in event["Records"]]
+        if "id-3" in ids:
+            raise RuntimeError("poison")  # a function error: the whole batch fails
+        delivered.extend(ids)
+        return {"batchItemFailures": []}
+
+    source = StreamSource(
+        stream_arn="arn", handler=handler, client=FakeStreams(records), max_retries=2, retry_delay_s=0
+    )
+    stats = source.drain_once()
+    assert sorted(delivered) == ["id-1", "id-2", "id-4", "id-5"]
+    assert [r["eventID"] for r in source.failed] == ["id-3"]
+    assert stats.sent_to_failure_destination == 1
+    assert source.drain_once().invocations == 0  # checkpointed: nothing is redelivered
+
+
+def test_stream_source_retries_from_the_first_failed_record() -> None:
+    records = [stream_record(n) for n in range(1, 5)]
+    attempts: list[list[str]] = []
+    failures_left = {"1003": 2}
+
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        seqs = [r["dynamodb"]["SequenceNumber"] for r in event["Records"]]
+        attempts.append(seqs)
+        failed = [s for s in seqs if failures_left.get(s, 0) > 0]
+        for s in failed:
+            failures_left[s] -= 1
+        return {"batchItemFailures": [{"itemIdentifier": s} for s in failed]}
+
+    source = StreamSource(stream_arn="arn", handler=handler, client=FakeStreams(records), retry_delay_s=0)
+    stats = source.drain_once()
+    assert attempts == [["1001", "1002", "1003", "1004"], ["1003", "1004"], ["1003", "1004"]]
+    assert stats.retries == 2
+    assert source.failed == []
