@@ -1,0 +1,82 @@
+"""The thin handler: event parsing, result mapping to the monitor's own metrics, failures."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from monitor import handler
+from monitor.handler import MonitorEvent
+from monitor.service import RunResult
+
+
+@dataclass
+class Ctx:
+    function_name: str = "fleetscope-test-monitor"
+    memory_limit_in_mb: int = 1024
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:fleetscope-test-monitor"
+    aws_request_id: str = "req-1"
+
+
+def _emf(out: str) -> dict[str, float]:
+    values: dict[str, float] = {}
+    for line in out.splitlines():
+        if line.startswith("{") and '"_aws"' in line:
+            doc = json.loads(line)
+            for d in doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
+                value = doc[d["Name"]]
+                values[d["Name"]] = value[0] if isinstance(value, list) else value
+    return values
+
+
+def test_scheduled_time_is_the_clock_and_absent_time_is_now() -> None:
+    assert MonitorEvent.model_validate({"time": "2026-01-01T00:05:00Z", "source": "aws.scheduler"}).now() == (
+        1_767_225_900
+    )
+    assert abs(MonitorEvent.model_validate({}).now() - time.time()) < 5
+
+
+def test_a_successful_run_emits_heartbeat_and_run_metrics(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seen: list[tuple[int, str]] = []
+
+    def fake_run(event: MonitorEvent, *, owner: str) -> RunResult:
+        seen.append((event.now(), owner))
+        return RunResult(status="ok", now=event.now(), series_scored=42, open_incidents=1)
+
+    monkeypatch.setattr(handler, "run_monitor", fake_run)
+    out = handler.lambda_handler({"time": "2026-01-01T00:05:00Z"}, Ctx())  # type: ignore[arg-type]
+    assert out["series_scored"] == 42
+    assert seen == [(1_767_225_900, "req-1")]
+    metrics = _emf(capsys.readouterr().out)
+    assert metrics["Heartbeat"] == 1
+    assert metrics["MetricsEvaluated"] == 42
+    assert metrics["AnomaliesOpen"] == 1
+    assert metrics["RunErrors"] == 0
+
+
+def test_a_skipped_run_sends_no_heartbeat(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(handler, "run_monitor", lambda event, owner: RunResult(status="skipped", now=0))
+    assert handler.lambda_handler({}, Ctx())["status"] == "skipped"  # type: ignore[arg-type]
+    assert "Heartbeat" not in _emf(capsys.readouterr().out)
+
+
+def test_a_failed_run_counts_an_error_and_raises_for_lambda_to_retry(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def boom(event: MonitorEvent, *, owner: str) -> Any:
+        raise RuntimeError("GetMetricData unavailable")
+
+    monkeypatch.setattr(handler, "run_monitor", boom)
+    with pytest.raises(RuntimeError, match="unavailable"):
+        handler.lambda_handler({}, Ctx())  # type: ignore[arg-type]
+    metrics = _emf(capsys.readouterr().out)
+    assert metrics["RunErrors"] == 1
+    assert "Heartbeat" not in metrics
