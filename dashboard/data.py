@@ -151,6 +151,18 @@ def incidents() -> pd.DataFrame:
     return _incidents(target_key())
 
 
+@st.cache_data(ttl=min(TTL_S, 30), show_spinner=False)
+def _notifications(key: str, incident_id: str) -> list[dict[str, Any]]:
+    target = Target.model_validate_json(key)
+    return queries.incident_notifications(
+        _client(key, "dynamodb"), target.resources.monitor_table, incident_id
+    )
+
+
+def notifications(incident_id: str) -> list[dict[str, Any]]:
+    return _notifications(target_key(), incident_id)
+
+
 @st.cache_data(ttl=min(TTL_S, 15), show_spinner=False)
 def _queues(key: str) -> pd.DataFrame:
     target = Target.model_validate_json(key)

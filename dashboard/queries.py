@@ -7,6 +7,7 @@ an unreachable endpoint never reaches the user as a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections.abc import Iterable, Sequence
@@ -380,6 +381,8 @@ def incidents_frame(items: Iterable[dict[str, Any]]) -> pd.DataFrame:
     for item in items:
         doc = _incident_document(item)
         pk, sk = str(item.get("pk", "")), str(item.get("sk", ""))
+        if pk.upper() in ("OUTBOX", "STATE", "LEASE"):
+            continue  # the monitor's notification outbox, model state and lease live in the same table
         looks_like = "incident" in pk.lower() or "incident" in sk.lower() or "incident_id" in doc
         if not (looks_like or ("opened_at" in doc and "resource" in doc)):
             continue
@@ -434,8 +437,63 @@ def _to_timestamp(value: Any) -> pd.Timestamp | None:
     return stamp.tz_localize(UTC) if stamp.tzinfo is None else stamp.tz_convert(UTC)
 
 
+def query_partition(
+    dynamodb: Any, table: str, pk: str, *, sk_prefix: str | None = None
+) -> list[dict[str, Any]]:
+    """Every item of one partition of a pk/sk table (optionally one sort-key prefix), as plain values."""
+    kwargs: dict[str, Any] = {
+        "TableName": table,
+        "KeyConditionExpression": "pk = :pk",
+        "ExpressionAttributeValues": {":pk": {"S": pk}},
+    }
+    if sk_prefix is not None:
+        kwargs["KeyConditionExpression"] += " AND begins_with(sk, :prefix)"
+        kwargs["ExpressionAttributeValues"][":prefix"] = {"S": sk_prefix}
+    items: list[dict[str, Any]] = []
+    try:
+        while True:
+            page = dynamodb.query(**kwargs)
+            items.extend(
+                {k: _plain(_deserializer.deserialize(v)) for k, v in item.items()}
+                for item in page.get("Items", [])
+            )
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    except (ClientError, BotoCoreError, OSError) as err:
+        raise explain(err, f"the monitor table {table}") from err
+    return items
+
+
 def list_incidents(dynamodb: Any, monitor_table: str) -> pd.DataFrame:
-    return incidents_frame(scan_table(dynamodb, monitor_table, what=f"the monitor table {monitor_table}"))
+    """The monitor's incidents (partition `INCIDENT`, one item per incident as last seen)."""
+    return incidents_frame(query_partition(dynamodb, monitor_table, "INCIDENT"))
+
+
+def incident_notifications(dynamodb: Any, monitor_table: str, incident_id: str) -> list[dict[str, Any]]:
+    """The notifications of one incident from the monitor's outbox (`OUTBOX`, sk `<id>#<seq>`), in order.
+
+    Each has `seq`, `kind`, `status` (pending/publishing/sent), `sent_at`, `message_id` and `message`:
+    the SNS Publish input exactly as the monitor sent it.
+    """
+    items = query_partition(dynamodb, monitor_table, "OUTBOX", sk_prefix=f"{incident_id}#")
+    out = []
+    for item in items:
+        message = item.get("message")
+        if isinstance(message, str):
+            with contextlib.suppress(ValueError):
+                message = json.loads(message)
+        out.append(
+            {
+                "seq": item.get("seq"),
+                "kind": item.get("kind"),
+                "status": item.get("status"),
+                "sent_at": _to_timestamp(item.get("sent_at")),
+                "message_id": item.get("message_id"),
+                "message": message,
+            }
+        )
+    return sorted(out, key=lambda n: float(n["seq"] or 0))
 
 
 def read_inbox(path: Path, *, limit: int = 500) -> list[dict[str, Any]]:

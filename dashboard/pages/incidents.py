@@ -42,15 +42,23 @@ def timeline(frame: pd.DataFrame) -> None:
     st.altair_chart(chart, width="stretch")
 
 
-def messages_for(incident_id: str, item: dict[str, Any]) -> list[Any]:
-    """The SNS messages of an incident: stored with it by the monitor, or delivered to the sandbox inbox."""
-    found: list[Any] = []
-    for key in ("sns_message", "message", "last_message", "notification"):
-        if item.get(key):
-            found.append(item[key])
+def notifications(incident_id: str) -> None:
+    """The SNS messages of an incident, as the monitor sent them (its outbox) and as delivered (inbox)."""
+    sent = data.notifications(incident_id)
+    for note in sent:
+        stamp = "" if note["sent_at"] is None else f" · sent {note['sent_at']:%Y-%m-%d %H:%M:%S} UTC"
+        head = f"`#{note['seq']}` **{note['kind']}** · {note['status']}{stamp}"
+        st.markdown(f"{head} · MessageId `{note['message_id']}`")
+        st.code(json.dumps(note["message"], indent=2, default=str), language="json")
+    delivered: list[Any] = []
     if target.is_sandbox:
-        found.extend(m for m in data.inbox() if incident_id in json.dumps(m))
-    return found
+        delivered = [m for m in data.inbox() if incident_id in json.dumps(m)]
+        if delivered:
+            st.markdown(f"Delivered to the sandbox inbox ({len(delivered)}):")
+            for message in delivered:
+                st.code(json.dumps(message, indent=2, default=str), language="json")
+    if not sent and not delivered:
+        st.info("No notification recorded for this incident yet.")
 
 
 def detail(row: pd.Series) -> None:
@@ -67,8 +75,8 @@ def detail(row: pd.Series) -> None:
     cols = st.columns(4)
     cols[0].metric("Status", str(row["status"]))
     cols[1].metric("Severity", str(row["severity"]) or "—")
-    cols[2].metric("Opened", f"{opened:%m-%d %H:%M}")
-    cols[3].metric("Resolved", "—" if resolved is None else f"{resolved:%m-%d %H:%M}")
+    cols[2].metric("Opened at", f"{opened:%m-%d %H:%M}")
+    cols[3].metric("Resolved at", "—" if resolved is None else f"{resolved:%m-%d %H:%M}")
     if row["reason"]:
         st.caption(f"Resolution: {row['reason']}")
     members = list(row["series"])
@@ -97,16 +105,8 @@ def detail(row: pd.Series) -> None:
                 if isinstance(other, Band):
                     chart = ui.band_chart(other.frame, title=spec.title, unit=spec.unit, height=160)
                     st.altair_chart(chart, width="stretch")
-    st.markdown("**Notification sent**")
-    sent = messages_for(str(row["incident_id"]), row["item"])
-    if not sent:
-        where = "the sandbox inbox" if target.is_sandbox else "the incident record"
-        st.info(f"No SNS message for this incident in {where}.")
-    for message in sent:
-        st.code(
-            message if isinstance(message, str) else json.dumps(message, indent=2, default=str),
-            language="json",
-        )
+    st.markdown("**Notifications sent (SNS)**")
+    notifications(str(row["incident_id"]))
 
 
 def page() -> None:

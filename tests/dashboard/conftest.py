@@ -15,7 +15,7 @@ from dashboard.target import Resources, SandboxFile, write_sandbox_file
 from infra.topology import Topology
 from sandbox.emulator import Emulator
 from sandbox.provision import Provisioned
-from tests.dashboard.seed import seed_cars, seed_incidents, seed_metrics, write_inbox
+from tests.dashboard.seed import seed_cars, seed_incidents, seed_metrics, seed_reports
 
 
 @dataclass(frozen=True)
@@ -35,8 +35,8 @@ def seeded_sandbox(
     now = datetime.now(tz=UTC)
     home = tmp_path_factory.mktemp("fleetscope-home")
     seed_cars(topo, now=now)
-    seed_incidents(topo, now=now)
-    write_inbox(home / "alerts.jsonl", topo, now=now)
+    seed_incidents(topo, now=now, inbox=home / "alerts.jsonl")
+    seed_reports(topo, now=now)
     points = seed_metrics(Resources.from_topology(topo), now=now, days=2.0)
     # This test process plays the sandbox: its pid is alive for the whole session.
     write_sandbox_file(

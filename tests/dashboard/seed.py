@@ -13,6 +13,7 @@ import random
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -21,8 +22,12 @@ import numpy as np
 from dashboard.specs import catalog, usage_specs
 from dashboard.target import Resources
 from infra.topology import Topology
-from monitor.catalog import MetricSpec
-from service.adapters.items import CarItem, OutboxItem, to_attribute_values
+from monitor.catalog import MetricSpec, ResourceNames, Severity, build_catalog
+from monitor.incidents import Incident, Member, Transition, incident_id
+from monitor.notifier import render
+from monitor.store import DynamoDbIncidentStore
+from monitor.store import OutboxItem as MonitorOutboxItem
+from service.adapters.items import CarItem, OutboxItem
 from service.domain.car import Car, Position
 from service.domain.events import CarStatusChanged
 from service.domain.status import CarStatus
@@ -86,56 +91,91 @@ def seed_cars(topo: Topology, *, now: datetime, n_events: int = 120, seed: int =
     return cars
 
 
-def seed_incidents(topo: Topology, *, now: datetime) -> list[str]:
-    """One resolved and one open incident, shaped like the monitor's `Incident` model."""
-    ddb = boto3.client("dynamodb")
+def seed_incidents(topo: Topology, *, now: datetime, inbox: Path | None = None) -> list[str]:
+    """One open and one resolved incident written with the monitor's own models and store.
+
+    The incident items, the outbox notification of each transition (rendered by the monitor's
+    notifier, marked sent) and, with `inbox`, the delivered messages as the sandbox inbox keeps them.
+    """
+    cat = build_catalog(ResourceNames.from_topology(topo), period_s=300)
     api = f"api:{topo.api_name}"
+    table = boto3.resource("dynamodb").Table(topo.monitor_table.name)
+    store = DynamoDbIncidentStore(topo.monitor_table.name, table=table)
     t_open = int((now - timedelta(minutes=50)).timestamp()) // 300 * 300
     t_old = int((now - timedelta(hours=20)).timestamp()) // 300 * 300
-    docs: list[dict[str, Any]] = [
-        {
-            "id": "inc-open-5xx",
-            "resource": api,
-            "status": "open",
-            "severity": "critical",
-            "opened_at": t_open,
-            "updated_at": t_open + 600,
-            "seq": 2,
-            "members": {
-                f"{api}:5xx": {"series_id": f"{api}:5xx", "severity": "critical", "since": t_open},
-                f"{api}:5xx-rate": {"series_id": f"{api}:5xx-rate", "severity": "critical", "since": t_open},
-            },
-        },
-        {
-            "id": "inc-resolved-latency",
-            "resource": api,
-            "status": "resolved",
-            "severity": "warning",
-            "opened_at": t_old,
-            "updated_at": t_old + 3600,
-            "resolved_at": t_old + 3600,
-            "resolve_reason": "all members clear for 900 s",
-            "seq": 3,
-            "members": {f"{api}:latency-p99": {"series_id": f"{api}:latency-p99", "severity": "warning"}},
-        },
+
+    def member(series_id: str, severity: Severity, since: int, value: float, upper: float) -> Member:
+        return Member(
+            series_id=series_id, severity=severity, since=since, last_anomalous_at=since + 600,
+            last_seen=since + 600, value=value, lower=0.0, upper=upper, score=0.8, peak_score=0.9,
+        )  # fmt: skip
+
+    opened = Incident(
+        id=incident_id(api, t_open),
+        resource=api,
+        severity=Severity.CRITICAL,
+        opened_at=t_open,
+        updated_at=t_open,
+        seq=1,
+        members={f"{api}:5xx": member(f"{api}:5xx", Severity.CRITICAL, t_open, 41.0, 3.0)},
+    )
+    resolved = Incident(
+        id=incident_id(api, t_old),
+        resource=api,
+        status="resolved",
+        severity=Severity.WARNING,
+        opened_at=t_old,
+        updated_at=t_old + 3600,
+        resolved_at=t_old + 3600,
+        resolve_reason="all members clear for 900 s",
+        seq=2,
+        members={f"{api}:latency-p99": member(f"{api}:latency-p99", Severity.WARNING, t_old, 900.0, 200.0)},
+    )
+    transitions = [
+        Transition(incident_id=opened.id, seq=1, kind="OPEN", at=t_open, reason="5XX", incident=opened),
+        Transition(
+            incident_id=resolved.id, seq=1, kind="OPEN", at=t_old, reason="latency", incident=resolved
+        ),
+        Transition(
+            incident_id=resolved.id,
+            seq=2,
+            kind="RESOLVED",
+            at=t_old + 3600,
+            reason="clear",
+            incident=resolved,
+        ),
     ]
-    for doc in docs:
-        item = {"pk": f"INCIDENT#{doc['id']}", "sk": "CURRENT", **doc}
-        ddb.put_item(TableName=topo.monitor_table.name, Item=to_attribute_values(item))
-    return [d["id"] for d in docs]
-
-
-def write_inbox(path: Any, topo: Topology, *, now: datetime) -> None:
-    message = {
-        "Type": "Notification",
-        "MessageId": str(uuid.uuid4()),
-        "TopicArn": f"arn:aws:sns:us-east-1:123456789012:{topo.alerts_topic}",
-        "Subject": "[CRITICAL] OPEN: API 5XX errors on fleetscope-test-cars-api",
-        "Message": json.dumps({"incident_id": "inc-open-5xx", "kind": "OPEN", "severity": "critical"}),
-        "Timestamp": (now - timedelta(minutes=45)).isoformat(),
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(message) + "\n")
+    topic_arn = f"arn:aws:sns:us-east-1:123456789012:{topo.alerts_topic}"
+    delivered = []
+    for transition in transitions:
+        message = render(transition, cat, region="us-east-1", stage=topo.stage).publish_input(topic_arn)
+        item = MonitorOutboxItem(
+            dedup_key=transition.dedup_key,
+            incident_id=transition.incident_id,
+            seq=transition.seq,
+            kind=transition.kind,
+            created_at=transition.at,
+            message=message,
+        )
+        store.add_to_outbox(item)
+        message_id = str(uuid.uuid5(uuid.NAMESPACE_URL, transition.dedup_key))
+        store.mark_sent(item, now=transition.at + 5, message_id=message_id)
+        delivered.append(
+            {
+                "Type": "Notification",
+                "MessageId": message_id,
+                "TopicArn": topic_arn,
+                "Subject": message.get("Subject"),
+                "Message": json.loads(message["Message"]).get("sqs", message["Message"]),
+                "Timestamp": datetime.fromtimestamp(transition.at + 5, tz=UTC).isoformat(),
+            }
+        )
+    for incident in (opened, resolved):
+        store.put_incident(incident.model_dump(mode="json"), now=incident.updated_at)
+    if inbox is not None:
+        inbox.parent.mkdir(parents=True, exist_ok=True)
+        inbox.write_text("".join(json.dumps(m) + "\n" for m in delivered))
+    return [opened.id, resolved.id]
 
 
 def _shape(spec: MetricSpec, t: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, bool]:
@@ -258,3 +298,22 @@ def seed_metrics(
             cw.put_metric_data(Namespace=namespace, MetricData=batch)
             written += len(batch)
     return written
+
+
+def seed_reports(topo: Topology, *, now: datetime, n: int = 50) -> None:
+    """Lambda REPORT lines for cars-api, in the format the sandbox runtime (and Lambda) writes them."""
+    logs = boto3.client("logs")
+    group = topo.cars_api.log_group
+    stream = f"{now:%Y/%m/%d}/[$LATEST]dashboardtest"
+    logs.create_log_stream(logGroupName=group, logStreamName=stream)
+    start_ms = int((now - timedelta(hours=2)).timestamp() * 1000)
+    events = [
+        {
+            "timestamp": start_ms + i * 60_000,
+            "message": f"REPORT RequestId: {uuid.UUID(int=i)}\tDuration: {10 + i % 7:.2f} ms\t"
+            f"Billed Duration: {11 + i % 7} ms\tMemory Size: {topo.cars_api.memory_mb} MB\t"
+            f"Max Memory Used: {80 + i % 9} MB",
+        }
+        for i in range(n)
+    ]
+    logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=events)

@@ -1,0 +1,165 @@
+"""Every page of the dashboard, run with AppTest against the seeded emulator (real queries, no patches)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from dashboard.settings import get_settings
+from dashboard.target import SandboxFile, write_sandbox_file
+from tests.dashboard.conftest import SeededSandbox
+
+APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def run_page(page: str | None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.run()
+    if page is not None:
+        at.switch_page(page)
+        at.run()
+    return at
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def assert_clean(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def test_overview_shows_kpis_with_deltas_and_sparklines(dashboard_env: SeededSandbox) -> None:
+    # Given a sandbox with two days of traffic, 40 cars and one open incident
+    # When the default page renders
+    at = run_page(None)
+    # Then every headline figure is there, computed from the data
+    assert_clean(at)
+    assert not at.warning, [w.value for w in at.warning]
+    values = metrics(at)
+    assert values["Cars in trip"] == "14"
+    assert values["Cars available"] == "12"
+    assert values["Open incidents"] == "1"
+    assert values["API requests"] not in ("—", "0")
+    assert values["p99 latency"].endswith(" ms")
+    assert values["Month-to-date cost (estimate)"].startswith("$")
+    requests = next(m for m in at.metric if m.label == "API requests")
+    assert requests.proto.chart_data, "the requests KPI carries a sparkline"
+    assert requests.proto.delta, "the requests KPI is compared with the previous window"
+
+
+def test_fleet_shows_map_charts_and_searchable_table(dashboard_env: SeededSandbox) -> None:
+    at = run_page("pages/fleet.py")
+    assert_clean(at)
+    assert len(at.get("deck_gl_json_chart")) == 1
+    assert len(at.get("vega_lite_chart")) >= 3  # status mix, trips per hour, battery
+    table = at.dataframe[0].value
+    assert len(table) == 40
+    assert {"car_id", "vin", "status", "battery_level"} <= set(table.columns)
+    # When the operator searches for one car
+    at.text_input(key="fleet_search").input("car-007").run()
+    # Then the table shows only that car
+    assert list(at.dataframe[0].value["car_id"]) == ["car-007"]
+
+
+def test_service_health_marks_the_injected_anomaly(dashboard_env: SeededSandbox) -> None:
+    # Given 5XX errors that jumped by 40 per period in the last 45 minutes
+    at = run_page("pages/health.py")
+    assert_clean(at)
+    # Then the monitor's detectors draw bands for the API's series and mark anomalous points
+    assert int(metrics(at)["Anomalous points in the window"]) > 0
+    assert any("EnsembleDetector" in c.value for c in at.caption)
+    assert len(at.get("vega_lite_chart")) >= 5
+    assert "Telemetry queue: visible now" in metrics(at)
+    # And a wider window still renders
+    at.selectbox(key="health_window").select("3 d").run()
+    assert_clean(at)
+
+
+def test_incidents_show_timeline_bands_and_sent_message(dashboard_env: SeededSandbox) -> None:
+    at = run_page("pages/incidents.py")
+    assert_clean(at)
+    values = metrics(at)
+    assert values["Open"] == "1"
+    assert values["Resolved"] == "1"
+    assert len(at.get("vega_lite_chart")) >= 2  # timeline + observed vs expected
+    sent = [json.loads(c.value) for c in at.code]
+    assert any("TopicArn" in m and "Subject" in m for m in sent), "the SNS Publish input is shown"
+    # The resolved incident has its two notifications (OPEN, RESOLVED)
+    resolved = [i for i in at.selectbox(key="incident_choice").options if "resolved" in i]
+    assert resolved
+    at.selectbox(key="incident_choice").set_value(
+        next(v for v in at.selectbox(key="incident_choice").options if "resolved" in v).split(" ")[0]
+    ).run()
+    assert_clean(at)
+    assert len([c for c in at.code if "RESOLVED" in c.value]) >= 1
+
+
+def test_cost_estimates_from_usage_metrics(dashboard_env: SeededSandbox) -> None:
+    at = run_page("pages/cost.py")
+    assert_clean(at)
+    values = metrics(at)
+    assert values["Cost per 1,000 API requests"].startswith("$")
+    assert float(values["Fleetscope monitor, per month"].lstrip("$").replace(",", "")) > 0
+    assert len(at.get("vega_lite_chart")) >= 1
+    rightsizing = at.dataframe[1].value
+    cars_api = rightsizing[rightsizing["function"] == "cars-api"].iloc[0]
+    assert cars_api["peak used (MB)"] == 88
+    assert cars_api["suggested (MB)"] == 128
+
+
+def test_sandbox_page_injects_an_incident_and_lists_the_inbox(dashboard_env: SeededSandbox) -> None:
+    at = run_page("pages/sandbox.py")
+    assert_clean(at)
+    assert metrics(at)["Alerts delivered"] == "3"
+    at.button(key="inject_latency").click().run()
+    assert_clean(at)
+    injections = json.loads((dashboard_env.home / "incidents.json").read_text())["injections"]
+    assert [i["kind"] for i in injections] == ["latency"]
+    at.button(key="inject_clear").click().run()
+    assert_clean(at)
+
+
+@pytest.fixture
+def fresh_caches(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    monkeypatch.setenv("FLEETSCOPE_HOME", str(tmp_path))
+    get_settings.cache_clear()
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield tmp_path
+    get_settings.cache_clear()
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+def test_no_sandbox_running_gives_a_message_not_a_traceback(
+    fresh_caches: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FLEETSCOPE_TARGET", "sandbox")
+    at = run_page(None)
+    assert not at.exception
+    assert "no running sandbox" in at.error[0].value
+
+
+def test_unreachable_endpoint_shows_messages_on_every_page(
+    fresh_caches: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a sandbox file whose emulator does not answer (port 9 is discard, closed on loopback)
+    write_sandbox_file(
+        fresh_caches / "sandbox.json",
+        SandboxFile(emulator_url="http://127.0.0.1:9", stage="test", pid=os.getpid()),
+    )
+    monkeypatch.setenv("FLEETSCOPE_TARGET", "sandbox")
+    for page in (None, "pages/fleet.py", "pages/health.py", "pages/incidents.py", "pages/cost.py"):
+        at = run_page(page)
+        # Then each page explains what it cannot reach instead of raising
+        assert not at.exception, (page, [e.value for e in at.exception])
+        assert at.warning, page
+        assert any("reach" in w.value or "failed" in w.value for w in at.warning), page
