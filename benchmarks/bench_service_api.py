@@ -208,15 +208,22 @@ def main(argv: list[str]) -> None:
         )
 
     print(
-        f"\nImport time of Lambda entry modules in a fresh interpreter, ms (median of {args.import_repeats})"
+        f"\nImport time in a fresh interpreter, ms (median of {args.import_repeats}, runs interleaved); "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (shared machines inflate these)"
     )
     child_env = dict(os.environ) | {"PYTHONPATH": os.getcwd()}
-    baseline = _import_time("", args.import_repeats, child_env)
-    print(f"{'module':<26}{'import ms':>12}{'floor (nothing)':>18}")
-    for module in ENTRY_MODULES:
-        samples = _import_time(module, args.import_repeats, child_env)
-        shown = f"{statistics.median(samples) * 1000:10.1f}" if samples else "   missing"
-        print(f"{module:<26}{shown:>12}{statistics.median(baseline) * 1000:>18.3f}")
+    rows = {
+        "(nothing: the floor)": "",
+        "boto3 (baseline)": "boto3",
+        "powertools+pydantic (baseline)": "aws_lambda_powertools.event_handler, pydantic",
+    } | {module: module for module in ENTRY_MODULES}
+    samples: dict[str, list[float]] = {name: [] for name in rows}
+    for _ in range(args.import_repeats):
+        for name, module in rows.items():
+            samples[name] += _import_time(module, 1, child_env)
+    for name, values in samples.items():
+        shown = f"{statistics.median(values) * 1000:10.1f}" if values else "   missing"
+        print(f"{name:<34}{shown:>12}")
 
 
 if __name__ == "__main__":
