@@ -20,8 +20,10 @@ delivered (``tests/ingest/test_event_source.py`` pins that behaviour) — so the
 messages itself, exactly like the real event source mapping.
 
 ``poll_once()`` runs one cycle and returns a `PollResult`; ``start()``/``stop()`` run cycles on
-background threads. ``paused`` (or a ``should_poll`` hook returning False) simulates a stalled
-consumer: messages pile up in the queue, as they would if the function were throttled.
+background threads (sleeping ``idle_sleep_s`` after an empty poll and ``error_backoff_s`` after a
+failed invocation, e.g. a throttle). ``paused`` (or a ``should_poll`` hook returning False)
+simulates a stalled consumer: messages pile up in the queue, as they would if the function were
+throttled.
 """
 
 from __future__ import annotations
@@ -127,6 +129,7 @@ class SqsEventSource:
         failure_visibility_timeout_s: int | None = None,
         concurrency: int = 1,
         idle_sleep_s: float = 0.2,
+        error_backoff_s: float = 1.0,
         should_poll: Callable[[], bool] | None = None,
         sqs_client: SQSClient | None = None,
     ) -> None:
@@ -150,6 +153,7 @@ class SqsEventSource:
         self.failure_visibility_timeout_s = failure_visibility_timeout_s
         self.concurrency = concurrency
         self.idle_sleep_s = idle_sleep_s
+        self.error_backoff_s = error_backoff_s
         self.should_poll = should_poll
         self.paused = False
         self._invoke = invoke or self._call_handler
@@ -401,7 +405,9 @@ class SqsEventSource:
                 log.exception("polling %s failed; retrying", self.queue_url)
                 self._stop.wait(1.0)
                 continue
-            if not result.received:
+            if result.handler_error:
+                self._stop.wait(self.error_backoff_s)  # throttled or crashing: back off, as AWS does
+            elif not result.received:
                 self._stop.wait(self.idle_sleep_s)
 
     def __enter__(self) -> SqsEventSource:

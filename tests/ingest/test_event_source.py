@@ -274,3 +274,20 @@ def test_works_against_the_provisioned_telemetry_queue(provisioned: Provisioned,
     # Then the ARN in events is the provisioned one
     assert source.queue_arn == provisioned.telemetry_queue_arn
     assert source.batch_size == topo.telemetry_source.batch_size
+
+
+def test_background_polling_backs_off_after_a_failed_invocation(sqs: Any, queue: QueuePair) -> None:
+    # Given a function that is throttled on every call, polled in the background
+    send_bodies(sqs, queue.url, ["a"])
+
+    def throttled(event: dict[str, Any]) -> Any:
+        raise RuntimeError("Rate Exceeded")
+
+    function = RecordingFunction(throttled)
+    source = source_for(queue, function, idle_sleep_s=0.01, error_backoff_s=0.5)
+    # When it runs for a little over one backoff
+    with source:
+        time.sleep(0.7)
+    # Then it retried once or twice, not in a tight loop, and the message is still there
+    assert 1 <= len(function.events) <= 2
+    assert sum(source.queue_depth()) == 1
