@@ -279,8 +279,10 @@ class MonitorService:
         assert state.last_scored is not None
         last = state.last_scored
         tracker = IncidentTracker(state.incidents, cooldown_s=self.settings.cooldown_s)
-        if last + self.period >= end:
-            return tracker.process([], until=last)
+        if last + self.period >= end:  # nothing new to score (e.g. a retried invocation)
+            transitions = tracker.process([], until=last)
+            state.incidents = tracker.state
+            return transitions
         start = max(
             last + self.period - self.settings.overlap_periods * self.period,
             end - int(self.settings.history_days * 86400) // self.period * self.period,
