@@ -71,7 +71,9 @@ def parse_nab_time(text: str) -> datetime:
 def load_profiles(nab_dir: Path) -> dict[str, CostMatrix]:
     data = json.loads((nab_dir / "config" / "profiles.json").read_text())
     return {
-        name: CostMatrix(tp=c["CostMatrix"]["tpWeight"], fp=c["CostMatrix"]["fpWeight"], fn=c["CostMatrix"]["fnWeight"])
+        name: CostMatrix(
+            tp=c["CostMatrix"]["tpWeight"], fp=c["CostMatrix"]["fpWeight"], fn=c["CostMatrix"]["fnWeight"]
+        )
         for name, c in data.items()
     }
 
@@ -81,7 +83,9 @@ def load_windows(nab_dir: Path) -> dict[str, list[tuple[datetime, datetime]]]:
     return {name: [(parse_nab_time(a), parse_nab_time(b)) for a, b in wins] for name, wins in data.items()}
 
 
-def label_file(name: str, timestamps: list[datetime], windows: list[tuple[datetime, datetime]]) -> LabeledFile:
+def label_file(
+    name: str, timestamps: list[datetime], windows: list[tuple[datetime, datetime]]
+) -> LabeledFile:
     """Mirror of NAB's Sweeper.calcSweepScore: window membership and the sigmoid weights per row."""
     n = len(timestamps)
     probation = int(min(math.floor(0.15 * n), 0.15 * 5000))
@@ -145,7 +149,9 @@ def _flatten(files: Iterable[tuple[LabeledFile, np.ndarray]]) -> _Flat:
         scores.append(np.asarray(score, dtype=np.float64)[sl])
         tps.append(lab.tp_weight[sl])
         fps.append(lab.fp_weight[sl])
-    return _Flat(np.concatenate(scores), np.concatenate(wins), np.concatenate(tps), np.concatenate(fps), n_windows)
+    return _Flat(
+        np.concatenate(scores), np.concatenate(wins), np.concatenate(tps), np.concatenate(fps), n_windows
+    )
 
 
 def sweep(flat: _Flat, cost: CostMatrix) -> list[tuple[float, float, int, int]]:
@@ -216,7 +222,11 @@ def read_score_csv(path: Path, column: str = "anomaly_score") -> tuple[list[date
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rt", newline="") as fh:
         reader = csv.DictReader(fh)
-        if reader.fieldnames is None or "timestamp" not in reader.fieldnames or column not in reader.fieldnames:
+        if (
+            reader.fieldnames is None
+            or "timestamp" not in reader.fieldnames
+            or column not in reader.fieldnames
+        ):
             raise ValueError(f"{path}: needs the columns timestamp and {column}")
         stamps: list[datetime] = []
         scores: list[float] = []
@@ -233,9 +243,15 @@ def score_results_dir(
     *,
     column: str = "anomaly_score",
     fixed_threshold: float | None = None,
+    only: Iterable[str] | None = None,
 ) -> dict[str, ProfileScore]:
-    """Score NAB's results layout ``<results_dir>/<category>/<detector>_<file>.csv[.gz]``."""
+    """Score NAB's results layout ``<results_dir>/<category>/<detector>_<file>.csv[.gz]``.
+
+    `only` restricts scoring to some ``<category>/<file>.csv`` names (normalised on their windows)."""
     windows = load_windows(nab_dir)
+    if only is not None:
+        keep = set(only)
+        windows = {k: v for k, v in windows.items() if k in keep}
     profiles = load_profiles(nab_dir)
     files: list[tuple[LabeledFile, np.ndarray]] = []
     for name, wins in sorted(windows.items()):

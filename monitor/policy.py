@@ -69,7 +69,7 @@ class AlertDecision:
 # One rule per detector profile. Scores are calibrated (0.5 <=> tail probability 1e-5), so the
 # thresholds mean the same on every metric; confirmation and cooldown are in points (5-min steps).
 _RULES: dict[str, AlertRule] = {
-    "default": AlertRule(0.5, 1, 1, "both", cooldown_points=36, clear_points=6),
+    "default": AlertRule(0.45, 1, 1, "both", cooldown_points=36, clear_points=6),
     "latency": AlertRule(0.5, 2, 3, "up", cooldown_points=24, clear_points=6),
     "traffic": AlertRule(0.5, 2, 3, "both", cooldown_points=24, clear_points=6),
     "count": AlertRule(0.5, 1, 1, "up", cooldown_points=12, clear_points=6),

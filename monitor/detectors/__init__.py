@@ -39,7 +39,7 @@ def profile_config(profile: str, *, period_s: int) -> EnsembleConfig:
         raise ValueError(f"period_s must be positive, got {period_s}")
     seasonal = SeasonalConfig(period_s=period_s)
     if profile == "default":
-        return EnsembleConfig(seasonal=seasonal)
+        return EnsembleConfig(seasonal=seasonal, mask_points=90)
     if profile in ("latency", "traffic"):
         return EnsembleConfig(seasonal=seasonal, novelty_margin=0.0)
     if profile == "backlog":

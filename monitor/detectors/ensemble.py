@@ -7,6 +7,11 @@ maximum by a margin of the seen range is novel and scores high on its own, as do
 so extreme that the combined p-value survives a penalty. The final tail probability is the smallest
 of the three, mapped to [0, 1] by `p_to_score`; the band is the seasonal baseline's (or the count
 model's).
+
+With ``mask_points > 0`` the score reports onsets, as NAB's best detectors do (ARTime, CAD OSE,
+KNN-CAD stay quiet for a while after a hit): once a score reaches ``mask_level`` the episode has been
+reported and the following ``mask_points`` scores are held at 0. Profiles whose alert rule needs
+several confirming points leave masking off; notifications are still the alert policy's call.
 """
 
 from __future__ import annotations
@@ -37,10 +42,12 @@ class EnsembleConfig:
     knn: KnnConfig | None = field(default_factory=KnnConfig)
     count: CountConfig | None = None
     likelihood: LikelihoodConfig | None = field(default_factory=LikelihoodConfig)
-    direct_penalty: float = 1e4  # a lone point needs p * penalty to stand on its own
+    direct_penalty: float = 1.0  # a lone point's combined p-value (x penalty) also stands on its own
     novelty_margin: float = 0.05  # share of the seen range beyond min/max that makes a value novel
     novelty_p: float = 1e-6  # tail probability given to a novel value
     novelty_after: int = 200  # valid points seen before novelty is judged
+    mask_level: float = 0.5  # a score at or above this reports an episode onset...
+    mask_points: int = 0  # ...and the next points' scores are held at 0 (0 = no masking)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -80,6 +87,7 @@ class EnsembleDetector(OnlineDetector):
         self.n_ = 0
         self.min_ = math.inf
         self.max_ = -math.inf
+        self.masked_ = 0  # points left in the current mask
 
     def to_state(self) -> dict[str, Any]:
         return {
@@ -90,6 +98,7 @@ class EnsembleDetector(OnlineDetector):
             "n": self.n_,
             "min": None if math.isinf(self.min_) else self.min_,
             "max": None if math.isinf(self.max_) else self.max_,
+            "masked": self.masked_,
             "seasonal": self.seasonal_.to_state() if self.seasonal_ else None,
             "knn": self.knn_.to_state() if self.knn_ else None,
             "count": self.count_.to_state() if self.count_ else None,
@@ -105,6 +114,7 @@ class EnsembleDetector(OnlineDetector):
             det.n_ = int(state["n"])
             det.min_ = math.inf if state["min"] is None else float(state["min"])
             det.max_ = -math.inf if state["max"] is None else float(state["max"])
+            det.masked_ = int(state["masked"])
             if det.seasonal_ is not None:
                 det.seasonal_ = SeasonalBaselineDetector.from_state(state["seasonal"])
             if det.knn_ is not None:
@@ -154,7 +164,25 @@ class EnsembleDetector(OnlineDetector):
         else:
             self.n_ += int(valid.sum())
         p_final = np.where(valid, p_final, 1.0)
-        return ScoredPoints(score=p_to_score(p_final), lower=lower, upper=upper)
+        score = p_to_score(p_final)
+        if cfg.mask_points > 0:
+            score = self._mask(score, valid)
+        return ScoredPoints(score=score, lower=lower, upper=upper)
+
+    def _mask(self, score: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        cfg = self.config
+        out = score.copy()
+        left = self.masked_
+        for i, (s, ok) in enumerate(zip(score.tolist(), valid.tolist(), strict=True)):
+            if not ok:
+                continue
+            if left > 0:
+                out[i] = 0.0
+                left -= 1
+            elif s >= cfg.mask_level:
+                left = cfg.mask_points
+        self.masked_ = left
+        return out
 
     def _novelty(self, y: np.ndarray) -> np.ndarray:
         cfg = self.config

@@ -9,13 +9,18 @@ When ``shift_points`` consecutive points sit beyond ``shift_z`` on the same side
 confirmed and the level re-baselines to the median of those points (so a persistent level shift
 stops alerting once it is the new normal).
 
-Per point it yields a two-sided normal tail probability of the robust z-score and the band
-``forecast +/- band_z * scale``.
+Per point it yields the band ``forecast +/- band_z * scale`` and a tail probability for the robust
+z-score that is calibrated on the series itself (conformal): the share of the last ``calib_points``
+absolute z-scores that were at least as large. Real metrics are heavy-tailed and often quantised, so
+a normal tail would call every routine outlier a 1e-20 event; the conformal p-value cannot go below
+1/(N+1) from ranks alone, and beyond the largest z seen it keeps falling as ``(z_max/z)^tail_power``.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
+from collections import deque
 from dataclasses import asdict, dataclass
 from typing import Any, Self
 
@@ -29,7 +34,6 @@ from monitor.detectors.base import (
     p_to_score,
 )
 
-_SQRT2 = math.sqrt(2.0)
 _MAD_TO_SD = 1.4826
 _MEAN_ABS_TO_SD = 1.2533
 
@@ -50,6 +54,9 @@ class SeasonalConfig:
     season_gain: float = 0.85  # seasonal scale must be below this share of the flat scale
     min_season_days: float = 2.0
     rel_floor: float = 1e-4  # scale floor relative to the typical magnitude
+    calib_points: int = 1000  # |z| history for the conformal tail probability
+    calib_min: int = 50  # |z| values needed before giving an opinion
+    tail_power: float = 2.0
 
 
 @dataclass
@@ -89,6 +96,8 @@ class SeasonalBaselineDetector(OnlineDetector):
         self.run_: list[float] = []  # deseasonalised values of the current same-side excursion
         self.flat_run_: list[float] = []
         self.shifts_ = 0
+        self.zhist_: deque[float] = deque()  # recent |z| in time order
+        self.zsorted_: list[float] = []  # the same values, sorted
 
     def to_state(self) -> dict[str, Any]:
         return {
@@ -107,6 +116,7 @@ class SeasonalBaselineDetector(OnlineDetector):
             "run": floats_to_json(self.run_),
             "flat_run": floats_to_json(self.flat_run_),
             "shifts": self.shifts_,
+            "zhist": list(self.zhist_),
         }
 
     @classmethod
@@ -125,6 +135,8 @@ class SeasonalBaselineDetector(OnlineDetector):
         det.run_ = floats_from_json(state["run"])
         det.flat_run_ = floats_from_json(state["flat_run"])
         det.shifts_ = int(state["shifts"])
+        det.zhist_ = deque(float(v) for v in state["zhist"])
+        det.zsorted_ = sorted(det.zhist_)
         return det
 
     # -- scoring -----------------------------------------------------------------------------
@@ -197,7 +209,7 @@ class SeasonalBaselineDetector(OnlineDetector):
                 continue
             z = (yi - forecast) / sd
             z_out[i] = z
-            p_out[i] = math.erfc(abs(z) / _SQRT2)
+            p_out[i] = self._calibrated_p(abs(z))
             # -- absorb the point --
             self.n_ += 1
             self.magnitude_ += 0.01 * (abs(yi) - self.magnitude_)
@@ -249,6 +261,25 @@ class SeasonalBaselineDetector(OnlineDetector):
         rfc = max(-clip_z * f_sd, min(clip_z * f_sd, rf))
         self.flat_level_ += alpha * rfc
         self.flat_scale_ += beta * (_MEAN_ABS_TO_SD * abs(rfc) - self.flat_scale_)
+
+    def _calibrated_p(self, az: float) -> float:
+        """Conformal upper-tail probability of |z| against the recent |z| history; then absorb it."""
+        cfg = self.config
+        hist = self.zsorted_
+        n = len(hist)
+        p = 1.0
+        if n >= cfg.calib_min:
+            at_least = n - bisect.bisect_left(hist, az)
+            if at_least > 0:
+                p = (at_least + 1.0) / (n + 1.0)
+            elif az > 0.0:
+                p = min(1.0, (hist[-1] / az) ** cfg.tail_power if hist[-1] > 0 else 0.0) / (n + 1.0)
+        bisect.insort(hist, az)
+        self.zhist_.append(az)
+        if len(self.zhist_) > cfg.calib_points:
+            old = self.zhist_.popleft()
+            del hist[bisect.bisect_left(hist, old)]
+        return p
 
     def _finish_warmup(self) -> None:
         values = np.asarray(self.warm_)
