@@ -401,10 +401,16 @@ def run_backfill(
     session: boto3.Session | None = None,
     home: Path | str | None = None,
     fleet_size: int = 50,
-    fine_hours: float = 24.0,
+    fine_hours: float = 48.0,
     seed: int = 7,
 ) -> BackfillReport:
-    """The sandbox's entry point: history for a fleet of `fleet_size` (the same demand model it drives)."""
+    """The sandbox's entry point: history for a fleet of `fleet_size` (the same demand model it drives).
+
+    The last 48 hours are at 1-minute resolution: the sandbox monitor runs on 1-minute periods and
+    its seasonal model needs two days of them (`SeasonalConfig.min_season_days`). A monitor on
+    1-minute periods should read only that much history (``MONITOR_HISTORY_DAYS=2``): older history
+    is at 5-minute resolution.
+    """
     session = session or boto3.Session()
     client = session.client("cloudwatch", config=Config(parameter_validation=False))
     return backfill_history(

@@ -27,6 +27,7 @@ import itertools
 import json
 import logging
 import math
+import os
 import random
 import threading
 import time
@@ -35,6 +36,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, Protocol
 
 import boto3
@@ -295,6 +297,7 @@ class FleetSimulator:
         workers: int = 6,
         api: FleetApi | None = None,
         telemetry_sink: Callable[[list[str]], list[bool]] | None = None,
+        stats_file: Path | str | None = None,
     ) -> None:
         if size < 1:
             raise ValueError(f"fleet size must be >= 1, got {size}")
@@ -325,6 +328,8 @@ class FleetSimulator:
         self._pool: ThreadPoolExecutor | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self.stats_file = Path(stats_file) if stats_file is not None else None
+        self._stats_written = 0.0
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
@@ -376,6 +381,8 @@ class FleetSimulator:
         """Register the fleet (if not yet) and drive it in a daemon thread until `stop()`."""
         if self._thread is not None:
             return self
+        if self.stats_file is None:  # the running sandbox's counters, for `fleetscope` tools and tests
+            self.stats_file = Path(os.environ.get("FLEETSCOPE_HOME") or ".fleetscope") / "fleet.json"
         self.register_fleet()
         self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="fleet")
         self._stop.clear()
@@ -391,6 +398,24 @@ class FleetSimulator:
         pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
+        self.write_stats()
+
+    def write_stats(self) -> None:
+        """Write the counters to `stats_file` (atomically), if there is one."""
+        if self.stats_file is None:
+            return
+        document = {
+            "updated_at": self.clock.now().isoformat(),
+            "size": len(self.cars),
+            **self.stats().snapshot(),
+        }
+        try:
+            self.stats_file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.stats_file.with_suffix(".tmp")
+            tmp.write_text(json.dumps(document, indent=2) + "\n")
+            os.replace(tmp, self.stats_file)
+        except OSError as err:
+            log.warning("fleet: cannot write %s: %s", self.stats_file, err)
 
     @property
     def running(self) -> bool:
@@ -414,6 +439,9 @@ class FleetSimulator:
             started = time.monotonic()
             try:
                 self.step()
+                if started - self._stats_written >= 2.0:
+                    self._stats_written = started
+                    self.write_stats()
             except Exception:  # one bad tick must not end the fleet
                 log.exception("fleet: tick failed")
             self._stop.wait(max(0.0, self.tick_s - (time.monotonic() - started)))

@@ -108,7 +108,7 @@ def attribute(envelope: dict[str, Any], *names: str) -> str | None:
 
 def summary_line(envelope: dict[str, Any]) -> str:
     """One short human line for the console."""
-    state = attribute(envelope, "state", "status", "transition", "event") or "ALERT"
+    state = attribute(envelope, "kind", "state", "status") or "ALERT"
     severity = attribute(envelope, "severity") or "-"
     subject = envelope.get("Subject") or _message_title(envelope) or "(no subject)"
     return f"[{envelope.get('Timestamp', '?')}] {state.upper():<9} {severity:<8} {subject}"
