@@ -30,7 +30,7 @@ from monitor.store import OutboxItem as MonitorOutboxItem
 from service.adapters.items import CarItem, OutboxItem
 from service.domain.car import Car, Position
 from service.domain.events import CarStatusChanged
-from service.domain.status import CarStatus
+from service.domain.status import TRANSITIONS, CarStatus
 from service.domain.vin import with_check_digit
 
 MODELS = ("Zoox Robotaxi", "Waymo Jaguar I-PACE", "Cruise Origin", "Tesla Cybercab")
@@ -73,21 +73,28 @@ def seed_cars(topo: Topology, *, now: datetime, n_events: int = 120, seed: int =
         )
         ddb.put_item(TableName=topo.cars_table.name, Item=CarItem.from_car(car).to_item())
         cars.append(car)
-    # Status changes over the last 12 hours, consistent with the cars' current statuses.
+    # Status changes over the last 12 hours: for each car a legal chain of moves ending in its status.
+    predecessors = {
+        status: [p for p, moves in TRANSITIONS.items() if status in moves and p is not CarStatus.RETIRED]
+        for status in CarStatus
+    }
     live = [c for c in cars if c.status is not CarStatus.RETIRED]
-    for k in range(n_events):
-        car = live[k % len(live)]
-        at = now - timedelta(minutes=5 + k * 6)
-        event = CarStatusChanged(
-            event_id=str(uuid.UUID(int=rng.getrandbits(128))),
-            occurred_at=at,
-            car_id=car.car_id,
-            version=car.version,
-            car=car,
-            from_status=CarStatus.RESERVED if car.status is CarStatus.IN_TRIP else CarStatus.AVAILABLE,
-            to_status=car.status,
-        )
-        ddb.put_item(TableName=topo.outbox_table.name, Item=OutboxItem.from_event(event).to_item())
+    per_car = max(1, n_events // len(live))
+    for car in live:
+        status, at = car.status, now - timedelta(minutes=rng.randint(2, 30))
+        for _ in range(per_car):
+            before = rng.choice(predecessors[status])
+            event = CarStatusChanged(
+                event_id=str(uuid.UUID(int=rng.getrandbits(128))),
+                occurred_at=at,
+                car_id=car.car_id,
+                version=car.version,
+                car=car,
+                from_status=before,
+                to_status=status,
+            )
+            ddb.put_item(TableName=topo.outbox_table.name, Item=OutboxItem.from_event(event).to_item())
+            status, at = before, at - timedelta(minutes=rng.randint(20, 90))
     return cars
 
 
