@@ -7,8 +7,9 @@ ids in ``batchItemFailures``) rather than by raising, so the Lambda ``Errors`` m
 crashes of the function itself.
 
 Observability: JSON logs with ``car_id`` and ``message_id`` appended per record; EMF metrics
-``TelemetryApplied`` and ``TelemetryStale`` (dimension ``service``), ``TelemetryRejected``
-(dimensions ``service``, ``reason``), ``ColdStart``; X-Ray traces with the DynamoDB calls.
+``TelemetryApplied``, ``TelemetryStale``, ``TelemetryRejected`` per invocation (dimension ``service``,
+zeros included) plus ``TelemetryRejected`` per cause (dimensions ``service``, ``reason``), and
+``ColdStart``; X-Ray traces with the DynamoDB calls.
 """
 
 from __future__ import annotations
@@ -108,8 +109,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
 
 
 def _emit_metrics(tally: BatchTally) -> None:
+    # Totals per service (what the monitor watches), zeros included, in the invocation's EMF blob ...
     metrics.add_metric(name="TelemetryApplied", unit=MetricUnit.Count, value=tally.applied)
     metrics.add_metric(name="TelemetryStale", unit=MetricUnit.Count, value=tally.stale)
+    metrics.add_metric(name="TelemetryRejected", unit=MetricUnit.Count, value=tally.rejected.total())
+    # ... and rejections per reason, one EMF line each (a blob has one dimension set for all its metrics).
     for reason, count in sorted(tally.rejected.items()):
         with single_metric(
             name="TelemetryRejected",
@@ -118,8 +122,7 @@ def _emit_metrics(tally: BatchTally) -> None:
             namespace=metrics.namespace,
             default_dimensions=metrics.default_dimensions,
         ) as metric:
-            if metrics.service:
-                metric.add_dimension(name="service", value=str(metrics.service))
+            metric.add_dimension(name="service", value=SERVICE_NAME)
             metric.add_dimension(name="reason", value=reason)
 
 

@@ -68,11 +68,16 @@ def emf_lines(output: str) -> list[dict[str, Any]]:
 
 
 def metric_values(output: str, name: str, **dimensions: str) -> list[float]:
-    """Values of metric `name` in EMF lines whose dimensions include `dimensions`."""
+    """Values of metric `name` published with exactly the dimensions ``service`` + `dimensions`."""
     values: list[float] = []
     for blob in emf_lines(output):
-        names = {m["Name"] for d in blob["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]}
-        if name in names and all(blob.get(k) == v for k, v in dimensions.items()):
+        [directive] = blob["_aws"]["CloudWatchMetrics"]
+        names = {m["Name"] for m in directive["Metrics"]}
+        keys = {key for dimension_set in directive["Dimensions"] for key in dimension_set}
+        if name not in names or keys != {"service", *dimensions}:
+            continue
+        assert blob["service"] == "telemetry-ingest"
+        if all(blob.get(k) == v for k, v in dimensions.items()):
             value = blob[name]
             values.extend(value if isinstance(value, list) else [value])
     return values
@@ -106,6 +111,8 @@ def test_invalid_body_is_reported_failed_and_never_applied(
         1.0
     ]
     assert metric_values(out, "TelemetryApplied") == [1.0]
+    # (and in the per-service total the monitor watches)
+    assert metric_values(out, "TelemetryRejected") == [1.0]
     # and the log says what was wrong with it
     warning = next(
         json.loads(line) for line in handler_logs.getvalue().splitlines() if '"telemetry rejected"' in line
@@ -204,7 +211,8 @@ def test_out_of_order_and_duplicate_readings_never_overwrite_newer_state(
     out = capsys.readouterr().out
     assert sum(metric_values(out, "TelemetryStale")) == 3
     assert sum(metric_values(out, "TelemetryApplied")) == 1
-    assert metric_values(out, "TelemetryRejected") == []
+    assert metric_values(out, "TelemetryRejected") == [0.0, 0.0]
+    assert metric_values(out, "TelemetryRejected", reason="invalid_schema") == []
 
 
 def test_a_batch_where_every_record_fails_reports_them_all_instead_of_raising(
@@ -221,6 +229,7 @@ def test_a_batch_where_every_record_fails_reports_them_all_instead_of_raising(
     assert metric_values(out, "TelemetryRejected", reason="invalid_schema") == [1.0]
     assert metric_values(out, "TelemetryRejected", reason="unknown_car") == [2.0]
     assert metric_values(out, "TelemetryRejected", reason="retired") == [1.0]
+    assert metric_values(out, "TelemetryRejected") == [4.0]
 
 
 def test_repository_errors_fail_only_their_record(

@@ -46,6 +46,8 @@ def emf_sum(output: str, name: str) -> float:
     for line in output.splitlines():
         if line.startswith("{") and '"_aws"' in line:
             blob = json.loads(line)
+            if blob["_aws"]["CloudWatchMetrics"][0]["Dimensions"] != [["service"]]:
+                continue  # per-reason breakdowns repeat the totals
             value = blob.get(name, 0.0)
             total += sum(value) if isinstance(value, list) else value
     return total
