@@ -15,11 +15,12 @@ on-failure destination):
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -36,6 +37,30 @@ class DrainStats:
     records_delivered: int = 0
     retries: int = 0
     sent_to_failure_destination: int = 0
+
+
+def sqs_failure_destination(queue_url: str, *, client: Any = None) -> Callable[[dict[str, Any], str], None]:
+    """An on-failure destination like AWS's: sends the failed batch's metadata (not the record) to SQS."""
+    sqs = client or boto3.session.Session().client("sqs")
+
+    def send(record: dict[str, Any], reason: str) -> None:
+        sequence = record["dynamodb"]["SequenceNumber"]
+        message = {
+            "requestContext": {"condition": "RetryAttemptsExhausted", "approximateInvokeCount": None},
+            "responseContext": {"functionError": reason},
+            "version": "1.0",
+            "timestamp": datetime.now(UTC).isoformat(),
+            "DDBStreamBatchInfo": {
+                "shardId": record.get("shardId"),
+                "startSequenceNumber": sequence,
+                "endSequenceNumber": sequence,
+                "batchSize": 1,
+                "streamArn": record.get("eventSourceARN"),
+            },
+        }
+        sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(message))
+
+    return send
 
 
 class StreamSource:

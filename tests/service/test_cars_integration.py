@@ -13,7 +13,7 @@ import pytest
 
 from infra.topology import Topology
 from sandbox.provision import Provisioned
-from sandbox.stream_source import StreamSource
+from sandbox.stream_source import StreamSource, sqs_failure_destination
 from service.adapters.aws import dynamodb_client, events_client
 from service.adapters.eventbridge import EventBridgePublisher
 from service.domain.events import EVENT_SOURCE, parse_event
@@ -276,6 +276,9 @@ def test_retries_exhausted_go_to_the_failure_destination_and_nothing_is_lost_sil
     source = make_source_for(topo)
     source.drain_once()
     received_events(bus_queue)
+    sqs = boto3.client("sqs")
+    failures_url = sqs.create_queue(QueueName=f"test-relay-failures-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    source.on_failure = sqs_failure_destination(failures_url)
     car = register(api)
     publisher = EventBridgePublisher(client=FlakyEvents(failures=10_000), bus_name=topo.event_bus)  # type: ignore[arg-type]
     monkeypatch.setattr(relay, "get_publisher", lambda: publisher)
@@ -284,3 +287,7 @@ def test_retries_exhausted_go_to_the_failure_destination_and_nothing_is_lost_sil
     [failed] = source.failed
     assert failed["dynamodb"]["NewImage"]["car_id"]["S"] == car["car_id"]
     assert [e for e in received_events(bus_queue) if e["detail"]["car_id"] == car["car_id"]] == []
+    [message] = sqs.receive_message(QueueUrl=failures_url, MaxNumberOfMessages=10)["Messages"]
+    info = json.loads(message["Body"])["DDBStreamBatchInfo"]
+    assert info["startSequenceNumber"] == failed["dynamodb"]["SequenceNumber"]
+    sqs.delete_queue(QueueUrl=failures_url)
