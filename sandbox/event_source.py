@@ -266,7 +266,7 @@ class SqsEventSource:
             if remaining <= 0:
                 break
             if not received:
-                if not batch:
+                if not batch or self._stop.is_set():
                     break  # nothing to wait for: the background loop sleeps between empty polls
                 self._stop.wait(min(remaining, 0.05))
         return batch

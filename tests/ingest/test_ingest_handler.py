@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import UnexpectedBatchTypeError
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from ingest_helpers import FUTURE, NOW, InMemoryTelemetryRepository, sqs_event, telemetry_body
 
 from infra.topology import topology
@@ -286,3 +288,33 @@ def test_event_without_records_is_a_crash_not_a_silent_success(
 def test_service_name_matches_the_topology_and_reasons_are_a_small_fixed_set() -> None:
     assert topology().telemetry_ingest.service == ingest_handler.SERVICE_NAME
     assert set(REJECTION_REASONS) == {"invalid_schema", "unknown_car", "retired", "future_ts", "error"}
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    offsets=st.lists(st.integers(min_value=0, max_value=10_000), min_size=1, max_size=25),
+    batch_size=st.integers(min_value=1, max_value=10),
+    order=st.randoms(use_true_random=False),
+)
+def test_any_delivery_order_ends_with_the_newest_reading(
+    monkeypatch: pytest.MonkeyPatch, invoke: Invoke, offsets: list[int], batch_size: int, order: Any
+) -> None:
+    # Given readings of one car (duplicates possible) delivered in any order, in batches of any size
+    repository = InMemoryTelemetryRepository()
+    repository.add_car("car-1")
+    monkeypatch.setattr(ingest_handler, "get_repository", lambda: repository)
+    readings = [
+        (offset, telemetry_body("car-1", ts=NOW - timedelta(milliseconds=offset), speed_kmh=offset / 100))
+        for offset in offsets
+    ]
+    order.shuffle(readings)
+    # When they are processed
+    for start in range(0, len(readings), batch_size):
+        response = invoke(sqs_event(*(body for _, body in readings[start : start + batch_size])))
+        assert failed_ids(response) == []  # stale is acknowledged, never retried
+    # Then the car holds the newest one
+    newest = min(offsets)
+    assert repository.cars["car-1"]["telemetry_ts"] == int(
+        (NOW - timedelta(milliseconds=newest)).timestamp() * 1000
+    )
+    assert repository.cars["car-1"]["speed_kmh"] == newest / 100

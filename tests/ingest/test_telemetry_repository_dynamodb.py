@@ -8,7 +8,7 @@ from typing import Any
 
 import boto3
 import pytest
-from ingest_helpers import NOW
+from ingest_helpers import NOW, InMemoryTelemetryRepository
 
 from sandbox.provision import Provisioned
 from service.ingest.models import TelemetryMessage
@@ -131,3 +131,32 @@ def test_car_items_written_with_a_record_type_take_telemetry(
         ExpressionAttributeValues={":car": {"S": "car"}},
     )
     assert repository.apply(reading(car_id)) is ApplyOutcome.APPLIED
+
+
+def test_in_memory_fake_gives_the_same_outcomes_as_dynamodb(
+    ddb: Any, repository: DynamoDbTelemetryRepository
+) -> None:
+    """The handler's unit tests run on the fake; this keeps the fake honest."""
+    fake = InMemoryTelemetryRepository()
+    live, retired = put_car(ddb), put_car(ddb, status="retired")
+    fake.add_car(live)
+    fake.add_car(retired, status="retired")
+    ghost = f"ghost-{uuid.uuid4().hex[:8]}"
+    script = [
+        reading(live, seconds=5),
+        reading(live, seconds=5),
+        reading(live, seconds=1),
+        reading(live, seconds=9),
+        reading(retired),
+        reading(ghost),
+    ]
+    outcomes = [(fake.apply(message), repository.apply(message)) for message in script]
+    assert [real for _, real in outcomes] == [
+        ApplyOutcome.APPLIED,
+        ApplyOutcome.STALE,
+        ApplyOutcome.STALE,
+        ApplyOutcome.APPLIED,
+        ApplyOutcome.RETIRED,
+        ApplyOutcome.UNKNOWN_CAR,
+    ]
+    assert [mine for mine, _ in outcomes] == [real for _, real in outcomes]
