@@ -26,6 +26,7 @@ class InMemoryCarRepository:
     def __init__(self, *, cursor_codec: CursorCodec | None = None) -> None:
         self._cars: dict[str, Car] = {}
         self._vins: dict[str, str] = {}
+        self._sort_keys: dict[str, str] = {}  # car id -> list_sk (creation order, computed once)
         self._lock = threading.Lock()
         self._cursor = cursor_codec or CursorCodec(b"in-memory")
         self.outbox: list[CarEvent] = []
@@ -41,6 +42,7 @@ class InMemoryCarRepository:
                 raise VersionConflictError(car.car_id, 0, self._cars[car.car_id].version)
             self._cars[car.car_id] = car
             self._vins[car.vin] = car.car_id
+            self._sort_keys[car.car_id] = list_sort_key(car.created_at, car.car_id)
             self.outbox.append(event)
 
     def update(self, car: Car, *, expected_version: int, event: CarEvent) -> None:
@@ -71,20 +73,19 @@ class InMemoryCarRepository:
                 raise InvalidCursorError("next_token does not belong to this listing")
             after = position["list_sk"]
         with self._lock:
-            cars = sorted(self._cars.values(), key=lambda c: list_sort_key(c.created_at, c.car_id))
+            ordered = sorted((self._sort_keys[car_id], car) for car_id, car in self._cars.items())
         matching = [
-            car
-            for car in cars
+            (sort_key, car)
+            for sort_key, car in ordered
             if (car.status.value == status if status else car.status is not CarStatus.RETIRED)
             and (query.model is None or car.model == query.model)
-            and (after is None or list_sort_key(car.created_at, car.car_id) > after)
+            and (after is None or sort_key > after)
         ]
         page = matching[: query.limit]
         token = None
         if len(matching) > query.limit:
-            last = page[-1]
-            token = self._cursor.encode({"list_sk": list_sort_key(last.created_at, last.car_id)}, filters)
-        return Page(items=page, next_token=token)
+            token = self._cursor.encode({"list_sk": page[-1][0]}, filters)
+        return Page(items=[car for _, car in page], next_token=token)
 
     def set_telemetry(self, car_id: str, **telemetry: object) -> None:
         """What the telemetry ingest does to a stored car (tests): change telemetry, keep the version."""
