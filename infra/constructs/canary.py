@@ -12,6 +12,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from infra.constructs.lambda_function import LIVE_ALIAS
 from infra.nag import acknowledge
 
 
@@ -24,18 +25,28 @@ class CanaryDeployment(Construct):
         construct_id: str,
         *,
         alias: lambda_.Alias,
+        function_name: str,
         api_5xx: cloudwatch.IMetric,
         alarm_name_prefix: str,
         alerts_topic: sns.ITopic,
         extra_alarms: Sequence[cloudwatch.IAlarm] = (),
     ) -> None:
         super().__init__(scope, construct_id)
+        alias_name = LIVE_ALIAS  # a literal: alias.alias_name would be a token referencing the alias
         alias_errors = cloudwatch.Alarm(
             self,
             "AliasErrors",
             alarm_name=f"{alarm_name_prefix}-canary-alias-errors",
-            alarm_description=f"Errors of {alias.function_name} (roll the canary back)",
-            metric=alias.metric_errors(period=Duration.minutes(1), statistic="Sum"),
+            alarm_description=f"Errors of {function_name}:{alias_name} (roll the canary back)",
+            # By name, not alias.metric_errors(): a Ref to the alias would close a cycle with the
+            # alias's CodeDeploy UpdatePolicy (alias -> deployment group -> alarm -> alias).
+            metric=cloudwatch.Metric(
+                namespace="AWS/Lambda",
+                metric_name="Errors",
+                dimensions_map={"FunctionName": function_name, "Resource": f"{function_name}:{alias_name}"},
+                statistic="Sum",
+                period=Duration.minutes(1),
+            ),
             threshold=1,
             evaluation_periods=1,
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,

@@ -74,6 +74,11 @@ def _metric(namespace: str, name: str, dims: dict[str, str], statistic: str, lab
     )
 
 
+def _short(topology: Topology, name: str) -> str:
+    """A resource name without the stage prefix (alarm names get the prefix once, from the facade)."""
+    return name.removeprefix(f"{topology.prefix}-")
+
+
 def _group(
     title: str, metrics: Sequence[cloudwatch.Metric | cloudwatch.MathExpression]
 ) -> mc.CustomMetricGroup:
@@ -160,7 +165,7 @@ class FleetServiceDashboard(Construct):
                 table=watched.tables[table.name],
                 billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
                 human_readable_name=f"{table.name} table",
-                alarm_friendly_name=table.name,
+                alarm_friendly_name=_short(topology, table.name),
                 add_read_throttled_events_count_alarm={
                     "Warning": mc.ThrottledEventsThreshold(max_throttled_events_threshold=0)
                 },
@@ -172,7 +177,7 @@ class FleetServiceDashboard(Construct):
             queue=watched.queues[topology.telemetry_queue.name],
             dead_letter_queue=watched.queues[topology.telemetry_dlq.name],
             human_readable_name="Telemetry queue",
-            alarm_friendly_name=topology.telemetry_queue.name,
+            alarm_friendly_name=_short(topology, topology.telemetry_queue.name),
             add_queue_max_message_age_alarm={"Warning": mc.MaxMessageAgeThreshold(max_age_in_seconds=300)},
             add_dead_letter_queue_max_size_alarm={
                 "Critical": mc.MaxMessageCountThreshold(max_message_count=0)
@@ -181,7 +186,7 @@ class FleetServiceDashboard(Construct):
         facade.monitor_sqs_queue(
             queue=watched.queues[topology.relay_failures.name],
             human_readable_name="Outbox relay failures (on-failure destination)",
-            alarm_friendly_name=topology.relay_failures.name,
+            alarm_friendly_name=_short(topology, topology.relay_failures.name),
             add_queue_max_size_alarm={"Critical": mc.MaxMessageCountThreshold(max_message_count=0)},
         )
         rules = [{"EventBusName": topology.event_bus, "RuleName": rule} for rule in topology.event_rules]
@@ -278,7 +283,7 @@ class FleetMonitorDashboard(Construct):
             table=watched.tables[topology.monitor_table.name],
             billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
             human_readable_name=f"{topology.monitor_table.name} table",
-            alarm_friendly_name=topology.monitor_table.name,
+            alarm_friendly_name=f"{_short(topology, topology.monitor_table.name)}-table",
             add_write_throttled_events_count_alarm={
                 "Warning": mc.ThrottledEventsThreshold(max_throttled_events_threshold=0)
             },
@@ -286,7 +291,7 @@ class FleetMonitorDashboard(Construct):
         facade.monitor_sqs_queue(
             queue=watched.queues[topology.monitor_schedule_dlq.name],
             human_readable_name="Monitor schedule DLQ (undelivered runs)",
-            alarm_friendly_name=topology.monitor_schedule_dlq.name,
+            alarm_friendly_name=_short(topology, topology.monitor_schedule_dlq.name),
             add_queue_max_size_alarm={"Critical": mc.MaxMessageCountThreshold(max_message_count=0)},
         )
         self.dashboard = facade.created_dashboard()

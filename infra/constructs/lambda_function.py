@@ -96,7 +96,6 @@ class HouseFunction(Construct):
             role=self.role,
             environment=environment,
         )
-        self.function.node.add_dependency(self.log_group)
         self.alias = lambda_.Alias(
             self,
             "Live",

@@ -134,6 +134,7 @@ class ServiceStack(Stack):
                 self,
                 "CarsApiCanary",
                 alias=self.cars_api.alias,
+                function_name=topology.cars_api.name,
                 api_5xx=cloudwatch.Metric(
                     namespace="AWS/ApiGateway",
                     metric_name="5XXError",

@@ -1,0 +1,501 @@
+"""The synthesized templates hold every resource the service and its monitoring need, as the topology says."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from conftest import ALERT_EMAILS, Synthesized
+
+from infra.constructs.dashboards import BUSINESS_METRICS, MONITOR_METRICS
+from infra.topology import QueueSpec, TableSpec, Topology
+
+pytestmark = [pytest.mark.infra, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def topo(synthesized: Synthesized) -> Topology:
+    topology: Topology = synthesized.built.topology
+    return topology
+
+
+def _one(resources: dict[str, dict[str, Any]], **properties: Any) -> dict[str, Any]:
+    """The single resource whose properties include ``properties``."""
+    matches = [
+        r for r in resources.values() if all(r["Properties"].get(k) == v for k, v in properties.items())
+    ]
+    assert len(matches) == 1, f"expected one resource with {properties}, found {len(matches)}"
+    return matches[0]
+
+
+def _logical_id(synthesized: Synthesized, stack: str, type_: str, **properties: Any) -> str:
+    resources = synthesized.resources(type_, stack)
+    matches = [
+        key.split(":", 1)[1]
+        for key, r in resources.items()
+        if all(r["Properties"].get(k) == v for k, v in properties.items())
+    ]
+    assert len(matches) == 1, f"expected one {type_} with {properties}, found {matches}"
+    return matches[0]
+
+
+# --- tables ------------------------------------------------------------------------------------
+
+
+def _table_specs(topo: Topology) -> list[tuple[str, TableSpec]]:
+    return [
+        ("service", topo.cars_table),
+        ("service", topo.idempotency_table),
+        ("service", topo.outbox_table),
+        ("observability", topo.monitor_table),
+    ]
+
+
+def test_tables_match_the_topology(synthesized: Synthesized, topo: Topology) -> None:
+    for stack, spec in _table_specs(topo):
+        table = _one(synthesized.resources("AWS::DynamoDB::Table", stack), TableName=spec.name)["Properties"]
+        keys = {k["AttributeName"]: k["KeyType"] for k in table["KeySchema"]}
+        assert keys == {spec.partition_key: "HASH", **({spec.sort_key: "RANGE"} if spec.sort_key else {})}
+        assert {a["AttributeName"] for a in table["AttributeDefinitions"]} == set(spec.key_attributes)
+        indexes = {
+            i["IndexName"]: ({k["AttributeName"]: k["KeyType"] for k in i["KeySchema"]}, i["Projection"])
+            for i in table.get("GlobalSecondaryIndexes", [])
+        }
+        assert indexes == {
+            i.name: (
+                {i.partition_key: "HASH", **({i.sort_key: "RANGE"} if i.sort_key else {})},
+                {"ProjectionType": "ALL"},
+            )
+            for i in spec.indexes
+        }
+        assert table["BillingMode"] == "PAY_PER_REQUEST"
+        assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+        if spec.ttl_attribute:
+            assert table["TimeToLiveSpecification"] == {"AttributeName": spec.ttl_attribute, "Enabled": True}
+        else:
+            assert "TimeToLiveSpecification" not in table
+        if spec.stream:
+            assert table["StreamSpecification"] == {"StreamViewType": spec.stream}
+        else:
+            assert "StreamSpecification" not in table
+
+
+def test_prod_tables_are_retained(synthesized: Synthesized) -> None:
+    for key, resource in synthesized.resources("AWS::DynamoDB::Table").items():
+        assert resource["DeletionPolicy"] == "Retain", key
+        assert resource["Properties"]["DeletionProtectionEnabled"] is True, key
+
+
+# --- queues and event sources ------------------------------------------------------------------
+
+
+def _queue(synthesized: Synthesized, stack: str, spec: QueueSpec) -> dict[str, Any]:
+    return _one(synthesized.resources("AWS::SQS::Queue", stack), QueueName=spec.name)["Properties"]
+
+
+def test_queues_are_encrypted_tls_only_and_redriven(synthesized: Synthesized, topo: Topology) -> None:
+    queues = [
+        ("service", topo.telemetry_queue),
+        ("service", topo.telemetry_dlq),
+        ("service", topo.relay_failures),
+        ("observability", topo.monitor_schedule_dlq),
+    ]
+    for stack, spec in queues:
+        queue = _queue(synthesized, stack, spec)
+        assert queue["SqsManagedSseEnabled"] is True, spec.name
+        assert queue["MessageRetentionPeriod"] == spec.retention_s
+        logical_id = _logical_id(synthesized, stack, "AWS::SQS::Queue", QueueName=spec.name)
+        policies = [
+            p["Properties"]["PolicyDocument"]["Statement"]
+            for p in synthesized.resources("AWS::SQS::QueuePolicy", stack).values()
+            if {"Ref": logical_id} in p["Properties"]["Queues"]
+        ]
+        assert any(
+            s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+            for statements in policies
+            for s in statements
+        ), f"{spec.name} accepts plain HTTP"
+    telemetry = _queue(synthesized, "service", topo.telemetry_queue)
+    dlq_id = _logical_id(synthesized, "service", "AWS::SQS::Queue", QueueName=topo.telemetry_dlq.name)
+    assert telemetry["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": [dlq_id, "Arn"]},
+        "maxReceiveCount": topo.telemetry_queue.max_receive_count,
+    }
+    assert telemetry["VisibilityTimeout"] == topo.telemetry_queue.visibility_timeout_s
+
+
+def _alias_id(synthesized: Synthesized, stack: str, function_name: str) -> str:
+    fn_id = _logical_id(synthesized, stack, "AWS::Lambda::Function", FunctionName=function_name)
+    aliases = [
+        key.split(":", 1)[1]
+        for key, r in synthesized.resources("AWS::Lambda::Alias", stack).items()
+        if r["Properties"]["FunctionName"] == {"Ref": fn_id}
+    ]
+    assert len(aliases) == 1
+    return aliases[0]
+
+
+def test_telemetry_mapping_reports_partial_failures(synthesized: Synthesized, topo: Topology) -> None:
+    queue_id = _logical_id(synthesized, "service", "AWS::SQS::Queue", QueueName=topo.telemetry_queue.name)
+    mapping = _one(
+        synthesized.resources("AWS::Lambda::EventSourceMapping", "service"),
+        EventSourceArn={"Fn::GetAtt": [queue_id, "Arn"]},
+    )["Properties"]
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["BatchSize"] == topo.telemetry_source.batch_size
+    assert mapping["MaximumBatchingWindowInSeconds"] == topo.telemetry_source.max_batching_window_s
+    alias_id = _alias_id(synthesized, "service", topo.telemetry_ingest.name)
+    assert alias_id in json.dumps(mapping["FunctionName"]), "the mapping must invoke the live alias"
+
+
+def test_outbox_stream_feeds_the_relay_with_retries_and_an_on_failure_queue(
+    synthesized: Synthesized, topo: Topology
+) -> None:
+    table_id = _logical_id(synthesized, "service", "AWS::DynamoDB::Table", TableName=topo.outbox_table.name)
+    mapping = _one(
+        synthesized.resources("AWS::Lambda::EventSourceMapping", "service"),
+        EventSourceArn={"Fn::GetAtt": [table_id, "StreamArn"]},
+    )["Properties"]
+    source = topo.outbox_source
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["BisectBatchOnFunctionError"] is True
+    assert mapping["MaximumRetryAttempts"] == source.retry_attempts
+    assert mapping["MaximumRecordAgeInSeconds"] == source.max_record_age_s
+    assert mapping["BatchSize"] == source.batch_size
+    failures_id = _logical_id(synthesized, "service", "AWS::SQS::Queue", QueueName=topo.relay_failures.name)
+    assert mapping["DestinationConfig"] == {
+        "OnFailure": {"Destination": {"Fn::GetAtt": [failures_id, "Arn"]}}
+    }
+    assert _alias_id(synthesized, "service", topo.outbox_relay.name) in json.dumps(mapping["FunctionName"])
+
+
+# --- functions ---------------------------------------------------------------------------------
+
+
+def test_every_function_has_the_house_defaults(synthesized: Synthesized, topo: Topology) -> None:
+    functions = synthesized.resources("AWS::Lambda::Function")
+    assert {f["Properties"]["FunctionName"] for f in functions.values()} == {f.name for f in topo.functions}
+    log_groups = synthesized.resources("AWS::Logs::LogGroup")
+    for spec in topo.functions:
+        stack = "observability" if spec.key == "monitor" else "service"
+        fn = _one(synthesized.resources("AWS::Lambda::Function", stack), FunctionName=spec.name)["Properties"]
+        assert fn["Architectures"] == ["arm64"]
+        assert fn["Runtime"] == "python3.14"
+        assert fn["Handler"] == spec.handler
+        assert fn["TracingConfig"] == {"Mode": "Active"}
+        assert fn["LoggingConfig"]["LogFormat"] == "JSON"
+        assert fn["Timeout"] == spec.timeout_s
+        env = fn["Environment"]["Variables"]
+        for key, value in topo.function_environment(spec).items():
+            assert env[key] == value, (spec.key, key)
+        if spec.reserved_concurrency is not None:
+            assert fn["ReservedConcurrentExecutions"] == spec.reserved_concurrency
+        log_group_id = fn["LoggingConfig"]["LogGroup"]["Ref"]
+        log_group = log_groups[f"{stack}:{log_group_id}"]["Properties"]
+        assert log_group == {"LogGroupName": spec.log_group, "RetentionInDays": 90, **_tags(log_group)}
+
+
+def _tags(properties: dict[str, Any]) -> dict[str, Any]:
+    return {"Tags": properties["Tags"]} if "Tags" in properties else {}
+
+
+def test_stage_memory_overrides_apply(synthesized: Synthesized, topo: Topology) -> None:
+    fn = _one(synthesized.resources("AWS::Lambda::Function"), FunctionName=topo.cars_api.name)["Properties"]
+    assert fn["MemorySize"] == 1024  # cdk.json: prod memoryMb.cars-api
+    ingest = _one(synthesized.resources("AWS::Lambda::Function"), FunctionName=topo.telemetry_ingest.name)
+    assert ingest["Properties"]["MemorySize"] == topo.telemetry_ingest.memory_mb
+
+
+def test_monitor_gets_the_names_it_watches(synthesized: Synthesized, topo: Topology) -> None:
+    from monitor.catalog import ResourceNames
+
+    fn = _one(synthesized.resources("AWS::Lambda::Function"), FunctionName=topo.monitor.name)["Properties"]
+    env = fn["Environment"]["Variables"]
+    assert ResourceNames.model_validate_json(env["MONITOR_RESOURCES"]) == ResourceNames.from_topology(topo)
+    assert env["MONITOR_PERIOD_S"] == "300"
+    topic_id = _logical_id(synthesized, "observability", "AWS::SNS::Topic", TopicName=topo.alerts_topic)
+    assert env["ALERTS_TOPIC_ARN"] == {"Ref": topic_id}
+
+
+def test_monitor_runs_every_five_minutes_with_retries_and_a_dlq(
+    synthesized: Synthesized, topo: Topology
+) -> None:
+    schedule = _one(synthesized.resources("AWS::Scheduler::Schedule"), Name=topo.monitor_schedule)[
+        "Properties"
+    ]
+    assert schedule["ScheduleExpression"] == "rate(5 minutes)"
+    assert schedule["Target"]["RetryPolicy"]["MaximumRetryAttempts"] >= 1
+    dlq_id = _logical_id(
+        synthesized, "observability", "AWS::SQS::Queue", QueueName=topo.monitor_schedule_dlq.name
+    )
+    assert schedule["Target"]["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": [dlq_id, "Arn"]}}
+    assert schedule["Target"]["Arn"] == {"Ref": _alias_id(synthesized, "observability", topo.monitor.name)}
+
+
+# --- API -----------------------------------------------------------------------------------------
+
+
+def test_api_uses_iam_auth_except_health(synthesized: Synthesized, topo: Topology) -> None:
+    _one(synthesized.resources("AWS::ApiGateway::RestApi"), Name=topo.api_name)
+    resources = synthesized.resources("AWS::ApiGateway::Resource", "service")
+    paths = {key.split(":", 1)[1]: r["Properties"]["PathPart"] for key, r in resources.items()}
+    methods = {
+        (paths[m["Properties"]["ResourceId"]["Ref"]], m["Properties"]["HttpMethod"]): m["Properties"]
+        for m in synthesized.resources("AWS::ApiGateway::Method", "service").values()
+    }
+    assert set(methods) == {("cars", "ANY"), ("{proxy+}", "ANY"), ("health", "GET")}
+    assert {k: m["AuthorizationType"] for k, m in methods.items()} == {
+        ("cars", "ANY"): "AWS_IAM",
+        ("{proxy+}", "ANY"): "AWS_IAM",
+        ("health", "GET"): "NONE",
+    }
+    alias_id = _alias_id(synthesized, "service", topo.cars_api.name)
+    for method in methods.values():
+        assert method["Integration"]["Type"] == "AWS_PROXY"
+        assert alias_id in json.dumps(method["Integration"]["Uri"]), "the API must invoke the live alias"
+
+
+def test_api_stage_logs_json_traces_and_throttles(synthesized: Synthesized, topo: Topology) -> None:
+    stage = _one(synthesized.resources("AWS::ApiGateway::Stage"), StageName=topo.api_stage)["Properties"]
+    assert stage["TracingEnabled"] is True
+    access_format = json.loads(stage["AccessLogSetting"]["Format"])
+    assert {"requestId", "status", "responseLatency", "user", "xrayTraceId"} <= set(access_format)
+    settings = stage["MethodSettings"][0]
+    assert settings["ThrottlingRateLimit"] == 100
+    assert settings["ThrottlingBurstLimit"] == 200
+    assert settings["LoggingLevel"] == "ERROR"
+
+
+def test_cars_api_deploys_through_a_codedeploy_canary(synthesized: Synthesized) -> None:
+    group = next(iter(synthesized.resources("AWS::CodeDeploy::DeploymentGroup").values()))["Properties"]
+    assert group["DeploymentConfigName"] == "CodeDeployDefault.LambdaCanary10Percent5Minutes"
+    assert group["AutoRollbackConfiguration"]["Enabled"] is True
+    assert "DEPLOYMENT_STOP_ON_ALARM" in group["AutoRollbackConfiguration"]["Events"]
+    alarm_ids = {a["Name"]["Ref"] for a in group["AlarmConfiguration"]["Alarms"]}
+    alarms = synthesized.resources("AWS::CloudWatch::Alarm", "service")
+    metrics = {alarms[f"service:{i}"]["Properties"]["MetricName"] for i in alarm_ids}
+    assert metrics == {"Errors", "5XXError"}
+
+
+# --- events --------------------------------------------------------------------------------------
+
+
+def test_fleet_bus_has_an_archive_and_a_rule_to_logs(synthesized: Synthesized, topo: Topology) -> None:
+    bus_id = _logical_id(synthesized, "service", "AWS::Events::EventBus", Name=topo.event_bus)
+    archive = _one(synthesized.resources("AWS::Events::Archive"), ArchiveName=topo.event_archive)
+    assert archive["Properties"]["SourceArn"] == {"Fn::GetAtt": [bus_id, "Arn"]}
+    rule = _one(synthesized.resources("AWS::Events::Rule"), Name=topo.event_log_rule)["Properties"]
+    assert rule["EventBusName"] == {"Ref": bus_id}
+    log_group_id = _logical_id(
+        synthesized, "service", "AWS::Logs::LogGroup", LogGroupName=topo.event_log_group
+    )
+    assert rule["Targets"][0]["Arn"] == {"Fn::GetAtt": [log_group_id, "Arn"]}
+    policy = json.dumps(next(iter(synthesized.resources("AWS::Logs::ResourcePolicy").values())))
+    assert "events.amazonaws.com" in policy
+    assert log_group_id in policy
+
+
+# --- alerts, alarms, dashboards -------------------------------------------------------------------
+
+
+def test_alerts_topic_is_kms_encrypted_and_subscribed(synthesized: Synthesized, topo: Topology) -> None:
+    topic = _one(synthesized.resources("AWS::SNS::Topic"), TopicName=topo.alerts_topic)["Properties"]
+    key_id = _logical_id(synthesized, "observability", "AWS::KMS::Key", EnableKeyRotation=True)
+    assert topic["KmsMasterKeyId"] == {"Fn::GetAtt": [key_id, "Arn"]}
+    subscriptions = synthesized.resources("AWS::SNS::Subscription")
+    assert sorted(s["Properties"]["Endpoint"] for s in subscriptions.values()) == sorted(ALERT_EMAILS)
+    assert {s["Properties"]["Protocol"] for s in subscriptions.values()} == {"email"}
+    key_policy = synthesized.templates["observability"]["Resources"][key_id]["Properties"]["KeyPolicy"]
+    cloudwatch = [
+        s for s in key_policy["Statement"] if s.get("Principal") == {"Service": "cloudwatch.amazonaws.com"}
+    ]
+    assert cloudwatch
+    assert {"kms:Decrypt", "kms:GenerateDataKey*"} <= set(cloudwatch[0]["Action"])
+
+
+def _topic_refs(synthesized: Synthesized) -> tuple[dict[str, str], str]:
+    topic_id = _logical_id(
+        synthesized, "observability", "AWS::SNS::Topic", TopicName=synthesized.built.topology.alerts_topic
+    )
+    return {"Ref": topic_id}, topic_id
+
+
+def test_every_alarm_notifies_the_alerts_topic_on_alarm_and_ok(synthesized: Synthesized) -> None:
+    ref, topic_id = _topic_refs(synthesized)
+    alarms = {
+        **synthesized.resources("AWS::CloudWatch::Alarm"),
+        **synthesized.resources("AWS::CloudWatch::CompositeAlarm"),
+    }
+    assert len(alarms) >= 25
+    for key, alarm in alarms.items():
+        for actions in ("AlarmActions", "OKActions"):
+            targets = alarm["Properties"].get(actions, [])
+            if key.startswith("observability:"):
+                assert ref in targets, f"{key} has no {actions} to the alerts topic"
+            else:  # ServiceStack imports the topic's ARN from ObservabilityStack
+                assert any(topic_id in json.dumps(t) for t in targets), f"{key} has no {actions}"
+
+
+def _alarm_names(synthesized: Synthesized) -> dict[str, dict[str, Any]]:
+    alarms = {
+        **synthesized.resources("AWS::CloudWatch::Alarm"),
+        **synthesized.resources("AWS::CloudWatch::CompositeAlarm"),
+    }
+    return {
+        a["Properties"].get("AlarmName") or a["Properties"]["AlarmName"]: a["Properties"]
+        for a in alarms.values()
+    }
+
+
+def test_the_alarms_the_operators_need_exist(synthesized: Synthesized, topo: Topology) -> None:
+    names = _alarm_names(synthesized)
+    p = topo.prefix
+    required = [
+        f"{p}-car-telemetry-DLQ-Queue-Message-Count-Max-Critical",  # DLQ not empty
+        f"{p}-outbox-relay-failures-Queue-Message-Count-Max-Critical",
+        f"{p}-monitor-schedule-dlq-Queue-Message-Count-Max-Critical",
+        f"{p}-api-5xx-rate",
+        f"{p}-car-telemetry-Queue-Message-Age-Max-Warning",
+        f"{p}-api-traffic-anomaly",
+        f"{p}-api-latency-anomaly",
+        f"{p}-monitor-heartbeat-missing",
+        f"{p}-fleet-service-unhealthy",
+    ]
+    for spec in topo.functions:
+        required += [f"{p}-{spec.key}-Fault-Count-Critical", f"{p}-{spec.key}-Throttled-Count-Warning"]
+    for table in (topo.cars_table, topo.idempotency_table, topo.outbox_table):
+        short = table.name.removeprefix(f"{p}-")
+        required += [
+            f"{p}-{short}-Read-Throttled-Events-Warning",
+            f"{p}-{short}-Write-Throttled-Events-Warning",
+        ]
+    missing = [name for name in required if name not in names]
+    assert not missing
+
+
+def test_heartbeat_alarm_treats_missing_data_as_breaching(synthesized: Synthesized, topo: Topology) -> None:
+    heartbeat = _alarm_names(synthesized)[f"{topo.prefix}-monitor-heartbeat-missing"]
+    assert heartbeat["TreatMissingData"] == "breaching"
+    assert heartbeat["MetricName"] == "Heartbeat"
+    assert heartbeat["Namespace"] == topo.metrics_namespace
+    assert heartbeat["Dimensions"] == [{"Name": "service", "Value": "monitor"}]
+
+
+def test_anomaly_alarms_use_cloudwatch_anomaly_bands(synthesized: Synthesized, topo: Topology) -> None:
+    names = _alarm_names(synthesized)
+    for name in (f"{topo.prefix}-api-traffic-anomaly", f"{topo.prefix}-api-latency-anomaly"):
+        alarm = names[name]
+        band = next(m for m in alarm["Metrics"] if m["Id"] == alarm["ThresholdMetricId"])
+        assert band["Expression"].startswith("ANOMALY_DETECTION_BAND(")
+
+
+def test_composite_alarm_covers_the_critical_alarms(synthesized: Synthesized, topo: Topology) -> None:
+    composite = _alarm_names(synthesized)[f"{topo.prefix}-fleet-service-unhealthy"]
+    rule = json.dumps(composite["AlarmRule"])
+    alarms = synthesized.resources("AWS::CloudWatch::Alarm", "observability")
+    critical = [
+        key.split(":", 1)[1]
+        for key, a in alarms.items()
+        if a["Properties"]["AlarmName"].endswith("-Critical")
+        and not a["Properties"]["AlarmName"].startswith(f"{topo.prefix}-monitor")
+    ]
+    assert critical
+    for logical_id in critical:
+        assert logical_id in rule
+    assert "Api5xxRate" in rule
+
+
+_PSEUDO = {
+    "AWS::Region": "eu-west-1",
+    "AWS::AccountId": "123456789012",
+    "AWS::Partition": "aws",
+    "AWS::URLSuffix": "amazonaws.com",
+}
+
+
+def _resolve(node: Any) -> Any:
+    """Evaluate the intrinsics CDK puts in a dashboard body (pseudo parameters, Join, Select, Split)."""
+    if isinstance(node, list):
+        return [_resolve(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    if set(node) == {"Ref"} and node["Ref"] in _PSEUDO:
+        return _PSEUDO[node["Ref"]]
+    if set(node) == {"Fn::Join"}:
+        separator, parts = node["Fn::Join"]
+        return separator.join(str(_resolve(p)) for p in parts)
+    if set(node) == {"Fn::Split"}:
+        separator, value = node["Fn::Split"]
+        return str(_resolve(value)).split(separator)
+    if set(node) == {"Fn::Select"}:
+        index, values = node["Fn::Select"]
+        return _resolve(values)[int(index)]
+    raise AssertionError(f"unexpected intrinsic in a dashboard: {node}")
+
+
+def _dashboard_metrics(synthesized: Synthesized, name: str) -> list[list[Any]]:
+    """Every metric line of every widget of the dashboard (namespace, name, dim, value, ..., options)."""
+    dashboard = _one(synthesized.resources("AWS::CloudWatch::Dashboard"), DashboardName=name)
+    body = json.loads(_resolve(dashboard["Properties"]["DashboardBody"]))
+    lines: list[list[Any]] = []
+    for widget in body["widgets"]:
+        for line in widget["properties"].get("metrics", []):
+            lines.append(line)
+        for annotation in widget["properties"].get("annotations", {}).get("alarms", []):
+            lines.append([annotation])
+    return lines
+
+
+def _dimension_values(lines: list[list[Any]]) -> set[str]:
+    return {item for line in lines for item in line if isinstance(item, str)}
+
+
+def test_service_dashboard_has_a_widget_for_every_service_resource(
+    synthesized: Synthesized, topo: Topology
+) -> None:
+    lines = _dashboard_metrics(synthesized, f"{topo.prefix}-fleet-service")
+    values = _dimension_values(lines)
+    watched = [
+        topo.api_name,
+        *(f.name for f in (topo.cars_api, topo.telemetry_ingest, topo.outbox_relay)),
+        topo.cars_table.name,
+        topo.idempotency_table.name,
+        topo.outbox_table.name,
+        topo.telemetry_queue.name,
+        topo.telemetry_dlq.name,
+        topo.relay_failures.name,
+        topo.event_bus,
+        *topo.event_rules,
+    ]
+    missing = [name for name in watched if name not in values]
+    assert not missing, f"no widget for {missing}"
+    for names in BUSINESS_METRICS.values():
+        assert set(names) <= values
+    for fn in (topo.cars_api, topo.telemetry_ingest, topo.outbox_relay):
+        per_function = {line[1] for line in lines if len(line) > 3 and fn.name in line}
+        assert {
+            "Invocations",
+            "Errors",
+            "Throttles",
+            "Duration",
+            "ConcurrentExecutions",
+            "ColdStart",
+        } <= per_function
+    api_latency = [line for line in lines if line[:2] == ["AWS/ApiGateway", "Latency"]]
+    assert {line[-1]["stat"] for line in api_latency} >= {"p50", "p90", "p99"}
+    assert {"4XXError", "5XXError"} <= {line[1] for line in lines if line[:1] == ["AWS/ApiGateway"]}
+    assert {"Invocations", "FailedInvocations"} <= {line[1] for line in lines if line[:1] == ["AWS/Events"]}
+
+
+def test_monitor_dashboard_shows_the_monitor_and_its_baselines(
+    synthesized: Synthesized, topo: Topology
+) -> None:
+    lines = _dashboard_metrics(synthesized, f"{topo.prefix}-fleet-monitor")
+    monitor_lines = {line[1] for line in lines if line[:1] == [topo.metrics_namespace] and "monitor" in line}
+    assert set(MONITOR_METRICS) <= monitor_lines
+    values = _dimension_values(lines)
+    for name in (topo.monitor.name, topo.monitor_table.name, topo.monitor_schedule_dlq.name):
+        assert name in values
+    expressions = [o.get("expression", "") for line in lines for o in line if isinstance(o, dict)]
+    assert any(e.startswith("ANOMALY_DETECTION_BAND(") for e in expressions)
