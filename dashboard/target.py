@@ -203,10 +203,26 @@ _OUTPUT_KEYS: dict[str, tuple[str, ...]] = {
     "cars_table": ("carstablename", "carstable"),
     "outbox_table": ("outboxtablename", "outboxtable"),
     "monitor_table": ("monitortablename", "monitortable"),
-    "telemetry_queue": ("telemetryqueuename", "cartelemetryqueuename", "queuename"),
-    "telemetry_dlq": ("telemetrydlqname", "cartelemetrydlqname", "dlqname", "deadletterqueuename"),
+    "telemetry_queue": (
+        "telemetryqueuename",
+        "cartelemetryqueuename",
+        "telemetryqueueurl",
+        "cartelemetryqueueurl",
+        "queuename",
+        "queueurl",
+    ),
+    "telemetry_dlq": (
+        "telemetrydlqname",
+        "cartelemetrydlqname",
+        "telemetrydlqurl",
+        "cartelemetrydlqurl",
+        "dlqname",
+        "dlqurl",
+        "deadletterqueuename",
+        "deadletterqueueurl",
+    ),
     "event_bus": ("eventbusname", "fleetbusname", "busname"),
-    "alerts_topic": ("alertstopicname", "topicname"),
+    "alerts_topic": ("alertstopicname", "alertstopicarn", "topicname", "topicarn"),
 }
 _FUNCTION_OUTPUT = re.compile(r"^(carsapi|telemetryingest|outboxrelay|monitor)(function)?name$")
 

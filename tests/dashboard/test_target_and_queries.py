@@ -1,0 +1,169 @@
+"""Target resolution and the pure parts of the query layer."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from botocore.exceptions import ClientError
+
+from dashboard import queries
+from dashboard.settings import DashboardSettings
+from dashboard.target import (
+    Resources,
+    SandboxFile,
+    TargetError,
+    aws_target,
+    read_sandbox_file,
+    resources_from_outputs,
+    sandbox_target,
+    write_sandbox_file,
+)
+from infra.topology import topology
+
+
+def dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_sandbox_file_is_used_only_while_its_process_lives(tmp_path: Path) -> None:
+    path = tmp_path / "sandbox.json"
+    assert read_sandbox_file(path) is None  # no file: no sandbox
+    write_sandbox_file(
+        path, SandboxFile(emulator_url="http://127.0.0.1:5055", stage="local", pid=os.getpid())
+    )
+    info = read_sandbox_file(path)
+    assert info is not None
+    assert info.emulator_url == "http://127.0.0.1:5055"
+    write_sandbox_file(path, SandboxFile(emulator_url="http://127.0.0.1:5055", stage="local", pid=dead_pid()))
+    assert read_sandbox_file(path) is None  # stale file of a dead sandbox
+
+
+def test_corrupt_sandbox_file_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "sandbox.json"
+    path.write_text('{"pid": "x"}')
+    with pytest.raises(TargetError, match="not a valid sandbox description"):
+        read_sandbox_file(path)
+
+
+def test_sandbox_target_uses_local_credentials_and_the_sandbox_stage(tmp_path: Path) -> None:
+    info = SandboxFile(emulator_url="http://127.0.0.1:5055", stage="local", pid=os.getpid())
+    target = sandbox_target(info, DashboardSettings(home=tmp_path))
+    kwargs = target.client_kwargs()
+    assert kwargs["endpoint_url"] == "http://127.0.0.1:5055"
+    assert kwargs["aws_access_key_id"] == "testing"
+    assert target.resources.cars_table == topology("local").cars_table.name
+
+
+def test_aws_target_reads_stack_outputs() -> None:
+    stacks = [
+        {
+            "StackName": "Fleetscope-prod-Service",
+            "Outputs": [
+                {"OutputKey": "CarsTableName", "OutputValue": "cars-xyz"},
+                {
+                    "OutputKey": "TelemetryQueueUrl",
+                    "OutputValue": "https://sqs.us-east-1.amazonaws.com/1/tq-xyz",
+                },
+                {"OutputKey": "CarsApiFunctionName", "OutputValue": "api-fn-xyz"},
+            ],
+        },
+        {"StackName": "SomethingElse", "Outputs": [{"OutputKey": "CarsTableName", "OutputValue": "nope"}]},
+    ]
+    target = aws_target(DashboardSettings(target="aws", stage="prod", region="eu-west-1"), lambda: stacks)
+    assert target.kind == "aws"
+    assert target.region == "eu-west-1"
+    assert target.resources.source == "cloudformation"
+    assert target.resources.cars_table == "cars-xyz"
+    assert target.resources.function("cars-api").name == "api-fn-xyz"  # type: ignore[union-attr]
+    assert "endpoint_url" not in target.client_kwargs()  # the standard AWS chain, never the emulator
+    # Names without an output keep the topology's
+    assert target.resources.monitor_table == topology("prod").monitor_table.name
+
+
+def test_resources_from_outputs_takes_queue_names_from_urls() -> None:
+    base = Resources.from_topology(topology("prod"))
+    updated = resources_from_outputs(base, {"TelemetryQueueUrl": "https://sqs.x/123/q-name"})
+    assert updated.telemetry_queue == "q-name"
+
+
+def test_aws_target_falls_back_to_topology_names_when_access_is_denied() -> None:
+    def denied() -> list[dict[str, object]]:
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "DescribeStacks")
+
+    target = aws_target(DashboardSettings(target="aws", stage="prod"), denied)
+    assert target.resources.source == "topology"
+    assert target.resources.cars_table == topology("prod").cars_table.name
+    assert "AccessDenied" in target.notes[0]
+
+
+def test_explain_maps_errors_to_messages() -> None:
+    denied = ClientError({"Error": {"Code": "AccessDeniedException", "Message": "nope"}}, "GetCostAndUsage")
+    err = queries.explain(denied, "Cost Explorer")
+    assert err.kind == "denied"
+    assert "Not allowed to read Cost Explorer" in str(err)
+    missing = ClientError({"Error": {"Code": "ResourceNotFoundException", "Message": "gone"}}, "Scan")
+    assert queries.explain(missing, "the cars table").kind == "missing"
+
+
+def test_status_mix_walks_transitions_back_in_time() -> None:
+    # Given one car in trip now, that was reserved until 10 minutes ago and available before 30
+    now = pd.Timestamp.now(tz=UTC)
+    cars = pd.DataFrame({"car_id": ["c1", "c2"], "status": ["in_trip", "available"]})
+    events = pd.DataFrame(
+        {
+            "at": [now - timedelta(minutes=30), now - timedelta(minutes=10)],
+            "car_id": ["c1", "c1"],
+            "from_status": ["available", "reserved"],
+            "to_status": ["reserved", "in_trip"],
+        }
+    )
+    mix = queries.status_mix(cars, events, start=(now - timedelta(minutes=60)).to_pydatetime(), freq="5min")
+    status_at = mix.pivot_table(index="at", columns="status", values="cars", aggfunc="sum").fillna(0)
+    first, last = status_at.iloc[0], status_at.iloc[-1]
+    assert (first["available"], first["in_trip"], first["reserved"]) == (2, 0, 0)
+    assert (last["available"], last["in_trip"], last["reserved"]) == (1, 1, 0)
+    middle = status_at.loc[
+        status_at.index[
+            (status_at.index > now - timedelta(minutes=30)) & (status_at.index < now - timedelta(minutes=10))
+        ]
+    ]
+    assert (middle["reserved"] == 1).all()
+
+
+def test_incidents_frame_reads_the_monitor_items_and_skips_the_outbox() -> None:
+    items = [
+        {
+            "pk": "INCIDENT",
+            "sk": "inc-1",
+            "incident": '{"id": "inc-1", "resource": "api:x", "status": "open", "severity": "critical",'
+            ' "opened_at": 1764200000, "updated_at": 1764200300, "members": {"api:x:5xx": {}}}',
+            "status": "open",
+        },
+        {
+            "pk": "OUTBOX",
+            "sk": "inc-1#0001",
+            "incident_id": "inc-1",
+            "seq": 1,
+            "created_at": 1,
+            "message": "{}",
+        },
+    ]
+    frame = queries.incidents_frame(items)
+    assert list(frame["incident_id"]) == ["inc-1"]
+    assert frame.loc[0, "series"] == ["api:x:5xx"]
+    assert frame.loc[0, "opened_at"] == pd.Timestamp(1764200000, unit="s", tz=UTC)
+
+
+def test_period_grid_and_fill() -> None:
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    grid = queries.period_grid(start, start + timedelta(minutes=30), 300)
+    assert len(grid) == 6
+    assert grid[0] == pd.Timestamp(start)
