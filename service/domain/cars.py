@@ -10,7 +10,7 @@ from service.domain.car import MUTABLE_FIELDS, Car, CarDetails, NewCar
 from service.domain.errors import CarNotFoundError, CarRetiredError, VersionConflictError
 from service.domain.events import CarRegistered, CarRetired, CarStatusChanged, CarUpdated
 from service.domain.ports import CarRepository, Clock, IdFactory, ListQuery, Page
-from service.domain.status import CarStatus, allowed_moves, check_transition
+from service.domain.status import CarStatus, check_transition
 
 STATUS_CHANGE_ATTEMPTS = 3
 
@@ -137,6 +137,3 @@ class CarService:
         if current.status is CarStatus.RETIRED:
             return StatusChange(car=current, from_status=current.status, changed=False)
         return self.change_status(car_id, CarStatus.RETIRED, expected_version=expected_version)
-
-
-__all__ = ["CarService", "StatusChange", "allowed_moves", "new_uuid", "utc_now"]

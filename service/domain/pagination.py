@@ -12,7 +12,6 @@ import binascii
 import hashlib
 import hmac
 import json
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -68,7 +67,3 @@ class CursorCodec:
         if payload.f != filters:
             raise InvalidCursorError("next_token belongs to a listing with other filters")
         return payload.k
-
-
-def filters_of(status: str | None, model: str | None) -> dict[str, Any]:
-    return {"status": status, "model": model}
