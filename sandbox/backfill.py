@@ -44,19 +44,26 @@ SeriesKey = tuple[str, str, tuple[tuple[str, str], ...]]
 
 @dataclass(frozen=True, kw_only=True)
 class HistoryProfile:
-    """How the simulated service behaved: error shares, latency shapes, queue behaviour."""
+    """How the simulated service behaved: error shares, latency shapes, queue behaviour.
+
+    Latencies are lognormal (median, sigma per series), calibrated on the sandbox itself: Lambda
+    handlers run in worker processes on a small, shared machine, so a minute's API p50 is around
+    150 ms and its p99 several seconds when the machine is busy (measured on 2 cores at load ~10:
+    API p50 146-220 ms, p99 3.9-7 s; cars-api Duration p99 0.6-0.9 s; ingest p99 0.8-0.95 s). The
+    history must not be faster than the sandbox, or the monitor would alert on the sandbox's normal
+    speed; a faster (idle) machine is fine, latency alerts look upwards only.
+    """
 
     api_4xx_share: float = 0.002
     api_5xx_share: float = 0.0004
-    api_latency_median_ms: float = 28.0
-    api_latency_sigma: float = 0.45
-    gateway_overhead_ms: float = 3.0  # API latency minus Lambda duration
-    ingest_batch_mean: float = 3.0  # telemetry messages per ingest invocation
-    ingest_duration_median_ms: float = 45.0
+    api_latency: tuple[float, float] = (130.0, 1.45)  # median ms, sigma
+    cars_api_duration: tuple[float, float] = (60.0, 1.2)
+    ingest_batch_mean: float = 4.3  # telemetry messages per ingest invocation (measured)
+    ingest_duration: tuple[float, float] = (150.0, 1.0)
     relay_batch_mean: float = 2.0  # outbox events per relay invocation
-    relay_duration_median_ms: float = 18.0
-    monitor_every_s: int = 60
-    monitor_duration_median_ms: float = 2500.0
+    relay_duration: tuple[float, float] = (35.0, 1.5)
+    monitor_every_s: int = 60  # the sandbox's default monitor schedule
+    monitor_duration: tuple[float, float] = (1800.0, 1.0)
     cold_starts_per_hour: float = 0.6  # per function, when it is invoked at all
     queue_age_s: float = 1.5
     registrations_per_day: float = 1.0
@@ -64,9 +71,10 @@ class HistoryProfile:
     write_units_per_transition: float = 3.0  # car item + outbox item + idempotency record
 
     def __post_init__(self) -> None:
-        for name, value in asdict(self).items():
-            if value < 0 or (isinstance(value, float) and not math.isfinite(value)):
-                raise ValueError(f"HistoryProfile.{name} must be a finite number >= 0, got {value}")
+        for name, raw in asdict(self).items():
+            for value in raw if isinstance(raw, tuple) else (raw,):
+                if value < 0 or not math.isfinite(value):
+                    raise ValueError(f"HistoryProfile.{name} must be finite and >= 0, got {raw}")
 
 
 @dataclass
@@ -160,13 +168,13 @@ class HistoryModel:
             "transitions": transitions,
             "monitor_runs": np.full(n, runs),
             "invocations": {
-                "cars-api": (requests, max(1.0, p.api_latency_median_ms - p.gateway_overhead_ms)),
+                "cars-api": (requests, p.cars_api_duration),
                 "telemetry-ingest": (
                     rng.poisson(telemetry / p.ingest_batch_mean),
-                    p.ingest_duration_median_ms,
+                    p.ingest_duration,
                 ),
-                "outbox-relay": (rng.poisson(transitions / p.relay_batch_mean), p.relay_duration_median_ms),
-                "monitor": (np.full(n, runs), p.monitor_duration_median_ms),
+                "outbox-relay": (rng.poisson(transitions / p.relay_batch_mean), p.relay_duration),
+                "monitor": (np.full(n, runs), p.monitor_duration),
             },
         }
 
@@ -186,17 +194,17 @@ class HistoryModel:
             if name == "5XXError":
                 return _counts(shared["5xx"])
             if name == "Latency":
-                return self._latency(shared["requests"], p.api_latency_median_ms, shared["load"])
+                return self._latency(shared["requests"], p.api_latency, shared["load"])
         if ns == "AWS/Lambda" and fn_key is not None:
-            invocations, median_ms = shared["invocations"][fn_key]
+            invocations, shape = shared["invocations"][fn_key]
             if name == "Invocations":
                 return _counts(invocations)
             if name == "Errors" and fn_key == "cars-api":
                 return _counts(shared["5xx"])
             if name == "Duration":
-                return self._latency(invocations, median_ms, shared["load"])
+                return self._latency(invocations, shape, shared["load"])
             if name == "ConcurrentExecutions":
-                busy = invocations * median_ms / 1000.0 / period_s
+                busy = invocations * shape[0] / 1000.0 / period_s
                 peak = 1.0 + rng.poisson(busy * 3)
                 return np.where(invocations > 0, peak, np.nan), None
             return None  # Errors of the other functions, Throttles: zero
@@ -233,7 +241,9 @@ class HistoryModel:
                 return _counts(shared["telemetry"])
         return None  # AWS/Events failures, TelemetryRejected, anything new: zero / not modelled
 
-    def _latency(self, n: np.ndarray[Any, Any], median_ms: float, load: np.ndarray[Any, Any]) -> Column:
+    def _latency(
+        self, n: np.ndarray[Any, Any], shape: tuple[float, float], load: np.ndarray[Any, Any]
+    ) -> Column:
         """`n[i]` lognormal latencies per period as at most 12 Values with Counts.
 
         Up to `LATENCY_SAMPLE` draws per period are sorted; the body (lowest 90%) becomes 4 groups
@@ -243,10 +253,9 @@ class HistoryModel:
         """
         periods = len(n)
         size = np.minimum(n, LATENCY_SAMPLE)
+        median_ms, sigma = shape
         centre = np.log(median_ms * (1.0 + 0.15 * load))
-        draws = np.exp(
-            centre[:, None] + self.p.api_latency_sigma * self.rng.standard_normal((periods, LATENCY_SAMPLE))
-        )
+        draws = np.exp(centre[:, None] + sigma * self.rng.standard_normal((periods, LATENCY_SAMPLE)))
         draws[np.arange(LATENCY_SAMPLE)[None, :] >= size[:, None]] = np.inf
         draws.sort(axis=1)
         edges = np.floor(_BUCKET_EDGES[None, :] * size[:, None]).astype(np.int64)

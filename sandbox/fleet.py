@@ -294,7 +294,7 @@ class FleetSimulator:
         controls: FleetControls | None = None,
         time_scale: float = 0.1,
         tick_s: float = 0.5,
-        workers: int = 6,
+        workers: int = 4,
         api: FleetApi | None = None,
         telemetry_sink: Callable[[list[str]], list[bool]] | None = None,
         stats_file: Path | str | None = None,
