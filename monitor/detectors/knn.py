@@ -34,7 +34,7 @@ class KnnConfig:
     k: int = 5
     reference: int = 480
     calibration: int = 160
-    refit_every: int = 48
+    refit_every: int = 96
     min_windows: int = 96  # fewer usable windows than this: no opinion (p = 1)
 
 

@@ -43,6 +43,7 @@ class SeasonalConfig:
     period_s: int = 300
     warmup_points: int = 24
     level_alpha: float = 0.05  # share of the clipped residual the level absorbs per point
+    seasonal_level_share: float = 0.2  # the seasonal model's level moves this much slower
     season_day_weight: float = 0.25  # share of a day's residual a time-of-day slot absorbs
     season_week_weight: float = 0.15  # share of a week's residual a weekday slot absorbs
     scale_beta: float = 0.02  # EW weight of the mean absolute residual
@@ -56,7 +57,7 @@ class SeasonalConfig:
     rel_floor: float = 1e-4  # scale floor relative to the typical magnitude
     calib_points: int = 1000  # |z| history for the conformal tail probability
     calib_min: int = 50  # |z| values needed before giving an opinion
-    tail_power: float = 2.0
+    tail_power: float = 4.0
 
 
 @dataclass
@@ -92,6 +93,9 @@ class SeasonalBaselineDetector(OnlineDetector):
         self.magnitude_ = 0.0  # EW mean |y|, for the scale floor
         self.tod_ = [0.0] * self.config.tod_slots
         self.dow_ = [0.0] * 7
+        self.tod_n_ = [0] * self.config.tod_slots  # observations per slot (for a fast first estimate)
+        self.dow_n_ = [0] * 7
+        self.prev_: list[float] | None = None  # [level, flat level, scale, flat scale] before a re-baseline
         self.run_sign_ = 0
         self.run_: list[float] = []  # deseasonalised values of the current same-side excursion
         self.flat_run_: list[float] = []
@@ -112,6 +116,9 @@ class SeasonalBaselineDetector(OnlineDetector):
             "magnitude": self.magnitude_,
             "tod": floats_to_json(self.tod_),
             "dow": floats_to_json(self.dow_),
+            "tod_n": self.tod_n_,
+            "dow_n": self.dow_n_,
+            "prev": None if self.prev_ is None else floats_to_json(self.prev_),
             "run_sign": self.run_sign_,
             "run": floats_to_json(self.run_),
             "flat_run": floats_to_json(self.flat_run_),
@@ -131,6 +138,9 @@ class SeasonalBaselineDetector(OnlineDetector):
         det.magnitude_ = float(state["magnitude"])
         det.tod_ = floats_from_json(state["tod"])
         det.dow_ = floats_from_json(state["dow"])
+        det.tod_n_ = [int(v) for v in state["tod_n"]]
+        det.dow_n_ = [int(v) for v in state["dow_n"]]
+        det.prev_ = None if state["prev"] is None else floats_from_json(state["prev"])
         det.run_sign_ = int(state["run_sign"])
         det.run_ = floats_from_json(state["run"])
         det.flat_run_ = floats_from_json(state["flat_run"])
@@ -202,6 +212,16 @@ class SeasonalBaselineDetector(OnlineDetector):
             else:
                 forecast = self.flat_level_
                 sd = max(self.flat_scale_, floor)
+            if self.prev_ is not None and not math.isnan(yi) and abs(yi - forecast) > cfg.shift_z * sd:
+                # After a re-baseline, a return to the previous level is recovery, not a new anomaly.
+                p_level, p_flat, p_scale, p_flat_scale = self.prev_
+                p_forecast = (p_level + season) if seasonal else p_flat
+                p_sd = max(p_scale if seasonal else p_flat_scale, floor)
+                if abs(yi - p_forecast) <= cfg.clip_z * p_sd:
+                    self.level_, self.flat_level_, self.scale_, self.flat_scale_ = self.prev_
+                    self.prev_ = None
+                    self.run_sign_, self.run_, self.flat_run_ = 0, [], []
+                    forecast, sd = p_forecast, p_sd
             exp_out[i] = forecast
             lo_out[i] = forecast - cfg.band_z * sd
             hi_out[i] = forecast + cfg.band_z * sd
@@ -230,7 +250,7 @@ class SeasonalBaselineDetector(OnlineDetector):
                 self.flat_run_ = []
             if len(self.run_) >= cfg.shift_points:
                 self._rebaseline()
-            if hour == 0 and ti % slot_s < cfg.period_s:
+            if hour == 0 and ti % slot_s < cfg.period_s and (ti // slot_s) % cfg.tod_slots == 0:
                 self._center_season()
         return SeasonalOutput(p=p_out, z=z_out, expected=exp_out, lower=lo_out, upper=hi_out)
 
@@ -252,9 +272,12 @@ class SeasonalBaselineDetector(OnlineDetector):
         s_sd = max(self.scale_, floor)
         r = yi - (self.level_ + season)
         rc = max(-clip_z * s_sd, min(clip_z * s_sd, r))
-        self.level_ += alpha * rc
-        self.tod_[slot] += g_tod * (1.0 - alpha) * rc
-        self.dow_[day] += g_dow * (1.0 - alpha) * rc
+        a_s = alpha * self.config.seasonal_level_share
+        self.level_ += a_s * rc
+        self.tod_n_[slot] += 1
+        self.dow_n_[day] += 1
+        self.tod_[slot] += max(g_tod, 1.0 / self.tod_n_[slot]) * (1.0 - a_s) * rc
+        self.dow_[day] += g_dow * (1.0 - a_s) * rc
         self.scale_ += beta * (_MEAN_ABS_TO_SD * abs(rc) - self.scale_)
         f_sd = max(self.flat_scale_, floor)
         rf = yi - self.flat_level_
@@ -294,6 +317,7 @@ class SeasonalBaselineDetector(OnlineDetector):
         self.warm_ = []
 
     def _rebaseline(self) -> None:
+        self.prev_ = [self.level_, self.flat_level_, self.scale_, self.flat_scale_]
         run = np.asarray(self.run_)
         flat = np.asarray(self.flat_run_)
         self.level_ = float(np.median(run))

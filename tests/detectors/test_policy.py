@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-from monitor.policy import AlertRule, AlertRuleError, SeriesAlertState, default_rule
 from monitor.detectors import PROFILES
+from monitor.policy import AlertRule, AlertRuleError, SeriesAlertState, default_rule
 
 NAN = math.nan
 BAND = {"lower": 0.0, "upper": 10.0}

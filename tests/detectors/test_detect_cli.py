@@ -1,0 +1,136 @@
+"""Offline detection (`python -m monitor detect`): layout, columns, causality and bad input."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from monitor.detect import OUTPUT_COLUMNS, SeriesFileError, main, read_series
+from tests.detectors.conftest import seasonal_series
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def write_series(path: Path, n: int, *, seed: int = 0, spike_at: int | None = None) -> None:
+    t, y = seasonal_series(n / 288, seed=seed)
+    if spike_at is not None:
+        y[spike_at] += 80
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(("timestamp", "value"))
+        for ti, yi in zip(t, y, strict=True):
+            w.writerow((np.datetime_as_string(np.datetime64(int(ti), "s")).replace("T", " "), f"{yi:.4f}"))
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_given_nested_csvs_when_detect_runs_then_same_layout_rows_and_columns(tmp_path: Path) -> None:
+    data, out = tmp_path / "data", tmp_path / "out"
+    write_series(data / "a" / "x.csv", 1500, spike_at=1200)
+    write_series(data / "b" / "c" / "y.csv", 700, seed=1)
+    assert main(["detect", "--data-dir", str(data), "--out-dir", str(out), "--jobs", "2"]) == 0
+    for rel, n in (("a/x.csv", 1500), ("b/c/y.csv", 700)):
+        src, dst = read_rows(data / rel), read_rows(out / rel)
+        assert len(dst) == n
+        assert tuple(dst[0]) == OUTPUT_COLUMNS
+        assert [r["timestamp"] for r in dst] == [r["timestamp"] for r in src]
+        assert [r["value"] for r in dst] == [r["value"] for r in src]
+        scores = np.array([float(r["anomaly_score"]) for r in dst])
+        assert np.all((scores >= 0) & (scores <= 1))
+        assert {r["alert"] for r in dst} <= {"0", "1"}
+    alerts = [i for i, r in enumerate(read_rows(out / "a/x.csv")) if r["alert"] == "1"]
+    assert 1200 in alerts
+
+
+def test_output_is_causal_a_prefix_gives_the_first_rows_of_the_full_run(tmp_path: Path) -> None:
+    write_series(tmp_path / "full" / "s.csv", 1400, seed=3, spike_at=1000)
+    rows = (tmp_path / "full" / "s.csv").read_text().splitlines()
+    (tmp_path / "prefix").mkdir()
+    (tmp_path / "prefix" / "s.csv").write_text("\n".join(rows[: 1 + 1050]) + "\n")
+    for name in ("full", "prefix"):
+        assert (
+            main(["detect", "--data-dir", str(tmp_path / name), "--out-dir", str(tmp_path / f"o_{name}")])
+            == 0
+        )
+    full = read_rows(tmp_path / "o_full" / "s.csv")
+    prefix = read_rows(tmp_path / "o_prefix" / "s.csv")
+    assert len(prefix) == 1050
+    assert prefix == full[:1050]
+
+
+def test_bad_files_are_reported_and_skipped_while_good_ones_are_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data, out = tmp_path / "data", tmp_path / "out"
+    write_series(data / "good.csv", 400)
+    (data / "no_columns.csv").write_text("time,val\n2024-01-01 00:00:00,1\n")
+    (data / "bad_time.csv").write_text("timestamp,value\n2024-01-01 00:00:00,1\nyesterday,2\n")
+    (data / "empty.csv").write_text("")
+    (data / "header_only.csv").write_text("timestamp,value\n")
+    assert main(["detect", "--data-dir", str(data), "--out-dir", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "no_columns.csv" in err
+    assert "lacks the columns" in err
+    assert "bad_time.csv:3" in err
+    assert "unparsable timestamp" in err
+    assert "empty.csv: empty file" in err
+    assert "header_only.csv: no data rows" in err
+    assert sorted(p.name for p in out.rglob("*.csv")) == ["good.csv"]
+
+
+def test_unparsable_values_and_repeated_timestamps_are_kept_as_missing_points(tmp_path: Path) -> None:
+    data, out = tmp_path / "data", tmp_path / "out"
+    write_series(data / "s.csv", 600, seed=2)
+    lines = (data / "s.csv").read_text().splitlines()
+    stamp_300 = lines[301].split(",")[0]
+    lines[301] = f"{stamp_300},oops"
+    lines[302] = f"{lines[302].split(',')[0]},"
+    lines[303] = f"{lines[303].split(',')[0]},nan"
+    lines[304] = f"{stamp_300},{lines[304].split(',')[1]}"  # repeats an earlier timestamp
+    (data / "s.csv").write_text("\n".join(lines) + "\n")
+    series = read_series(data / "s.csv")
+    assert series.missing == 3
+    assert series.repeated_timestamps >= 1
+    assert main(["detect", "--data-dir", str(data), "--out-dir", str(out)]) == 0
+    rows = read_rows(out / "s.csv")
+    assert len(rows) == 600
+    assert [r["value"] for r in rows[300:303]] == ["oops", "", "nan"]
+    for r in rows[300:303]:
+        assert r["anomaly_score"] == "0.000000"
+        assert r["alert"] == "0"
+
+
+def test_read_series_raises_a_clear_error_for_a_non_utf8_file(tmp_path: Path) -> None:
+    (tmp_path / "bin.csv").write_bytes(b"timestamp,value\n\xff\xfe,1\n")
+    with pytest.raises(SeriesFileError, match="not UTF-8"):
+        read_series(tmp_path / "bin.csv")
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (["detect"], 2),
+        (["detect", "--data-dir", "/nonexistent-dir", "--out-dir", "/tmp/x"], 2),
+        (["detect", "--data-dir", ".", "--out-dir", "/tmp/x", "--jobs", "0"], 2),
+        (["detect", "--data-dir", ".", "--out-dir", "/tmp/x", "--profile", "nope"], 2),
+        (["frobnicate"], 2),
+    ],
+)
+def test_bad_cli_arguments_exit_2_with_a_message(args: list[str], code: int) -> None:
+    proc = subprocess.run([sys.executable, "-m", "monitor", *args], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == code
+    assert proc.stderr.strip()
+
+
+def test_empty_data_dir_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["detect", "--data-dir", str(tmp_path), "--out-dir", str(tmp_path / "o")]) == 1
+    assert "no *.csv files" in capsys.readouterr().err

@@ -1,0 +1,233 @@
+"""Detectors, table-driven: Given a synthetic series, When the deployed profile runs over it with its
+alert rule, Then alerts open where (and only where) they should and the band is sane."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pytest
+
+from monitor.detectors import (
+    PROFILES,
+    CountRateDetector,
+    DetectorInputError,
+    DetectorStateError,
+    KnnConformalDetector,
+    SeasonalBaselineDetector,
+    build_detector,
+    detector_from_state,
+)
+from monitor.policy import SeriesAlertState, default_rule
+from tests.detectors.conftest import DAY, PERIOD, START, seasonal_series
+
+
+def alerts(
+    profile: str, t: np.ndarray, y: np.ndarray, volume: np.ndarray | None = None
+) -> tuple[list[int], Any]:
+    det = build_detector(profile, period_s=PERIOD)
+    out = det.process(t, y, volume)
+    state = SeriesAlertState(default_rule(profile))
+    opened = []
+    for i in range(len(y)):
+        v = None if volume is None else float(volume[i])
+        d = state.step(
+            score=float(out.score[i]),
+            value=float(y[i]),
+            lower=float(out.lower[i]),
+            upper=float(out.upper[i]),
+            volume=v,
+        )
+        if d.opened:
+            opened.append(i)
+    return opened, out
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    profile: str
+    start: int  # injected anomaly (index), or -1
+    length: int
+    delta: float  # added to the series over [start, start+length)
+    expect_alert: bool
+
+
+ANOMALY_AT = 9 * DAY + 100
+CASES = [
+    Case("seasonal, no anomaly", "default", -1, 0, 0.0, False),
+    Case("seasonal, no anomaly (traffic)", "traffic", -1, 0, 0.0, False),
+    Case("spike up", "default", ANOMALY_AT, 1, 60.0, True),
+    Case("level shift up", "default", ANOMALY_AT, 2 * DAY, 45.0, True),
+    Case("level shift up (latency, up only)", "latency", ANOMALY_AT, 2 * DAY, 45.0, True),
+    Case("dip (traffic drop)", "traffic", ANOMALY_AT, 36, -60.0, True),
+    Case("dip ignored by an up-only profile", "latency", ANOMALY_AT, 36, -60.0, False),
+    Case("small wiggle inside the noise", "default", ANOMALY_AT, 12, 2.0, False),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_alerts_open_only_for_real_anomalies(case: Case) -> None:
+    t, y = seasonal_series(11, seed=7)
+    if case.start >= 0:
+        y[case.start : case.start + case.length] += case.delta
+    opened, out = alerts(case.profile, t, y)
+    settled = [i for i in opened if i >= 2 * DAY]  # after warm-up
+    if case.expect_alert:
+        assert settled, f"no alert for {case.name}"
+        first = settled[0]
+        assert case.start <= first <= case.start + 6, f"first alert at {first}, anomaly at {case.start}"
+    else:
+        assert settled == [], f"false alerts at {settled} for {case.name}"
+    assert np.all((out.score >= 0) & (out.score <= 1))
+    ok = ~np.isnan(out.lower)
+    assert np.all(out.lower[ok] <= out.upper[ok])
+
+
+def test_band_covers_a_clean_seasonal_series_and_follows_its_shape() -> None:
+    t, y = seasonal_series(10, seed=3)
+    _, out = alerts("default", t, y)
+    tail = slice(3 * DAY, None)
+    inside = (y[tail] >= out.lower[tail]) & (y[tail] <= out.upper[tail])
+    assert inside.mean() > 0.98
+    width = (out.upper - out.lower)[tail]
+    assert np.median(width) < 40  # noise sd 3, amplitude 30: the band tracks the daily shape
+    mid = (out.upper + out.lower)[tail] / 2
+    assert np.corrcoef(mid, y[tail])[0, 1] > 0.9
+
+
+def test_level_shift_is_rebaselined_once_it_persists() -> None:
+    t, y = seasonal_series(11, seed=11)
+    y[ANOMALY_AT:] += 45.0
+    opened, out = alerts("default", t, y)
+    later = slice(ANOMALY_AT + DAY, None)
+    inside = (y[later] >= out.lower[later]) & (y[later] <= out.upper[later])
+    assert inside.mean() > 0.95  # the new level is the new normal
+    assert [i for i in opened if i > ANOMALY_AT + 60] == []
+
+
+def test_missing_gap_creates_no_alert_and_does_not_poison_the_model() -> None:
+    t, y = seasonal_series(11, seed=5)
+    y[ANOMALY_AT : ANOMALY_AT + 200] = np.nan
+    opened, out = alerts("default", t, y)
+    assert [i for i in opened if i >= 2 * DAY] == []
+    assert np.all(out.score[ANOMALY_AT : ANOMALY_AT + 200] == 0.0)
+    resumed = slice(ANOMALY_AT + 200, None)
+    assert ((y[resumed] >= out.lower[resumed]) & (y[resumed] <= out.upper[resumed])).mean() > 0.97
+
+
+def test_sparse_counts_do_not_alert_but_a_burst_does() -> None:
+    rng = np.random.default_rng(1)
+    n = 4 * DAY
+    t = START + np.arange(n, dtype=np.int64) * PERIOD
+    y = rng.poisson(0.3, n).astype(float)  # DLQ arrivals: mostly 0, sometimes 1-2
+    opened, _ = alerts("count", t, y)
+    assert opened == []
+    y[3 * DAY] = 25.0
+    opened, out = alerts("count", t, y)
+    assert opened == [3 * DAY]
+    assert out.upper[3 * DAY] < 25.0
+
+
+def test_error_rate_needs_volume_a_blip_on_three_requests_is_not_an_incident() -> None:
+    rng = np.random.default_rng(2)
+    n = 3 * DAY
+    t = START + np.arange(n, dtype=np.int64) * PERIOD
+    volume = rng.poisson(2000, n).astype(float)
+    errors = rng.binomial(volume.astype(int), 0.01)
+    volume[2 * DAY] = 3.0
+    errors[2 * DAY] = 2  # 67% errors on 3 requests
+    volume[2 * DAY + 100 : 2 * DAY + 106] = 2000.0
+    errors[2 * DAY + 100 : 2 * DAY + 106] = 800  # 40% errors on 2,000 requests
+    rate = errors / volume
+    opened, out = alerts("rate", t, rate, volume)
+    assert opened == [2 * DAY + 101]  # 2-of-3 confirmation
+    assert out.score[2 * DAY] < 0.5
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_state_round_trip_gives_identical_subsequent_scores(profile: str) -> None:
+    t, y = seasonal_series(4, seed=9)
+    volume = np.full(len(y), 1000.0) if profile == "rate" else None
+    if profile in ("count", "rate"):
+        y = np.abs(y) / (1000.0 if profile == "rate" else 10.0)
+    cut = 3 * DAY + 17
+    det = build_detector(profile, period_s=PERIOD)
+    det.update(t[:cut], y[:cut], None if volume is None else volume[:cut])
+    state = json.loads(json.dumps(det.to_state(), allow_nan=False))
+    restored = detector_from_state(state)
+    rest = (t[cut:], y[cut:], None if volume is None else volume[cut:])
+    a, b = det.process(*rest), restored.process(*rest)
+    np.testing.assert_array_equal(a.score, b.score)
+    np.testing.assert_array_equal(a.lower, b.lower)
+    np.testing.assert_array_equal(a.upper, b.upper)
+
+
+def test_score_is_pure_and_batches_split_anywhere_give_the_same_result() -> None:
+    t, y = seasonal_series(4, seed=4)
+    y[3 * DAY] += 80
+    whole = build_detector("default", period_s=PERIOD).process(t, y)
+    det = build_detector("default", period_s=PERIOD)
+    parts = []
+    for lo, hi in ((0, 500), (500, 501), (501, 3 * DAY + 3), (3 * DAY + 3, len(y))):
+        before = json.dumps(det.to_state())
+        peek = det.score(t[lo:hi], y[lo:hi])
+        assert json.dumps(det.to_state()) == before  # score did not mutate
+        parts.append(det.process(t[lo:hi], y[lo:hi]))
+        np.testing.assert_array_equal(peek.score, parts[-1].score)
+    np.testing.assert_array_equal(np.concatenate([p.score for p in parts]), whole.score)
+
+
+def test_state_of_fourteen_days_at_five_minutes_fits_a_dynamodb_item() -> None:
+    t, y = seasonal_series(14, seed=1)
+    det = build_detector("default", period_s=PERIOD).fit(t, y)
+    assert len(json.dumps(det.to_state())) < 100_000
+
+
+@pytest.mark.parametrize(
+    ("t", "y", "volume"),
+    [
+        (np.array([3, 2, 1]), np.array([1.0, 2.0, 3.0]), None),  # not increasing
+        (np.array([1, 2, 3]), np.array([1.0, 2.0]), None),  # lengths differ
+        (np.array([1, 2]), np.array([1.0, 2.0]), np.array([1.0])),  # volume length
+        (np.array([1, 2]), np.array(["a", "b"]), None),  # not numeric
+    ],
+)
+def test_bad_arrays_raise_a_clear_error(t: np.ndarray, y: np.ndarray, volume: np.ndarray | None) -> None:
+    with pytest.raises(DetectorInputError):
+        build_detector("default", period_s=PERIOD).process(t, y, volume)
+
+
+def test_points_older_than_the_absorbed_history_are_rejected() -> None:
+    det = build_detector("default", period_s=PERIOD)
+    det.update(np.array([100, 200]), np.array([1.0, 2.0]))
+    with pytest.raises(DetectorInputError):
+        det.process(np.array([150]), np.array([1.0]))
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        {},
+        {"kind": "nope", "version": 1},
+        {"kind": "ensemble", "version": 99},
+        {"kind": "ensemble", "version": 1},
+    ],
+)
+def test_unknown_or_malformed_state_is_rejected(state: dict[str, Any]) -> None:
+    with pytest.raises(DetectorStateError):
+        detector_from_state(state)
+
+
+@pytest.mark.parametrize("cls", [SeasonalBaselineDetector, KnnConformalDetector, CountRateDetector])
+def test_components_follow_the_contract_on_their_own(cls: type) -> None:
+    t, y = seasonal_series(3, seed=2)
+    y = np.abs(y)
+    det = cls()
+    out = det.process(t[:-50], y[:-50])
+    assert len(out) == len(y) - 50
+    assert np.all((out.score >= 0) & (out.score <= 1))
+    restored = detector_from_state(json.loads(json.dumps(det.to_state())))
+    np.testing.assert_array_equal(det.score(t[-50:], y[-50:]).score, restored.score(t[-50:], y[-50:]).score)
