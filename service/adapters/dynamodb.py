@@ -45,7 +45,7 @@ class DynamoDbCarRepository:
         self._outbox = outbox_table
         self._cursor = cursor_codec
 
-    @tracer.capture_method
+    @tracer.capture_method(capture_response=False)
     def get(self, car_id: str) -> Car | None:
         if not _is_car_id(car_id):
             return None
@@ -67,7 +67,7 @@ class DynamoDbCarRepository:
             }
         }
 
-    @tracer.capture_method
+    @tracer.capture_method(capture_response=False)
     def add(self, car: Car, event: CarEvent) -> None:
         tracer.put_annotation("car_id", car.car_id)
         items: list[Any] = [
@@ -95,7 +95,7 @@ class DynamoDbCarRepository:
                 raise VinAlreadyRegisteredError(car.vin) from err
             raise
 
-    @tracer.capture_method
+    @tracer.capture_method(capture_response=False)
     def update(self, car: Car, *, expected_version: int, event: CarEvent) -> None:
         tracer.put_annotation("car_id", car.car_id)
         item = CarItem.from_car(car)
@@ -144,7 +144,7 @@ class DynamoDbCarRepository:
                 raise VersionConflictError(car.car_id, expected_version, current.version) from err
             raise
 
-    @tracer.capture_method
+    @tracer.capture_method(capture_response=False)
     def list(self, query: ListQuery) -> Page:
         status = query.status.value if query.status else None
         filters: dict[str, str | None] = {"status": status, "model": query.model}

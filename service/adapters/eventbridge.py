@@ -23,7 +23,7 @@ class EventBridgePublisher:
         self._events = client
         self._bus = bus_name
 
-    @tracer.capture_method
+    @tracer.capture_method(capture_response=False)
     def publish(self, item: OutboxItem) -> None:
         tracer.put_annotation("event_type", item.event_type)
         tracer.put_annotation("car_id", item.car_id)

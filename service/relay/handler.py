@@ -34,7 +34,7 @@ def get_publisher() -> EventBridgePublisher:
     return EventBridgePublisher(client=events_client(), bus_name=get_settings().event_bus_name)
 
 
-@tracer.capture_method
+@tracer.capture_method(capture_response=False)
 def record_handler(record: DynamoDBRecord) -> None:
     if record.event_name is not DynamoDBRecordEventName.INSERT or record.dynamodb is None:
         return  # TTL expiry (REMOVE) or an unexpected MODIFY: nothing to publish
@@ -47,7 +47,7 @@ def record_handler(record: DynamoDBRecord) -> None:
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
+@tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     return process_partial_response(

@@ -119,7 +119,7 @@ def register_car(
         )(register)
         created = once(request=request)
     car = Car.model_validate(created)
-    logger.append_keys(car_id=car.car_id)
+    _observe("POST /cars", car.car_id)
     logger.info("car registered")
     return _car_response(car, 201, {"Location": f"/cars/{car.car_id}"})
 
