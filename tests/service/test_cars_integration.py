@@ -222,6 +222,16 @@ def test_every_change_is_published_exactly_as_recorded(api: Api, bus_queue: str,
     assert stats.sent_to_failure_destination == 0
     mine = check_delivery(bus_queue, car_ids, expected, topo)
     assert len(mine) == len(expected)  # no failure, so no redelivery either
+    details = {e["detail-type"]: e["detail"] for e in mine if e["detail-type"] != "CarRegistered"}
+    assert details["CarUpdated"]["changed_fields"] == ["seats"]
+    assert details["CarUpdated"]["car"]["seats"] == 6
+    assert details["CarUpdated"]["version"] == 2
+    assert (details["CarStatusChanged"]["from_status"], details["CarStatusChanged"]["to_status"]) == (
+        "available",
+        "reserved",
+    )
+    assert details["CarRetired"]["car"]["status"] == "retired"
+    assert all(e["detail"]["schema_version"] == "1.0" for e in mine)
 
 
 def make_source_for(topo: Topology) -> StreamSource:
