@@ -416,7 +416,7 @@ def backend_store_series(backend: Any) -> list[Any]:
 
 # ---- installation -------------------------------------------------------------------------------
 def _patch_responses() -> None:
-    from moto.cloudwatch.exceptions import InvalidParameterCombination, ValidationError
+    from moto.cloudwatch.exceptions import InvalidParameterCombination, InvalidParameterValue, ValidationError
     from moto.cloudwatch.responses import CloudWatchResponse
     from moto.core.responses import ActionResult
 
@@ -442,6 +442,39 @@ def _patch_responses() -> None:
         if token:
             result["NextToken"] = token
         return ActionResult(result)
+
+    original_put_metric_data = CloudWatchResponse.put_metric_data
+    original_parse_parameters = CloudWatchResponse.parse_parameters
+
+    def parse_parameters(self: Any, request: Any) -> None:
+        # A JSON PutMetricData is decoded by response_put_metric_data itself.
+        if str(request.content_type or "").startswith("application/x-amz-json") and (
+            self._get_action() == "PutMetricData"
+        ):
+            self.params = {}
+            return
+        original_parse_parameters(self, request)
+
+    def response_put_metric_data(self: Any) -> Any:
+        """JSON requests are decoded directly: moto's generic parser walks every datum through the
+        service model, which made a 1,000-datum call cost ~0.3 s."""
+        content_type = str(self.headers.get("Content-Type", ""))
+        if not content_type.startswith("application/x-amz-json"):
+            return original_put_metric_data(self)
+        try:
+            payload = json.loads(self.body or "{}")
+        except ValueError as err:
+            raise InvalidParameterValue(f"The request body is not valid JSON: {err}") from err
+        namespace = payload.get("Namespace") if isinstance(payload, dict) else None
+        data = payload.get("MetricData") if isinstance(payload, dict) else None
+        if not isinstance(namespace, str) or not namespace:
+            raise InvalidParameterValue("The parameter Namespace is required.")
+        if not isinstance(data, list) or not all(isinstance(d, dict) and d.get("MetricName") for d in data):
+            raise InvalidParameterValue(
+                "The parameter MetricData must be a list of datums with a MetricName."
+            )
+        put_metric_data(self.cloudwatch_backend, namespace, data)
+        return 200, {"Content-Type": content_type}, "{}"
 
     def response_get_metric_statistics(self: Any) -> ActionResult:
         statistics = self._get_param("Statistics", [])
@@ -477,6 +510,8 @@ def _patch_responses() -> None:
             result["NextToken"] = token
         return ActionResult(result)
 
+    CloudWatchResponse.parse_parameters = parse_parameters  # type: ignore[method-assign]
+    CloudWatchResponse.put_metric_data = response_put_metric_data  # type: ignore[method-assign]
     CloudWatchResponse.get_metric_data = response_get_metric_data  # type: ignore[method-assign,assignment]
     CloudWatchResponse.get_metric_statistics = response_get_metric_statistics  # type: ignore[method-assign]
     CloudWatchResponse.list_metrics = response_list_metrics  # type: ignore[method-assign]

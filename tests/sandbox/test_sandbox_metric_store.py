@@ -328,3 +328,18 @@ def test_store_matches_numpy_on_random_data() -> None:
 def test_store_rejects_unknown_statistics() -> None:
     with pytest.raises(StatError):
         MetricStore().query("N", "M", (), start=0, end=60, period=60, stats=["median"])
+
+
+@pytest.mark.integration
+def test_invalid_put_metric_data_is_rejected_and_stores_nothing(cw: Any) -> None:
+    ns = _ns()
+    with pytest.raises(ClientError) as err:
+        cw.put_metric_data(
+            Namespace=ns,
+            MetricData=[
+                {"MetricName": "Ok", "Value": 1.0},
+                {"MetricName": "Bad", "Values": [1.0, 2.0], "Counts": [1.0]},
+            ],
+        )
+    assert err.value.response["Error"]["Code"] == "InvalidParameterValue"
+    assert cw.list_metrics(Namespace=ns)["Metrics"] == []
