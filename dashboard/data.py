@@ -37,11 +37,9 @@ def get_target() -> Target:
     """Resolve the target once per process (FLEETSCOPE_TARGET; see dashboard.settings)."""
     settings = get_settings()
     if settings.target == "aws":
-        cfn = queries.make_client(
-            Target.model_construct(kind="aws", region=settings.region),  # type: ignore[call-arg]
-            "cloudformation",
+        return aws_target(
+            settings, lambda: queries.describe_stacks(queries.aws_client(settings.region, "cloudformation"))
         )
-        return aws_target(settings, lambda: queries.describe_stacks(cfn))
     info = read_sandbox_file(settings.sandbox_file)
     if info is not None:
         return sandbox_target(info, settings)

@@ -70,6 +70,11 @@ def make_client(target: Target, service: str) -> Any:
     return boto3.session.Session().client(service, config=_CONFIG, **target.client_kwargs())  # type: ignore[call-overload]
 
 
+def aws_client(region: str, service: str) -> Any:
+    """A boto3 client for AWS itself (standard credential chain), before the target is known."""
+    return boto3.session.Session().client(service, config=_CONFIG, region_name=region)  # type: ignore[call-overload]
+
+
 # --------------------------------------------------------------------------------------------- metrics
 
 

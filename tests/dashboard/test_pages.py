@@ -163,3 +163,37 @@ def test_unreachable_endpoint_shows_messages_on_every_page(
         assert not at.exception, (page, [e.value for e in at.exception])
         assert at.warning, page
         assert any("reach" in w.value or "failed" in w.value for w in at.warning), page
+
+
+def test_aws_target_shows_the_same_pages_from_stack_outputs(
+    seeded_sandbox: SeededSandbox, fresh_caches: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a deployed stack whose outputs name the cars table (the emulator plays AWS through the
+    # standard AWS_ENDPOINT_URL setting, exactly as the dashboard's boto3 clients would see AWS)
+    import boto3
+
+    cfn = boto3.client("cloudformation")
+    template = {
+        "Resources": {
+            "Marker": {"Type": "AWS::SNS::Topic", "Properties": {"TopicName": "fleetscope-test-marker"}}
+        },
+        "Outputs": {"CarsTableName": {"Value": seeded_sandbox.topo.cars_table.name}},
+    }
+    stacks = [s["StackName"] for s in cfn.describe_stacks().get("Stacks", [])]
+    if "fleetscope-test-service" not in stacks:
+        cfn.create_stack(StackName="fleetscope-test-service", TemplateBody=json.dumps(template))
+    monkeypatch.setenv("FLEETSCOPE_TARGET", "aws")
+    monkeypatch.setenv("FLEETSCOPE_STAGE", seeded_sandbox.topo.stage)
+    # When the Overview renders
+    at = run_page(None)
+    assert_clean(at)
+    assert any("names from cloudformation" in c.value for c in at.sidebar.caption)
+    assert metrics(at)["Cars in trip"] == "14"
+    # And the sandbox-only page is not offered
+    with pytest.raises(ValueError, match=r"not a registered page|Could not find"):
+        at.switch_page("pages/sandbox.py")
+    # And the Cost page shows Cost Explorer actuals, or says why not, never a traceback
+    at = run_page("pages/cost.py")
+    assert_clean(at)
+    shown = [i.value for i in at.info] + [w.value for w in at.warning]
+    assert any("Cost Explorer" in text for text in shown)  # the emulator's Cost Explorer has no cost
