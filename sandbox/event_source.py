@@ -168,15 +168,13 @@ class SqsEventSource:
     def from_spec(
         cls, queue_url: str, handler: LambdaHandler | None, *, spec: EventSourceSpec, **kwargs: Any
     ) -> SqsEventSource:
-        """Batch settings from the shared topology (``topology().telemetry_source``)."""
-        return cls(
-            queue_url,
-            handler,
-            batch_size=spec.batch_size,
-            max_batching_window_s=spec.max_batching_window_s,
-            report_batch_item_failures=spec.report_batch_item_failures,
-            **kwargs,
-        )
+        """Batch settings from the shared topology (``topology().telemetry_source``); kwargs override."""
+        settings: dict[str, Any] = {
+            "batch_size": spec.batch_size,
+            "max_batching_window_s": spec.max_batching_window_s,
+            "report_batch_item_failures": spec.report_batch_item_failures,
+        }
+        return cls(queue_url, handler, **(settings | kwargs))
 
     # -- AWS plumbing -------------------------------------------------------------------------
 

@@ -112,8 +112,8 @@ def test_thousand_messages_two_percent_bad_nothing_lost(
         function_name=topo.telemetry_ingest.name,
         failure_visibility_timeout_s=0,
         idle_sleep_s=0.05,
+        max_batching_window_s=0,  # the sandbox keeps the topology's 1 s window; here it only adds waiting
     )
-    source.max_batching_window_s = 0  # the sandbox keeps the topology's 1 s window; here it only adds waiting
     ids: list[str] = []
     started = time.perf_counter()
     with source:
