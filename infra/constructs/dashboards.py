@@ -30,6 +30,8 @@ MONITOR_METRICS: dict[str, tuple[str, str]] = {
     "AnomaliesOpen": ("Maximum", "Open anomalies"),
     "RunErrors": ("Sum", "Run errors"),
     "GetMetricDataCalls": ("Sum", "GetMetricData calls"),
+    "NotificationsSent": ("Sum", "Notifications sent"),
+    "NotificationFailures": ("Sum", "Notification failures"),
 }
 BUSINESS_METRICS: dict[str, tuple[str, ...]] = {
     "cars-api": ("CarsRegistered", "StatusTransitions"),
