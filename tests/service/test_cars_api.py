@@ -264,3 +264,21 @@ def test_non_json_media_types_are_400(
     assert response.status == 400
     assert response.body["type"].endswith("malformed-body")
     assert memory_repo.outbox == []
+
+
+def emf_lines(text: str) -> list[dict[str, object]]:
+    return [json.loads(x) for x in text.splitlines() if x.startswith('{"_aws"')]
+
+
+def test_business_metrics_are_emitted_as_emf(api: Api, capsys: pytest.CaptureFixture[str]) -> None:
+    car = register(api)
+    api("PATCH", f"/cars/{car['car_id']}/status", body={"status": "charging"})
+    api("PATCH", f"/cars/{car['car_id']}/status", body={"status": "in_trip"})  # illegal: not counted
+    lines = emf_lines(capsys.readouterr().out)
+    registered = [x for x in lines if "CarsRegistered" in x]
+    assert [x["CarsRegistered"] for x in registered] == [[1.0]]
+    transitions = [x for x in lines if "StatusTransitions" in x]
+    assert [x["to_status"] for x in transitions] == ["charging"]
+    metric_defs = transitions[0]["_aws"]["CloudWatchMetrics"]  # type: ignore[index]
+    assert metric_defs[0]["Namespace"] == "Fleetscope"
+    assert metric_defs[0]["Dimensions"] == [["to_status", "service"]]  # a small, fixed dimension set
