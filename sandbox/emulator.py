@@ -146,12 +146,16 @@ def _read_ready_port(proc: subprocess.Popen[str], timeout_s: float) -> int:
 
 
 def install_extensions() -> None:
-    """Hook for the sandbox's fixes to moto (indexed CloudWatch store, ...), applied in this process."""
-    try:
-        from sandbox import emulator_extensions
-    except ImportError:
-        return
+    """Apply the sandbox's fixes to moto in this (the emulator's) process, before it serves requests.
+
+    - the indexed CloudWatch metric store (fast GetMetricData with percentiles);
+    - SQS without per-message clock reads, so a backlog of thousands of messages stays cheap.
+    """
+    from sandbox import emulator_extensions
+    from sandbox.event_source import install_moto_sqs_fixes
+
     emulator_extensions.install()
+    install_moto_sqs_fixes()
 
 
 def serve(host: str, port: int) -> None:
