@@ -255,7 +255,8 @@ class _Builder:
                 resource=resource,
                 numerator=numerator,
                 denominator=denominator,
-                min_volume=min_volume,
+                # Gates are written per 5 minutes of traffic; scaled to the catalog's period.
+                min_volume=max(1.0, round(min_volume * self.period_s / 300)),
                 direction="up",
                 severity=severity,
                 profile=PROFILE_RATE,

@@ -188,3 +188,11 @@ def test_every_profile_is_known_to_the_detectors_and_the_alert_policy(catalog: C
     assert catalog.profiles() <= set(PROFILES)
     for profile in catalog.profiles():
         default_rule(profile)  # raises for an unknown profile
+
+
+def test_volume_gates_scale_with_the_period(names: ResourceNames) -> None:
+    five = {d.id: d.min_volume for d in build_catalog(names, period_s=300).derived}
+    one = {d.id: d.min_volume for d in build_catalog(names, period_s=60).derived}
+    for series_id, gate in five.items():
+        assert gate is not None
+        assert one[series_id] == max(1.0, round(gate / 5))
