@@ -1,0 +1,82 @@
+"""The Lambda bundles the templates deploy: real arm64 builds that fit Lambda's limits."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import Synthesized
+
+from infra.bundling import LAMBDA_UNZIPPED_LIMIT, RUNTIME_PROVIDED, Bundle
+
+pytestmark = [pytest.mark.infra, pytest.mark.slow]
+
+MIB = 2**20
+
+
+@pytest.fixture(scope="module")
+def bundles(synthesized: Synthesized) -> dict[str, Bundle]:
+    built: dict[str, Bundle] = synthesized.built.bundles
+    return built
+
+
+@pytest.mark.parametrize("name", ["service", "monitor"])
+def test_bundle_fits_lambda_limits(bundles: dict[str, Bundle], name: str, record_property: object) -> None:
+    bundle = bundles[name]
+    unzipped, zipped = bundle.unzipped_bytes(), bundle.zipped_bytes()
+    figures = f"{name}: {unzipped / MIB:.1f} MiB unzipped, {zipped / MIB:.1f} MiB zipped"
+    print(figures)
+    record_property(f"{name}_bundle", figures)  # type: ignore[operator]
+    assert unzipped < LAMBDA_UNZIPPED_LIMIT, figures
+    # Deployed through the CDK asset bucket, so the 50 MB direct-upload limit does not apply; still,
+    # a zipped size near it would mean the trimming stopped working.
+    assert zipped < 80 * MIB, figures
+
+
+def test_templates_deploy_the_measured_bundles(synthesized: Synthesized, bundles: dict[str, Bundle]) -> None:
+    paths: set[str] = set()
+    for manifest in synthesized.outdir.glob("*.assets.json"):
+        for asset in json.loads(manifest.read_text())["files"].values():
+            if asset["source"].get("packaging") == "zip":
+                paths.add(str(Path(asset["source"]["path"]).resolve()))
+    assert {str(b.path.resolve()) for b in bundles.values()} <= paths
+
+
+def _files(bundle: Bundle) -> set[str]:
+    return {str(p.relative_to(bundle.path)) for p in bundle.path.rglob("*") if p.is_file()}
+
+
+def test_service_bundle_holds_the_handlers_and_arm64_wheels(
+    synthesized: Synthesized, bundles: dict[str, Bundle]
+) -> None:
+    files = _files(bundles["service"])
+    topo = synthesized.built.topology
+    for spec in (topo.cars_api, topo.telemetry_ingest, topo.outbox_relay):
+        module = spec.handler.rsplit(".", 1)[0].replace(".", "/") + ".py"
+        assert module in files, f"{spec.key}: {module} missing from the bundle"
+    native = [f for f in files if f.startswith("pydantic_core/") and f.endswith(".so")]
+    assert native
+    assert all("cpython-314-aarch64-linux-gnu" in f for f in native), native
+    assert any(f.startswith("aws_lambda_powertools/") for f in files)
+    assert any(f.startswith("aws_xray_sdk/") for f in files)  # Tracer's extra
+
+
+def test_monitor_bundle_holds_the_handler_and_scientific_stack(bundles: dict[str, Bundle]) -> None:
+    files = _files(bundles["monitor"])
+    assert "monitor/handler.py" in files
+    assert "monitor/catalog.py" in files
+    for package in ("numpy", "scipy", "sklearn"):
+        assert any(f.startswith(f"{package}/") for f in files), package
+    assert any(f.startswith("numpy/") and f.endswith("aarch64-linux-gnu.so") for f in files)
+
+
+@pytest.mark.parametrize("name", ["service", "monitor"])
+def test_bundles_are_trimmed(bundles: dict[str, Bundle], name: str) -> None:
+    files = _files(bundles[name])
+    top_level = {f.split("/", 1)[0].removesuffix(".py") for f in files}
+    assert not top_level & {"boto3", "botocore", "s3transfer"}, "the runtime provides these"
+    assert not {f for f in files if "/tests/" in f or f.endswith(".pyi")}
+    assert not {f for f in files if "__pycache__" in f and not bundles[name].precompiled}
+    provided = {d.split("-")[0].lower() for d in top_level if d.endswith(".dist-info")}
+    assert not provided & RUNTIME_PROVIDED
