@@ -43,7 +43,12 @@ class MonitorSettings(BaseSettings):
     )
     cooldown_s: int = Field(default=900, ge=0, validation_alias="MONITOR_COOLDOWN_S")
     train_budget_s: float = Field(default=60.0, gt=0, validation_alias="MONITOR_TRAIN_BUDGET_S")
-    lease_s: int = Field(default=600, ge=10, validation_alias="MONITOR_LEASE_S")
+    lease_s: int = Field(
+        default=240,
+        ge=10,
+        validation_alias="MONITOR_LEASE_S",
+        description="longer than the Lambda timeout (120 s), shorter than the schedule (300 s)",
+    )
     incident_ttl_days: int = Field(default=30, ge=1, validation_alias="MONITOR_INCIDENT_TTL_DAYS")
     console_url: str = Field(
         default="https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}",

@@ -13,7 +13,7 @@ from monitor.catalog import Catalog, FunctionName, ResourceNames, build_catalog
 from monitor.fakes import FakeCloudWatch, InMemoryIncidentStore, RecordingNotifier
 from monitor.service import MonitorService
 from monitor.settings import MonitorSettings
-from monitor.source import CloudWatchMetricSource
+from monitor.source import CloudWatchMetricSource, MetricSourceError
 from monitor.state import decode_state
 
 P = 300
@@ -193,3 +193,23 @@ def test_a_gap_in_the_data_opens_no_incident(world: World) -> None:
     back = world.service().run(T_END + 27 * P)
     assert back.transitions == []
     assert world.notifier.published == []
+
+
+def test_when_cloudwatch_fails_the_run_fails_and_the_next_one_scores_the_same_periods(world: World) -> None:
+    world.service().run(T_END)
+    generation = world.store.generation
+    world.traffic(T_END, T_END + 4 * P)
+    world.outage(T_END, T_END + 4 * P)
+    # Given GetMetricData keeps throttling past every retry
+    world.fake.throttle_next = 100
+    with pytest.raises(MetricSourceError):
+        world.service().run(T_END + 4 * P)
+    # Then nothing was saved or sent, and the lease was released
+    assert world.store.generation == generation
+    assert world.notifier.published == []
+    assert world.store.lease is None
+    # When CloudWatch recovers, the next run scores those periods and alerts
+    world.fake.throttle_next = 0
+    result = world.service().run(T_END + 4 * P)
+    assert result.points_scored >= 4 * 5
+    assert kinds(world.notifier)[0] == "OPEN"
