@@ -40,10 +40,14 @@ def profile_config(profile: str, *, period_s: int) -> EnsembleConfig:
     seasonal = SeasonalConfig(period_s=period_s)
     if profile == "default":
         return EnsembleConfig(seasonal=seasonal, mask_points=90)
+    # Operational profiles react faster than the NAB-tuned default: a shorter likelihood window.
+    fast = LikelihoodConfig(short_window=6)
     if profile in ("latency", "traffic"):
-        return EnsembleConfig(seasonal=seasonal, novelty_margin=0.0)
+        return EnsembleConfig(seasonal=seasonal, likelihood=fast, novelty_margin=0.0)
     if profile == "backlog":
-        return EnsembleConfig(seasonal=replace(seasonal, shift_points=36), knn=None, novelty_margin=0.0)
+        return EnsembleConfig(
+            seasonal=replace(seasonal, shift_points=36), knn=None, likelihood=fast, novelty_margin=0.0
+        )
     if profile == "count":
         return EnsembleConfig(
             seasonal=None,

@@ -57,7 +57,7 @@ class SeasonalConfig:
     rel_floor: float = 1e-4  # scale floor relative to the typical magnitude
     calib_points: int = 1000  # |z| history for the conformal tail probability
     calib_min: int = 50  # |z| values needed before giving an opinion
-    tail_power: float = 4.0
+    tail_power: float = 3.0
 
 
 @dataclass
@@ -269,6 +269,8 @@ class SeasonalBaselineDetector(OnlineDetector):
         """Move level, seasonal offsets and scales by the clipped residual (points beyond shift_z
         are held back: they either stay outliers or become the new level at the re-baseline)."""
         clip_z = self.config.clip_z
+        obs_day = max(1, 86400 // max(self.config.period_s, 1))
+        g_dow_first = 1.0 / obs_day
         s_sd = max(self.scale_, floor)
         r = yi - (self.level_ + season)
         rc = max(-clip_z * s_sd, min(clip_z * s_sd, r))
@@ -277,7 +279,8 @@ class SeasonalBaselineDetector(OnlineDetector):
         self.tod_n_[slot] += 1
         self.dow_n_[day] += 1
         self.tod_[slot] += max(g_tod, 1.0 / self.tod_n_[slot]) * (1.0 - a_s) * rc
-        self.dow_[day] += g_dow * (1.0 - a_s) * rc
+        # the first weeks: a weekday's offset is the mean residual of the days seen so far
+        self.dow_[day] += max(g_dow, g_dow_first / (1 + self.dow_n_[day] // obs_day)) * (1.0 - a_s) * rc
         self.scale_ += beta * (_MEAN_ABS_TO_SD * abs(rc) - self.scale_)
         f_sd = max(self.flat_scale_, floor)
         rf = yi - self.flat_level_
