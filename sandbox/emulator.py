@@ -149,13 +149,16 @@ def install_extensions() -> None:
     """Apply the sandbox's fixes to moto in this (the emulator's) process, before it serves requests.
 
     - the indexed CloudWatch metric store (fast GetMetricData with percentiles);
-    - SQS without per-message clock reads, so a backlog of thousands of messages stays cheap.
+    - SQS without per-message clock reads, so a backlog of thousands of messages stays cheap;
+    - DynamoDB data operations serialized, as DynamoDB serializes writes to an item.
     """
     from sandbox import emulator_extensions
     from sandbox.event_source import install_moto_sqs_fixes
+    from sandbox.moto_fixes import serialize_dynamodb
 
     emulator_extensions.install()
     install_moto_sqs_fixes()
+    serialize_dynamodb()
 
 
 def serve(host: str, port: int) -> None:
@@ -169,8 +172,11 @@ def serve(host: str, port: int) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    parent = os.getppid()
     while not stop.is_set():
         stop.wait(0.5)
+        if os.getppid() != parent:  # the owner died without stopping us (e.g. SIGKILL): stop too
+            stop.set()
     server.stop()
 
 

@@ -1,0 +1,43 @@
+"""The emulator process never outlives its owner."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from sandbox.app import pid_alive
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_emulator_stops_when_its_owner_is_killed() -> None:
+    # Given an owner process that started an emulator in its own session (as the sandbox does)
+    code = (
+        "from sandbox.emulator import Emulator\n"
+        "emulator = Emulator(port=0, own_session=True).start()\n"
+        "print(emulator.pid, flush=True)\n"
+        "import time; time.sleep(120)\n"
+    )
+    owner = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    assert owner.stdout is not None
+    emulator_pid = int(owner.stdout.readline())
+    assert pid_alive(emulator_pid)
+    # When the owner dies without stopping it
+    os.kill(owner.pid, signal.SIGKILL)
+    owner.wait()
+    # Then the emulator stops by itself
+    deadline = time.monotonic() + 20
+    while pid_alive(emulator_pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    alive = pid_alive(emulator_pid)
+    if alive:
+        os.kill(emulator_pid, signal.SIGKILL)
+    assert not alive
