@@ -291,13 +291,14 @@ class MonitorService:
         result.fetch.add(fetched.stats)
         failed = set(fetched.stats.failed_series)
         series = fetched.series | derive(self.catalog, fetched.series)
+        until = self._scorable_until(last, end, fetched.stats.latest_t)
         signals: list[PointSignal] = []
         for spec in self.catalog.series:
             s_state = state.series.get(spec.id)
             data = series.get(spec.id)
             if s_state is None or s_state.detector is None or data is None or spec.id in failed:
                 continue
-            new = data.after(last)
+            new = data.between(last, until)
             if not len(new.t):
                 continue
             try:
@@ -310,7 +311,6 @@ class MonitorService:
                 continue
             result.series_scored += 1
             result.points_scored += len(new.t)
-        until = end - self.period
         transitions = tracker.process(signals, until=until)
         state.incidents = tracker.state
         state.last_scored = until
@@ -319,6 +319,24 @@ class MonitorService:
             {"incident_id": t.incident_id, "seq": t.seq, "kind": t.kind, "at": t.at} for t in transitions
         ]
         return transitions
+
+    def _scorable_until(self, last: int, end: int, latest_t: int | None) -> int:
+        """The newest period to score now.
+
+        Trailing periods in which no metric at all has a datapoint are most likely not ingested yet
+        (CloudWatch delivers late), not zeros: they are held back, for at most
+        `MONITOR_OVERLAP_PERIODS` periods, so a late error count is scored when it arrives instead of
+        being zero-filled and lost. Past that the data is declared missing and scoring moves on.
+        """
+        until = end - self.period
+        hold_limit = self.settings.overlap_periods * self.period
+        data_until = latest_t if latest_t is not None else last
+        if data_until < until and until - max(data_until, last) <= hold_limit:
+            logger.info(
+                "holding back %ds of periods without any datapoint yet", until - max(data_until, last)
+            )
+            return max(last, data_until)
+        return until
 
     def _score_one(
         self, spec: MetricSpec | DerivedSpec, s_state: SeriesState, new: Series

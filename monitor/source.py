@@ -51,7 +51,11 @@ class Series:
     volume: np.ndarray | None = None
 
     def after(self, t0: int) -> Series:
-        keep = self.t > t0
+        return self.between(t0, None)
+
+    def between(self, t0: int, t1: int | None) -> Series:
+        """Points with t0 < t <= t1 (t1 None: no upper bound)."""
+        keep = self.t > t0 if t1 is None else (self.t > t0) & (self.t <= t1)
         return Series(self.t[keep], self.y[keep], None if self.volume is None else self.volume[keep])
 
 
@@ -62,6 +66,7 @@ class FetchStats:
     datapoints: int = 0
     retries: int = 0
     partial_pages: int = 0
+    latest_t: int | None = None  # newest period holding a real datapoint (any series)
     messages: list[str] = field(default_factory=list)
     failed_series: list[str] = field(default_factory=list)
 
@@ -71,6 +76,8 @@ class FetchStats:
         self.datapoints += other.datapoints
         self.retries += other.retries
         self.partial_pages += other.partial_pages
+        if other.latest_t is not None:
+            self.latest_t = max(self.latest_t or other.latest_t, other.latest_t)
         self.messages.extend(other.messages)
         self.failed_series.extend(other.failed_series)
 
@@ -213,7 +220,9 @@ class CloudWatchMetricSource:
                     failed.add(series_id)
                     stats.messages.append(f"{series_id}: {len(stamps)} timestamps but {len(points)} values")
                     continue
-                _place(values[series_id], grid, start, period_s, stamps, points)
+                newest = _place(values[series_id], grid, start, period_s, stamps, points)
+                if newest is not None:
+                    stats.latest_t = max(stats.latest_t or newest, newest)
                 stats.datapoints += len(points)
         series: dict[str, Series] = {}
         for m in metrics:
@@ -287,7 +296,9 @@ def _query(query_id: str, m: MetricSpec, period_s: int) -> dict[str, Any]:
 
 def _place(
     out: np.ndarray, grid: np.ndarray, start: int, period_s: int, stamps: Iterable[Any], points: Iterable[Any]
-) -> None:
+) -> int | None:
+    """Put datapoints on the grid; returns the newest timestamp placed."""
+    newest: int | None = None
     for ts, value in zip(stamps, points, strict=True):
         epoch = _epoch(ts)
         i = (epoch - start) // period_s
@@ -296,6 +307,8 @@ def _place(
                 out[i] = float(value)
             except (TypeError, ValueError):
                 continue
+            newest = epoch if newest is None else max(newest, epoch)
+    return newest
 
 
 def derive(catalog: Catalog, raw: Mapping[str, Series]) -> dict[str, Series]:

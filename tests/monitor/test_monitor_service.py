@@ -213,3 +213,18 @@ def test_when_cloudwatch_fails_the_run_fails_and_the_next_one_scores_the_same_pe
     result = world.service().run(T_END + 4 * P)
     assert result.points_scored >= 4 * 5
     assert kinds(world.notifier)[0] == "OPEN"
+
+
+def test_trailing_periods_without_any_datapoint_are_held_back_until_the_data_arrives(world: World) -> None:
+    world.service().run(T_END)
+    # Given CloudWatch has delivered only the first 2 of 4 new periods so far
+    world.traffic(T_END, T_END + 2 * P)
+    early = world.service().run(T_END + 4 * P)
+    # Then only those are scored; the last two are not taken for zeros
+    assert early.scored_until == T_END + P
+    # When the late datapoints (with an error burst) arrive, the next run scores them and alerts
+    world.traffic(T_END + 2 * P, T_END + 4 * P)
+    world.outage(T_END + 2 * P, T_END + 4 * P)
+    late = world.service().run(T_END + 4 * P)
+    assert late.scored_until == T_END + 3 * P
+    assert kinds(world.notifier)[:1] == ["OPEN"]
