@@ -1,29 +1,23 @@
 """Optimistic concurrency under real parallelism: 20 threads updating one car through DynamoDB.
 
-moto's DynamoDB is not atomic across threads: TransactWriteItems checks conditions and writes
-without a lock, and a cancelled transaction restores a deep copy of the tables taken when it
-started, erasing writes other threads committed meanwhile (we saw two winners for one version and
-a lost outbox item). DynamoDB itself serializes writes to an item. So this test runs its own
-in-process moto server whose DynamoDB operations are serialized by one lock (the atomicity
-DynamoDB guarantees) and checks that OUR code then lets exactly one writer win per version and
-loses no update. The shared sandbox emulator needs the same lock; see the README.
+Runs against the shared emulator over HTTP. moto alone is not atomic across request threads
+(TransactWriteItems checks conditions and writes without a lock, and a cancelled transaction
+restores a copy of the tables taken when it started); the emulator process serializes DynamoDB
+operations (sandbox/moto_fixes.py), which is the atomicity DynamoDB guarantees. Given that, these
+tests check that OUR code lets exactly one writer win per version and loses no update.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import boto3
 import pytest
-from moto.dynamodb.models import DynamoDBBackend
-from moto.server import ThreadedMotoServer
+from botocore.config import Config
 
 from infra.topology import Topology
-from sandbox.emulator import aws_environment
-from sandbox.provision import provision
+from sandbox.provision import Provisioned
 from service.adapters.dynamodb import DynamoDbCarRepository
 from service.adapters.items import OutboxItem
 from service.domain.car import CarDetails, NewCar, Position
@@ -35,62 +29,21 @@ from tests.service.conftest import make_vin
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 THREADS = 20
-_ATOMIC_OPERATIONS = (
-    "get_item",
-    "put_item",
-    "update_item",
-    "delete_item",
-    "query",
-    "scan",
-    "transact_write_items",
-    "transact_get_items",
-    "batch_write_item",
-)
-
-
-def _serialized(method: Callable[..., Any], lock: threading.RLock) -> Callable[..., Any]:
-    def locked(*args: Any, **kwargs: Any) -> Any:
-        with lock:
-            return method(*args, **kwargs)
-
-    return locked
 
 
 @pytest.fixture(scope="module")
-def atomic_dynamodb(topo: Topology) -> Iterator[CarService]:
-    """A CarService over DynamoDB served by an in-process moto whose item writes are atomic."""
-    lock = threading.RLock()
-    patch = pytest.MonkeyPatch()
-    for name in _ATOMIC_OPERATIONS:
-        patch.setattr(DynamoDBBackend, name, _serialized(getattr(DynamoDBBackend, name), lock))
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    try:
-        with pytest.MonkeyPatch.context() as env:
-            for key, value in aws_environment(endpoint).items():
-                env.setenv(key, value)
-            provision(topo, session=boto3.Session())
-        client = boto3.session.Session().client(
-            "dynamodb",
-            endpoint_url=endpoint,
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
-        repository = DynamoDbCarRepository(
-            client=client,
-            cars_table=topo.cars_table.name,
-            outbox_table=topo.outbox_table.name,
-            cursor_codec=CursorCodec(b"test"),
-        )
-        service = CarService(repository)
-        service.client = client  # type: ignore[attr-defined]
-        yield service
-    finally:
-        server.stop()
-        patch.undo()
+def atomic_dynamodb(provisioned: Provisioned, topo: Topology) -> CarService:
+    """A CarService over the emulator's DynamoDB, with a connection pool wide enough for 20 threads."""
+    client = boto3.session.Session().client("dynamodb", config=Config(max_pool_connections=THREADS + 5))
+    repository = DynamoDbCarRepository(
+        client=client,
+        cars_table=topo.cars_table.name,
+        outbox_table=topo.outbox_table.name,
+        cursor_codec=CursorCodec(b"test"),
+    )
+    service = CarService(repository)
+    service.client = client  # type: ignore[attr-defined]
+    return service
 
 
 def _outbox_events(service: CarService, topo: Topology, car_id: str) -> list[CarUpdated]:
