@@ -28,7 +28,9 @@ from dashboard.target import (
 )
 from monitor.catalog import DerivedSpec, MetricSpec
 
-TTL_S = get_settings().cache_ttl_s
+# Query results stay cached this long (seconds): CloudWatch's finest period is a minute, and the
+# sandbox's fleet changes by the second, so a minute keeps pages fresh while reruns stay instant.
+TTL_S = 60
 _embedded_lock = threading.Lock()
 
 
@@ -139,7 +141,7 @@ def status_events() -> pd.DataFrame:
     return _status_events(target_key())
 
 
-@st.cache_data(ttl=min(TTL_S, 30), show_spinner=False)
+@st.cache_data(ttl=30, show_spinner=False)
 def _incidents(key: str) -> pd.DataFrame:
     target = Target.model_validate_json(key)
     return queries.list_incidents(_client(key, "dynamodb"), target.resources.monitor_table)
@@ -149,7 +151,7 @@ def incidents() -> pd.DataFrame:
     return _incidents(target_key())
 
 
-@st.cache_data(ttl=min(TTL_S, 30), show_spinner=False)
+@st.cache_data(ttl=30, show_spinner=False)
 def _notifications(key: str, incident_id: str) -> list[dict[str, Any]]:
     target = Target.model_validate_json(key)
     return queries.incident_notifications(
@@ -161,7 +163,7 @@ def notifications(incident_id: str) -> list[dict[str, Any]]:
     return _notifications(target_key(), incident_id)
 
 
-@st.cache_data(ttl=min(TTL_S, 15), show_spinner=False)
+@st.cache_data(ttl=15, show_spinner=False)
 def _queues(key: str) -> pd.DataFrame:
     target = Target.model_validate_json(key)
     res = target.resources
@@ -180,7 +182,7 @@ def inbox(limit: int = 500) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------------------------- cost inputs
 
 
-@st.cache_data(ttl=max(TTL_S, 300), show_spinner=False)
+@st.cache_data(ttl=300, show_spinner=False)
 def _lambda_reports(key: str, function_key: str, start: datetime, end: datetime) -> pd.DataFrame:
     target = Target.model_validate_json(key)
     fn = target.resources.function(function_key)
@@ -194,7 +196,7 @@ def lambda_reports(function_key: str, hours: float = 24) -> pd.DataFrame:
     return _lambda_reports(target_key(), function_key, end - timedelta(hours=hours), end)
 
 
-@st.cache_data(ttl=max(TTL_S, 300), show_spinner=False)
+@st.cache_data(ttl=300, show_spinner=False)
 def _cloudwatch_inventory(key: str) -> dict[str, int]:
     target = Target.model_validate_json(key)
     cw = _client(key, "cloudwatch")

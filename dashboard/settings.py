@@ -5,7 +5,6 @@
 - `FLEETSCOPE_STAGE`: the stage shown on AWS (default `prod`); a sandbox names its own stage.
 - `AWS_REGION` / `AWS_DEFAULT_REGION` (`us-east-1`): the deployment's region on AWS.
 - `FLEETSCOPE_HOME` (`.fleetscope`): where a sandbox writes `sandbox.json` and its inbox `alerts.jsonl`.
-- `FLEETSCOPE_DASHBOARD_TTL_S` (`60`): how long query results stay cached.
 """
 
 from __future__ import annotations
@@ -29,7 +28,6 @@ class DashboardSettings(BaseSettings):
         default="us-east-1", validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION")
     )
     home: Path = Field(default=Path(".fleetscope"), validation_alias="FLEETSCOPE_HOME")
-    cache_ttl_s: int = Field(default=60, ge=0, validation_alias="FLEETSCOPE_DASHBOARD_TTL_S")
     sandbox_start_timeout_s: float = Field(
         default=180.0, gt=0, validation_alias="FLEETSCOPE_SANDBOX_TIMEOUT_S"
     )
