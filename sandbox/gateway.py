@@ -272,7 +272,11 @@ class Gateway:
                         "X-Amzn-Trace-Id": [header]
                     }
                 integration_started = time.perf_counter()
-                result = self.invoker.invoke(event, trace_header_value=header)
+                try:
+                    result = self.invoker.invoke(event, trace_header_value=header)
+                except Exception:  # the platform failed, not the function: still answer like API GW
+                    log.exception("invoking the integration failed")
+                    result = Invocation(request_id, error={"errorType": "Sandbox.InvokeError"})
                 integration_ms = (time.perf_counter() - integration_started) * 1000
                 response = self._map_result(result, request_id)
         response.headers["x-amzn-RequestId"] = request_id

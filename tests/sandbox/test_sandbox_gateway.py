@@ -140,6 +140,21 @@ def test_function_failures_map_like_api_gateway(outcome: Invocation, status: int
     assert response.json() == {"message": message}
 
 
+class BrokenInvoker:
+    def invoke(self, event: dict[str, Any], *, trace_header_value: str | None = None) -> Invocation:
+        raise RuntimeError("runtime is stopped")
+
+
+def test_a_failing_platform_still_answers_502_json() -> None:
+    gateway = _gateway(BrokenInvoker())
+    try:
+        response = requests.get(f"{gateway.url}/cars", timeout=10)
+    finally:
+        gateway.stop()
+    assert response.status_code == 502
+    assert response.json() == {"message": "Internal server error"}
+
+
 def test_oversized_payload_is_413_without_invoking() -> None:
     assert MAX_PAYLOAD_BYTES == 10 * 1024 * 1024
     invoker = RecordingInvoker()
