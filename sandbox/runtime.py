@@ -135,7 +135,7 @@ class _Environment:
         """The worker's reply, or None if it timed out or died (the environment is then killed)."""
         assert self.process.stdin is not None
         try:
-            self.process.stdin.write(json.dumps(request).encode() + b"\n")
+            self.process.stdin.write(json.dumps(request, default=str).encode() + b"\n")
             self.process.stdin.flush()
             reply = self._replies.get(timeout=timeout_s)
         except (OSError, queue.Empty):
