@@ -84,10 +84,10 @@ def build_app(app: cdk.App | None = None, *, skip_bundling: bool | None = None) 
         topology=topo,
         settings=settings,
         code=service_code,
-        alerts_topic=observability.alerts.topic,
         env=env,
         description=f"Fleetscope {settings.stage}: cars API, tables, telemetry queue, fleet event bus",
     )
+    service.add_dependency(observability, "the canary's alarms notify the alerts topic")
     for stack in (service, observability):
         cdk.Tags.of(stack).add("project", "fleetscope")
         cdk.Tags.of(stack).add("stage", settings.stage)

@@ -1,7 +1,7 @@
 """ObservabilityStack: alerts topic, the scheduled monitor, dashboards and alarms.
 
 It watches the service by the names in ``infra.topology`` (see ``WatchedResources``), so it is deployed
-first and ServiceStack only imports the alerts topic from it (for the canary's rollback alarms).
+first; ServiceStack refers to the alerts topic by its topology name (the canary's rollback alarms).
 """
 
 from __future__ import annotations

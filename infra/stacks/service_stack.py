@@ -32,10 +32,14 @@ class ServiceStack(Stack):
         topology: Topology,
         settings: StageSettings,
         code: lambda_.Code,
-        alerts_topic: sns.ITopic,
         **kwargs: object,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
+        # The alerts topic lives in ObservabilityStack (deployed first); imported by its topology name
+        # rather than by a cross-stack export, which would pin the topic while this stack uses it.
+        alerts_topic = sns.Topic.from_topic_arn(
+            self, "AlertsTopic", self.format_arn(service="sns", resource=topology.alerts_topic)
+        )
         removal = removal_policy(settings)
         retention = log_retention(settings)
 
