@@ -18,7 +18,7 @@ def daily_usage(
     anomaly_alarms: int = 0,
     monitor_metrics_per_run: int = 0,
 ) -> dict[pd.Timestamp, Usage]:
-    """One `Usage` per day present in the frame (the frame must be at a 1-day period).
+    """One `Usage` per day with any usage in the frame (the frame must be at a 1-day period).
 
     GetMetricData is counted as the monitor's: every run requests each of its catalog's raw metrics
     once (`monitor_metrics_per_run`), one run per monitor invocation. X-Ray traces follow the default
@@ -28,7 +28,9 @@ def daily_usage(
     data = frame.data
     if data.empty:
         return {}
-    days = sorted(pd.DatetimeIndex(data["timestamp"]).floor("D").unique())
+    # Days with any usage at all (zero-filled days before the first datapoint are not "running").
+    used = data[data["value"] > 0]
+    days = sorted(pd.DatetimeIndex(used["timestamp"]).floor("D").unique())
     by_day = (
         data.assign(day=pd.DatetimeIndex(data["timestamp"]).floor("D")).groupby(["day", "id"])["value"].sum()
     )

@@ -29,7 +29,7 @@ def timeline(frame: pd.DataFrame) -> None:
         .encode(
             x=alt.X("opened_at:T", title=None),
             x2="until:T",
-            y=alt.Y("label:N", title=None),
+            y=alt.Y("label:N", title=None, axis=alt.Axis(labelLimit=320)),
             color=alt.Color(
                 "status:N",
                 scale=alt.Scale(domain=["open", "resolved"], range=["#e53935", "#90a4ae"]),
