@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -80,3 +82,39 @@ def test_bundles_are_trimmed(bundles: dict[str, Bundle], name: str) -> None:
     assert not {f for f in files if "__pycache__" in f and not bundles[name].precompiled}
     provided = {d.split("-")[0].lower() for d in top_level if d.endswith(".dist-info")}
     assert not provided & RUNTIME_PROVIDED
+
+
+_RUNTIME_IMPORTS = {"boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six", "urllib3"}
+
+
+def _imports(source: str) -> set[str]:
+    """Top-level modules imported at run time (not those under ``if TYPE_CHECKING:``)."""
+    tree = ast.parse(source)
+    skipped: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            skipped |= {id(child) for stmt in node.body for child in ast.walk(stmt)}
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+@pytest.mark.parametrize("name", ["service", "monitor"])
+def test_bundle_is_self_contained(bundles: dict[str, Bundle], name: str) -> None:
+    """Every import of the project code resolves inside the bundle, the stdlib or the runtime's boto3."""
+    bundle = bundles[name]
+    available = {p.name.removesuffix(".py") for p in bundle.path.iterdir()}
+    available |= set(sys.stdlib_module_names) | _RUNTIME_IMPORTS
+    missing: dict[str, set[str]] = {}
+    for package in bundle.spec.packages:
+        for source in (bundle.path / package).rglob("*.py"):
+            unresolved = _imports(source.read_text()) - available
+            if unresolved:
+                missing[str(source.relative_to(bundle.path))] = unresolved
+    assert not missing, f"imports the {name} bundle cannot satisfy: {missing}"
