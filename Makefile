@@ -8,7 +8,7 @@ NODE_STAMP := node_modules/.installed-stamp
 PYTEST_ARGS ?=
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: install run test test-unit test-integration test-e2e lint format typecheck bench synth clean
+.PHONY: install run test test-unit test-integration test-e2e lint format typecheck bench synth bundle clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
@@ -54,6 +54,9 @@ bench: install
 
 synth: install
 	npx cdk synth --quiet
+
+bundle: install
+	$(PY) -m infra.bundling
 
 clean:
 	rm -rf $(VENV) node_modules cdk.out .mypy_cache .ruff_cache .pytest_cache test-artifacts
