@@ -32,6 +32,7 @@ from monitor.catalog import DerivedSpec, MetricSpec
 # sandbox's fleet changes by the second, so a minute keeps pages fresh while reruns stay instant.
 TTL_S = 60
 _embedded_lock = threading.Lock()
+_embedded: list[Any] = []  # the sandbox this process started, if any (stopped at exit)
 
 
 @st.cache_resource(show_spinner="Connecting…")
@@ -67,9 +68,18 @@ def _start_embedded_sandbox() -> Target:
     with _embedded_lock:
         sandbox = Sandbox(SandboxConfig(home=settings.home, dashboard=False))
         sandbox.start()  # writes sandbox.json once the emulator and the API are up
-        atexit.register(sandbox.stop)
+        _embedded.append(sandbox)
+        atexit.register(stop_embedded_sandbox)
     info = wait_for_sandbox_file(settings.sandbox_file, settings.sandbox_start_timeout_s)
     return sandbox_target(info, settings, embedded=True)
+
+
+def stop_embedded_sandbox() -> None:
+    """Stop the sandbox this process started (idempotent); the target cache forgets it."""
+    with _embedded_lock:
+        while _embedded:
+            _embedded.pop().stop()
+    get_target.clear()
 
 
 def target_key() -> str:

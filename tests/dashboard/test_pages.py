@@ -197,3 +197,48 @@ def test_aws_target_shows_the_same_pages_from_stack_outputs(
     assert_clean(at)
     shown = [i.value for i in at.info] + [w.value for w in at.warning]
     assert any("Cost Explorer" in text for text in shown)  # the emulator's Cost Explorer has no cost
+
+
+@pytest.mark.e2e
+def test_nothing_configured_starts_an_embedded_sandbox_with_a_living_fleet(
+    fresh_caches: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+    import time
+
+    from dashboard import data
+    from sandbox.emulator import aws_environment
+
+    def free_port() -> int:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return int(s.getsockname()[1])
+
+    # Given no target and no running sandbox (the sandbox sets AWS_* for its own use: restore them after)
+    monkeypatch.delenv("FLEETSCOPE_TARGET", raising=False)
+    for key in aws_environment("x"):
+        monkeypatch.setenv(key, os.environ.get(key, ""))
+    monkeypatch.setenv("FLEETSCOPE_EMULATOR_PORT", str(free_port()))
+    monkeypatch.setenv("FLEETSCOPE_API_PORT", str(free_port()))
+    try:
+        # When the dashboard starts
+        at = run_page(None)
+        assert_clean(at)
+        # Then it started a sandbox of its own and shows it
+        assert any("embedded sandbox" in c.value for c in at.sidebar.caption)
+        assert (fresh_caches / "sandbox.json").exists()
+        # And the fleet comes alive: cars appear on the map within a minute or two
+        deadline = time.monotonic() + 150
+        while True:
+            st.cache_data.clear()
+            at = run_page("pages/fleet.py")
+            assert_clean(at)
+            if at.get("deck_gl_json_chart"):
+                break
+            assert time.monotonic() < deadline, "no car registered by the embedded sandbox's fleet"
+            time.sleep(3)
+        assert len(at.dataframe[0].value) > 0
+    finally:
+        data.stop_embedded_sandbox()
+    # And stopping it removes its description
+    assert not (fresh_caches / "sandbox.json").exists()
