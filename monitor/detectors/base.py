@@ -67,7 +67,8 @@ def p_to_score(p: np.ndarray) -> np.ndarray:
     """Tail probabilities -> calibrated scores in [0, 1] (NaN p -> 0)."""
     p = np.asarray(p, dtype=np.float64)
     p = np.where(np.isnan(p), 1.0, p)
-    return np.clip(-np.log10(np.clip(p, _MIN_P, 1.0)) / SCORE_DECADES, 0.0, 1.0)
+    # `+ 0.0` turns the -0.0 of p = 1 into 0.0
+    return np.clip(-np.log10(np.clip(p, _MIN_P, 1.0)) / SCORE_DECADES, 0.0, 1.0) + 0.0
 
 
 def p_to_score_scalar(p: float) -> float:

@@ -3,10 +3,10 @@
 Per point, the component p-values (seasonal baseline, kNN conformal, count/rate tail) are combined
 with Fisher's method. The combined surprise ``-log10(p)`` then goes through the anomaly-likelihood
 step (is this burst of surprise unusual for this series?). A value beyond the running minimum or
-maximum by a margin of the seen range is novel and scores high on its own, as does a single point
-so extreme that the combined p-value survives a penalty. The final tail probability is the smallest
-of the three, mapped to [0, 1] by `p_to_score`; the band is the seasonal baseline's (or the count
-model's).
+maximum by a margin of the seen range is novel and scores high on its own, and (unless
+``direct_penalty`` is None) so does a single point whose combined p-value survives the penalty.
+The final tail probability is the smallest of these, mapped to [0, 1] by `p_to_score`; the band is
+the seasonal baseline's (or the count model's).
 
 With ``mask_points > 0`` the score reports onsets, as NAB's best detectors do (ARTime, CAD OSE,
 KNN-CAD stay quiet for a while after a hit): once a score reaches ``mask_level`` the episode has been
@@ -42,8 +42,8 @@ class EnsembleConfig:
     knn: KnnConfig | None = field(default_factory=KnnConfig)
     count: CountConfig | None = None
     likelihood: LikelihoodConfig | None = field(default_factory=LikelihoodConfig)
-    direct_penalty: float = 1.0  # a lone point's combined p-value (x penalty) also stands on its own
-    novelty_margin: float = 0.05  # share of the seen range beyond min/max that makes a value novel
+    direct_penalty: float | None = 1.0  # a lone point's combined p (x penalty) also stands on its own
+    novelty_margin: float = 0.02  # share of the seen range beyond min/max that makes a value novel
     novelty_p: float = 1e-6  # tail probability given to a novel value
     novelty_after: int = 200  # valid points seen before novelty is judged
     mask_level: float = 0.5  # a score at or above this reports an episode onset...
@@ -156,7 +156,8 @@ class EnsembleDetector(OnlineDetector):
                 valid, np.minimum(-np.log10(np.clip(p_point, 1e-300, 1.0)), SCORE_DECADES), np.nan
             )
             p_final = self.likelihood_.run(surprise)
-            p_final = np.minimum(p_final, np.minimum(p_point * cfg.direct_penalty, 1.0))
+            if cfg.direct_penalty is not None:
+                p_final = np.minimum(p_final, np.minimum(p_point * cfg.direct_penalty, 1.0))
         else:
             p_final = p_point
         if cfg.novelty_margin > 0:

@@ -21,7 +21,7 @@ _SQRT2 = math.sqrt(2.0)
 
 @dataclass(frozen=True)
 class LikelihoodConfig:
-    short_window: int = 20
+    short_window: int = 15
     long_window: int = 2000
     warmup: int = 120  # surprises to see before giving an opinion
     min_sd: float = 0.05  # floor of the long-run sd of the short mean (in decades)
