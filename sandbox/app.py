@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -33,7 +34,7 @@ from typing import Any
 import boto3
 
 from infra.topology import FunctionSpec, Topology, topology
-from sandbox.emulator import Emulator, aws_environment
+from sandbox.emulator import Emulator, EmulatorError, aws_environment
 from sandbox.gateway import Gateway, GatewayConfig
 from sandbox.hooks import FaultHook, NoFaults
 from sandbox.provision import Provisioned, provision
@@ -95,6 +96,19 @@ def read_state(home: Path | None = None) -> dict[str, Any] | None:
     if not isinstance(state, dict) or not pid_alive(int(state.get("pid", 0))):
         return None
     return state
+
+
+def _check_port_free(port: int, what: str, variable: str) -> None:
+    if port == 0:
+        return
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as err:
+            raise SandboxError(
+                f"cannot listen on 127.0.0.1:{port} for the {what}: {err.strerror} "
+                f"(another sandbox or program uses it; set {variable} to use another port)"
+            ) from err
 
 
 def module_available(name: str) -> bool:
@@ -209,8 +223,18 @@ class Sandbox:
 
     def _start_core(self) -> None:
         cfg = self.config
-        self.emulator = Emulator(port=cfg.emulator_port, own_session=True).start()
+        # Fail fast, before anything starts, on ports another program holds.
+        _check_port_free(cfg.emulator_port, "AWS emulator", "FLEETSCOPE_EMULATOR_PORT")
+        _check_port_free(cfg.api_port, "API gateway", "FLEETSCOPE_API_PORT")
+        self.emulator = Emulator(port=cfg.emulator_port, own_session=True)
         self._step("emulator", self.emulator.stop)
+        try:
+            self.emulator.start()
+        except EmulatorError as err:
+            raise SandboxError(
+                f"cannot start the AWS emulator on 127.0.0.1:{cfg.emulator_port} "
+                f"(set FLEETSCOPE_EMULATOR_PORT to use another port): {err}"
+            ) from err
         os.environ.update(aws_environment(self.emulator.endpoint_url))
         session = boto3.Session()
         self.provisioned = provision(self.topology, session=session)

@@ -19,6 +19,7 @@ Like API Gateway it also:
 from __future__ import annotations
 
 import base64
+import errno
 import json
 import logging
 import threading
@@ -229,9 +230,12 @@ class Gateway:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> Gateway:
-        self._server = make_server(
-            "127.0.0.1", self.requested_port, self.wsgi, threaded=True, request_handler=_QuietHandler
-        )
+        try:
+            self._server = make_server(
+                "127.0.0.1", self.requested_port, self.wsgi, threaded=True, request_handler=_QuietHandler
+            )
+        except SystemExit as err:  # werkzeug exits the process when the port is taken
+            raise OSError(errno.EADDRINUSE, f"port {self.requested_port} is in use") from err
         self._thread = threading.Thread(target=self._server.serve_forever, name="gateway", daemon=True)
         self._thread.start()
         return self

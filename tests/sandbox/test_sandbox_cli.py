@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -14,7 +15,14 @@ import pytest
 import requests
 
 from sandbox import cli
-from sandbox.app import STATE_FILE, Sandbox, SandboxAlreadyRunningError, SandboxConfig, pid_alive
+from sandbox.app import (
+    STATE_FILE,
+    Sandbox,
+    SandboxAlreadyRunningError,
+    SandboxConfig,
+    SandboxError,
+    pid_alive,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -131,3 +139,19 @@ def test_sandbox_up_serves_the_api_and_stops_cleanly_on_sigint(tmp_path: Path) -
     assert not state_file.exists()
     assert not pid_alive(state["emulator_pid"])
     assert "Traceback" not in err
+
+
+def test_busy_ports_are_clear_errors_and_leave_nothing_running(home: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        for config in (
+            SandboxConfig(home=home, emulator_port=port, api_port=0),
+            SandboxConfig(home=home, emulator_port=0, api_port=port),
+        ):
+            sandbox = Sandbox(config)
+            with pytest.raises(SandboxError, match=f"127.0.0.1:{port}"):
+                sandbox.start()
+            assert sandbox.emulator is None  # refused before starting anything
+            assert not (home / STATE_FILE).exists()

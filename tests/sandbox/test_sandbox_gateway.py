@@ -181,6 +181,15 @@ def test_stage_throttling_answers_429_beyond_the_burst() -> None:
     assert len(invoker.events) == 2
 
 
+def test_a_busy_port_is_an_os_error_not_an_exit() -> None:
+    first = _gateway(RecordingInvoker())
+    try:
+        with pytest.raises(OSError, match="in use"):
+            Gateway(RecordingInvoker(), GatewayConfig(api_name="a", stage="v1"), port=first.port).start()
+    finally:
+        first.stop()
+
+
 def test_token_bucket_validates_its_settings() -> None:
     with pytest.raises(ValueError, match="throttling"):
         TokenBucket(0, 1)
