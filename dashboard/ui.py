@@ -15,6 +15,15 @@ from dashboard.target import TargetError
 
 log = logging.getLogger("fleetscope.dashboard")
 
+# Map colours per status, and the Markdown colour that matches each in legends.
+STATUS_MARKDOWN = {
+    "available": "green",
+    "reserved": "orange",
+    "in_trip": "blue",
+    "charging": "violet",
+    "maintenance": "red",
+    "retired": "gray",
+}
 STATUS_COLORS: dict[str, tuple[int, int, int]] = {
     "available": (46, 160, 67),
     "reserved": (255, 193, 7),

@@ -42,14 +42,12 @@ def fleet_map(cars: pd.DataFrame) -> None:
         ),
         height=420,
     )
-    st.caption(
-        " · ".join(
-            f":rgb-background[{status.replace('_', ' ')}]"
-            if False
-            else f"**{status.replace('_', ' ')}**: {int((located['status'] == status).sum())}"
-            for status in ui.STATUS_COLORS
-        )
-    )
+    counts = located["status"].value_counts()
+    legend = [
+        f":{ui.STATUS_MARKDOWN[status]}[●] **{status.replace('_', ' ')}** {int(counts.get(status, 0))}"
+        for status in ui.STATUS_COLORS
+    ]
+    st.caption(" · ".join(legend))
 
 
 def mix_and_trips(cars: pd.DataFrame) -> None:

@@ -135,7 +135,7 @@ def _cost() -> None:
     st.metric(
         "Month-to-date cost (estimate)",
         f"${mtd:,.2f}",
-        delta=f"${values[-1] - values[-2]:+,.2f} today vs yesterday" if len(values) >= 2 else None,
+        delta=f"${values[-2] - values[-3]:+,.2f} yesterday vs the day before" if len(values) >= 3 else None,
         delta_color="inverse",
         chart_data=values,
         chart_type="bar",
