@@ -469,6 +469,14 @@ class Sandbox:
         if not app.exists():
             self._skip("dashboard: dashboard/app.py is not there yet")
             return
+        if not module_available("streamlit"):
+            self._skip("dashboard: streamlit is not installed (pip install -e '.[dashboard]')")
+            return
+        try:
+            _check_port_free(self.config.dashboard_port, "dashboard", "FLEETSCOPE_DASHBOARD_PORT")
+        except SandboxError as err:
+            self._skip(f"dashboard: {err}")
+            return
         cmd = [
             sys.executable,
             "-m",
