@@ -9,6 +9,7 @@ GetMetricData bill is made of.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -140,7 +141,10 @@ class InMemoryIncidentStore:
     generation: int = 0
     outbox: dict[str, OutboxItem] = field(default_factory=dict)
     incidents: dict[str, dict[str, Any]] = field(default_factory=dict)
-    state_writes: list[int] = field(default_factory=list)  # sizes of saved states
+    models: dict[str, bytes] = field(default_factory=dict)
+    models_ref: str | None = None
+    state_writes: list[int] = field(default_factory=list)  # sizes of saved online states
+    models_writes: list[int] = field(default_factory=list)  # sizes of saved detector checkpoints
 
     def acquire_lease(self, owner: str, *, now: int, lease_s: int) -> bool:
         if self.lease is not None and self.lease[0] != owner and self.lease[1] >= now:
@@ -153,15 +157,32 @@ class InMemoryIncidentStore:
             self.lease = None
 
     def load_state(self) -> LoadedState | None:
-        return None if self.blob is None else LoadedState(blob=self.blob, generation=self.generation)
+        if self.blob is None:
+            return None
+        models = self.models.get(self.models_ref) if self.models_ref else None
+        return LoadedState(
+            blob=self.blob, generation=self.generation, models=models, models_ref=self.models_ref
+        )
 
     def current_generation(self) -> int:
         return self.generation
 
-    def save_state(self, blob: bytes, *, expected_generation: int, now: int) -> int:
+    def save_state(
+        self,
+        blob: bytes,
+        *,
+        expected_generation: int,
+        now: int,
+        models: bytes | None = None,
+        models_ref: str | None = None,
+    ) -> int:
         if expected_generation != self.generation:
             raise StateConflictError(f"generation {self.generation} != expected {expected_generation}")
-        self.blob, self.generation = blob, self.generation + 1
+        if models is not None:
+            models_ref = hashlib.sha256(models).hexdigest()
+            self.models[models_ref] = models
+            self.models_writes.append(len(models))
+        self.blob, self.generation, self.models_ref = blob, self.generation + 1, models_ref
         self.state_writes.append(len(blob))
         return self.generation
 

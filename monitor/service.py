@@ -42,7 +42,16 @@ from monitor.notifier import Notifier, NotifierError, render
 from monitor.policy import AlertRule, AlertRuleError, SeriesAlertState, default_rule
 from monitor.settings import MonitorSettings
 from monitor.source import FetchStats, MetricSource, Series, derive
-from monitor.state import STATE_VERSION, ModelState, SeriesState, StateDecodeError, decode_state, encode_state
+from monitor.state import (
+    STATE_VERSION,
+    ModelState,
+    Replay,
+    SeriesState,
+    StateDecodeError,
+    decode_state,
+    encode_models,
+    encode_state,
+)
 from monitor.store import IncidentStore, OutboxItem, StoreError
 
 logger = logging.getLogger(__name__)
@@ -69,6 +78,7 @@ class RunResult:
     open_incidents: int = 0
     fetch: FetchStats = field(default_factory=FetchStats)
     state_bytes: int = 0
+    checkpoint: bool = False  # detector states rewritten this run
     errors: list[str] = field(default_factory=list)
     duration_ms: float = 0.0
 
@@ -88,6 +98,7 @@ class RunResult:
             "get_metric_data_calls": self.fetch.calls,
             "metrics_requested": self.fetch.metrics_requested,
             "state_bytes": self.state_bytes,
+            "checkpoint": self.checkpoint,
             "errors": self.errors,
             "duration_ms": round(self.duration_ms, 1),
         }
@@ -133,6 +144,7 @@ class MonitorService:
         self.train_batch = train_batch
         self._clock = clock
         self.period = catalog.period_s
+        self._models_dirty = False
 
     # -- the run -----------------------------------------------------------------------------------
 
@@ -151,19 +163,23 @@ class MonitorService:
         return result
 
     def _run(self, now: int, result: RunResult) -> None:
-        state, generation = self._load_state(result)
+        state, generation, models_ref = self._load_state(result)
+        self._models_dirty = models_ref is None
         end = (now - self.settings.settle_s) // self.period * self.period  # exclusive
         if state.last_scored is None:
             state.last_scored = end - self.period  # first run: train on history, score from now on
         if state.last_scored >= end - self.period:
             result.scored_until = state.last_scored
-        self._train_due(state, end, now, result)
+        self._train_due(state, now, result)
         transitions = self._score(state, end, result)
         for transition in transitions:
             self._record(transition, now)
         blob = encode_state(state)
-        result.state_bytes = len(blob)
-        self.store.save_state(blob, expected_generation=generation, now=now)
+        models = encode_models(state) if result.checkpoint else None
+        result.state_bytes = len(blob) + (len(models) if models else 0)
+        self.store.save_state(
+            blob, expected_generation=generation, now=now, models=models, models_ref=models_ref
+        )
         result.open_incidents = len(state.incidents.open)
         self._publish_unsent(now, result)
 
@@ -172,40 +188,38 @@ class MonitorService:
     def _fresh_state(self) -> ModelState:
         return ModelState(catalog_fingerprint=catalog_fingerprint(self.catalog), period_s=self.period)
 
-    def _load_state(self, result: RunResult) -> tuple[ModelState, int]:
+    def _load_state(self, result: RunResult) -> tuple[ModelState, int, str | None]:
+        """(state, generation it was loaded from, ref of its detector checkpoint or None)."""
         try:
             loaded = self.store.load_state()
         except StoreError as err:
             result.errors.append(f"model state unreadable, retraining: {err}")
             logger.error("model state unreadable, retraining: %s", err)
-            return self._fresh_state(), self.store.current_generation()
+            return self._fresh_state(), self.store.current_generation(), None
         if loaded is None:
-            return self._fresh_state(), 0
+            return self._fresh_state(), 0, None
         try:
-            state = decode_state(loaded.blob)
+            state = decode_state(loaded.blob, loaded.models)
         except StateDecodeError as err:
             result.errors.append(f"model state rejected, retraining: {err}")
             logger.error("model state rejected, retraining: %s", err)
-            return self._fresh_state(), loaded.generation
+            return self._fresh_state(), loaded.generation, None
         if state.period_s != self.period:
             logger.warning("period changed from %ss to %ss: retraining", state.period_s, self.period)
             fresh = self._fresh_state()
             fresh.incidents = state.incidents
-            return fresh, loaded.generation
+            return fresh, loaded.generation, None
         fingerprint = catalog_fingerprint(self.catalog)
         if state.catalog_fingerprint != fingerprint:
             # Keep what still matches (same id and profile); new series get trained, gone ones dropped.
-            kept = {
-                sid: s
-                for sid, s in state.series.items()
-                if sid in {x.id for x in self.catalog.series} and s.profile == self.catalog.get(sid).profile
-            }
+            profiles = {x.id: x.profile for x in self.catalog.series}
+            kept = {sid: s for sid, s in state.series.items() if profiles.get(sid) == s.profile}
             state = state.model_copy(update={"series": kept, "catalog_fingerprint": fingerprint})
-        return state, loaded.generation
+        return state, loaded.generation, loaded.models_ref
 
     # -- training ----------------------------------------------------------------------------------
 
-    def _train_due(self, state: ModelState, end: int, now: int, result: RunResult) -> None:
+    def _train_due(self, state: ModelState, now: int, result: RunResult) -> None:
         due: list[tuple[int, str]] = []
         for spec in self.catalog.series:
             s = state.series.get(spec.id)
@@ -220,6 +234,7 @@ class MonitorService:
         train_end = state.last_scored + self.period  # fit on periods already scored (or before now)
         history_start = (train_end - int(self.settings.history_days * 86400)) // self.period * self.period
         deadline = self._clock() + self.train_budget_s
+        metrics = {m.id: m for m in self.catalog.metrics}
         todo = [sid for _, sid in due]
         first = True
         while todo:
@@ -230,7 +245,6 @@ class MonitorService:
             first = False
             batch, todo = todo[: self.train_batch], todo[self.train_batch :]
             raw_ids = self._raw_inputs(batch)
-            metrics = {m.id: m for m in self.catalog.metrics}
             fetched = self.source.fetch(
                 [metrics[i] for i in raw_ids],
                 start=history_start,
@@ -258,6 +272,7 @@ class MonitorService:
                 trained_at=now,
             )
             result.series_trained += 1
+            self._models_dirty = True
         except (DetectorInputError, DetectorStateError, ValueError) as err:
             result.errors.append(f"{sid}: training failed: {err}")
             logger.error("training %s failed: %s", sid, err)
@@ -280,6 +295,7 @@ class MonitorService:
         last = state.last_scored
         tracker = IncidentTracker(state.incidents, cooldown_s=self.settings.cooldown_s)
         if last + self.period >= end:  # nothing new to score (e.g. a retried invocation)
+            result.checkpoint = self._models_dirty
             transitions = tracker.process([], until=last)
             state.incidents = tracker.state
             return transitions
@@ -292,6 +308,9 @@ class MonitorService:
         failed = set(fetched.stats.failed_series)
         series = fetched.series | derive(self.catalog, fetched.series)
         until = self._scorable_until(last, end, fetched.stats.latest_t)
+        backlog = max((len(x.replay.t) for x in state.series.values() if x.replay), default=0)
+        new_periods = (until - last) // self.period
+        result.checkpoint = self._models_dirty or backlog + new_periods >= self.settings.checkpoint_periods
         signals: list[PointSignal] = []
         for spec in self.catalog.series:
             s_state = state.series.get(spec.id)
@@ -302,12 +321,12 @@ class MonitorService:
             if not len(new.t):
                 continue
             try:
-                signals += self._score_one(spec, s_state, new)
+                signals += self._score_one(spec, s_state, new, checkpoint=result.checkpoint)
             except (DetectorInputError, DetectorStateError, AlertRuleError, ValueError) as err:
-                result.errors.append(f"{spec.id}: scoring failed: {err}")
-                logger.error("scoring %s failed: %s", spec.id, err)
-                if isinstance(err, DetectorStateError):
-                    s_state.detector = None  # retrained next run
+                result.errors.append(f"{spec.id}: scoring failed, retrained next run: {err}")
+                logger.error("scoring %s failed, retrained next run: %s", spec.id, err)
+                s_state.trained_at = None
+                s_state.replay = None
                 continue
             result.series_scored += 1
             result.points_scored += len(new.t)
@@ -339,10 +358,12 @@ class MonitorService:
         return until
 
     def _score_one(
-        self, spec: MetricSpec | DerivedSpec, s_state: SeriesState, new: Series
+        self, spec: MetricSpec | DerivedSpec, s_state: SeriesState, new: Series, *, checkpoint: bool
     ) -> list[PointSignal]:
         assert s_state.detector is not None
         detector = detector_from_state(s_state.detector)
+        if s_state.replay is not None and s_state.replay.t:
+            detector.update(*s_state.replay.arrays())  # back to where the previous run left it
         rule = rule_for(spec)
         alert = SeriesAlertState(rule)
         if s_state.alert is not None:
@@ -376,7 +397,13 @@ class MonitorService:
                     resolved=decision.resolved,
                 )
             )
-        s_state.detector = detector.to_state()
+        if checkpoint:
+            s_state.detector = detector.to_state()
+            s_state.replay = None
+        else:
+            replay = s_state.replay or Replay()
+            replay.extend(new.t, new.y, new.volume)
+            s_state.replay = replay
         s_state.alert = alert.to_state()
         return out
 

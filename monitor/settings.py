@@ -41,6 +41,13 @@ class MonitorSettings(BaseSettings):
         validation_alias="MONITOR_SETTLE_S",
         description="a period is scored only when it ended this long ago (CloudWatch ingestion delay)",
     )
+    checkpoint_periods: int = Field(
+        default=12,
+        ge=1,
+        le=288,
+        validation_alias="MONITOR_CHECKPOINT_PERIODS",
+        description="detector states are rewritten after this many new periods (replayed in between)",
+    )
     cooldown_s: int = Field(default=900, ge=0, validation_alias="MONITOR_COOLDOWN_S")
     train_budget_s: float = Field(default=60.0, gt=0, validation_alias="MONITOR_TRAIN_BUDGET_S")
     lease_s: int = Field(

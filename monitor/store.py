@@ -5,8 +5,9 @@ Items:
 | pk | sk | what |
 |---|---|---|
 | `LEASE` | `monitor` | run lease: `owner`, `lease_until`; taken with a conditional write |
-| `STATE` | `head` | model state head: `generation`, `chunks`, `sha256`, `size` |
-| `STATE` | `blob#<generation>#<sha256 prefix>#<i>` | state chunks (Binary, <= 350 KB; old ones expire) |
+| `STATE` | `head` | state head: `generation`, `chunks`, `sha256`, `models_ref` |
+| `STATE` | `blob#<generation>#<sha256>#<i>` | online state chunks (Binary, <= 350 KB; expire) |
+| `STATE` | `models#<sha256>#<i>` | detector checkpoint chunks (rewritten after training / hourly) |
 | `OUTBOX` | `<incident_id>#<seq>` | one notification per incident transition: `status` pending -> sent |
 | `INCIDENT` | `<incident_id>` | the incident as last seen (for the dashboard and `fleetscope alerts`) |
 
@@ -71,8 +72,10 @@ class OutboxItem(BaseModel):
 
 @dataclass(frozen=True)
 class LoadedState:
-    blob: bytes
+    blob: bytes  # the online state
     generation: int
+    models: bytes | None = None  # the detector checkpoint it refers to
+    models_ref: str | None = None  # "<sha256>:<chunks>" of that checkpoint
 
 
 class IncidentStore(Protocol):
@@ -82,7 +85,15 @@ class IncidentStore(Protocol):
     def release_lease(self, owner: str) -> None: ...
     def load_state(self) -> LoadedState | None: ...
     def current_generation(self) -> int: ...
-    def save_state(self, blob: bytes, *, expected_generation: int, now: int) -> int: ...
+    def save_state(
+        self,
+        blob: bytes,
+        *,
+        expected_generation: int,
+        now: int,
+        models: bytes | None = None,
+        models_ref: str | None = None,
+    ) -> int: ...
     def add_to_outbox(self, item: OutboxItem) -> bool: ...
     def unsent(self) -> list[OutboxItem]: ...
     def claim(self, item: OutboxItem, *, now: int, stale_s: int) -> bool: ...
@@ -159,33 +170,34 @@ class DynamoDbIncidentStore:
             return None
         try:
             generation, chunks, digest = int(head["generation"]), int(head["chunks"]), str(head["sha256"])
-            prefix = f"blob#{generation:012d}#{digest[:16]}"
+            models_ref = str(head["models_ref"]) if head.get("models_ref") else None
         except (KeyError, TypeError, ValueError) as err:
             raise StoreError(f"model state head is malformed: {err}") from err
+        blob = self._read_blob(f"blob#{generation:012d}#{digest[:16]}", chunks, digest)
+        models = None
+        if models_ref is not None:
+            try:
+                models_digest, models_chunks = models_ref.split(":")
+                models = self._read_blob(f"models#{models_digest[:16]}", int(models_chunks), models_digest)
+            except ValueError as err:
+                raise StoreError(f"model state head has a malformed models_ref {models_ref!r}") from err
+        return LoadedState(blob=blob, generation=generation, models=models, models_ref=models_ref)
+
+    def _read_blob(self, prefix: str, chunks: int, digest: str) -> bytes:
         parts: list[bytes] = []
         for i in range(chunks):
             item = self.table.get_item(
                 Key={"pk": "STATE", "sk": f"{prefix}#{i:04d}"}, ConsistentRead=True
             ).get("Item")
             if item is None or "data" not in item:
-                raise StoreError(f"model state generation {generation} is missing chunk {i}/{chunks}")
+                raise StoreError(f"model state {prefix} is missing chunk {i}/{chunks}")
             parts.append(bytes(item["data"]))
         blob = b"".join(parts)
         if hashlib.sha256(blob).hexdigest() != digest:
-            raise StoreError(f"model state generation {generation} fails its checksum")
-        return LoadedState(blob=blob, generation=generation)
+            raise StoreError(f"model state {prefix} fails its checksum")
+        return blob
 
-    def current_generation(self) -> int:
-        head = self.table.get_item(Key={"pk": "STATE", "sk": "head"}, ConsistentRead=True).get("Item")
-        return int(head["generation"]) if head and "generation" in head else 0
-
-    def save_state(self, blob: bytes, *, expected_generation: int, now: int) -> int:
-        """Write the chunks of a new generation, then switch the head to it (conditionally)."""
-        generation = expected_generation + 1
-        digest = hashlib.sha256(blob).hexdigest()
-        # Chunk keys carry the content hash: a writer that loses the race below cannot damage the
-        # chunks of the generation that won it.
-        prefix = f"blob#{generation:012d}#{digest[:16]}"
+    def _write_blob(self, prefix: str, blob: bytes, *, expires_at: int) -> int:
         chunks = [blob[i : i + CHUNK_BYTES] for i in range(0, len(blob), CHUNK_BYTES)] or [b""]
         with self.table.batch_writer() as batch:
             for i, chunk in enumerate(chunks):
@@ -194,23 +206,54 @@ class DynamoDbIncidentStore:
                         "pk": "STATE",
                         "sk": f"{prefix}#{i:04d}",
                         "data": Binary(chunk),
-                        # kept a while after being superseded (readers of the previous head)
-                        "expires_at": now + 3 * 86400,
+                        "expires_at": expires_at,
                     }
                 )
+        return len(chunks)
+
+    def current_generation(self) -> int:
+        head = self.table.get_item(Key={"pk": "STATE", "sk": "head"}, ConsistentRead=True).get("Item")
+        return int(head["generation"]) if head and "generation" in head else 0
+
+    def save_state(
+        self,
+        blob: bytes,
+        *,
+        expected_generation: int,
+        now: int,
+        models: bytes | None = None,
+        models_ref: str | None = None,
+    ) -> int:
+        """Write a new generation (online blob; a new models checkpoint or the current one's ref).
+
+        Chunks are written first under keys that carry their content hash, then the head switches
+        to them with a conditional write: a writer that loses the race cannot damage the chunks of
+        the generation that won it, and readers never see half a state. Old chunks expire by TTL.
+        """
+        generation = expected_generation + 1
+        digest = hashlib.sha256(blob).hexdigest()
+        # kept a while after being superseded (readers of the previous head)
+        chunks = self._write_blob(f"blob#{generation:012d}#{digest[:16]}", blob, expires_at=now + 3 * 86400)
+        if models is not None:
+            models_digest = hashlib.sha256(models).hexdigest()
+            n = self._write_blob(f"models#{models_digest[:16]}", models, expires_at=now + 7 * 86400)
+            models_ref = f"{models_digest}:{n}"
         condition = "attribute_not_exists(pk)" if expected_generation == 0 else "generation = :expected"
         values: dict[str, Any] = {} if expected_generation == 0 else {":expected": expected_generation}
+        item: dict[str, Any] = {
+            "pk": "STATE",
+            "sk": "head",
+            "generation": generation,
+            "chunks": chunks,
+            "sha256": digest,
+            "size": len(blob),
+            "saved_at": now,
+        }
+        if models_ref:
+            item["models_ref"] = models_ref
         try:
             self.table.put_item(
-                Item={
-                    "pk": "STATE",
-                    "sk": "head",
-                    "generation": generation,
-                    "chunks": len(chunks),
-                    "sha256": digest,
-                    "size": len(blob),
-                    "saved_at": now,
-                },
+                Item=item,
                 ConditionExpression=condition,
                 **({"ExpressionAttributeValues": values} if values else {}),
             )

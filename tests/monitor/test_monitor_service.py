@@ -228,3 +228,31 @@ def test_trailing_periods_without_any_datapoint_are_held_back_until_the_data_arr
     late = world.service().run(T_END + 4 * P)
     assert late.scored_until == T_END + 3 * P
     assert kinds(world.notifier)[:1] == ["OPEN"]
+
+
+def _twin() -> World:
+    w = World(catalog=build_catalog(NAMES, period_s=P), fake=FakeCloudWatch())
+    w.traffic(T_END - 2 * 86400, T_END)
+    return w
+
+
+def test_replaying_points_onto_a_checkpoint_gives_the_same_alerts_as_saving_every_run() -> None:
+    # Given two identical worlds, one checkpointing detector states every run, one every 4 periods
+    every, sparse = _twin(), _twin()
+    for w in (every, sparse):
+        w.service().run(T_END)
+    for k in range(1, 11):
+        for w in (every, sparse):
+            w.traffic(T_END + (k - 1) * P, T_END + k * P)
+            if 3 <= k <= 6:
+                w.outage(T_END + (k - 1) * P, T_END + k * P)
+        every.service(MONITOR_CHECKPOINT_PERIODS=1).run(T_END + k * P)
+        sparse.service(MONITOR_CHECKPOINT_PERIODS=4).run(T_END + k * P)
+    # Then the alerts are identical, and the big detector blob was written far less often
+    assert kinds(every.notifier)[:1] == ["OPEN"]
+    assert [json.loads(m["Message"])["sqs"] for m in sparse.notifier.published] == [
+        json.loads(m["Message"])["sqs"] for m in every.notifier.published
+    ]
+    assert len(every.store.models_writes) == 11
+    assert len(sparse.store.models_writes) == 1 + 10 // 4
+    assert max(sparse.store.state_writes) < min(every.store.models_writes)
