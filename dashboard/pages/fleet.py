@@ -82,11 +82,15 @@ def mix_and_trips(cars: pd.DataFrame) -> None:
     with cols[1]:
         trips = events[(events["to_status"] == "in_trip") & (events["at"] >= covered_from)]
         per_hour = trips.set_index("at").resample("1h").size().rename("trips").reset_index()
+        per_hour["until"] = per_hour["at"] + pd.Timedelta(hours=1)
         chart = (
             alt.Chart(per_hour, title="Trips started per hour")
-            .mark_bar()
+            .mark_bar(stroke="white", strokeWidth=1)
             .encode(
-                x=alt.X("at:T", title=None), y=alt.Y("trips:Q", title="trips"), tooltip=["at:T", "trips:Q"]
+                x=alt.X("at:T", title=None),
+                x2="until:T",
+                y=alt.Y("trips:Q", title="trips"),
+                tooltip=["at:T", "trips:Q"],
             )
             .properties(height=260)
         )
