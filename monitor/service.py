@@ -15,6 +15,10 @@ keeps between runs lives in the monitor table:
 5. turn the decisions into incident transitions, write each to the outbox once (dedup key
    `incident_id#seq`), save the new state (conditional on its generation), then publish whatever
    is still unsent (pending -> publishing -> sent).
+
+Detector states are checkpointed, not saved every run: between checkpoints (after training, or
+every `MONITOR_CHECKPOINT_PERIODS` periods) a run stores only the points each detector absorbed,
+and the next run replays them onto the checkpoint (see `monitor.state`).
 """
 
 from __future__ import annotations
