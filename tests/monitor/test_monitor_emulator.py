@@ -101,6 +101,28 @@ def test_state_is_split_into_chunks_and_guarded_by_its_generation(clean_monitor_
         store.load_state()
 
 
+def test_detector_checkpoint_is_kept_by_reference_between_checkpoints(clean_monitor_table: str) -> None:
+    store = DynamoDbIncidentStore(clean_monitor_table)
+    models = np.random.default_rng(1).bytes(500 * 1024)
+    # Given a run that saved a detector checkpoint with its online state
+    store.save_state(b"online-1", expected_generation=0, now=1000, models=models)
+    first = store.load_state()
+    assert first is not None
+    assert first.models == models
+    # When the next run saves only its online state, referring to the same checkpoint
+    store.save_state(b"online-2", expected_generation=1, now=1300, models_ref=first.models_ref)
+    second = store.load_state()
+    # Then both blobs load, and the checkpoint was not rewritten
+    assert second is not None
+    assert (second.blob, second.models, second.generation) == (b"online-2", models, 2)
+    table = boto3.resource("dynamodb").Table(clean_monitor_table)
+    chunks = table.query(
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :m)",
+        ExpressionAttributeValues={":pk": "STATE", ":m": "models#"},
+    )["Items"]
+    assert len(chunks) == 2  # 500 KB in chunks of <= 350 KB, written once
+
+
 @dataclass
 class FakeContext:
     function_name: str = "fleetscope-test-monitor"
