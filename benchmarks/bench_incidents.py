@@ -2,13 +2,15 @@
 
 Series come from `monitor.synthetic` (error bursts, latency regressions after deploys, traffic drops
 and spikes, throttling, queue backlogs, DLQ arrivals, cold-start storms), each with one injected
-incident, plus as many clean series. Each series is watched as the Lambda would: the profile's
-detector is fitted on the history before the scored period, then scores it, and the profile's
-`default_rule` decides alerts. Baseline, in the same run: a rolling one-day mean +/- 3.5 sd band
-(the CloudWatch-static-band / windowedGaussian way) with the same alert rule.
+incident, major or minor (the same failure at a fraction of the magnitude), plus as many clean
+series. Each series is watched as the Lambda would: the profile's detector is fitted on the history
+before the scored period, then scores it, and the profile's `default_rule` decides alerts.
+Baseline, in the same run: a rolling one-day mean +/- 3.5 sd band (the CloudWatch-static-band /
+windowedGaussian way) with the same alert rule.
 
-Detected: an alert opens inside the incident or within `GRACE` points after it. Delay: points from
-incident start to that alert. False alarms: alerts opened anywhere else, per series-day scored.
+Detected: an alert opens inside the incident or within `GRACE` points after it. Delay: median points
+from incident start to that alert. False alarms: alerts opened anywhere else (on every series, clean
+or not), per series-day scored.
 
     python -m benchmarks bench_incidents            # or: python -m benchmarks.bench_incidents --seeds 8
 """
@@ -35,6 +37,7 @@ HISTORY_DAYS = 8.0  # covers a weekend, as the monitor's 14-day backfill does
 class Outcome:
     kind: str
     method: str
+    severity: str  # "major", "minor" or "clean"
     incident: bool
     detected: bool
     delay: int | None
@@ -72,7 +75,7 @@ METHODS: dict[str, Callable[[SyntheticSeries, int], ScoredPoints]] = {
 }
 
 
-def evaluate(series: SyntheticSeries, method: str) -> Outcome:
+def evaluate(series: SyntheticSeries, method: str, severity: str) -> Outcome:
     split = int(HISTORY_DAYS * 86400 / series.period_s)
     scored = METHODS[method](series, split)
     state = SeriesAlertState(default_rule(series.profile))
@@ -97,45 +100,58 @@ def evaluate(series: SyntheticSeries, method: str) -> Outcome:
             detected, delay = True, hits[0] - start
     false_alarms = len([i for i in opened if i not in inside])
     days = (len(series.y) - split) * series.period_s / 86400.0
-    return Outcome(series.kind, method, bool(series.incidents), detected, delay, false_alarms, days)
+    return Outcome(series.kind, method, severity, bool(series.incidents), detected, delay, false_alarms, days)
 
 
-def _run(args: tuple[str, int, bool, str]) -> Outcome:
-    kind, seed, incident, method = args
-    return evaluate(
-        generate(kind, seed=seed, incident=incident, days=HISTORY_DAYS + 4, incident_after_days=HISTORY_DAYS),
-        method,
-    )  # type: ignore[arg-type]
+def _run(args: tuple[str, int, str, str]) -> Outcome:
+    kind, seed, severity, method = args
+    series = generate(
+        kind,  # type: ignore[arg-type]
+        seed=seed,
+        incident=severity != "clean",
+        days=HISTORY_DAYS + 4,
+        incident_after_days=HISTORY_DAYS,
+        severity="minor" if severity == "minor" else "major",
+    )
+    return evaluate(series, method, severity)
 
 
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_incidents")
-    parser.add_argument("--seeds", type=int, default=6, help="series per kind, with and without incident")
+    parser.add_argument(
+        "--seeds", type=int, default=6, help="series per kind and severity (major, minor, clean)"
+    )
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args(argv)
     tasks = [
-        (kind, 1000 + s, incident, method)
+        (kind, 1000 + s, severity, method)
         for kind in KINDS
         for s in range(args.seeds)
-        for incident in (True, False)
+        for severity in ("major", "minor", "clean")
         for method in METHODS
     ]
     with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         outcomes = list(pool.map(_run, tasks, chunksize=4))
-    print(f"{len(KINDS)} kinds x ({args.seeds} series with an incident + {args.seeds} clean), 5-min points,")
+    print(f"{len(KINDS)} kinds x {args.seeds} series each major / minor / clean, 5-min points,")
     print(f"{HISTORY_DAYS:g} days of history, then 4 days scored; detected = alert in incident + {GRACE} pts")
-    head = f"{'kind':<20}{'method':<18}{'detected':>10}{'median delay':>14}{'FA/series-day':>15}"
+    head = (
+        f"{'kind':<20}{'method':<18}{'major: det':>11}{'delay':>7}{'minor: det':>12}{'delay':>7}"
+        f"{'FA/series-day':>15}"
+    )
     print(head)
     print("-" * len(head))
     for kind in (*KINDS, "ALL"):
         for method in METHODS:
             rows = [o for o in outcomes if o.method == method and (kind == "ALL" or o.kind == kind)]
-            with_inc = [o for o in rows if o.incident]
-            hit = [o for o in with_inc if o.detected]
-            delays = [o.delay for o in hit if o.delay is not None]
+            cells = []
+            for severity in ("major", "minor"):
+                with_inc = [o for o in rows if o.severity == severity]
+                hit = [o for o in with_inc if o.detected]
+                delays = [o.delay for o in hit if o.delay is not None]
+                med = f"{statistics.median(delays):.0f}" if delays else "-"
+                cells.append(f"{len(hit):>6}/{len(with_inc):<4}{med:>7}")
             fa_rate = sum(o.false_alarms for o in rows) / sum(o.scored_days for o in rows)
-            med = f"{statistics.median(delays):.0f}" if delays else "-"
-            print(f"{kind:<20}{method:<18}{len(hit):>5}/{len(with_inc):<4}{med:>14}{fa_rate:>15.3f}")
+            print(f"{kind:<20}{method:<18}{cells[0]:>18}{cells[1]:>19}{fa_rate:>15.3f}")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from typing import Literal
 
 import numpy as np
 
+Severity = Literal["major", "minor"]
 IncidentKind = Literal[
     "error_burst",
     "latency_regression",
@@ -39,7 +40,7 @@ PROFILE_OF: dict[str, str] = {
     "traffic_spike": "traffic",
     "throttling": "count",
     "queue_backlog": "backlog",
-    "dlq_arrivals": "count",
+    "dlq_arrivals": "backlog",  # the catalog watches DLQ depth (a gauge), as it does queue age
     "cold_start_storm": "count",
 }
 START = 1_764_547_200  # 2025-12-01 00:00 UTC, a Monday
@@ -75,9 +76,14 @@ def generate(
     period_s: int = 300,
     incident: bool = True,
     incident_after_days: float = 5.0,
+    severity: Severity = "major",
 ) -> SyntheticSeries:
     """One series of `kind`; with `incident`, one incident starts at a random time after
-    `incident_after_days` (the monitor has that much history before it)."""
+    `incident_after_days` (the monitor has that much history before it). A "minor" incident is the
+    same failure at a fraction of the magnitude (the hard cases)."""
+    if severity not in ("major", "minor"):
+        raise ValueError(f"severity must be major or minor, got {severity!r}")
+    minor = severity == "minor"
     if kind not in PROFILE_OF:
         raise ValueError(f"unknown incident kind {kind!r}; known: {', '.join(KINDS)}")
     rng = np.random.default_rng(seed)
@@ -93,7 +99,7 @@ def generate(
         length = int(rng.integers(per_hour // 2, 2 * per_hour))
         rate = np.full(n, rng.uniform(0.002, 0.01))
         if incident:
-            rate[start : start + length] = rng.uniform(0.05, 0.2)
+            rate[start : start + length] = rng.uniform(0.02, 0.04) if minor else rng.uniform(0.05, 0.2)
         errors = rng.binomial(requests.astype(np.int64), np.clip(rate * rng.lognormal(0, 0.3, n), 0, 1))
         y = np.where(requests > 0, errors / np.maximum(requests, 1), 0.0)
         volume = requests
@@ -102,10 +108,13 @@ def generate(
         base = rng.uniform(80, 250)
         y = base * (1.0 + 0.25 * lam / lam.max()) * rng.lognormal(0, 0.08, n)
         if incident:
-            y[start:] *= rng.uniform(1.4, 2.0)
+            y[start:] *= rng.uniform(1.15, 1.3) if minor else rng.uniform(1.4, 2.0)
     elif kind in ("traffic_drop", "traffic_spike"):
         length = int(rng.integers(per_hour, 3 * per_hour))
-        factor = rng.uniform(0.2, 0.5) if kind == "traffic_drop" else rng.uniform(2.5, 4.0)
+        if kind == "traffic_drop":
+            factor = rng.uniform(0.6, 0.75) if minor else rng.uniform(0.2, 0.5)
+        else:
+            factor = rng.uniform(1.5, 1.8) if minor else rng.uniform(2.5, 4.0)
         if incident:
             lam = lam.copy()
             lam[start : start + length] *= factor
@@ -114,25 +123,30 @@ def generate(
         length = int(rng.integers(per_hour // 2, 2 * per_hour))
         mean = np.full(n, 0.05)
         if incident:
-            mean[start : start + length] = rng.uniform(20, 200)
+            mean[start : start + length] = rng.uniform(3, 10) if minor else rng.uniform(20, 200)
         y = rng.poisson(mean).astype(np.float64)
     elif kind == "dlq_arrivals":
+        # Dead-letter depth: zero until failed messages arrive; they stay until someone redrives them.
         length = int(rng.integers(2, 6))
         y = np.zeros(n)
         if incident:
-            y[start : start + length] = rng.integers(3, 15, length)
+            arrivals = rng.integers(1, 3, length) if minor else rng.integers(3, 15, length)
+            y[start : start + length] = np.cumsum(arrivals)
+            y[start + length : start + length + 8 * per_hour] = arrivals.sum()
     elif kind == "cold_start_storm":
         length = int(rng.integers(per_hour // 4, per_hour))
         mean = 0.002 * lam
         if incident:
             mean = mean.copy()
-            mean[start : start + length] = rng.uniform(40, 120)
+            mean[start : start + length] = rng.uniform(10, 25) if minor else rng.uniform(40, 120)
         y = rng.poisson(mean).astype(np.float64)
     else:  # queue_backlog: age of the oldest message grows while consumers are stuck
         length = int(rng.integers(per_hour, 3 * per_hour))
         y = rng.gamma(2.0, rng.uniform(2, 10), n)
         if incident:
-            y[start : start + length] += np.arange(length) * period_s * rng.uniform(0.5, 1.0)
+            y[start : start + length] += (
+                np.arange(length) * period_s * (rng.uniform(0.05, 0.1) if minor else rng.uniform(0.5, 1.0))
+            )
     windows = [(start, min(n, start + length))] if incident else []
-    name = f"{kind}-{seed}{'' if incident else '-clean'}"
+    name = f"{kind}-{seed}-{severity if incident else 'clean'}"
     return SyntheticSeries(name, kind, PROFILE_OF[kind], period_s, t, y, volume, windows)

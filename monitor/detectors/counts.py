@@ -17,7 +17,6 @@ from dataclasses import asdict, dataclass
 from typing import Any, Self
 
 import numpy as np
-from scipy import stats
 
 from monitor.detectors.base import OnlineDetector, ScoredPoints, p_to_score
 
@@ -113,6 +112,8 @@ class CountRateDetector(OnlineDetector):
         valid = ~np.isnan(k_arr)
         excess_ok = valid & (k_arr - tol_arr * n_arr >= cfg.min_excess)
         if excess_ok.any():
+            from scipy import stats  # imported on first use: keeps `import monitor.detectors` cheap
+
             k = k_arr[excess_ok]
             if with_volume:
                 p[excess_ok] = stats.binom.sf(
