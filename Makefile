@@ -8,7 +8,7 @@ NODE_STAMP := node_modules/.installed-stamp
 PYTEST_ARGS ?=
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: install run test test-unit test-integration test-e2e lint format typecheck bench synth bundle clean
+.PHONY: install run test test-unit test-integration test-e2e lint format typecheck bench bench-nab synth bundle clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
@@ -51,6 +51,9 @@ test-e2e: install
 
 bench: install
 	$(PY) -m benchmarks
+
+bench-nab: install
+	$(PY) -m benchmarks bench_nab
 
 synth: install
 	npx cdk synth --quiet
