@@ -9,6 +9,7 @@ only (no dependencies) for a fast synth that must never be deployed.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import aws_cdk as cdk
@@ -17,7 +18,6 @@ from cdk_nag import AwsSolutionsChecks
 
 from infra.bundling import (
     Bundle,
-    BundleSpec,
     build_bundle,
     monitor_bundle_spec,
     service_bundle_spec,
@@ -33,48 +33,60 @@ SKIP_BUNDLING_ENV = "FLEETSCOPE_SKIP_BUNDLING"
 
 
 @dataclass(frozen=True, kw_only=True)
-class FleetscopeApp:
-    app: cdk.App
+class StageStacks:
+    """The two stacks of one stage."""
+
     topology: Topology
     settings: StageSettings
     service: ServiceStack
     observability: ObservabilityStack
+
+
+@dataclass(frozen=True, kw_only=True)
+class FleetscopeApp:
+    app: cdk.App
+    stages: dict[str, StageStacks]  # the stage named in context first
     bundles: dict[str, Bundle]
+    primary: str
+
+    @property
+    def topology(self) -> Topology:
+        return self.stages[self.primary].topology
+
+    @property
+    def settings(self) -> StageSettings:
+        return self.stages[self.primary].settings
+
+    @property
+    def service(self) -> ServiceStack:
+        return self.stages[self.primary].service
+
+    @property
+    def observability(self) -> ObservabilityStack:
+        return self.stages[self.primary].observability
 
 
-def _code(spec: BundleSpec, *, skip_bundling: bool) -> tuple[lambda_.Code, Bundle]:
-    bundle = stage_sources(spec) if skip_bundling else build_bundle(spec)
-    code = lambda_.Code.from_asset(
-        str(bundle.path),
-        asset_hash=bundle.content_hash,
-        asset_hash_type=cdk.AssetHashType.CUSTOM,
+def _code(bundle: Bundle) -> lambda_.Code:
+    """A new Code per stack (CDK binds an asset to one stack); the bundle's hash spares re-hashing it."""
+    return lambda_.Code.from_asset(
+        str(bundle.path), asset_hash=bundle.content_hash, asset_hash_type=cdk.AssetHashType.CUSTOM
     )
-    return code, bundle
 
 
-def build_app(app: cdk.App | None = None, *, skip_bundling: bool | None = None) -> FleetscopeApp:
-    """Compose both stacks of the stage named in context, with the cdk-nag AwsSolutions plugin."""
-    app = app or cdk.App()
-    if skip_bundling is None:
-        skip_bundling = os.environ.get(SKIP_BUNDLING_ENV, "") not in ("", "0", "false")
-    settings = stage_settings(app.node.try_get_context)
+def add_stage(
+    app: cdk.App, settings: StageSettings, *, service_bundle: Bundle, monitor_bundle: Bundle
+) -> StageStacks:
+    """Both stacks of one stage; ObservabilityStack first (it owns the alerts topic)."""
     topo = topology(settings.stage)
     env = cdk.Environment(
         account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=os.environ.get("CDK_DEFAULT_REGION")
     )
-    service_code, service_bundle = _code(
-        service_bundle_spec(RUNTIME_PYTHON_VERSION), skip_bundling=skip_bundling
-    )
-    monitor_code, monitor_bundle = _code(
-        monitor_bundle_spec(RUNTIME_PYTHON_VERSION), skip_bundling=skip_bundling
-    )
-
     observability = ObservabilityStack(
         app,
         f"Fleetscope-{settings.stage}-Observability",
         topology=topo,
         settings=settings,
-        code=monitor_code,
+        code=_code(monitor_bundle),
         env=env,
         description=f"Fleetscope {settings.stage}: alerts topic, monitor, dashboards and alarms",
     )
@@ -83,7 +95,7 @@ def build_app(app: cdk.App | None = None, *, skip_bundling: bool | None = None) 
         f"Fleetscope-{settings.stage}-Service",
         topology=topo,
         settings=settings,
-        code=service_code,
+        code=_code(service_bundle),
         env=env,
         description=f"Fleetscope {settings.stage}: cars API, tables, telemetry queue, fleet event bus",
     )
@@ -91,14 +103,34 @@ def build_app(app: cdk.App | None = None, *, skip_bundling: bool | None = None) 
     for stack in (service, observability):
         cdk.Tags.of(stack).add("project", "fleetscope")
         cdk.Tags.of(stack).add("stage", settings.stage)
+    return StageStacks(topology=topo, settings=settings, service=service, observability=observability)
+
+
+def build_app(
+    app: cdk.App | None = None,
+    *,
+    skip_bundling: bool | None = None,
+    extra_stages: Sequence[StageSettings] = (),
+) -> FleetscopeApp:
+    """The stage named in context (plus ``extra_stages``, for tests), checked by cdk-nag AwsSolutions."""
+    app = app or cdk.App()
+    if skip_bundling is None:
+        skip_bundling = os.environ.get(SKIP_BUNDLING_ENV, "") not in ("", "0", "false")
+    build = stage_sources if skip_bundling else build_bundle
+    service_bundle = build(service_bundle_spec(RUNTIME_PYTHON_VERSION))
+    monitor_bundle = build(monitor_bundle_spec(RUNTIME_PYTHON_VERSION))
+    primary = stage_settings(app.node.try_get_context)
+    stages: dict[str, StageStacks] = {}
+    for settings in (primary, *extra_stages):
+        stages[settings.stage] = add_stage(
+            app, settings, service_bundle=service_bundle, monitor_bundle=monitor_bundle
+        )
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     return FleetscopeApp(
         app=app,
-        topology=topo,
-        settings=settings,
-        service=service,
-        observability=observability,
+        stages=stages,
         bundles={"service": service_bundle, "monitor": monitor_bundle},
+        primary=primary.stage,
     )
 
 

@@ -2,7 +2,8 @@
 
 The app is synthesized as ``npx cdk synth -c stage=prod -c alertEmails=...`` would (context from
 ``cdk.json``), with the real Lambda bundles (built once per content hash under ``build/``) and asset
-staging disabled, so the 200 MB monitor bundle is not copied into the temporary cloud assembly.
+staging disabled, so the 200 MB monitor bundle is not copied into the temporary cloud assembly. The
+``dev`` stage (canary off, destroyable, no e-mails) is added to the same app and synthesized with it.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ DISABLE_ASSET_STAGING = "aws:cdk:disable-asset-staging"
 class Synthesized:
     built: Any  # infra.app.FleetscopeApp
     outdir: Path
-    templates: dict[str, dict[str, Any]]  # "service" / "observability" -> CloudFormation template
+    templates: dict[str, dict[str, Any]]  # "service" / "observability" -> CloudFormation template (prod)
+    dev_templates: dict[str, dict[str, Any]]  # the same for the dev stage
 
     def resources(self, type_: str, stack: str | None = None) -> dict[str, dict[str, Any]]:
         """Logical id -> resource, of one type, in one stack or both (ids prefixed by the stack key)."""
@@ -63,6 +65,7 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
     import aws_cdk as cdk
 
     from infra.app import SKIP_BUNDLING_ENV, build_app
+    from infra.settings import stage_settings
 
     assert not os.environ.get(SKIP_BUNDLING_ENV), "infra tests synthesize the real bundles"
     outdir = tmp_path_factory.mktemp("cdk.out")
@@ -72,10 +75,16 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
         DISABLE_ASSET_STAGING: True,
     }
     app = cdk.App(outdir=str(outdir), context=context)
-    built = build_app(app, skip_bundling=False)
-    assembly = app.synth()
-    templates = {
-        "service": assembly.get_stack_by_name(built.service.stack_name).template,
-        "observability": assembly.get_stack_by_name(built.observability.stack_name).template,
-    }
-    return Synthesized(built=built, outdir=outdir, templates=templates)
+    dev_context = cdk_json_context() | {"stage": "dev"}
+    dev = stage_settings(dev_context.get)
+    built = build_app(app, skip_bundling=False, extra_stages=[dev])
+    assembly = app.synth()  # runs the cdk-nag plugin: fails on any unacknowledged finding
+
+    def templates(stage: str) -> dict[str, dict[str, Any]]:
+        stacks = built.stages[stage]
+        return {
+            "service": assembly.get_stack_by_name(stacks.service.stack_name).template,
+            "observability": assembly.get_stack_by_name(stacks.observability.stack_name).template,
+        }
+
+    return Synthesized(built=built, outdir=outdir, templates=templates(STAGE), dev_templates=templates("dev"))

@@ -96,7 +96,8 @@ def test_cfn_lint_is_clean_on_every_template(synthesized: Synthesized) -> None:
     from cfnlint.api import ManualArgs, lint
 
     problems: list[str] = []
-    for key, template in synthesized.templates.items():
+    every = {**synthesized.templates, **{f"dev-{k}": t for k, t in synthesized.dev_templates.items()}}
+    for key, template in every.items():
         matches = lint(json.dumps(template), config=ManualArgs(regions=["us-east-1", "eu-west-1"]))
         for match in matches:
             rule_id = match.rule.id
