@@ -35,7 +35,7 @@ MONITOR_METRICS: dict[str, tuple[str, str]] = {
 }
 BUSINESS_METRICS: dict[str, tuple[str, ...]] = {
     "cars-api": ("CarsRegistered", "StatusTransitions"),
-    "telemetry-ingest": ("TelemetryApplied", "TelemetryRejected"),
+    "telemetry-ingest": ("TelemetryApplied", "TelemetryRejected", "TelemetryStale"),
     "outbox-relay": ("EventsPublished",),
 }
 
