@@ -141,14 +141,15 @@ def cars() -> pd.DataFrame:
     return _cars(target_key())
 
 
-@st.cache_data(ttl=TTL_S, show_spinner=False)
-def _status_events(key: str) -> pd.DataFrame:
+@st.cache_data(ttl=120, show_spinner=False)
+def _status_events(key: str, since: datetime) -> pd.DataFrame:
     target = Target.model_validate_json(key)
-    return queries.status_events(_client(key, "dynamodb"), target.resources.outbox_table)
+    return queries.status_events(_client(key, "dynamodb"), target.resources.outbox_table, since=since)
 
 
-def status_events() -> pd.DataFrame:
-    return _status_events(target_key())
+def status_events(hours: float = 24) -> pd.DataFrame:
+    """Status changes of the last `hours` (at most the outbox's 7-day retention)."""
+    return _status_events(target_key(), now_aligned(300) - timedelta(hours=min(hours, 168) + 1))
 
 
 @st.cache_data(ttl=30, show_spinner=False)

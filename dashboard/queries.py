@@ -252,10 +252,16 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def scan_table(dynamodb: Any, table: str, *, what: str, limit: int = 100_000) -> list[dict[str, Any]]:
-    """Every item of a table as plain Python values (Decimal -> float), paginated."""
+def scan_table(
+    dynamodb: Any, table: str, *, what: str, limit: int = 100_000, **filters: Any
+) -> list[dict[str, Any]]:
+    """Every item of a table as plain Python values (Decimal -> float), paginated.
+
+    `filters` are extra Scan arguments (FilterExpression and its values): they cut what comes back,
+    not what DynamoDB reads (a Scan always consumes read units for the whole table).
+    """
     items: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {"TableName": table}
+    kwargs: dict[str, Any] = {"TableName": table, **filters}
     try:
         while len(items) < limit:
             page = dynamodb.scan(**kwargs)
@@ -304,10 +310,22 @@ def list_cars(dynamodb: Any, table: str) -> pd.DataFrame:
     return cars_frame(scan_table(dynamodb, table, what=f"the cars table {table}"))
 
 
-def status_events(dynamodb: Any, outbox_table: str) -> pd.DataFrame:
-    """Status changes recorded in the outbox (columns `at`, `car_id`, `from_status`, `to_status`)."""
+def status_events(dynamodb: Any, outbox_table: str, *, since: datetime | None = None) -> pd.DataFrame:
+    """Status changes recorded in the outbox (columns `at`, `car_id`, `from_status`, `to_status`).
+
+    The outbox keeps each event for 7 days (its TTL); `since` keeps only the events that occurred
+    after it (ISO-8601 UTC strings compare in time order).
+    """
+    filters: dict[str, Any] = {}
+    if since is not None:
+        filters = {
+            "FilterExpression": "occurred_at >= :since",
+            "ExpressionAttributeValues": {
+                ":since": {"S": since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")}
+            },
+        }
     rows = []
-    for item in scan_table(dynamodb, outbox_table, what=f"the outbox table {outbox_table}"):
+    for item in scan_table(dynamodb, outbox_table, what=f"the outbox table {outbox_table}", **filters):
         try:
             detail = json.loads(item.get("detail", "{}"))
         except (TypeError, ValueError):

@@ -79,7 +79,7 @@ def fleet() -> None:
         st.info("No cars in the inventory yet.")
         return
     try:
-        events = data.status_events()
+        events = data.status_events(hours)
     except QueryError:  # no status history: today's counts still show, without deltas
         events = pd.DataFrame(columns=["at", "car_id", "from_status", "to_status"])
     mix = status_mix(cars, events, start=boundary, freq=f"{max(period_for(hours), 300)}s")
