@@ -196,3 +196,10 @@ def test_volume_gates_scale_with_the_period(names: ResourceNames) -> None:
     for series_id, gate in five.items():
         assert gate is not None
         assert one[series_id] == max(1.0, round(gate / 5))
+
+
+def test_rules_on_the_fleet_bus_come_from_the_topology(catalog: Catalog) -> None:
+    topo = topology("test")
+    found = _find(catalog, "AWS/Events", "FailedInvocations", EventBusName=topo.event_bus)
+    assert sorted(m.dimensions["RuleName"] for m in found) == sorted(topo.event_rules)
+    assert found
