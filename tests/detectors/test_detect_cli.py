@@ -33,6 +33,7 @@ def read_rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
+@pytest.mark.slow
 def test_given_nested_csvs_when_detect_runs_then_same_layout_rows_and_columns(tmp_path: Path) -> None:
     data, out = tmp_path / "data", tmp_path / "out"
     write_series(data / "a" / "x.csv", 1500, spike_at=1200)
