@@ -231,3 +231,15 @@ def test_components_follow_the_contract_on_their_own(cls: type) -> None:
     assert np.all((out.score >= 0) & (out.score <= 1))
     restored = detector_from_state(json.loads(json.dumps(det.to_state())))
     np.testing.assert_array_equal(det.score(t[-50:], y[-50:]).score, restored.score(t[-50:], y[-50:]).score)
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_empty_all_missing_and_constant_input_are_handled(profile: str) -> None:
+    det = build_detector(profile, period_s=PERIOD)
+    assert len(det.process(np.array([], dtype=np.int64), np.array([]))) == 0
+    t = START + np.arange(1500, dtype=np.int64) * PERIOD
+    missing = det.process(t[:500], np.full(500, np.nan))
+    assert np.all(missing.score == 0.0)  # nothing to say about missing points
+    flat = det.process(t[500:], np.full(1000, 5.0))
+    assert np.all(flat.score < 0.5)  # a constant series never alerts
+    assert np.all(flat.lower[~np.isnan(flat.lower)] <= 5.0)
