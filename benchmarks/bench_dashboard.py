@@ -107,8 +107,10 @@ def main(argv: list[str]) -> None:
             if at.exception:
                 raise RuntimeError(f"{page or 'overview'}: {[e.value for e in at.exception]}")
 
-        # Warm the interpreter (imports of streamlit, altair, the detectors) so "cold" means cold data.
+        # Warm the interpreter (imports of streamlit, altair, scikit-learn for the detectors) so that
+        # "cold" means cold caches: every query and every detector fit, not module imports.
         render(None, "overview_window", "1 h")
+        render("pages/health.py", "health_window", "1 h")
         for label, page, key in (
             ("Overview", None, "overview_window"),
             ("Service health", "pages/health.py", "health_window"),
