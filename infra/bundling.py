@@ -32,8 +32,9 @@ DEPS_DIR = ROOT / "build" / "deps"
 RECIPE_VERSION = "4"
 # Lambda's python3.12+ runtimes run on Amazon Linux 2023 (glibc 2.34); accept every manylinux tag up to it.
 PLATFORMS = ("manylinux_2_34_aarch64", "manylinux_2_28_aarch64", "manylinux2014_aarch64")
-# Provided by the Lambda Python runtime (boto3 and its dependency closure). aws-xray-sdk pulls botocore
-# in; shipping a second copy would cost ~25 MB zipped and shadow the runtime's maintained one.
+# Provided by the Lambda Python runtime (boto3 and its dependency closure), so not shipped: the code
+# uses long-stable APIs (DynamoDB, SQS, SNS, EventBridge, CloudWatch) and the runtime's boto3 is kept
+# current by AWS. aws-xray-sdk pulls botocore in; a second copy would add ~30 MB unzipped.
 RUNTIME_PROVIDED = frozenset(
     {"boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "six", "urllib3"}
 )

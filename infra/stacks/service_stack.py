@@ -94,6 +94,12 @@ class ServiceStack(Stack):
                 "Queries by GSI (by_listing, by_status, by_model) need the table's index ARNs; the "
                 "wildcard covers only this table's indexes.",
             )
+        acknowledge(
+            self.outbox_relay.role,
+            "IAM5[Resource::*]",
+            "Resource '*' only for actions without resource-level permissions: dynamodb:ListStreams "
+            "(added by the stream event source mapping) and X-Ray PutTraceSegments/PutTelemetryRecords.",
+        )
         # outbox-relay: reads the outbox stream, publishes to the fleet bus.
         self.events.bus.grant_put_events_to(self.outbox_relay.function)
 
