@@ -72,9 +72,11 @@ class CarsApi(Construct):
             rest_api_name=api_name,
             description="Fleetscope cars API (IAM auth; /health open)",
             endpoint_types=[apigw.EndpointType.REGIONAL],
-            # Execution logging (ERROR level) needs the account-level API Gateway → CloudWatch role.
+            # Execution logging (ERROR level) needs the account-level API Gateway → CloudWatch role. It
+            # is one setting per account and region: retained, so destroying the dev stage cannot
+            # delete the role that prod's API Gateway logging points at.
             cloud_watch_role=True,
-            cloud_watch_role_removal_policy=removal_policy,
+            cloud_watch_role_removal_policy=RemovalPolicy.RETAIN,
             deploy_options=apigw.StageOptions(
                 stage_name=stage_name,
                 tracing_enabled=True,

@@ -42,3 +42,13 @@ def test_dev_resources_are_destroyed_with_the_stack(dev_templates: dict[str, Any
 def test_dev_without_alert_emails_has_no_subscriptions(dev_templates: dict[str, Any]) -> None:
     assert not _of_type(dev_templates["observability"], "AWS::SNS::Subscription")
     assert len(_of_type(dev_templates["observability"], "AWS::SNS::Topic")) == 1
+
+
+def test_api_gateway_account_logging_role_survives_a_dev_destroy(dev_templates: dict[str, Any]) -> None:
+    # One setting per account and region, shared by every stage's API: destroying dev must not
+    # delete the role prod's execution logging uses.
+    service = dev_templates["service"]
+    (account,) = _of_type(service, "AWS::ApiGateway::Account")
+    assert account["DeletionPolicy"] == "Retain"
+    role_id = account["Properties"]["CloudWatchRoleArn"]["Fn::GetAtt"][0]
+    assert service["Resources"][role_id]["DeletionPolicy"] == "Retain"
