@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import Synthesized
+from infra_support import Synthesized
 
 from infra.bundling import LAMBDA_UNZIPPED_LIMIT, RUNTIME_PROVIDED, Bundle
 

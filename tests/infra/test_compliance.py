@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import Synthesized
+from infra_support import Synthesized
 
 pytestmark = [pytest.mark.infra, pytest.mark.slow]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import Synthesized
+from infra_support import Synthesized
 
 pytestmark = [pytest.mark.infra, pytest.mark.slow]
 

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from conftest import ALERT_EMAILS, Synthesized
+from infra_support import ALERT_EMAILS, Synthesized
 
 from infra.constructs.dashboards import BUSINESS_METRICS, MONITOR_METRICS
 from infra.topology import QueueSpec, TableSpec, Topology
