@@ -6,7 +6,7 @@ first; ServiceStack refers to the alerts topic by its topology name (the canary'
 
 from __future__ import annotations
 
-from aws_cdk import Duration, Stack
+from aws_cdk import CfnOutput, Duration, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
@@ -116,3 +116,10 @@ class ObservabilityStack(Stack):
             alerts_topic=self.alerts.topic,
             critical_alarms=self.service_dashboard.critical_alarms(),
         )
+        console = f"https://{self.region}.console.aws.amazon.com/cloudwatch/home?region={self.region}"
+        for output_id, dashboard in (
+            ("ServiceDashboardUrl", self.service_dashboard.dashboard_name),
+            ("MonitorDashboardUrl", self.monitor_dashboard.dashboard_name),
+        ):
+            CfnOutput(self, output_id, value=f"{console}#dashboards/dashboard/{dashboard}")
+        CfnOutput(self, "AlertsTopicArn", value=self.alerts.topic.topic_arn)

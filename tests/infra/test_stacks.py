@@ -500,3 +500,13 @@ def test_monitor_dashboard_shows_the_monitor_and_its_baselines(
         assert name in values
     expressions = [o.get("expression", "") for line in lines for o in line if isinstance(o, dict)]
     assert any(e.startswith("ANOMALY_DETECTION_BAND(") for e in expressions)
+
+
+def test_observability_stack_outputs_the_dashboards_and_topic(
+    synthesized: Synthesized, topo: Topology
+) -> None:
+    outputs = synthesized.templates["observability"]["Outputs"]
+    urls = {key: _resolve(outputs[key]["Value"]) for key in ("ServiceDashboardUrl", "MonitorDashboardUrl")}
+    assert urls["ServiceDashboardUrl"].endswith(f"#dashboards/dashboard/{topo.prefix}-fleet-service")
+    assert urls["MonitorDashboardUrl"].endswith(f"#dashboards/dashboard/{topo.prefix}-fleet-monitor")
+    assert "AlertsTopicArn" in outputs
