@@ -24,6 +24,7 @@ from pathlib import Path
 from benchmarks.nab_scorer import (
     PROFILE_NAMES,
     ProfileScore,
+    default_nab_dir,
     label_file,
     load_windows,
     parse_nab_time,
@@ -32,7 +33,7 @@ from benchmarks.nab_scorer import (
 from monitor.detect import run_directory
 
 REPO = Path(__file__).resolve().parent.parent
-DEFAULT_NAB = REPO.parent / "shared" / "nab"
+DEFAULT_NAB = default_nab_dir()
 SCORE_DETECTOR = "fleetscope"
 ALERT_DETECTOR = "fleetscopeAlerts"
 

@@ -17,6 +17,7 @@ import csv
 import gzip
 import json
 import math
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,6 +26,18 @@ from pathlib import Path
 import numpy as np
 
 PROFILE_NAMES = ("standard", "reward_low_FP_rate", "reward_low_FN_rate")
+_REPO = Path(__file__).resolve().parent.parent
+
+
+def default_nab_dir() -> Path:
+    """Where the NAB corpus is: ``$FLEETSCOPE_NAB_DIR``, else ``../shared/nab`` beside the checkout,
+    else the workplace's shared copy (a clean clone elsewhere still finds it)."""
+    if env := os.environ.get("FLEETSCOPE_NAB_DIR"):
+        return Path(env)
+    for candidate in (_REPO.parent / "shared" / "nab", Path("/work/shared/nab")):
+        if (candidate / "labels").is_dir():
+            return candidate
+    return _REPO.parent / "shared" / "nab"
 
 
 @dataclass(frozen=True)

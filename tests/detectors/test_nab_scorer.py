@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from benchmarks.nab_scorer import CostMatrix, label_file, scaled_sigmoid, score_corpus, score_results_dir
+from benchmarks.nab_scorer import (
+    CostMatrix,
+    default_nab_dir,
+    label_file,
+    scaled_sigmoid,
+    score_corpus,
+    score_results_dir,
+)
 
-NAB = Path(__file__).resolve().parents[2].parent / "shared" / "nab"
+NAB = default_nab_dir()
 needs_nab = pytest.mark.skipif(not (NAB / "results" / "numenta").is_dir(), reason="NAB corpus not present")
 STANDARD = {"standard": CostMatrix(1.0, 0.11, 1.0)}
 
