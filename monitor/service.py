@@ -428,12 +428,17 @@ class MonitorService:
         self.store.put_incident(transition.incident.model_dump(mode="json"), now=now)
 
     def _publish_unsent(self, now: int, result: RunResult) -> None:
+        held: set[str] = set()  # incidents whose earlier transition failed: keep their order
         for item in self.store.unsent():
+            if item.incident_id in held:
+                continue
             if not self.store.claim(item, now=now, stale_s=self.settings.lease_s):
+                held.add(item.incident_id)
                 continue
             try:
                 message_id = self.notifier.publish(item.message)
             except NotifierError as err:
+                held.add(item.incident_id)
                 self.store.release_claim(item)
                 result.publish_failures += 1
                 result.errors.append(f"{item.dedup_key}: {err}")
