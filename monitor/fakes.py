@@ -1,9 +1,12 @@
 """In-process stand-ins shaped like the AWS APIs the monitor calls (for tests and benchmarks).
 
-`FakeCloudWatch.get_metric_data` enforces GetMetricData's per-call limits (500 queries, 100,800
-datapoints returned per page, the rest behind a NextToken), answers `PartialData` for results cut by
-a page, and can be told to throttle. It counts calls and metrics requested, which is what the
-GetMetricData bill is made of.
+- `FakeCloudWatch.get_metric_data` enforces GetMetricData's per-call limits (500 queries, 100,800
+  datapoints returned per page, the rest behind a NextToken), answers `PartialData` for results cut
+  by a page, and can be told to throttle. It counts calls and metrics requested, which is what the
+  GetMetricData bill is made of.
+- `InMemoryIncidentStore` implements the `IncidentStore` contract with the same conditional
+  semantics as `DynamoDbIncidentStore` (which is tested against the emulator).
+- `RecordingNotifier` records what would be published and can be told to fail.
 """
 
 from __future__ import annotations
