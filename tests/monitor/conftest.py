@@ -40,19 +40,33 @@ class Inbox:
 
 @pytest.fixture
 def clean_monitor_table(provisioned: Provisioned, topo: Topology) -> Iterator[str]:
-    """The monitor table emptied of the monitor's own items (before and after the test)."""
+    """The monitor table without a lease or model state; outbox and incident items this test adds are
+    removed afterwards (items other tests seeded, e.g. the dashboard's incidents, are left alone)."""
+    table = boto3.resource("dynamodb").Table(topo.monitor_table.name)
 
-    def wipe() -> None:
-        table = boto3.resource("dynamodb").Table(topo.monitor_table.name)
-        for pk in ("LEASE", "STATE", "OUTBOX", "INCIDENT"):
-            items = table.query(KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": pk})
-            with table.batch_writer() as batch:
-                for item in items.get("Items", []):
-                    batch.delete_item(Key={"pk": item["pk"], "sk": item["sk"]})
+    def keys(pk: str) -> set[tuple[str, str]]:
+        out: set[tuple[str, str]] = set()
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": pk},
+            "ProjectionExpression": "pk, sk",
+        }
+        while True:
+            page = table.query(**kwargs)
+            out |= {(str(i["pk"]), str(i["sk"])) for i in page.get("Items", [])}
+            if "LastEvaluatedKey" not in page:
+                return out
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
-    wipe()
+    def delete(items: set[tuple[str, str]]) -> None:
+        with table.batch_writer() as batch:
+            for pk, sk in items:
+                batch.delete_item(Key={"pk": pk, "sk": sk})
+
+    delete(keys("LEASE") | keys("STATE"))
+    before = keys("OUTBOX") | keys("INCIDENT")
     yield topo.monitor_table.name
-    wipe()
+    delete(keys("LEASE") | keys("STATE") | ((keys("OUTBOX") | keys("INCIDENT")) - before))
 
 
 @pytest.fixture
