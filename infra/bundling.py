@@ -22,7 +22,7 @@ import tomllib
 import zipfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,6 +58,8 @@ class BundleSpec:
     packages: tuple[str, ...]  # project packages copied as source, e.g. ("service",)
     python_version: str  # of the Lambda runtime, e.g. "3.14"
     extra_modules: tuple[str, ...] = field(default=())  # single project files, e.g. ("infra/topology.py",)
+    platforms: tuple[str, ...] = PLATFORMS  # () = this machine's platform (see host_variant)
+    precompile: bool = True
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -132,6 +134,18 @@ def monitor_bundle_spec(python_version: str) -> BundleSpec:
     )
 
 
+def host_variant(spec: BundleSpec) -> BundleSpec:
+    """The same recipe (requirements, runtime-provided removal, trimming, sources) for this machine's
+    Python and platform: a test imports the handlers from it to prove trimming broke nothing."""
+    return replace(
+        spec,
+        name=f"{spec.name}-host",
+        python_version="{}.{}".format(*sys.version_info[:2]),
+        platforms=(),
+        precompile=False,
+    )
+
+
 def _source_files(spec: BundleSpec) -> list[Path]:
     files: list[Path] = []
     for package in spec.packages:
@@ -192,7 +206,7 @@ def dependencies_hash(spec: BundleSpec) -> str:
     for item in (
         RECIPE_VERSION,
         spec.python_version,
-        *PLATFORMS,
+        *spec.platforms,
         *sorted(spec.requirements),
         *sorted(RUNTIME_PROVIDED),
     ):
@@ -218,10 +232,10 @@ def _dependencies(spec: BundleSpec, *, log: bool) -> tuple[Path, bool]:
     _pip_install(spec, staging)
     _remove_runtime_provided(staging)
     _trim(staging)
-    interpreter = runtime_interpreter(spec.python_version)
+    interpreter = runtime_interpreter(spec.python_version) if spec.precompile else None
     if interpreter is not None:
         _precompile(interpreter, staging)
-    elif log:
+    elif log and spec.precompile:
         print(
             f"[bundling] no local python{spec.python_version}: bytecode is not precompiled", file=sys.stderr
         )
@@ -269,8 +283,9 @@ def build_bundle(spec: BundleSpec, *, log: bool = True) -> Bundle:
 
 def _keep_newest(directory: Path, name: str, *, keep: int) -> None:
     """Drop old builds of ``name`` (other processes may still read the newest few)."""
+    own = re.compile(rf"{re.escape(name)}-(src-)?[0-9a-f]{{20}}")  # not "service-host-…" for "service"
     builds = sorted(
-        (p for p in directory.glob(f"{name}-*") if p.is_dir() and not p.name.endswith(".staging")),
+        (p for p in directory.iterdir() if p.is_dir() and own.fullmatch(p.name)),
         key=lambda p: p.stat().st_mtime,
         reverse=True,
     )
@@ -303,14 +318,12 @@ def _pip_install(spec: BundleSpec, target: Path) -> None:
         "--disable-pip-version-check",
         "--no-compile",
         "--only-binary=:all:",
-        "--implementation",
-        "cp",
-        "--python-version",
-        spec.python_version,
         "--target",
         str(target),
     ]
-    for platform in PLATFORMS:
+    if spec.platforms:  # cross-install for the Lambda runtime; none = this machine (host_variant)
+        command += ["--implementation", "cp", "--python-version", spec.python_version]
+    for platform in spec.platforms:
         command += ["--platform", platform]
     command += list(spec.requirements)
     result = subprocess.run(command, capture_output=True, text=True, check=False)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import ast
 import json
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from infra_support import Synthesized
 
-from infra.bundling import LAMBDA_UNZIPPED_LIMIT, RUNTIME_PROVIDED, Bundle
+from infra.bundling import LAMBDA_UNZIPPED_LIMIT, RUNTIME_PROVIDED, Bundle, build_bundle, host_variant
 
 pytestmark = [pytest.mark.infra, pytest.mark.slow]
 
@@ -118,3 +119,55 @@ def test_bundle_is_self_contained(bundles: dict[str, Bundle], name: str) -> None
             if unresolved:
                 missing[str(source.relative_to(bundle.path))] = unresolved
     assert not missing, f"imports the {name} bundle cannot satisfy: {missing}"
+
+
+_SMOKE_IMPORTS = {
+    "service": ["service.api.handler", "service.ingest.handler", "service.relay.handler"],
+    "monitor": ["monitor.handler", "numpy", "scipy.stats", "scipy.optimize", "sklearn.ensemble"],
+}
+
+
+@pytest.mark.parametrize("name", ["service", "monitor"])
+def test_trimmed_bundle_imports_its_handlers(
+    bundles: dict[str, Bundle], synthesized: Synthesized, tmp_path: Path, name: str
+) -> None:
+    """The bundle recipe, built for this machine, imports every handler with nothing else on sys.path.
+
+    The arm64/cp314 bundle cannot run here; its host twin has the same requirements, the same removal
+    of runtime-provided packages and the same trimming, so a trim that breaks an import fails here.
+    Only boto3 and its closure are added, as the Lambda runtime provides them.
+    """
+    import boto3
+
+    host = build_bundle(host_variant(bundles[name].spec), log=False)
+    runtime = tmp_path / "runtime-provided"
+    runtime.mkdir()
+    site_packages = Path(boto3.__file__).parents[1]
+    for module in _RUNTIME_IMPORTS:
+        for candidate in (site_packages / module, site_packages / f"{module}.py"):
+            if candidate.exists():
+                (runtime / candidate.name).symlink_to(candidate)
+    topo = synthesized.built.topology
+    spec = topo.monitor if name == "monitor" else topo.cars_api
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        **topo.function_environment(spec),
+    }
+    code = (
+        "import sys; sys.path[:0] = [sys.argv[1]]; sys.path.append(sys.argv[2]); "
+        f"import {', '.join(_SMOKE_IMPORTS[name])}; "
+        "assert all(p.startswith((sys.argv[1], sys.argv[2], sys.base_prefix)) "
+        "for p in (m.__file__ for m in list(sys.modules.values()) if getattr(m, '__file__', None)))"
+    )
+    # -S: no site-packages, so nothing outside the bundle (and the runtime's boto3) can be imported.
+    result = subprocess.run(
+        [sys.executable, "-S", "-c", code, str(host.path), str(runtime)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
