@@ -232,6 +232,14 @@ def main_detect(data_dir: str, out_dir: str, *, profile: str = "default", jobs: 
     if not src.is_dir():
         print(f"error: --data-dir {data_dir!r} is not a directory", file=sys.stderr)
         return 2
+    if src.resolve().is_relative_to(dst.resolve()):
+        # Outputs land at the inputs' relative paths under --out-dir: the inputs would be overwritten
+        # (or, being excluded as earlier outputs, silently not read at all).
+        print(
+            f"error: --out-dir {out_dir!r} is --data-dir or contains it; choose a separate directory",
+            file=sys.stderr,
+        )
+        return 2
     reports = run_directory(src, dst, profile=profile, jobs=jobs)
     if not reports:
         print(f"error: no *.csv files under {data_dir!r}", file=sys.stderr)

@@ -135,3 +135,20 @@ def test_bad_cli_arguments_exit_2_with_a_message(args: list[str], code: int) -> 
 def test_empty_data_dir_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["detect", "--data-dir", str(tmp_path), "--out-dir", str(tmp_path / "o")]) == 1
     assert "no *.csv files" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("out_rel", [".", ".."])
+def test_out_dir_that_is_or_contains_the_data_dir_is_refused_and_inputs_are_untouched(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], out_rel: str
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    src = data / "a.csv"
+    src.write_text("timestamp,value\n2026-01-01 00:00:00,1\n2026-01-01 00:05:00,2\n")
+    before = src.read_bytes()
+    out = data / out_rel
+    assert main(["detect", "--data-dir", str(data), "--out-dir", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "--out-dir" in err
+    assert "no *.csv files" not in err
+    assert src.read_bytes() == before
