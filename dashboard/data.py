@@ -253,7 +253,7 @@ def _resource_bands(
         volume = None
         if isinstance(spec, DerivedSpec):
             series = queries.ratio(frame, spec.numerator, spec.denominator)
-            volume = sum((frame.series(s) for s in spec.denominator), start=pd.Series(dtype=float))
+            volume = queries.sum_series(frame, spec.denominator)
         else:
             series = frame.series(spec.id)
         if series.dropna().empty:

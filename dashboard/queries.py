@@ -217,11 +217,20 @@ def _get_metric_data(
     return pd.DataFrame({"id": ids, "timestamp": pd.to_datetime(stamps, utc=True), "value": values})
 
 
+def sum_series(frame: MetricFrame, ids: Iterable[str]) -> pd.Series:
+    """Per-period sum of several series; a period missing from one of them counts as 0 there."""
+    total: pd.Series | None = None
+    for series_id in ids:
+        part = frame.series(series_id)
+        total = part if total is None else total.add(part, fill_value=0.0)
+    if total is None:
+        return pd.Series(dtype=float, index=pd.DatetimeIndex([], tz=UTC))
+    return total.sort_index().rename(None)
+
+
 def ratio(frame: MetricFrame, numerator: Iterable[str], denominator: Iterable[str]) -> pd.Series:
     """Per-period sum(numerator)/sum(denominator); NaN where the denominator is 0 (no traffic)."""
-    num = sum((frame.series(s) for s in numerator), start=pd.Series(dtype=float))
-    den = sum((frame.series(s) for s in denominator), start=pd.Series(dtype=float))
-    num, den = num.align(den, fill_value=0.0)
+    num, den = sum_series(frame, numerator).align(sum_series(frame, denominator), fill_value=0.0)
     return (num / den.replace(0, np.nan)).rename("rate")
 
 

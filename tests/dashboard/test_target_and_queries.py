@@ -167,3 +167,25 @@ def test_period_grid_and_fill() -> None:
     grid = queries.period_grid(start, start + timedelta(minutes=30), 300)
     assert len(grid) == 6
     assert grid[0] == pd.Timestamp(start)
+
+
+def test_ratio_and_summed_series_keep_the_datapoints() -> None:
+    # A derived rate (5XX / Count) must have a value wherever the denominator has traffic;
+    # summing onto an empty Series used to turn every point into NaN ("no datapoints").
+    t = pd.to_datetime(["2026-01-01T00:00Z", "2026-01-01T00:05Z", "2026-01-01T00:10Z"], utc=True)
+    frame = queries.MetricFrame(
+        pd.DataFrame(
+            {
+                "id": ["e5", "e5", "n", "n", "n", "m"],
+                "timestamp": [t[0], t[1], t[0], t[1], t[2], t[2]],
+                "value": [1.0, 0.0, 10.0, 20.0, 0.0, 5.0],
+            }
+        )
+    )
+    rate = queries.ratio(frame, ["e5"], ["n"])
+    assert rate.loc[t[0]] == pytest.approx(0.1)
+    assert rate.loc[t[1]] == 0.0
+    assert pd.isna(rate.loc[t[2]])  # no traffic: no rate
+    total = queries.sum_series(frame, ["n", "m"])
+    assert total.to_dict() == {t[0]: 10.0, t[1]: 20.0, t[2]: 5.0}
+    assert queries.ratio(frame, ["e5"], ["n", "m"]).loc[t[2]] == 0.0
