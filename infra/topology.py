@@ -240,7 +240,8 @@ def topology(stage: str = "local") -> Topology:
             handler="service.ingest.handler.lambda_handler",
             service="telemetry-ingest",
             memory_mb=256,
-            timeout_s=30,
+            # AWS: queue visibility >= 6 x function timeout + batching window (60 >= 6 x 9 + 1).
+            timeout_s=9,
         ),
         outbox_relay=FunctionSpec(
             key="outbox-relay",

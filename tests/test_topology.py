@@ -1,0 +1,41 @@
+"""The shared resource definition is internally consistent (what AWS requires of the settings)."""
+
+from __future__ import annotations
+
+import pytest
+
+from infra.topology import topology
+
+
+@pytest.mark.parametrize("stage", ["local", "test", "dev", "prod"])
+def test_queue_visibility_covers_six_function_timeouts_plus_the_batching_window(stage: str) -> None:
+    # Given the telemetry queue and the function its event source mapping invokes
+    topo = topology(stage)
+    needed = 6 * topo.telemetry_ingest.timeout_s + topo.telemetry_source.max_batching_window_s
+    # Then a batch still being processed can never reappear and be delivered twice
+    assert topo.telemetry_queue.visibility_timeout_s >= needed
+
+
+@pytest.mark.parametrize("stage", ["local", "prod"])
+def test_every_physical_name_carries_the_stage_and_is_unique_within_its_kind(stage: str) -> None:
+    topo = topology(stage)
+    kinds = {
+        "tables": [t.name for t in topo.tables],
+        "functions": [f.name for f in topo.functions],
+        "queues": [topo.telemetry_queue.name, topo.telemetry_dlq.name],
+    }
+    for names in kinds.values():
+        assert len(names) == len(set(names))
+        assert all(f"-{stage}-" in name for name in names)
+    assert stage in topo.event_bus
+    assert stage in topo.alerts_topic
+
+
+def test_every_function_gets_the_powertools_identity_and_only_the_names_it_needs() -> None:
+    topo = topology("test")
+    for fn in topo.functions:
+        env = topo.function_environment(fn)
+        assert env["POWERTOOLS_SERVICE_NAME"] == fn.service
+        assert env["POWERTOOLS_METRICS_NAMESPACE"] == topo.metrics_namespace
+    assert "CARS_TABLE_NAME" not in topo.function_environment(topo.monitor)
+    assert "MONITOR_TABLE_NAME" not in topo.function_environment(topo.cars_api)
