@@ -54,6 +54,7 @@ class HistoryProfile:
     speed; a faster (idle) machine is fine, latency alerts look upwards only.
     """
 
+    api_clients: int = 4  # concurrent API clients of the fleet (FleetSimulator.workers)
     api_4xx_share: float = 0.002
     api_5xx_share: float = 0.0004
     api_latency: tuple[float, float] = (130.0, 1.45)  # median ms, sigma
@@ -204,8 +205,13 @@ class HistoryModel:
             if name == "Duration":
                 return self._latency(invocations, shape, shared["load"])
             if name == "ConcurrentExecutions":
-                busy = invocations * shape[0] / 1000.0 / period_s
-                peak = 1.0 + rng.poisson(busy * 3)
+                if fn_key == "cars-api":
+                    # The fleet sends from `FleetSimulator.workers` (4) threads: overlapping requests
+                    # are common, more so when the city is busy (measured live: 1-3 per minute).
+                    peak = 1.0 + rng.binomial(p.api_clients - 1, 0.2 + 0.3 * shared["load"])
+                else:
+                    busy = invocations * shape[0] / 1000.0 / period_s
+                    peak = 1.0 + rng.poisson(busy * 3)
                 return np.where(invocations > 0, peak, np.nan), None
             return None  # Errors of the other functions, Throttles: zero
         if ns == topo.metrics_namespace and name == "ColdStart" and fn_key is not None:
