@@ -102,6 +102,9 @@ def _check_port_free(port: int, what: str, variable: str) -> None:
     if port == 0:
         return
     with socket.socket() as probe:
+        # Like the servers that will listen there (werkzeug, streamlit): connections left in
+        # TIME_WAIT by a sandbox that just stopped do not make the port busy; a listener does.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError as err:
@@ -335,7 +338,7 @@ class Sandbox:
         if not self.provisioned.outbox_stream_arn:
             self._skip("outbox stream source: the outbox table has no stream")
         elif module_available("sandbox.stream_source") and self._handler_available(relay):
-            from sandbox.stream_source import StreamSource
+            from sandbox.stream_source import StreamSource, sqs_failure_destination
 
             runtime = self.runtimes[relay.key]
             stream = StreamSource.from_spec(
@@ -343,6 +346,7 @@ class Sandbox:
                 stream_arn=self.provisioned.outbox_stream_arn,
                 handler=lambda event, _context: runtime(event),
                 function_name=relay.name,
+                on_failure=sqs_failure_destination(self.provisioned.relay_failures_url),
             ).start()
             self._step("outbox stream source", stream.stop)
         elif not module_available("sandbox.stream_source"):

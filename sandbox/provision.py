@@ -27,6 +27,8 @@ class Provisioned:
     event_bus_arn: str
     alerts_topic_arn: str
     outbox_stream_arn: str | None
+    relay_failures_url: str
+    monitor_schedule_dlq_url: str
 
 
 def provision(topo: Topology, *, session: boto3.Session | None = None) -> Provisioned:
@@ -40,10 +42,13 @@ def provision(topo: Topology, *, session: boto3.Session | None = None) -> Provis
     stream_arns = {table.name: _create_table(ddb, table) for table in topo.tables}
     dlq_url, dlq_arn = _create_queue(sqs, topo.telemetry_dlq)
     queue_url, queue_arn = _create_queue(sqs, topo.telemetry_queue, dlq_arn=dlq_arn)
+    relay_failures_url, _ = _create_queue(sqs, topo.relay_failures)
+    schedule_dlq_url, _ = _create_queue(sqs, topo.monitor_schedule_dlq)
     bus_arn = _create_bus(events, topo.event_bus)
     topic_arn = sns.create_topic(Name=topo.alerts_topic)["TopicArn"]
-    for fn in topo.functions:
-        _create_log_group(logs, fn.log_group)
+    for group in (*(fn.log_group for fn in topo.functions), topo.event_log_group):
+        _create_log_group(logs, group)
+    _create_event_log_rule(events, topo, bus_arn)
     return Provisioned(
         telemetry_queue_url=queue_url,
         telemetry_queue_arn=queue_arn,
@@ -52,6 +57,8 @@ def provision(topo: Topology, *, session: boto3.Session | None = None) -> Provis
         event_bus_arn=bus_arn,
         alerts_topic_arn=topic_arn,
         outbox_stream_arn=stream_arns[topo.outbox_table.name],
+        relay_failures_url=relay_failures_url,
+        monitor_schedule_dlq_url=schedule_dlq_url,
     )
 
 
@@ -115,6 +122,24 @@ def _create_bus(events: Any, name: str) -> str:
             raise
         arn = events.describe_event_bus(Name=name)["Arn"]
     return arn
+
+
+def _create_event_log_rule(events: Any, topo: Topology, bus_arn: str) -> None:
+    """The bus rule that copies every fleet event to a log group, as the CDK app deploys it."""
+    events.put_rule(
+        Name=topo.event_log_rule,
+        EventBusName=topo.event_bus,
+        EventPattern=json.dumps({"source": [{"prefix": "fleetscope"}]}),
+        State="ENABLED",
+    )
+    _, _, _, region, account, _ = bus_arn.split(":", 5)
+    events.put_targets(
+        Rule=topo.event_log_rule,
+        EventBusName=topo.event_bus,
+        Targets=[
+            {"Id": "event-log", "Arn": f"arn:aws:logs:{region}:{account}:log-group:{topo.event_log_group}"}
+        ],
+    )
 
 
 def _create_log_group(logs: Any, name: str) -> None:

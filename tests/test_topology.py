@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import boto3
 import pytest
 
-from infra.topology import topology
+from infra.topology import Topology, topology
+from sandbox.provision import Provisioned, provision
 
 
 @pytest.mark.parametrize("stage", ["local", "test", "dev", "prod"])
@@ -39,3 +41,23 @@ def test_every_function_gets_the_powertools_identity_and_only_the_names_it_needs
         assert env["POWERTOOLS_METRICS_NAMESPACE"] == topo.metrics_namespace
     assert "CARS_TABLE_NAME" not in topo.function_environment(topo.monitor)
     assert "MONITOR_TABLE_NAME" not in topo.function_environment(topo.cars_api)
+
+
+@pytest.mark.integration
+def test_provisioning_creates_every_queue_rule_and_log_group_the_cdk_app_deploys(
+    provisioned: Provisioned, topo: Topology
+) -> None:
+    # Given the emulator provisioned from the topology (twice: provisioning is idempotent)
+    provision(topo, session=boto3.Session())
+    sqs, events, logs = (boto3.client(name) for name in ("sqs", "events", "logs"))
+    # Then the queues beyond the telemetry pair exist
+    for queue in (topo.relay_failures, topo.monitor_schedule_dlq):
+        assert sqs.get_queue_url(QueueName=queue.name)["QueueUrl"]
+    # And the bus rule the monitor watches routes fleet events to the event log group
+    rules = events.list_rules(EventBusName=topo.event_bus)["Rules"]
+    assert [r["Name"] for r in rules] == list(topo.event_rules)
+    targets = events.list_targets_by_rule(Rule=topo.event_log_rule, EventBusName=topo.event_bus)["Targets"]
+    assert [t["Arn"].rsplit(":", 1)[-1] for t in targets] == [topo.event_log_group]
+    groups = logs.describe_log_groups()["logGroups"]
+    expected = {fn.log_group for fn in topo.functions} | {topo.event_log_group}
+    assert expected <= {g["logGroupName"] for g in groups}
