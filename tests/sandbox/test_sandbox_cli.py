@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from sandbox import app as sandbox_app
 from sandbox import cli
 from sandbox.app import (
     STATE_FILE,
@@ -155,3 +156,30 @@ def test_busy_ports_are_clear_errors_and_leave_nothing_running(home: Path) -> No
                 sandbox.start()
             assert sandbox.emulator is None  # refused before starting anything
             assert not (home / STATE_FILE).exists()
+
+
+def _port_left_in_time_wait() -> int:
+    """A port whose server just closed a connection first (TIME_WAIT), as after a sandbox stops."""
+    with socket.socket() as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = int(server.getsockname()[1])
+        with socket.create_connection(("127.0.0.1", port)) as client:
+            conn, _ = server.accept()
+            conn.close()  # the server side closes first, like an HTTP server ending a response
+            client.recv(1)
+    return port
+
+
+def test_a_port_in_time_wait_after_a_stop_counts_as_free(home: Path) -> None:
+    # A restart right after Ctrl-C must not be refused: the real servers set SO_REUSEADDR,
+    # so the start-up probe must too, yet still refuse a port someone listens on.
+    port = _port_left_in_time_wait()
+    sandbox_app._check_port_free(port, "AWS emulator", "FLEETSCOPE_EMULATOR_PORT")
+    with socket.socket() as busy:
+        busy.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        busy.bind(("127.0.0.1", port))
+        busy.listen()
+        with pytest.raises(SandboxError, match="FLEETSCOPE_EMULATOR_PORT"):
+            sandbox_app._check_port_free(port, "AWS emulator", "FLEETSCOPE_EMULATOR_PORT")
