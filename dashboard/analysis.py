@@ -60,6 +60,13 @@ def safe_ratio(numerator: float, denominator: float) -> float | None:
     return None if denominator <= 0 else numerator / denominator
 
 
+def fmt_money_delta(delta: float) -> str:
+    """A signed dollar change with the sign first ("-$1.20", "+$0.00"): Streamlit's metric reads the
+    direction of its arrow from a leading "-", so "$-1.20" would be drawn as an increase."""
+    cents = round(delta, 2)
+    return f"{'-' if cents < 0 else '+'}${abs(cents):,.2f}"
+
+
 def fmt_number(value: float | None, unit: str = "", digits: int = 0) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"

@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import cost, data, specs, ui
-from dashboard.analysis import Kpi, fmt_number, period_for, safe_ratio
+from dashboard.analysis import Kpi, fmt_money_delta, fmt_number, period_for, safe_ratio
 from dashboard.queries import QueryError, align, status_mix
 from dashboard.usage import daily_usage
 
@@ -135,7 +135,9 @@ def _cost() -> None:
     st.metric(
         "Month-to-date cost (estimate)",
         f"${mtd:,.2f}",
-        delta=f"${values[-2] - values[-3]:+,.2f} yesterday vs the day before" if len(values) >= 3 else None,
+        delta=f"{fmt_money_delta(values[-2] - values[-3])} yesterday vs the day before"
+        if len(values) >= 3
+        else None,
         delta_color="inverse",
         chart_data=values,
         chart_type="bar",

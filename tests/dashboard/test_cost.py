@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dashboard import cost
+from dashboard.analysis import fmt_money_delta
 from dashboard.cost import FunctionUsage, Usage
 
 
@@ -117,3 +118,11 @@ def test_monitor_vs_anomaly_detection_alarms() -> None:
 def test_price_table_is_dated() -> None:
     assert cost.PRICES_AS_OF.year >= 2025
     assert cost.REGION == "us-east-1"
+
+
+@pytest.mark.parametrize(
+    ("delta", "text"),
+    [(-1.2, "-$1.20"), (2.5, "+$2.50"), (-0.001, "+$0.00"), (0.0, "+$0.00"), (-1234.5, "-$1,234.50")],
+)
+def test_money_delta_puts_the_sign_first_so_a_decrease_is_drawn_down(delta: float, text: str) -> None:
+    assert fmt_money_delta(delta) == text
