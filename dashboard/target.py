@@ -197,34 +197,19 @@ def sandbox_target(info: SandboxFile, settings: DashboardSettings, *, embedded: 
     )
 
 
-# CloudFormation output keys (normalised: lower case, alphanumerics only) that name each resource.
-_OUTPUT_KEYS: dict[str, tuple[str, ...]] = {
-    "api_name": ("apiname", "carsapiname", "restapiname"),
-    "cars_table": ("carstablename", "carstable"),
-    "outbox_table": ("outboxtablename", "outboxtable"),
-    "monitor_table": ("monitortablename", "monitortable"),
-    "telemetry_queue": (
-        "telemetryqueuename",
-        "cartelemetryqueuename",
-        "telemetryqueueurl",
-        "cartelemetryqueueurl",
-        "queuename",
-        "queueurl",
-    ),
-    "telemetry_dlq": (
-        "telemetrydlqname",
-        "cartelemetrydlqname",
-        "telemetrydlqurl",
-        "cartelemetrydlqurl",
-        "dlqname",
-        "dlqurl",
-        "deadletterqueuename",
-        "deadletterqueueurl",
-    ),
-    "event_bus": ("eventbusname", "fleetbusname", "busname"),
-    "alerts_topic": ("alertstopicname", "alertstopicarn", "topicname", "topicarn"),
+# The CloudFormation output keys the CDK stacks declare (infra/stacks/*_stack.py), normalised
+# (lower case, alphanumerics only); a test keeps the two in step.
+OUTPUT_KEYS: dict[str, str] = {
+    "api_name": "apiname",
+    "cars_table": "carstablename",
+    "outbox_table": "outboxtablename",
+    "monitor_table": "monitortablename",
+    "telemetry_queue": "telemetryqueueurl",
+    "telemetry_dlq": "telemetrydlqurl",
+    "event_bus": "eventbusname",
+    "alerts_topic": "alertstopicarn",
 }
-_FUNCTION_OUTPUT = re.compile(r"^(carsapi|telemetryingest|outboxrelay|monitor)(function)?name$")
+_FUNCTION_OUTPUT = re.compile(r"^(carsapi|telemetryingest|outboxrelay|monitor)functionname$")
 
 
 def _norm(key: str) -> str:
@@ -235,8 +220,8 @@ def resources_from_outputs(base: Resources, outputs: Mapping[str, str]) -> Resou
     """Override topology names with the deployed stacks' outputs where an output names a resource."""
     by_key = {_norm(k): v for k, v in outputs.items() if v}
     updates: dict[str, Any] = {}
-    for field, candidates in _OUTPUT_KEYS.items():
-        value = next((by_key[c] for c in candidates if c in by_key), None)
+    for field, key in OUTPUT_KEYS.items():
+        value = by_key.get(key)
         if value and field in ("telemetry_queue", "telemetry_dlq") and value.startswith("https://"):
             value = value.rstrip("/").rsplit("/", 1)[-1]  # a queue URL: the name is its last segment
         if value and field == "alerts_topic" and value.startswith("arn:"):

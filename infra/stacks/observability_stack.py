@@ -123,3 +123,5 @@ class ObservabilityStack(Stack):
         ):
             CfnOutput(self, output_id, value=f"{console}#dashboards/dashboard/{dashboard}")
         CfnOutput(self, "AlertsTopicArn", value=self.alerts.topic.topic_arn)
+        CfnOutput(self, "MonitorTableName", value=self.monitor_table.table.table_name)
+        CfnOutput(self, "MonitorFunctionName", value=self.monitor.function.function_name)

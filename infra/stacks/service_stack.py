@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration, Stack
+from aws_cdk import CfnOutput, Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
@@ -155,3 +155,20 @@ class ServiceStack(Stack):
                 alarm_name_prefix=topology.prefix,
                 alerts_topic=alerts_topic,
             )
+
+        # What the dashboard's AWS target reads (dashboard/target.py: OUTPUT_KEYS), and what a user copies.
+        assert self.telemetry.dead_letter_queue is not None
+        outputs = {
+            "ApiUrl": self.api.api.url,
+            "ApiName": topology.api_name,
+            "CarsTableName": self.cars.table.table_name,
+            "OutboxTableName": self.outbox.table.table_name,
+            "TelemetryQueueUrl": self.telemetry.queue.queue_url,
+            "TelemetryDlqUrl": self.telemetry.dead_letter_queue.queue_url,
+            "EventBusName": self.events.bus.event_bus_name,
+            "CarsApiFunctionName": self.cars_api.function.function_name,
+            "TelemetryIngestFunctionName": self.telemetry_ingest.function.function_name,
+            "OutboxRelayFunctionName": self.outbox_relay.function.function_name,
+        }
+        for key, value in outputs.items():
+            CfnOutput(self, key, value=value)
