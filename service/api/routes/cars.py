@@ -62,6 +62,14 @@ def _car_response(
     )
 
 
+def _location(car_id: str) -> str:
+    """The new car's URL path as the client called the API: the request context's path carries the
+    stage (`/v1/cars`) or a custom domain's base path, which the resource path (`/cars`) lacks."""
+    event = router.current_event
+    called = event.request_context.path or event.path
+    return f"{called.rstrip('/')}/{car_id}"
+
+
 def _version_from(if_match: str | None, body_version: int | None) -> int | None:
     header_version: int | None = None
     if if_match is not None:
@@ -121,7 +129,7 @@ def register_car(
     car = Car.model_validate(created)
     _observe("POST /cars", car.car_id)
     logger.info("car registered")
-    return _car_response(car, 201, {"Location": f"/cars/{car.car_id}"})
+    return _car_response(car, 201, {"Location": _location(car.car_id)})
 
 
 @router.get("/cars", summary="List cars (cursor pagination)", tags=["cars"], responses=PROBLEM_RESPONSES)
