@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
@@ -34,8 +36,15 @@ _MALFORMED_BODY_TYPES = {"json_invalid", "unsupported_content_type"}
 
 
 def body_size(app: APIGatewayRestResolver) -> int:
-    body = app.current_event.decoded_body
-    return len(body.encode("utf-8", "surrogatepass")) if body else 0
+    event = app.current_event
+    if not event.body:
+        return 0
+    if event.is_base64_encoded:  # the bytes themselves: they need not be UTF-8 text
+        try:
+            return len(base64.b64decode(event.body))
+        except binascii.Error:
+            return len(event.body)
+    return len(event.body.encode("utf-8", "surrogatepass"))
 
 
 def register_error_handlers(app: APIGatewayRestResolver) -> None:

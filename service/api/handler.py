@@ -44,7 +44,12 @@ class JsonOnlyRequestValidation(OpenAPIRequestValidationMiddleware):
                     }
                 ]
             )
-        return super()._get_body(app)
+        try:
+            return super()._get_body(app)
+        except UnicodeDecodeError as err:  # a base64-encoded body that is not UTF-8 text
+            raise RequestValidationError(
+                [{"type": "json_invalid", "loc": ("body",), "msg": "the body is not UTF-8 text", "input": {}}]
+            ) from err
 
 
 def reject_oversized_body(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response[Any]:

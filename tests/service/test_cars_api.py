@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import logging
@@ -12,10 +13,11 @@ import pytest
 
 from service.adapters.memory import InMemoryCarRepository
 from service.api import dependencies
-from service.api.handler import app
+from service.api.handler import app, lambda_handler
 from service.domain.cars import CarService
 from service.domain.events import CarRegistered, CarStatusChanged, CarUpdated
 from service.observability import logger
+from tests.service.apigw import FakeLambdaContext, rest_event
 from tests.service.conftest import Api, car_body
 
 pytestmark = pytest.mark.usefixtures("memory_service")
@@ -91,6 +93,24 @@ def test_malformed_bodies_are_4xx_never_500(api: Api, raw: str) -> None:
     response = api("POST", "/cars", raw_body=raw)
     assert response.status in (400, 422), response.body
     assert response.headers["content-type"] == PROBLEM
+
+
+@pytest.mark.parametrize(
+    ("method", "path"), [("POST", "/cars"), ("PUT", "/cars/c1"), ("PATCH", "/cars/c1/status")]
+)
+@pytest.mark.parametrize("raw", [b"\xff\xfe\x00garbage", bytes(range(256))])
+def test_a_body_that_is_not_utf8_is_400_not_500(
+    method: str, path: str, raw: bytes, memory_repo: InMemoryCarRepository
+) -> None:
+    # API Gateway (and the sandbox gateway) hand a non-text body to the Lambda base64-encoded.
+    event = rest_event(method, path, raw_body="", headers={"If-Match": '"1"'})
+    event["body"] = base64.b64encode(raw).decode()
+    event["isBase64Encoded"] = True
+    response = lambda_handler(event, FakeLambdaContext())
+    assert response["statusCode"] == 400, response["body"]
+    body = json.loads(response["body"])
+    assert body["type"].endswith("malformed-body")
+    assert memory_repo.outbox == []
 
 
 def test_oversized_body_is_413_even_when_valid_json(api: Api, memory_repo: InMemoryCarRepository) -> None:
