@@ -8,6 +8,13 @@ events capped at the band so an incident does not become the new normal within m
 tolerated baseline adds a relative and an absolute margin, and a point needs at least
 ``min_excess`` events above it: a 2-error blip on 3 requests is not an incident; 40% errors on
 2,000 requests is.
+
+The band comes from the same test as the score: ``upper`` sits half an event below the smallest count
+that is anomalous at the band level (tail probability <= ``band_p`` and at least ``min_excess`` events
+over the tolerated expectation), so a point is above the band exactly when its score reaches
+``p_to_score(band_p)`` (0.5, the count and rate rules' threshold). ``lower`` is 0: the model only
+tests the upper tail, nothing below its band is anomalous to it. Before ``warmup_points`` valid
+points the model has no opinion: score 0 and no band (NaN).
 """
 
 from __future__ import annotations
@@ -29,12 +36,13 @@ class CountConfig:
     rel_tol: float = 0.5  # tolerated relative excess over the baseline
     abs_tol: float = 0.005  # tolerated absolute excess (rate units; count units x 100 without volume)
     min_excess: float = 3.0  # events above the tolerated expectation needed to score at all
-    band_z: float = 4.0
+    band_p: float = 1e-5  # band level: the tail probability at which the score reaches 0.5
+    warmup_points: int = 12  # valid points seen before giving an opinion (score 0, no band before)
 
 
 class CountRateDetector(OnlineDetector):
     kind = "count_rate"
-    version = 1
+    version = 2  # 2: band from the score's own tail quantile (was a Poisson z-band)
 
     def __init__(self, config: CountConfig | None = None, **overrides: Any) -> None:
         base = config or CountConfig()
@@ -87,6 +95,7 @@ class CountRateDetector(OnlineDetector):
         k_arr = np.full(n, np.nan)
         n_arr = np.full(n, np.nan)
         tol_arr = np.full(n, np.nan)
+        warm = np.zeros(n, dtype=bool)
         ys = y.tolist()
         vs = vol.tolist()
         abs_tol = cfg.abs_tol if with_volume else cfg.abs_tol * 100.0
@@ -99,17 +108,18 @@ class CountRateDetector(OnlineDetector):
                 tol = min(tol, 1.0)
             tol_arr[i] = tol
             n_arr[i] = vi
+            warm[i] = self.n_ >= cfg.warmup_points
             if math.isnan(yi) or math.isnan(vi) or yi < 0:
                 continue
-            k = round(yi * vi) if with_volume else yi
+            k = round(yi * vi) if with_volume else round(yi)
             k_arr[i] = k
-            expected = tol * vi
-            cap = expected + cfg.band_z * math.sqrt(max(expected, 1.0)) + cfg.min_excess
+            # an incident must not become the new normal: absorb at most the band edge's events
+            cap = tol * vi + cfg.min_excess + 4.0 * math.sqrt(max(tol * vi, 1.0))
             self.events_ = decay * self.events_ + min(k, cap)
             self.exposure_ = decay * self.exposure_ + vi
             self.n_ += 1
         p = np.ones(n)
-        valid = ~np.isnan(k_arr)
+        valid = ~np.isnan(k_arr) & warm
         excess_ok = valid & (k_arr - tol_arr * n_arr >= cfg.min_excess)
         if excess_ok.any():
             from scipy import stats  # imported on first use: keeps `import monitor.detectors` cheap
@@ -120,13 +130,45 @@ class CountRateDetector(OnlineDetector):
                     k - 1, np.round(n_arr[excess_ok]).astype(np.int64), tol_arr[excess_ok]
                 )
             else:
-                p[excess_ok] = stats.poisson.sf(np.ceil(k) - 1, tol_arr[excess_ok])
-        expected = tol_arr * n_arr
-        spread = cfg.band_z * np.sqrt(np.maximum(expected, 1.0)) + cfg.min_excess
-        upper = expected + spread
-        lower = np.maximum(expected - spread, 0.0)
+                p[excess_ok] = stats.poisson.sf(k - 1, tol_arr[excess_ok])
+        k_star = np.where(warm, self._first_anomalous(tol_arr, n_arr, with_volume), np.nan)
+        upper = k_star - 0.5
+        lower = np.zeros(n)
         if with_volume:
             with np.errstate(invalid="ignore", divide="ignore"):
-                upper = np.where(n_arr > 0, np.minimum(upper / n_arr, 1.0), 1.0)
-                lower = np.where(n_arr > 0, lower / n_arr, 0.0)
+                upper = np.where(n_arr > 0, np.minimum(upper / n_arr, 1.0), np.nan)
         return np.where(np.isnan(p), 1.0, p), lower, upper
+
+    def _first_anomalous(self, tol: np.ndarray, n: np.ndarray, with_volume: bool) -> np.ndarray:
+        """Per point, the smallest event count the score calls anomalous at the band level ``band_p``
+        (the same tail and the same ``min_excess`` as the p-value; NaN without a usable volume)."""
+        from scipy import stats
+
+        cfg = self.config
+        out = np.full(len(tol), np.nan)
+        ok = ~np.isnan(tol) & ~np.isnan(n) & (n > 0)
+        if not ok.any():
+            return out
+        mean = tol[ok] * n[ok]
+        rate = tol[ok]
+        if with_volume:
+            trials = np.round(n[ok]).astype(np.int64)
+
+            def tail(k: np.ndarray) -> np.ndarray:  # P(X >= k), exactly as the score computes it
+                return np.asarray(stats.binom.sf(k - 1, trials, rate))
+
+            k_p = stats.binom.isf(cfg.band_p, trials, rate) + 1.0
+        else:
+
+            def tail(k: np.ndarray) -> np.ndarray:
+                return np.asarray(stats.poisson.sf(k - 1, rate))
+
+            k_p = stats.poisson.isf(cfg.band_p, rate) + 1.0
+        # isf is a numerical inverse: settle the boundary on the very tail function the score uses
+        k_p = np.where(tail(k_p - 1.0) <= cfg.band_p, k_p - 1.0, k_p)
+        k_p = np.where(tail(k_p) > cfg.band_p, k_p + 1.0, k_p)
+        if with_volume:
+            k_p = np.where(k_p > trials, np.inf, k_p)  # no count of this volume is that unlikely
+        k_e = np.ceil(mean + cfg.min_excess - 1e-9)
+        out[ok] = np.maximum(np.maximum(k_p, k_e), 1.0)
+        return out

@@ -8,6 +8,13 @@ maximum by a margin of the seen range is novel and scores high on its own, and (
 The final tail probability is the smallest of these, mapped to [0, 1] by `p_to_score`; the band is
 the seasonal baseline's (or the count model's).
 
+Score and band agree: the band is the set of values the point model (the seasonal baseline's
+calibrated tail, or the count model's test) does not call unusual at its band level, and a point
+inside it scores no more than that point model does; the windowed and combined evidence (likelihood,
+kNN, novelty) only raises the score of a point outside the band. So an elevated likelihood after an
+incident never makes a normal point look anomalous, and a point the alert rule ignores for being
+inside the band is never reported with a high score.
+
 With ``mask_points > 0`` the score reports onsets, as NAB's best detectors do (ARTime, CAD OSE,
 KNN-CAD stay quiet for a while after a hit): once a score reaches ``mask_level`` the episode has been
 reported and the following ``mask_points`` scores are held at 0. Profiles whose alert rule needs
@@ -48,6 +55,7 @@ class EnsembleConfig:
     novelty_after: int = 200  # valid points seen before novelty is judged
     mask_level: float = 0.5  # a score at or above this reports an episode onset...
     mask_points: int = 0  # ...and the next points' scores are held at 0 (0 = no masking)
+    band_gate: bool = True  # a point inside the band scores no more than the band's point model
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -69,7 +77,7 @@ class EnsembleConfig:
 
 class EnsembleDetector(OnlineDetector):
     kind = "ensemble"
-    version = 1
+    version = 2  # 2: score gated by the band; component models at version 2
 
     def __init__(self, config: EnsembleConfig | None = None) -> None:
         self.config = config or EnsembleConfig()
@@ -136,11 +144,13 @@ class EnsembleDetector(OnlineDetector):
         cfg = self.config
         n = len(y)
         p_point = np.ones(n)
+        p_band = np.ones(n)  # the point model whose band this is: its p-value bounds the score inside
         lower = np.full(n, np.nan)
         upper = np.full(n, np.nan)
         if self.seasonal_ is not None:
             s_out = self.seasonal_.process_raw(t, y)
             p_point = s_out.p
+            p_band = s_out.p
             lower, upper = s_out.lower, s_out.upper
         if self.knn_ is not None:
             p_point = fisher_combine(p_point, self.knn_.process_raw(y))
@@ -149,6 +159,7 @@ class EnsembleDetector(OnlineDetector):
             p_point = p_c if self.seasonal_ is None else fisher_combine(p_point, p_c)
             if self.seasonal_ is None:
                 lower, upper = c_lo, c_hi
+                p_band = p_c
         valid = ~np.isnan(y)
         p_final = np.ones(n)
         if self.likelihood_ is not None:
@@ -164,6 +175,10 @@ class EnsembleDetector(OnlineDetector):
             p_final = np.minimum(p_final, self._novelty(y))
         else:
             self.n_ += int(valid.sum())
+        if cfg.band_gate:
+            with np.errstate(invalid="ignore"):
+                inside = valid & (y >= lower) & (y <= upper)  # NaN band: no claim either way
+            p_final = np.where(inside, np.maximum(p_final, p_band), p_final)
         p_final = np.where(valid, p_final, 1.0)
         score = p_to_score(p_final)
         if cfg.mask_points > 0:

@@ -9,11 +9,18 @@ When ``shift_points`` consecutive points sit beyond ``shift_z`` on the same side
 confirmed and the level re-baselines to the median of those points (so a persistent level shift
 stops alerting once it is the new normal).
 
-Per point it yields the band ``forecast +/- band_z * scale`` and a tail probability for the robust
-z-score that is calibrated on the series itself (conformal): the share of the last ``calib_points``
-absolute z-scores that were at least as large. Real metrics are heavy-tailed and often quantised, so
-a normal tail would call every routine outlier a 1e-20 event; the conformal p-value cannot go below
-1/(N+1) from ranks alone, and beyond the largest z seen it keeps falling as ``(z_max/z)^tail_power``.
+Per point it yields a tail probability for the robust z-score that is calibrated on the series
+itself (conformal): the share of the last ``calib_points`` absolute z-scores that were at least as
+large. Real metrics are heavy-tailed and often quantised, so a normal tail would call every routine
+outlier a 1e-20 event; the conformal p-value cannot go below 1/(N+1) from ranks alone, and beyond the
+largest z seen it keeps falling as ``(z_max/z)^tail_power``. The band is the same calibration read
+backwards: ``forecast +/- z_band * scale`` with ``z_band`` the |z| whose tail probability is
+``band_p``, so a point inside the band never has a tail probability below ``band_p`` (before the
+calibration has ``calib_min`` values, or with ``band_p=None``, the band is ``band_z`` scales wide).
+
+Counts (``count_floor``): the scale is at least the Poisson sd ``sqrt(max(forecast, 1))``, and
+|z| up to ``calib_z_floor`` is never surprising, so a series that has always been 1 per period does
+not alarm at 2.
 """
 
 from __future__ import annotations
@@ -48,7 +55,11 @@ class SeasonalConfig:
     season_week_weight: float = 0.15  # share of a week's residual a weekday slot absorbs
     scale_beta: float = 0.02  # EW weight of the mean absolute residual
     clip_z: float = 3.0
-    band_z: float = 3.0
+    band_z: float = 3.0  # band width (in scales) until the calibration is warm
+    band_p: float | None = 1e-2  # band level: tail probability of the band edge (score 0.2); None:
+    # a fixed band of band_z scales (the NAB-tuned default profile, whose score is not gated by it)
+    count_floor: bool = False  # values are event counts: the scale is at least the Poisson sd
+    calib_z_floor: float = 0.0  # |z| up to this is never surprising (p = 1)
     tod_slots: int = 48  # time-of-day resolution (48 = half-hours)
     shift_z: float = 3.5
     shift_points: int = 12
@@ -73,7 +84,7 @@ class SeasonalOutput:
 
 class SeasonalBaselineDetector(OnlineDetector):
     kind = "seasonal_baseline"
-    version = 1
+    version = 2  # 2: band from the conformal calibration (band_p), count floor
 
     def __init__(self, config: SeasonalConfig | None = None, **overrides: Any) -> None:
         base = config or SeasonalConfig()
@@ -212,6 +223,8 @@ class SeasonalBaselineDetector(OnlineDetector):
             else:
                 forecast = self.flat_level_
                 sd = max(self.flat_scale_, floor)
+            if cfg.count_floor:
+                sd = max(sd, math.sqrt(max(abs(forecast), 1.0)))
             if self.prev_ is not None and not math.isnan(yi) and abs(yi - forecast) > cfg.shift_z * sd:
                 # After a re-baseline, a return to the previous level is recovery, not a new anomaly.
                 p_level, p_flat, p_scale, p_flat_scale = self.prev_
@@ -222,9 +235,12 @@ class SeasonalBaselineDetector(OnlineDetector):
                     self.prev_ = None
                     self.run_sign_, self.run_, self.flat_run_ = 0, [], []
                     forecast, sd = p_forecast, p_sd
+                    if cfg.count_floor:
+                        sd = max(sd, math.sqrt(max(abs(forecast), 1.0)))
+            z_band = self.band_z()
             exp_out[i] = forecast
-            lo_out[i] = forecast - cfg.band_z * sd
-            hi_out[i] = forecast + cfg.band_z * sd
+            lo_out[i] = forecast - z_band * sd
+            hi_out[i] = forecast + z_band * sd
             if math.isnan(yi):
                 continue
             z = (yi - forecast) / sd
@@ -288,18 +304,38 @@ class SeasonalBaselineDetector(OnlineDetector):
         self.flat_level_ += alpha * rfc
         self.flat_scale_ += beta * (_MEAN_ABS_TO_SD * abs(rfc) - self.flat_scale_)
 
+    def band_z(self) -> float:
+        """The |z| of the band's edge: the calibration's inverse at ``band_p`` (see `_calibrated_p`).
+
+        Every |z| <= band_z has a tail probability >= band_p; every |z| beyond it one <= band_p.
+        """
+        cfg = self.config
+        hist = self.zsorted_
+        n = len(hist)
+        if n < cfg.calib_min or cfg.band_p is None:
+            return max(cfg.band_z, cfg.calib_z_floor)
+        allowed = cfg.band_p * (n + 1.0) - 1.0  # values at least as large that still give p <= band_p
+        if allowed >= 0.0:
+            k = math.floor(allowed + 1e-12)
+            z = hist[n - 1 - k] if k < n else 0.0
+        else:
+            top = max(hist[-1], cfg.calib_z_floor)
+            z = top * (1.0 / (cfg.band_p * (n + 1.0))) ** (1.0 / cfg.tail_power)
+        return max(z, cfg.calib_z_floor)
+
     def _calibrated_p(self, az: float) -> float:
         """Conformal upper-tail probability of |z| against the recent |z| history; then absorb it."""
         cfg = self.config
         hist = self.zsorted_
         n = len(hist)
         p = 1.0
-        if n >= cfg.calib_min:
+        if n >= cfg.calib_min and az > cfg.calib_z_floor:
             at_least = n - bisect.bisect_left(hist, az)
+            top = max(hist[-1], cfg.calib_z_floor)
             if at_least > 0:
                 p = (at_least + 1.0) / (n + 1.0)
             elif az > 0.0:
-                p = min(1.0, (hist[-1] / az) ** cfg.tail_power if hist[-1] > 0 else 0.0) / (n + 1.0)
+                p = min(1.0, (top / az) ** cfg.tail_power if top > 0 else 0.0) / (n + 1.0)
         bisect.insort(hist, az)
         self.zhist_.append(az)
         if len(self.zhist_) > cfg.calib_points:
