@@ -50,6 +50,11 @@ def fleet_map(cars: pd.DataFrame) -> None:
     st.caption(" · ".join(legend))
 
 
+def _status_scale() -> alt.Scale:
+    """The map's colour per status, for every chart that colours by status."""
+    return alt.Scale(domain=list(ui.STATUS_COLORS), range=[f"rgb{c}" for c in ui.STATUS_COLORS.values()])
+
+
 def mix_and_trips(cars: pd.DataFrame) -> None:
     events = data.status_events()
     end = data.now_aligned(300)
@@ -67,13 +72,7 @@ def mix_and_trips(cars: pd.DataFrame) -> None:
             .encode(
                 x=alt.X("at:T", title=None),
                 y=alt.Y("cars:Q", stack="zero", title="cars"),
-                color=alt.Color(
-                    "status:N",
-                    scale=alt.Scale(
-                        domain=list(ui.STATUS_COLORS),
-                        range=[f"rgb{c}" for c in ui.STATUS_COLORS.values()],
-                    ),
-                ),
+                color=alt.Color("status:N", scale=_status_scale()),
                 tooltip=["at:T", "status:N", "cars:Q"],
             )
             .properties(height=260)
@@ -90,6 +89,7 @@ def mix_and_trips(cars: pd.DataFrame) -> None:
                 x=alt.X("at:T", title=None),
                 x2="until:T",
                 y=alt.Y("trips:Q", title="trips"),
+                y2=alt.datum(0),  # with x2 and no y2, Vega-Lite draws each bar as a line at its value
                 tooltip=["at:T", "trips:Q"],
             )
             .properties(height=260)
@@ -106,7 +106,7 @@ def battery(cars: pd.DataFrame) -> None:
         .encode(
             x=alt.X("battery_level:Q", bin=alt.Bin(step=10), title="state of charge (%)"),
             y=alt.Y("count():Q", title="cars"),
-            color=alt.Color("status:N", title=None),
+            color=alt.Color("status:N", title=None, scale=_status_scale()),
         )
         .properties(height=240)
     )

@@ -60,6 +60,15 @@ def test_fleet_shows_map_charts_and_searchable_table(dashboard_env: SeededSandbo
     assert_clean(at)
     assert len(at.get("deck_gl_json_chart")) == 1
     assert len(at.get("vega_lite_chart")) >= 3  # status mix, trips per hour, battery
+    specs = {}
+    for chart in at.get("vega_lite_chart"):
+        spec = json.loads(chart.proto.spec)
+        specs[str(spec.get("title", ""))] = spec
+    # Bars spanning [at, until) are drawn from 0 (without y2 Vega-Lite draws a flat line at the value)
+    assert specs["Trips started per hour"]["encoding"]["y2"] == {"datum": 0}
+    # The battery histogram colours statuses as the map and the status mix do
+    status_scale = specs["Status mix over time"]["encoding"]["color"]["scale"]
+    assert specs["Battery level"]["encoding"]["color"]["scale"] == status_scale
     table = at.dataframe[0].value
     assert len(table) == 40
     assert {"car_id", "vin", "status", "battery_level"} <= set(table.columns)
