@@ -84,7 +84,12 @@ def line_chart(
 def band_chart(
     frame: pd.DataFrame, *, title: str, unit: str, height: int = 220
 ) -> alt.LayerChart | alt.FacetChart:
-    """Observed line, the expected band as an area, anomalous points as red dots."""
+    """Observed line, the expected band as an area, anomalous points as red dots.
+
+    A series that never goes below 0 (counts, latencies, rates) shows its band from 0: a detector's
+    symmetric band can reach below 0, which would draw "-500 requests" or "-10,000 ms"."""
+    if bool(frame["value"].dropna().ge(0).all()):
+        frame = frame.assign(lower=frame["lower"].clip(lower=0.0), upper=frame["upper"].clip(lower=0.0))
     base = alt.Chart(frame).encode(x=alt.X("timestamp:T", title=None))
     band = base.mark_area(opacity=0.25, color="#1e88e5").encode(
         y=alt.Y("lower:Q", title=unit or None), y2="upper:Q"

@@ -189,3 +189,26 @@ def test_ratio_and_summed_series_keep_the_datapoints() -> None:
     total = queries.sum_series(frame, ["n", "m"])
     assert total.to_dict() == {t[0]: 10.0, t[1]: 20.0, t[2]: 5.0}
     assert queries.ratio(frame, ["e5"], ["n", "m"]).loc[t[2]] == 0.0
+
+
+def test_band_of_a_non_negative_series_is_drawn_from_zero() -> None:
+    from dashboard import ui
+
+    t = pd.date_range("2026-01-01", periods=3, freq="5min", tz=UTC)
+    frame = pd.DataFrame(
+        {
+            "timestamp": t,
+            "value": [5.0, 0.0, float("nan")],
+            "lower": [-500.0, -3.0, -1.0],
+            "upper": [900.0, -1.0, 20.0],
+            "score": [0.0, 0.0, 0.0],
+            "anomalous": [False, False, False],
+        }
+    )
+    spec = ui.band_chart(frame, title="API requests", unit="requests").to_dict()
+    rows = next(iter(spec["datasets"].values()))
+    assert [r["lower"] for r in rows] == [0.0, 0.0, 0.0]
+    assert [r["upper"] for r in rows] == [900.0, 0.0, 20.0]
+    # A series that does go negative keeps its band as the detector drew it
+    signed = ui.band_chart(frame.assign(value=[-5.0, 1.0, 2.0]), title="x", unit="").to_dict()
+    assert [r["lower"] for r in next(iter(signed["datasets"].values()))] == [-500.0, -3.0, -1.0]
