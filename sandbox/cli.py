@@ -113,7 +113,11 @@ def cmd_up(args: argparse.Namespace) -> int:
     for noisy in ("botocore", "urllib3", "werkzeug"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,30}", args.stage):
-        print(f"fleetscope sandbox up: bad stage {args.stage!r}", file=sys.stderr)
+        print(
+            f"fleetscope sandbox up: bad stage {args.stage!r}: use 1-31 lowercase letters, digits and '-' "
+            "(starting with a letter or digit), e.g. local or dev-2",
+            file=sys.stderr,
+        )
         return 2
     try:
         config = SandboxConfig(

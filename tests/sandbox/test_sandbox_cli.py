@@ -81,6 +81,13 @@ def test_bad_arguments_are_rejected(capsys: pytest.CaptureFixture[str]) -> None:
     assert "must be >= 1" in capsys.readouterr().err
 
 
+def test_a_bad_stage_says_what_a_stage_may_be(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["sandbox", "up", "--no-dashboard", "--stage", "Bad_Stage!"]) == 2
+    err = capsys.readouterr().err
+    assert "'Bad_Stage!'" in err
+    assert "lowercase letters, digits and '-'" in err
+
+
 def test_incident_and_alerts_delegate_to_the_fleet_modules(
     home: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
