@@ -13,6 +13,7 @@ import argparse
 import importlib
 import json
 import logging
+import os
 import re
 import signal
 import sys
@@ -192,7 +193,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Any = args.handler
-    return int(handler(args))
+    try:
+        return int(handler(args))
+    except BrokenPipeError:
+        # The reader of our output went away (`fleetscope alerts | head`): stop quietly, as `cat` does.
+        # Point stdout at /dev/null so the interpreter's final flush does not raise again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

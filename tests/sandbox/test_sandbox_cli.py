@@ -190,3 +190,25 @@ def test_a_port_in_time_wait_after_a_stop_counts_as_free(home: Path) -> None:
         busy.listen()
         with pytest.raises(SandboxError, match="FLEETSCOPE_EMULATOR_PORT"):
             sandbox_app._check_port_free(port, "AWS emulator", "FLEETSCOPE_EMULATOR_PORT")
+
+
+def test_output_piped_into_a_reader_that_stops_early_ends_quietly(tmp_path: Path) -> None:
+    # `fleetscope alerts | head -1`: the reader goes away; no BrokenPipeError traceback.
+    envelope = {"Type": "Notification", "Subject": "[INFO] OPEN x", "Message": json.dumps({"pad": "x" * 300})}
+    (tmp_path / "alerts.jsonl").write_text("\n".join(json.dumps(envelope) for _ in range(2000)) + "\n")
+    env = os.environ | {"FLEETSCOPE_HOME": str(tmp_path)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sandbox.cli", "alerts"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    assert json.loads(proc.stdout.readline())["Subject"] == "[INFO] OPEN x"
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=30) == 0
+    assert "Traceback" not in err
+    assert "BrokenPipe" not in err
