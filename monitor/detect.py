@@ -98,7 +98,8 @@ def parse_value(text: str) -> float:
 
 def read_series(path: Path) -> Series:
     try:
-        with path.open(newline="", encoding="utf-8") as fh:
+        # utf-8-sig: a byte-order mark (spreadsheet "CSV UTF-8" exports) is not part of the header.
+        with path.open(newline="", encoding="utf-8-sig") as fh:
             reader = csv.reader(fh)
             header = next(reader, None)
             if header is None:

@@ -152,3 +152,11 @@ def test_out_dir_that_is_or_contains_the_data_dir_is_refused_and_inputs_are_unto
     assert "--out-dir" in err
     assert "no *.csv files" not in err
     assert src.read_bytes() == before
+
+
+def test_a_utf8_bom_and_crlf_lines_as_spreadsheets_export_them_are_read(tmp_path: Path) -> None:
+    path = tmp_path / "excel.csv"
+    path.write_bytes(b"\xef\xbb\xbftimestamp,value\r\n2026-01-01 00:00:00,1\r\n2026-01-01 00:05:00,2\r\n")
+    series = read_series(path)
+    assert series.raw_timestamps == ["2026-01-01 00:00:00", "2026-01-01 00:05:00"]
+    assert series.y.tolist() == [1.0, 2.0]
