@@ -1,4 +1,8 @@
-"""`python -m benchmarks [name ...]` runs every benchmark module (or the named ones) in turn."""
+"""`python -m benchmarks [bench_name ...] [-- options]` runs every benchmark module, or the named ones.
+
+Options after the names go to the benchmark itself, so they need exactly one name:
+`python -m benchmarks bench_service_api --iterations 50`.
+"""
 
 from __future__ import annotations
 
@@ -11,14 +15,25 @@ import benchmarks
 
 
 def main(argv: list[str]) -> int:
-    names = argv or sorted(
+    names = [arg.removesuffix(".py") for arg in argv if arg.startswith("bench_")]
+    options = [arg for arg in argv if not arg.startswith("bench_") and arg != "--"]
+    available = sorted(
         m.name for m in pkgutil.iter_modules(benchmarks.__path__) if m.name.startswith("bench_")
     )
-    for name in names:
-        module = importlib.import_module(f"benchmarks.{name.removesuffix('.py')}")
+    unknown = [name for name in names if name not in available]
+    if unknown:
+        print(
+            f"unknown benchmark(s): {', '.join(unknown)}; available: {', '.join(available)}", file=sys.stderr
+        )
+        return 2
+    if options and len(names) != 1:
+        print("options go to one benchmark: python -m benchmarks bench_NAME [options]", file=sys.stderr)
+        return 2
+    for name in names or available:
+        module = importlib.import_module(f"benchmarks.{name}")
         print(f"\n=== {module.__name__} ===", flush=True)
         started = time.perf_counter()
-        module.main([])
+        module.main(options)
         print(f"--- {module.__name__} took {time.perf_counter() - started:.1f}s", flush=True)
     return 0
 
