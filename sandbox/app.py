@@ -248,7 +248,7 @@ class Sandbox:
             self._step("xray", self.xray.stop)
         self.hooks = self._fault_hook()
         for fn in self.topology.functions:
-            extra = {"MONITOR_PERIOD_S": str(cfg.monitor_period_s)} if fn.key == "monitor" else {}
+            extra = self._monitor_environment(cfg) if fn.key == "monitor" else {}
             runtime = LambdaRuntime(
                 self.topology,
                 fn,
@@ -306,6 +306,23 @@ class Sandbox:
             return True
         self._skip(f"{fn.key}: handler module {module} is not there yet")
         return False
+
+    @staticmethod
+    def _monitor_environment(cfg: SandboxConfig) -> dict[str, str]:
+        """The monitor's sandbox settings; a variable already set in the environment wins.
+
+        Metrics are flushed every few seconds here, so a minute is complete long before CloudWatch's
+        2-minute settle; and history older than the backfill's 1-minute tail is 5-minute data.
+        """
+        defaults = {
+            "MONITOR_PERIOD_S": str(cfg.monitor_period_s),
+            "MONITOR_SETTLE_S": "10",
+            "MONITOR_HISTORY_DAYS": "2",
+        }
+        return {
+            key: os.environ.get(key, value) if key != "MONITOR_PERIOD_S" else value
+            for key, value in defaults.items()
+        }
 
     def _fault_hook(self) -> FaultHook:
         if not module_available("sandbox.faults"):
