@@ -300,7 +300,13 @@ def test_business_metrics_are_emitted_as_emf(api: Api, capsys: pytest.CaptureFix
     registered = [x for x in lines if "CarsRegistered" in x]
     assert [x["CarsRegistered"] for x in registered] == [[1.0]]
     transitions = [x for x in lines if "StatusTransitions" in x]
-    assert [x["to_status"] for x in transitions] == ["charging"]
-    metric_defs = transitions[0]["_aws"]["CloudWatchMetrics"]  # type: ignore[index]
+    by_status = [x for x in transitions if "to_status" in x]
+    assert [x["to_status"] for x in by_status] == ["charging"]
+    metric_defs = by_status[0]["_aws"]["CloudWatchMetrics"]  # type: ignore[index]
     assert metric_defs[0]["Namespace"] == "Fleetscope"
     assert metric_defs[0]["Dimensions"] == [["to_status", "service"]]  # a small, fixed dimension set
+    # and the per-service total, the series the monitor's catalog watches
+    totals = [x for x in transitions if "to_status" not in x]
+    assert [x["StatusTransitions"] for x in totals] == [[1.0]]
+    dimensions = [x["_aws"]["CloudWatchMetrics"][0]["Dimensions"] for x in (totals[0], registered[0])]  # type: ignore[index]
+    assert dimensions[0] == dimensions[1]  # the same per-service dimension set as CarsRegistered

@@ -83,6 +83,8 @@ def _version_from(if_match: str | None, body_version: int | None) -> int | None:
 
 
 def _count_transition(to_status: CarStatus) -> None:
+    """The per-service total (what the monitor watches) and the breakdown by target status."""
+    metrics.add_metric(name="StatusTransitions", unit=MetricUnit.Count, value=1)
     with single_metric(
         name="StatusTransitions",
         unit=MetricUnit.Count,
