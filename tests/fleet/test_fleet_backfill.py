@@ -11,7 +11,7 @@ import boto3
 import numpy as np
 import pytest
 
-from infra.topology import Topology
+from infra.topology import Topology, topology
 from monitor.catalog import ResourceNames, build_catalog
 from sandbox.backfill import HistoryModel, HistoryProfile, backfill_history, catalog_series, read_marker
 from sandbox.demand import DemandModel
@@ -19,6 +19,12 @@ from sandbox.emulator import Emulator
 
 # A Wednesday, 18:00 UTC = evening rush in Lisbon.
 END = datetime(2026, 11, 25, 18, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def topo() -> Topology:
+    """A stage of its own: other tests write metrics of the shared `test` stage into the same emulator."""
+    return topology("backfilltest")
 
 
 def test_history_keeps_related_series_consistent(topo: Topology) -> None:
