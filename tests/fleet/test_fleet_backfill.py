@@ -111,7 +111,8 @@ def test_backfill_writes_the_catalog_series_and_marks_them_simulated(
     assert json.loads((Path(home) / "backfill.json").read_text())["datums"] == report.datums
     # ListMetrics sees the written series with the catalog's dimensions (no marker dimension).
     cw = boto3.client("cloudwatch")
-    listed = cw.list_metrics(Namespace="AWS/ApiGateway", MetricName="Count")["Metrics"]
+    api = {"Name": "ApiName", "Value": topo.api_name}
+    listed = cw.list_metrics(Namespace="AWS/ApiGateway", MetricName="Count", Dimensions=[api])["Metrics"]
     assert [sorted(d["Name"] for d in m["Dimensions"]) for m in listed] == [["ApiName", "Stage"]]
 
 
