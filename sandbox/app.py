@@ -229,7 +229,7 @@ class Sandbox:
         # Fail fast, before anything starts, on ports another program holds.
         _check_port_free(cfg.emulator_port, "AWS emulator", "FLEETSCOPE_EMULATOR_PORT")
         _check_port_free(cfg.api_port, "API gateway", "FLEETSCOPE_API_PORT")
-        self.emulator = Emulator(port=cfg.emulator_port, own_session=True)
+        self.emulator = Emulator(port=cfg.emulator_port, own_session=True, sqs_metrics_interval_s=60.0)
         self._step("emulator", self.emulator.stop)
         try:
             self.emulator.start()

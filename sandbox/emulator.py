@@ -46,10 +46,14 @@ class Emulator:
         host: str = "127.0.0.1",
         startup_timeout_s: float = 60.0,
         own_session: bool = False,
+        sqs_metrics_interval_s: float | None = None,
     ) -> None:
         # own_session: run in a new session, so a terminal's Ctrl-C reaches only the owner, which
         # then stops the emulator after everything that still talks to it (used by the sandbox).
         self.own_session = own_session
+        # sqs_metrics_interval_s: publish AWS/SQS queue metrics this often, as SQS does (the sandbox);
+        # None keeps the metric store to what clients put (tests that assert on exact series).
+        self.sqs_metrics_interval_s = sqs_metrics_interval_s
         self.host = host
         self.requested_port = port
         self.startup_timeout_s = startup_timeout_s
@@ -76,6 +80,8 @@ class Emulator:
             "--port",
             str(self.requested_port),
         ]
+        if self.sqs_metrics_interval_s:
+            cmd += ["--sqs-metrics-interval", str(self.sqs_metrics_interval_s)]
         env = os.environ | LOCAL_CREDENTIALS
         self._process = subprocess.Popen(
             cmd,
@@ -161,13 +167,19 @@ def install_extensions() -> None:
     serialize_dynamodb()
 
 
-def serve(host: str, port: int) -> None:
+def serve(host: str, port: int, *, sqs_metrics_interval_s: float | None = None) -> None:
     from moto.server import ThreadedMotoServer
+
+    from sandbox.sqs_metrics import SqsMetricsPublisher
 
     install_extensions()
     server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
     server.start()
     _host, bound_port = server.get_host_and_port()
+    publisher = None
+    if sqs_metrics_interval_s:
+        endpoint = f"http://{host}:{bound_port}"
+        publisher = SqsMetricsPublisher(endpoint, interval_s=sqs_metrics_interval_s).start()
     print(f"READY {bound_port}", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -177,6 +189,8 @@ def serve(host: str, port: int) -> None:
         stop.wait(0.5)
         if os.getppid() != parent:  # the owner died without stopping us (e.g. SIGKILL): stop too
             stop.set()
+    if publisher is not None:
+        publisher.stop()
     server.stop()
 
 
@@ -184,10 +198,18 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m sandbox.emulator", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=int(os.environ.get("FLEETSCOPE_EMULATOR_PORT", "5055")))
+    parser.add_argument(
+        "--sqs-metrics-interval",
+        type=float,
+        default=None,
+        help="publish AWS/SQS queue metrics every N seconds, as SQS does (off by default)",
+    )
     args = parser.parse_args(argv)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         parser.error("the emulator listens on loopback only")
-    serve(args.host, args.port)
+    if args.sqs_metrics_interval is not None and args.sqs_metrics_interval <= 0:
+        parser.error("--sqs-metrics-interval must be positive")
+    serve(args.host, args.port, sqs_metrics_interval_s=args.sqs_metrics_interval)
 
 
 def wait_until_ready(endpoint_url: str, timeout_s: float = 30.0) -> None:

@@ -1,0 +1,76 @@
+"""The emulator publishes AWS/SQS queue metrics as SQS does, so DLQ depth and queue age are watchable."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+
+from sandbox.emulator import Emulator, aws_environment
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def _latest(cw: Any, queue: str, metric: str, stat: str = "Maximum") -> float | None:
+    now = datetime.now(UTC)
+    result = cw.get_metric_data(
+        StartTime=now - timedelta(minutes=5),
+        EndTime=now + timedelta(minutes=1),
+        ScanBy="TimestampDescending",
+        MetricDataQueries=[
+            {
+                "Id": "q",
+                "MetricStat": {
+                    "Metric": {
+                        "Namespace": "AWS/SQS",
+                        "MetricName": metric,
+                        "Dimensions": [{"Name": "QueueName", "Value": queue}],
+                    },
+                    "Period": 60,
+                    "Stat": stat,
+                },
+            }
+        ],
+    )["MetricDataResults"][0]
+    return float(result["Values"][0]) if result["Values"] else None
+
+
+def test_queue_depth_and_oldest_message_age_are_published_every_interval(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given an emulator that publishes SQS metrics every second, and a queue with 3 waiting messages
+    with Emulator(port=0, sqs_metrics_interval_s=1.0) as emu:
+        for key, value in aws_environment(emu.endpoint_url).items():
+            monkeypatch.setenv(key, value)
+        sqs, cw = boto3.client("sqs"), boto3.client("cloudwatch")
+        url = sqs.create_queue(QueueName="backlog")["QueueUrl"]
+        empty = sqs.create_queue(QueueName="empty")["QueueUrl"]
+        assert empty
+        for i in range(3):
+            sqs.send_message(QueueUrl=url, MessageBody=str(i))
+        time.sleep(3.5)
+        # Then the depth is there, the oldest message has an age, and an empty queue reports 0
+        assert _latest(cw, "backlog", "ApproximateNumberOfMessagesVisible") == 3.0
+        age = _latest(cw, "backlog", "ApproximateAgeOfOldestMessage")
+        assert age is not None
+        assert 1.0 <= age <= 60.0
+        assert _latest(cw, "empty", "ApproximateNumberOfMessagesVisible") == 0.0
+        # And a received (in-flight) message leaves the visible count (several datums a minute here,
+        # so the minute's Minimum shows the newest state)
+        sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, VisibilityTimeout=60)
+        time.sleep(2.5)
+        assert _latest(cw, "backlog", "ApproximateNumberOfMessagesVisible", "Minimum") == 2.0
+        assert _latest(cw, "backlog", "ApproximateNumberOfMessagesNotVisible") == 1.0
+
+
+def test_the_publisher_is_off_unless_asked_for(emulator: Emulator) -> None:
+    # Given the tests' shared emulator (no interval) and a queue with a message
+    sqs, cw = boto3.client("sqs"), boto3.client("cloudwatch")
+    url = sqs.create_queue(QueueName="quiet-queue")["QueueUrl"]
+    sqs.send_message(QueueUrl=url, MessageBody="x")
+    time.sleep(1.5)
+    # Then nothing but what clients put reaches the metric store
+    assert _latest(cw, "quiet-queue", "ApproximateNumberOfMessagesVisible") is None
