@@ -195,6 +195,12 @@ def test_poison_telemetry_is_dead_lettered_and_nothing_is_lost(
     # Every poison message is received maxReceiveCount times (60 s visibility) and then dead-lettered.
     sandbox.wait_for(lambda: queue_counts(sandbox, dlq) >= poison_sent, timeout_s=420, poll_s=10)
     assert queue_counts(sandbox, dlq) == poison_sent
+
+    # And the DLQ alert: the emulator publishes AWS/SQS depth each minute, the monitor watches it.
+    def dlq_alerted() -> bool:
+        return any(a.kind == "OPEN" and a.resource == f"sqs:{dlq}" for a in sandbox.alerts()[alerts_before:])
+
+    sandbox.wait_for(dlq_alerted, timeout_s=300, poll_s=10)
     # Nothing sent is lost: valid + poison sent = applied + stale (acknowledged) + DLQ + still queued.
     # The fleet's counters are a file refreshed every 2 s and the ingest's metrics are flushed every 2 s,
     # so the check brackets the live count between two reads of the counters.
