@@ -113,7 +113,7 @@ class CountRateDetector(OnlineDetector):
                 continue
             k = round(yi * vi) if with_volume else round(yi)
             k_arr[i] = k
-            # an incident must not become the new normal: absorb at most the band edge's events
+            # an incident must not become the new normal: absorb at most ~4 sd above the tolerance
             cap = tol * vi + cfg.min_excess + 4.0 * math.sqrt(max(tol * vi, 1.0))
             self.events_ = decay * self.events_ + min(k, cap)
             self.exposure_ = decay * self.exposure_ + vi
