@@ -37,8 +37,10 @@ format: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# The incident end-to-end suite (tests/e2e: ~35 min of real time) is `make test-e2e`, not part of
+# `make test` yet: its latency-regression case is not reliable (README, "Tests").
 test: install lint typecheck
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest --ignore=tests/e2e $(PYTEST_ARGS)
 
 test-unit: install
 	$(BIN)/pytest -m "not integration and not e2e and not browser and not infra" $(PYTEST_ARGS)
@@ -47,7 +49,7 @@ test-integration: install
 	$(BIN)/pytest -m integration $(PYTEST_ARGS)
 
 test-e2e: install
-	$(BIN)/pytest -m "e2e or browser" $(PYTEST_ARGS)
+	$(BIN)/pytest -m "e2e or browser" tests/e2e tests/dashboard $(PYTEST_ARGS)
 
 bench: install
 	$(PY) -m benchmarks
