@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -23,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from dashboard.settings import DashboardSettings
 from infra.topology import Topology, topology
 from monitor.catalog import FunctionName, ResourceNames
+from sandbox.app import pid_alive
 
 LOCAL_CREDENTIALS = {
     "aws_access_key_id": "testing",
@@ -154,18 +154,6 @@ class SandboxFile(BaseModel):
     stage: str = "local"
     pid: int
     inbox: str | None = None
-
-
-def pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def read_sandbox_file(path: Path) -> SandboxFile | None:
