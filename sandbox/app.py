@@ -18,7 +18,6 @@ import importlib.util
 import json
 import logging
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -34,7 +33,7 @@ from typing import Any
 import boto3
 
 from infra.topology import FunctionSpec, Topology, topology
-from sandbox.emulator import Emulator, EmulatorError, aws_environment
+from sandbox.emulator import Emulator, EmulatorError, aws_environment, stop_process
 from sandbox.gateway import Gateway, GatewayConfig
 from sandbox.hooks import FaultHook, NoFaults
 from sandbox.provision import Provisioned, provision
@@ -529,14 +528,7 @@ class Sandbox:
 
     def _stop_dashboard(self) -> None:
         proc, self.dashboard_process = self.dashboard_process, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        stop_process(proc)
 
     # ---- state file ---------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:

@@ -16,7 +16,7 @@ import threading
 import time
 import urllib.request
 from types import TracebackType
-from typing import IO
+from typing import IO, Any
 
 LOCAL_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -105,14 +105,7 @@ class Emulator:
 
     def stop(self) -> None:
         proc, self._process = self._process, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop_process(proc)
 
     def __enter__(self) -> Emulator:
         return self.start()
@@ -121,6 +114,18 @@ class Emulator:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+def stop_process(proc: subprocess.Popen[Any] | None, timeout_s: float = 10.0) -> None:
+    """SIGTERM a child we started, wait for it, and SIGKILL it if it does not exit in time."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=timeout_s)
 
 
 def _drain(stream: IO[str] | None) -> None:
