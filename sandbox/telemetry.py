@@ -5,6 +5,9 @@ events, and a background thread flushes them every `flush_interval_s` seconds: s
 series and second are folded into one PutMetricData datum with Values/Counts (so percentiles stay
 exact), log events go out with one PutLogEvents call per log stream. Nothing here makes an HTTP call
 per invocation or per request.
+
+Observers (`TelemetrySink.add_observer`) see every metric sample as it is added, before batching:
+the sandbox uses one to measure its own latencies for a few seconds at start (`sandbox.calibration`).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import logging
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +27,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 log = logging.getLogger(__name__)
 
 Dimensions = tuple[tuple[str, str], ...]
+MetricObserver = Callable[["MetricSample"], None]
 _MAX_VALUES_PER_DATUM = 150
 _MAX_DATA_PER_CALL = 1000
 _MAX_LOG_BATCH = 10_000
@@ -101,6 +105,7 @@ class TelemetrySink:
         self._flush_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._observers: tuple[MetricObserver, ...] = ()  # replaced, never mutated: read without a lock
         self.flushed_samples = 0
         self.flushed_log_events = 0
         self.errors = 0
@@ -111,6 +116,26 @@ class TelemetrySink:
         key = (sample.namespace, sample.name, sample.dimensions, sample.unit, second)
         with self._lock:
             self._metrics[key][sample.value] += 1
+        for observer in self._observers:
+            try:
+                observer(sample)
+            except Exception:  # an observer must never break the telemetry of the functions
+                log.exception("metric observer %r failed; removing it", observer)
+                self.remove_observer(observer)
+
+    def add_observer(self, observer: MetricObserver) -> None:
+        """Call `observer(sample)` for every metric sample added from now on (on the adding thread).
+
+        It runs outside the sink's lock, on the request or invocation thread, so it must be cheap;
+        an observer that raises is logged and removed.
+        """
+        with self._lock:
+            self._observers = (*self._observers, observer)
+
+    def remove_observer(self, observer: MetricObserver) -> None:
+        """Stop calling `observer` (no error if it is not registered)."""
+        with self._lock:
+            self._observers = tuple(o for o in self._observers if o != observer)  # bound methods: ==
 
     def add_metrics(self, samples: Iterable[MetricSample]) -> None:
         for sample in samples:
