@@ -234,12 +234,18 @@ def cost_explorer(days: int = 14) -> pd.DataFrame:
 
 @st.cache_data(ttl=TTL_S, show_spinner="Scoring with the monitor's detectors…")
 def _resource_bands(
-    key: str, resource: str, start: datetime, end: datetime, period_s: int, train_from: datetime
+    key: str,
+    resource: str,
+    start: datetime,
+    end: datetime,
+    period_s: int,
+    train_from: datetime,
+    group: bool = False,
 ) -> dict[str, Band | str]:
-    """Each series of one resource with the monitor's expected band (or why there is none)."""
+    """Each series of one resource (or incident group) with the monitor's expected band (or why not)."""
     target = Target.model_validate_json(key)
     cat = specs.catalog(target.resources, period_s)
-    members = [s for s in cat.series if s.resource == resource]
+    members = [s for s in cat.series if (s.group if group else s.resource) == resource]
     raw_ids = {s.id for s in members if isinstance(s, MetricSpec)}
     for d in members:
         if isinstance(d, DerivedSpec):
@@ -270,6 +276,9 @@ def _resource_bands(
     return out
 
 
-def resource_bands(resource: str, start: datetime, end: datetime, period_s: int) -> dict[str, Band | str]:
+def resource_bands(
+    resource: str, start: datetime, end: datetime, period_s: int, *, group: bool = False
+) -> dict[str, Band | str]:
+    """Bands of the series of `resource`, or of the incident group `resource` when `group`."""
     hours = (end - start).total_seconds() / 3600
-    return _resource_bands(target_key(), resource, start, end, period_s, start - training_span(hours))
+    return _resource_bands(target_key(), resource, start, end, period_s, start - training_span(hours), group)

@@ -97,6 +97,7 @@ class Resources(BaseModel):
             queues=(self.telemetry_queue,),
             dlqs=(self.telemetry_dlq,),
             event_bus=self.event_bus,
+            consumers={self.telemetry_queue: "telemetry-ingest", self.telemetry_dlq: "telemetry-ingest"},
         )
 
     def function(self, key: str) -> FunctionInfo | None:

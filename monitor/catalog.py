@@ -88,6 +88,10 @@ class ResourceNames(_Frozen):
     dlqs: tuple[str, ...] = ()
     event_bus: str = Field(min_length=1)
     event_rules: tuple[str, ...] = ()
+    consumers: dict[str, str] = Field(
+        default_factory=dict,
+        description="queue name -> key of the function that consumes it (its alerts join that service)",
+    )
 
     @classmethod
     def from_topology(cls, topo: Topology) -> ResourceNames:
@@ -103,6 +107,10 @@ class ResourceNames(_Frozen):
             dlqs=(topo.telemetry_dlq.name,),
             event_bus=topo.event_bus,
             event_rules=tuple(r if isinstance(r, str) else r.name for r in rules),
+            consumers={
+                topo.telemetry_queue.name: topo.telemetry_ingest.key,
+                topo.telemetry_dlq.name: topo.telemetry_ingest.key,
+            },
         )
 
     def to_env(self) -> str:
@@ -116,13 +124,27 @@ class ResourceNames(_Frozen):
 class _SeriesSpec(_Frozen):
     id: SeriesId
     title: str = Field(min_length=1, description="human name used in alerts")
-    resource: str = Field(min_length=1, description="the resource this series belongs to (grouping)")
+    resource: str = Field(min_length=1, description="the resource this series belongs to (an API, a queue)")
+    group: str = Field(
+        default="",
+        description=(
+            "incident group: alerting series of one group are one incident. A service's API, its "
+            "function, its queues and its business metrics share `service:<name>`; default: the resource"
+        ),
+    )
     direction: Direction
     severity: Severity
     profile: str = Field(min_length=1)
     min_volume: float | None = Field(default=None, ge=0, description="rates: minimum denominator to alert")
     unit: str = ""
     service: str = Field(default="fleetscope", description="owning service (SNS `service` attribute)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _group_defaults_to_resource(cls, data: object) -> object:
+        if isinstance(data, dict) and not data.get("group") and data.get("resource"):
+            return {**data, "group": data["resource"]}
+        return data
 
 
 class MetricSpec(_SeriesSpec):
@@ -200,6 +222,7 @@ class _Builder:
         self.metrics: list[MetricSpec] = []
         self.derived: list[DerivedSpec] = []
         self.service = "fleetscope"  # owning service of the entries added next
+        self.group = ""  # their incident group ("" = each resource on its own)
 
     def metric(
         self,
@@ -233,6 +256,7 @@ class _Builder:
                 fill_zero=fill_zero,
                 unit=unit,
                 service=self.service,
+                group=self.group,
             )
         )
         return id
@@ -262,6 +286,7 @@ class _Builder:
                 profile=PROFILE_RATE,
                 unit="ratio",
                 service=self.service,
+                group=self.group,
             )
         )
 
@@ -279,6 +304,9 @@ def build_catalog(names: ResourceNames, *, period_s: int) -> Catalog:
     gw = "AWS/ApiGateway"
     api_fn = names.function("cars-api")
     b.service = api_fn.service if api_fn else "fleetscope"
+    # One fault of a service shows on its API, its function and its business metrics at once (an
+    # error burst: API 5XX, Lambda Errors, error rates): they are one incident of `service:<name>`.
+    b.group = f"service:{api_fn.service}" if api_fn else ""
     count = b.metric(
         f"{api}:count", "API requests", resource=api, namespace=gw, name="Count", dims=api_dims,
         stat="Sum", direction="both", severity=warn, profile=PROFILE_COUNT, unit="requests",
@@ -310,6 +338,7 @@ def build_catalog(names: ResourceNames, *, period_s: int) -> Catalog:
     for fn in names.functions:
         res = f"lambda:{fn.name}"
         b.service = fn.service
+        b.group = f"service:{fn.service}"
         dims = {"FunctionName": fn.name}
         inv = b.metric(
             f"{res}:invocations", f"{fn.key} invocations", resource=res, namespace=lam, name="Invocations",
@@ -346,7 +375,7 @@ def build_catalog(names: ResourceNames, *, period_s: int) -> Catalog:
 
     # DynamoDB tables: throttles and consumed capacity.
     ddb = "AWS/DynamoDB"
-    b.service = "fleetscope"
+    b.service, b.group = "fleetscope", ""  # tables are shared by several services
     for table in names.tables:
         res = f"dynamodb:{table}"
         dims = {"TableName": table}
@@ -374,9 +403,17 @@ def build_catalog(names: ResourceNames, *, period_s: int) -> Catalog:
 
     # SQS: backlog age and depth; DLQ depth is critical (messages are failing for good).
     sqs = "AWS/SQS"
+
+    def consumed_by(queue: str) -> None:
+        """A queue belongs to the service of its consumer (a backlog or a DLQ is that service's fault)."""
+        consumer = names.function(names.consumers.get(queue, ""))
+        b.service = consumer.service if consumer else "fleetscope"
+        b.group = f"service:{consumer.service}" if consumer else ""
+
     for queue in names.queues:
         res = f"sqs:{queue}"
         dims = {"QueueName": queue}
+        consumed_by(queue)
         b.metric(
             f"{res}:age", f"{queue} oldest message age", resource=res, namespace=sqs,
             name="ApproximateAgeOfOldestMessage", dims=dims, stat="Maximum", direction="up", severity=warn,
@@ -389,6 +426,7 @@ def build_catalog(names: ResourceNames, *, period_s: int) -> Catalog:
         )  # fmt: skip
     for dlq in names.dlqs:
         res = f"sqs:{dlq}"
+        consumed_by(dlq)
         b.metric(
             f"{res}:depth", f"{dlq} dead-letter depth", resource=res, namespace=sqs,
             name="ApproximateNumberOfMessagesVisible", dims={"QueueName": dlq}, stat="Maximum",
@@ -396,6 +434,7 @@ def build_catalog(names: ResourceNames, *, period_s: int) -> Catalog:
         )  # fmt: skip
 
     # EventBridge: failed invocations per rule on the custom bus (EventBusName + RuleName).
+    b.service, b.group = "fleetscope", ""
     for rule in names.event_rules:
         res = f"events:{names.event_bus}"
         b.metric(
@@ -410,7 +449,7 @@ def build_catalog(names: ResourceNames, *, period_s: int) -> Catalog:
         if fn_or_none is None:
             continue
         res = f"service:{fn_or_none.service}"
-        b.service = fn_or_none.service
+        b.service, b.group = fn_or_none.service, res
         ids: dict[str, str] = {}
         for metric in metric_names:
             rejected = metric == "TelemetryRejected"

@@ -2,8 +2,11 @@
 
 Pure (no I/O, no clock): it sees only the scored points of a run and its own state.
 
-- Grouping: series of the same resource (an API, a function, a table, a queue) that alert while an
-  incident of that resource is open join that incident instead of opening another one.
+- Grouping: series of the same group that alert while an incident of that group is open join that
+  incident instead of opening another one. The catalog puts a service's API, its function, its
+  queues and its business metrics in one group (`service:<name>`: one error burst is one incident,
+  not one per resource that shows it); shared resources (tables, the event bus) are groups of their
+  own. The incident's `resource` is its group; each member keeps the resource it belongs to.
 - UPDATED is sent when a new series joins or the incident's severity rises; a series that stays in
   alert does not send anything more.
 - Severity of an incident = the highest severity of its members.
@@ -48,6 +51,11 @@ class PointSignal:
     firing: bool
     opened: bool
     resolved: bool
+    group: str = ""  # incident group (`MetricSpec.group`); "" = the resource on its own
+
+    @property
+    def key(self) -> str:
+        return self.group or self.resource
 
 
 def _num(x: float) -> float | None:
@@ -58,6 +66,7 @@ class Member(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     series_id: str
+    resource: str = ""  # the resource the series belongs to (an incident's group can span several)
     severity: Severity
     firing: bool = True
     since: int  # first anomalous period
@@ -74,7 +83,7 @@ class Incident(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str
-    resource: str
+    resource: str  # the incident's group: `service:<name>`, or a resource of its own (a table)
     status: Literal["open", "resolved"] = "open"
     severity: Severity
     opened_at: int
@@ -88,6 +97,11 @@ class Incident(BaseModel):
     @property
     def firing_members(self) -> list[Member]:
         return [m for m in self.members.values() if m.firing]
+
+    @property
+    def resources(self) -> list[str]:
+        """The resources whose series are members, in the order they joined."""
+        return list(dict.fromkeys(m.resource or self.resource for m in self.members.values()))
 
 
 class Transition(BaseModel):
@@ -108,7 +122,7 @@ class Transition(BaseModel):
 class TrackerState(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    open: dict[str, Incident] = Field(default_factory=dict)  # by resource
+    open: dict[str, Incident] = Field(default_factory=dict)  # by group
 
 
 def incident_id(resource: str, opened_at: int) -> str:
@@ -134,19 +148,19 @@ class IncidentTracker:
         return out
 
     def _apply(self, sig: PointSignal, out: list[Transition]) -> None:
-        inc = self.state.open.get(sig.resource)
+        inc = self.state.open.get(sig.key)
         present = not math.isnan(sig.value)
         member = inc.members.get(sig.series_id) if inc else None
         if present and (sig.opened or (sig.firing and member is None)):
             if inc is None:
                 inc = Incident(
-                    id=incident_id(sig.resource, sig.t),
-                    resource=sig.resource,
+                    id=incident_id(sig.key, sig.t),
+                    resource=sig.key,
                     severity=sig.severity,
                     opened_at=sig.t,
                     updated_at=sig.t,
                 )
-                self.state.open[sig.resource] = inc
+                self.state.open[sig.key] = inc
                 inc.members[sig.series_id] = self._member(sig)
                 out.append(self._transition(inc, "OPEN", sig.t, f"{sig.series_id} is anomalous"))
                 return
@@ -175,25 +189,26 @@ class IncidentTracker:
                 inc.quiet_since = sig.t
 
     def _settle(self, t: int, out: list[Transition]) -> None:
-        for resource, inc in list(self.state.open.items()):
+        for key, inc in list(self.state.open.items()):
             if inc.quiet_since is not None and t - inc.quiet_since >= self.cooldown_s:
-                self._resolve(resource, inc, t, "all metrics back within their expected band", out)
+                self._resolve(key, inc, t, "all metrics back within their expected band", out)
             elif inc.firing_members and all(t - m.last_seen >= self.stale_s for m in inc.firing_members):
-                self._resolve(resource, inc, t, "no data from the anomalous metrics", out)
+                self._resolve(key, inc, t, "no data from the anomalous metrics", out)
 
-    def _resolve(self, resource: str, inc: Incident, t: int, reason: str, out: list[Transition]) -> None:
+    def _resolve(self, key: str, inc: Incident, t: int, reason: str, out: list[Transition]) -> None:
         inc.status = "resolved"
         inc.resolved_at = t
         inc.resolve_reason = reason
         for m in inc.members.values():
             m.firing = False
-        del self.state.open[resource]
+        del self.state.open[key]
         out.append(self._transition(inc, "RESOLVED", t, reason))
 
     @staticmethod
     def _member(sig: PointSignal) -> Member:
         return Member(
             series_id=sig.series_id,
+            resource=sig.resource,
             severity=sig.severity,
             since=sig.t,
             last_anomalous_at=sig.t,

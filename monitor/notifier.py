@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from monitor.catalog import Catalog, DerivedSpec, MetricSpec
 from monitor.incidents import Member, Transition
@@ -70,7 +70,8 @@ class AlertPayload(BaseModel):
     stage: str
     service: str
     severity: str
-    resource: str
+    resource: str  # the incident's group: `service:<name>` or a resource of its own
+    resources: list[str] = Field(default_factory=list)  # the resources whose metrics are members
     status: str
     at: str
     opened_at: str
@@ -212,7 +213,7 @@ def render(transition: Transition, catalog: Catalog, *, region: str, stage: str)
         headline += f" (+{len(members) - 1} related)"
     anomalies = [_anomaly(m, specs[m.series_id], catalog) for m in members]
     member_ids = {m.series_id for m in members}
-    related = [s.title for s in catalog.series if s.resource == inc.resource and s.id not in member_ids]
+    related = [s.title for s in catalog.series if s.group == inc.resource and s.id not in member_ids]
     window_end = (inc.resolved_at or transition.at) + 6 * catalog.period_s
     refs = [r for m in members for r in metric_refs_or_empty(catalog, m.series_id)]
     url = console_url(
@@ -227,6 +228,7 @@ def render(transition: Transition, catalog: Catalog, *, region: str, stage: str)
         service=service,
         severity=str(inc.severity),
         resource=inc.resource,
+        resources=inc.resources,
         status=inc.status,
         at=_iso(transition.at) or "",
         opened_at=_iso(inc.opened_at) or "",
@@ -238,7 +240,8 @@ def render(transition: Transition, catalog: Catalog, *, region: str, stage: str)
     )
     owner = inc.resource.split(":", 1)[-1]
     lines = [
-        f"{transition.kind}: {inc.severity} incident on {inc.resource} ({stage})",
+        f"{transition.kind}: {inc.severity} incident on {inc.resource} ({stage})"
+        + (f": {', '.join(inc.resources)}" if inc.resources != [inc.resource] else ""),
         f"Incident {inc.id}, open since {_hm(inc.opened_at)}"
         + (f", resolved at {_hm(inc.resolved_at)}" if inc.resolved_at else ""),
         f"Why this message: {transition.reason}",
@@ -254,7 +257,7 @@ def render(transition: Transition, catalog: Catalog, *, region: str, stage: str)
             f"since {a.since} [{state}]"
         )
     if related:
-        lines += ["", "Related metrics of the same resource: " + ", ".join(related)]
+        lines += ["", f"Other metrics of {inc.resource}: " + ", ".join(related)]
     lines += ["", f"CloudWatch: {url}", "", f"dedup key: {transition.dedup_key}"]
     attributes = {
         "severity": str(inc.severity),

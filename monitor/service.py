@@ -390,6 +390,7 @@ class MonitorService:
                 PointSignal(
                     series_id=spec.id,
                     resource=spec.resource,
+                    group=spec.group,
                     severity=spec.severity,
                     t=int(t),
                     value=value,

@@ -83,9 +83,9 @@ def detail(row: pd.Series) -> None:
     cat = specs.catalog(target.resources, period_s)
     known = {s.id for s in cat.series}
     st.markdown("**Observed vs expected**")
-    results = data.resource_bands(str(row["resource"]), start, end, period_s)
+    results = data.resource_bands(str(row["resource"]), start, end, period_s, group=True)
     member_ids = [m for m in members if m in known] or [
-        s.id for s in cat.series if s.resource == row["resource"]
+        s.id for s in cat.series if s.group == row["resource"]
     ][:2]
     charts = st.columns(2)
     for i, series_id in enumerate(member_ids):
@@ -97,7 +97,7 @@ def detail(row: pd.Series) -> None:
                 st.altair_chart(chart, width="stretch")
             else:
                 st.info(f"{title}: {result}")
-    others = [s for s in cat.series if s.resource == row["resource"] and s.id not in member_ids]
+    others = [s for s in cat.series if s.group == row["resource"] and s.id not in member_ids]
     if others:
         with st.expander(f"Related metrics of {row['resource']} ({len(others)})"):
             for spec in others:

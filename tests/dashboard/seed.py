@@ -106,6 +106,7 @@ def seed_incidents(topo: Topology, *, now: datetime, inbox: Path | None = None) 
     """
     cat = build_catalog(ResourceNames.from_topology(topo), period_s=300)
     api = f"api:{topo.api_name}"
+    group = cat.get(f"{api}:5xx").group  # incidents are keyed by the service group, as the monitor does
     table = boto3.resource("dynamodb").Table(topo.monitor_table.name)
     store = DynamoDbIncidentStore(topo.monitor_table.name, table=table)
     t_open = int((now - timedelta(minutes=50)).timestamp()) // 300 * 300
@@ -113,13 +114,13 @@ def seed_incidents(topo: Topology, *, now: datetime, inbox: Path | None = None) 
 
     def member(series_id: str, severity: Severity, since: int, value: float, upper: float) -> Member:
         return Member(
-            series_id=series_id, severity=severity, since=since, last_anomalous_at=since + 600,
+            series_id=series_id, resource=api, severity=severity, since=since, last_anomalous_at=since + 600,
             last_seen=since + 600, value=value, lower=0.0, upper=upper, score=0.8, peak_score=0.9,
         )  # fmt: skip
 
     opened = Incident(
-        id=incident_id(api, t_open),
-        resource=api,
+        id=incident_id(group, t_open),
+        resource=group,
         severity=Severity.CRITICAL,
         opened_at=t_open,
         updated_at=t_open,
@@ -127,8 +128,8 @@ def seed_incidents(topo: Topology, *, now: datetime, inbox: Path | None = None) 
         members={f"{api}:5xx": member(f"{api}:5xx", Severity.CRITICAL, t_open, 41.0, 3.0)},
     )
     resolved = Incident(
-        id=incident_id(api, t_old),
-        resource=api,
+        id=incident_id(group, t_old),
+        resource=group,
         status="resolved",
         severity=Severity.WARNING,
         opened_at=t_old,

@@ -40,15 +40,24 @@ MONITOR_ENV = {
 @dataclass(frozen=True)
 class Alert:
     kind: str  # OPEN / UPDATED / RESOLVED
-    resource: str
+    resource: str  # the incident's group, e.g. service:cars-api
     severity: str
     subject: str
     at: datetime  # SNS Timestamp
+    resources: tuple[str, ...] = ()  # the resources whose metrics are members (from the JSON payload)
+    series: tuple[str, ...] = ()  # the anomalous series ids (from the JSON payload)
 
     @classmethod
     def from_envelope(cls, envelope: dict[str, Any]) -> Alert:
         stamp = str(envelope.get("Timestamp", "")).replace("Z", "+00:00")
+        try:
+            payload = json.loads(envelope.get("Message") or "")
+        except ValueError:
+            payload = {}
+        payload = payload if isinstance(payload, dict) else {}
         return cls(
+            resources=tuple(payload.get("resources") or ()),
+            series=tuple(a.get("series_id", "") for a in payload.get("anomalies") or ()),
             kind=attribute(envelope, "kind") or "?",
             resource=attribute(envelope, "resource") or "?",
             severity=attribute(envelope, "severity") or "?",

@@ -6,9 +6,9 @@ runs every minute on 1-minute periods; nothing in the design compresses time). I
 1. a clean run of CLEAN_MINUTES (after the start-up minutes) raises no alert;
 2. poison telemetry ends in the dead-letter queue and nothing sent is lost
    (sent = applied + stale + dead-lettered + still queued);
-3. a latency regression on cars-api is detected within 5 minutes of its start: the alerts name only
-   the cars API's resources (its API, its function), one incident per resource, and every one of
-   them resolves after the injection ends;
+3. a latency regression on cars-api is detected within 5 minutes of its start as exactly one OPEN
+   alert, the cars-api service's incident (its API and its function are one incident group), which
+   resolves after the injection ends;
 4. an error burst on cars-api does the same.
 
 /health is polled all along: the API keeps answering (an injected 502 is an answer; a refused
@@ -33,7 +33,7 @@ CLEAN_MINUTES = 3
 INJECT_MINUTES = 3
 DETECT_WITHIN = timedelta(minutes=5)
 RESOLVE_WITHIN = timedelta(minutes=20)  # 6 clear 1-minute points + 60 s hold-down + settle + schedule
-CARS_API_RESOURCES = ("api:", "lambda:fleetscope-local-cars-api", "service:cars-api")
+CARS_API_SERVICE = "service:cars-api"
 
 FIGURES: dict[str, Any] = {}
 
@@ -74,12 +74,10 @@ def wait_scored(sandbox: SandboxProcess, until: datetime, timeout_s: float) -> N
     sandbox.wait_for(done, timeout_s, poll_s=5)
 
 
-def cars_api(alert: Alert) -> bool:
-    return alert.resource.startswith(CARS_API_RESOURCES)
-
-
 def describe(alerts: list[Alert]) -> str:
-    return "\n".join(f"  {a.at.isoformat()} {a.kind} {a.resource} {a.subject}" for a in alerts)
+    return "\n".join(
+        f"  {a.at.isoformat()} {a.kind} {a.resource} [{', '.join(a.series)}] {a.subject}" for a in alerts
+    )
 
 
 def run_incident(sandbox: SandboxProcess, kind: str, intensity: str) -> dict[str, Any]:
@@ -99,7 +97,7 @@ def run_incident(sandbox: SandboxProcess, kind: str, intensity: str) -> dict[str
 
     sandbox.wait_for(opened, DETECT_WITHIN.total_seconds() + 30, poll_s=5)
     first_open = next(a for a in new_alerts() if a.kind == "OPEN")
-    # Let the detection settle (a second resource of the same fault may open a minute later).
+    # Let the detection settle (a second incident, if the fault opened one, would come a minute later).
     time.sleep(90)
     opened_resources = {a.resource for a in new_alerts() if a.kind == "OPEN"}
 
@@ -121,14 +119,11 @@ def run_incident(sandbox: SandboxProcess, kind: str, intensity: str) -> dict[str
     }
 
 
-def assert_one_incident_per_resource_of_the_cars_api(outcome: dict[str, Any]) -> None:
-    """Every OPEN names a resource of the cars API (its API, its function), each resource opens once,
-    and every opened resource resolves after the injection ended."""
+def assert_exactly_one_incident_of_the_cars_api(outcome: dict[str, Any]) -> None:
+    """Exactly one OPEN, the cars-api service's incident, resolved after the injection ended."""
     opens: list[Alert] = outcome["opens"]
     log = describe(outcome["window"])
-    assert all(cars_api(a) for a in opens), f"an unrelated resource alerted:\n{log}"
-    resources = [a.resource for a in opens]
-    assert len(resources) == len(set(resources)), f"a resource opened twice:\n{log}"
+    assert [a.resource for a in opens] == [CARS_API_SERVICE], f"expected exactly one OPEN alert:\n{log}"
     assert outcome["resolved_at"] >= outcome["end"], log
 
 
@@ -196,9 +191,13 @@ def test_poison_telemetry_is_dead_lettered_and_nothing_is_lost(
     sandbox.wait_for(lambda: queue_counts(sandbox, dlq) >= poison_sent, timeout_s=420, poll_s=10)
     assert queue_counts(sandbox, dlq) == poison_sent
 
-    # And the DLQ alert: the emulator publishes AWS/SQS depth each minute, the monitor watches it.
+    # And the DLQ alert: the emulator publishes AWS/SQS depth each minute, the monitor watches it; the
+    # DLQ belongs to its consumer's incident group (service:telemetry-ingest), opening or joining it.
     def dlq_alerted() -> bool:
-        return any(a.kind == "OPEN" and a.resource == f"sqs:{dlq}" for a in sandbox.alerts()[alerts_before:])
+        return any(
+            a.kind in ("OPEN", "UPDATED") and f"sqs:{dlq}:depth" in a.series
+            for a in sandbox.alerts()[alerts_before:]
+        )
 
     sandbox.wait_for(dlq_alerted, timeout_s=300, poll_s=10)
     # Nothing sent is lost: valid + poison sent = applied + stale (acknowledged) + DLQ + still queued.
@@ -222,7 +221,7 @@ def test_poison_telemetry_is_dead_lettered_and_nothing_is_lost(
     FIGURES["telemetry_accounted"] = accounted
     FIGURES["poison_dead_lettered"] = poison_sent
     FIGURES["poison_alerts"] = [
-        f"{a.kind} {a.resource} {a.subject}" for a in sandbox.alerts()[alerts_before:]
+        f"{a.kind} {a.resource} {a.series} {a.subject}" for a in sandbox.alerts()[alerts_before:]
     ]
     assert sent_first <= accounted <= sent_second
 
@@ -236,7 +235,7 @@ def test_a_latency_regression_is_detected_within_5_minutes_and_resolves(
     FIGURES["latency_resolved_after_end_s"] = round((outcome["resolved_at"] - outcome["end"]).total_seconds())
     FIGURES["latency_opens"] = [a.resource for a in outcome["opens"]]
     assert delay <= DETECT_WITHIN, describe(outcome["window"])
-    assert_one_incident_per_resource_of_the_cars_api(outcome)
+    assert_exactly_one_incident_of_the_cars_api(outcome)
 
 
 def test_an_error_burst_is_detected_within_5_minutes_and_resolves(
@@ -250,7 +249,7 @@ def test_an_error_burst_is_detected_within_5_minutes_and_resolves(
     )
     FIGURES["error_burst_opens"] = [a.resource for a in outcome["opens"]]
     assert delay <= DETECT_WITHIN, describe(outcome["window"])
-    assert_one_incident_per_resource_of_the_cars_api(outcome)
+    assert_exactly_one_incident_of_the_cars_api(outcome)
 
 
 def test_the_api_kept_answering_throughout(health: HealthPoller) -> None:

@@ -203,3 +203,26 @@ def test_rules_on_the_fleet_bus_come_from_the_topology(catalog: Catalog) -> None
     found = _find(catalog, "AWS/Events", "FailedInvocations", EventBusName=topo.event_bus)
     assert sorted(m.dimensions["RuleName"] for m in found) == sorted(topo.event_rules)
     assert found
+
+
+def test_a_service_s_api_function_queues_and_metrics_share_one_incident_group(names: ResourceNames) -> None:
+    # Given the catalog of a deployment
+    catalog = build_catalog(names, period_s=60)
+    groups: dict[str, set[str]] = {}
+    for spec in catalog.series:
+        groups.setdefault(spec.group, set()).add(spec.resource)
+    # Then the cars API, its function and its business metrics are one group; the telemetry queue and
+    # its DLQ belong to their consumer; shared tables and the bus are groups of their own
+    api_fn = names.function("cars-api")
+    assert api_fn is not None
+    cars = {f"api:{names.api_name}", f"lambda:{api_fn.name}", "service:cars-api"}
+    assert groups["service:cars-api"] == cars
+    assert {f"sqs:{q}" for q in (*names.queues, *names.dlqs)} <= groups["service:telemetry-ingest"]
+    for table in names.tables:
+        assert groups[f"dynamodb:{table}"] == {f"dynamodb:{table}"}
+    # And every series of a queue's group is owned by that service (the SNS `service` attribute)
+    owners = {s.service for s in catalog.series if s.group == "service:telemetry-ingest"}
+    assert owners == {"telemetry-ingest"}
+    # And a spec without a group is a group of its own (so hand-written catalogs keep working)
+    spec = catalog.metrics[0]
+    assert MetricSpec.model_validate({**spec.model_dump(), "group": ""}).group == spec.resource

@@ -198,7 +198,7 @@ def test_handler_end_to_end_opens_once_and_resolves(
     assert second["get_metric_data_calls"] == 1  # a normal run fetches only the new periods
     assert retried["transitions"] == []
     assert retried["published"] == 0
-    resource = f"api:{names.api_name}"
+    resource = f"service:e2e-{uid}"  # the API's incidents are its service's (API + function)
     opened = _alerts_for(inbox, resource)
     kinds = [m["MessageAttributes"]["kind"]["Value"] for m in opened]
     assert kinds.count("OPEN") == 1

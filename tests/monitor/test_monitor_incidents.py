@@ -16,6 +16,7 @@ def sig(
     i: int,
     *,
     resource: str = "api:x",
+    group: str = "",
     firing: bool = False,
     opened: bool = False,
     resolved: bool = False,
@@ -25,6 +26,7 @@ def sig(
     return PointSignal(
         series_id=series,
         resource=resource,
+        group=group,
         severity=severity,
         t=T0 + i * P,
         value=value,
@@ -80,6 +82,39 @@ def test_different_resources_open_different_incidents() -> None:
     )
     assert [t.kind for t in out] == ["OPEN", "OPEN"]
     assert out[0].incident_id != out[1].incident_id
+
+
+def test_resources_of_one_service_group_are_one_incident() -> None:
+    # Given an error burst that shows on the API (5XX) and, a period later, on its function (Errors)
+    tracker = IncidentTracker(cooldown_s=P)
+    out = tracker.process(
+        [
+            sig("api:5xx", 0, firing=True, opened=True, resource="api:x", group="service:cars"),
+            sig("fn:errors", 1, firing=True, opened=True, resource="lambda:f", group="service:cars"),
+            sig("table:throttles", 1, firing=True, opened=True, resource="dynamodb:t"),
+        ],
+        until=T0 + P,
+    )
+    # Then the service has one incident (OPEN, then UPDATED when the function joins), keyed by the
+    # group and naming both resources; the shared table (its own group) is a separate incident
+    assert [(t.kind, t.incident.resource) for t in out] == [
+        ("OPEN", "service:cars"),
+        ("UPDATED", "service:cars"),
+        ("OPEN", "dynamodb:t"),
+    ]
+    assert out[1].incident_id == out[0].incident_id
+    assert out[1].incident.resources == ["api:x", "lambda:f"]
+    assert set(tracker.state.open) == {"service:cars", "dynamodb:t"}
+    # When both resolve, the one incident resolves once
+    out = tracker.process(
+        [
+            sig("api:5xx", 2, resolved=True, resource="api:x", group="service:cars"),
+            sig("fn:errors", 2, resolved=True, resource="lambda:f", group="service:cars"),
+            sig("api:5xx", 3, resource="api:x", group="service:cars"),
+        ],
+        until=T0 + 3 * P,
+    )
+    assert [(t.kind, t.incident.resource) for t in out] == [("RESOLVED", "service:cars")]
 
 
 def test_flapping_within_the_cooldown_keeps_one_incident() -> None:

@@ -23,12 +23,15 @@ def catalog() -> Catalog:
 def _transitions(catalog: Catalog) -> list[Transition]:
     rate = next(d for d in catalog.derived if d.title == "API 5XX rate")
     latency = next(m for m in catalog.metrics if m.title == "API latency p99")
+    errors = next(d for d in catalog.derived if d.title == "cars-api error rate")  # the API's function
     tracker = IncidentTracker(cooldown_s=P)
 
     def point(spec_id: str, severity: Severity, i: int, value: float, **flags: bool) -> PointSignal:
+        spec = catalog.get(spec_id)
         return PointSignal(
             series_id=spec_id,
-            resource=rate.resource,
+            resource=spec.resource,
+            group=spec.group,
             severity=severity,
             t=T0 + i * P,
             value=value,
@@ -44,6 +47,7 @@ def _transitions(catalog: Catalog) -> list[Transition]:
         [
             point(latency.id, latency.severity, 0, 900.0, firing=True, opened=True),
             point(rate.id, rate.severity, 1, 0.31, firing=True, opened=True),
+            point(errors.id, errors.severity, 1, 0.3, firing=True, opened=True),
         ],
         until=T0 + P,
     )
@@ -51,6 +55,7 @@ def _transitions(catalog: Catalog) -> list[Transition]:
         [
             point(latency.id, latency.severity, 2, 100.0, resolved=True),
             point(rate.id, rate.severity, 2, 0.0, resolved=True),
+            point(errors.id, errors.severity, 2, 0.0, resolved=True),
             point(rate.id, rate.severity, 3, 0.0),
         ],
         until=T0 + 3 * P,
@@ -59,18 +64,26 @@ def _transitions(catalog: Catalog) -> list[Transition]:
 
 
 def test_open_message_explains_the_anomaly_for_people_and_machines(catalog: Catalog) -> None:
-    opened, updated, resolved = _transitions(catalog)
-    assert (opened.kind, updated.kind, resolved.kind) == ("OPEN", "UPDATED", "RESOLVED")
-    message = render(updated, catalog, region="eu-west-1", stage="test")
-    # Subject: severity, kind, resource, headline; short printable ASCII
-    assert message.subject.startswith("[CRITICAL] UPDATED fleetscope-test-cars-api: API 5XX rate")
+    # Given latency, then the API's 5XX rate and its function's error rate, all of service cars-api
+    opened, updated, updated_again, resolved = _transitions(catalog)
+    assert [t.kind for t in (opened, updated, updated_again, resolved)] == [
+        "OPEN", "UPDATED", "UPDATED", "RESOLVED"
+    ]  # fmt: skip
+    message = render(updated_again, catalog, region="eu-west-1", stage="test")
+    # Subject: severity, kind, service, headline; short printable ASCII
+    assert message.subject.startswith("[CRITICAL] UPDATED cars-api: API 5XX rate (+2 related)")
     assert len(message.subject) <= 100
     assert message.subject.isascii()
     # Text: observed vs expected band, score, since when, related metrics, console link
     assert "API 5XX rate: observed 0.31, expected 0 to 0.02" in message.text
     assert "score 0.93" in message.text
     assert "since 2026-01-01T00:05:00Z" in message.text
-    assert "Related metrics of the same resource: " in message.text
+    # one incident of the service, naming every resource that shows it
+    assert (
+        "critical incident on service:cars-api (test): api:fleetscope-test-cars-api, "
+        "lambda:fleetscope-test-cars-api" in message.text
+    )
+    assert "Other metrics of service:cars-api: " in message.text
     assert "API requests" in message.text
     assert (
         "https://eu-west-1.console.aws.amazon.com/cloudwatch/home?region=eu-west-1#metricsV2:graph="
@@ -89,8 +102,10 @@ def test_open_message_explains_the_anomaly_for_people_and_machines(catalog: Cata
     assert parts["lambda"] == parts["https"] == parts["sqs"]
     assert payload.kind == "UPDATED"
     assert payload.severity == "critical"
-    assert payload.dedup_key == f"{updated.incident_id}#0002"
-    assert {a.title for a in payload.anomalies} == {"API 5XX rate", "API latency p99"}
+    assert payload.dedup_key == f"{updated.incident_id}#0003"
+    assert payload.resource == "service:cars-api"
+    assert payload.resources == ["api:fleetscope-test-cars-api", "lambda:fleetscope-test-cars-api"]
+    assert {a.title for a in payload.anomalies} == {"API 5XX rate", "API latency p99", "cars-api error rate"}
     rate = next(a for a in payload.anomalies if a.title == "API 5XX rate")
     assert (rate.observed, rate.expected_lower, rate.expected_upper) == (0.31, 0.0, 0.02)
     assert {m.metric_name for m in rate.metrics} == {"5XXError", "Count"}  # what the rate is made of
