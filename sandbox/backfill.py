@@ -6,14 +6,26 @@ model that drives the live fleet (`sandbox.demand.DemandModel`): API requests fo
 week, errors are a small share of them, latencies are distributions (``Values``/``Counts``, so
 percentiles work), queue age stays small, the DLQ stays empty, cold starts are occasional.
 
+Latencies are lognormal per series (`HistoryProfile`). The running sandbox fits them to what it
+measures itself during its first seconds of live traffic (`HistoryProfile.calibrated`, fed by
+`sandbox.calibration.LatencyRecorder`); without a measurement the profile's defaults apply, which
+were taken on a heavily loaded 2-core machine (slow and wide). Every period also draws one machine
+slowdown factor shared by all latency series (`HistoryProfile.latency_jitter`), because how fast the
+sandbox answers depends on how busy the machine is, minute to minute.
+
 Resolution: 5-minute periods for the 14 days, and 1-minute periods for the last `fine_hours`
 (the sandbox monitor runs on 1-minute metrics). Both land in the same series; a 5-minute query over
-the fine part sums the same totals. History ends at the start of the current minute, where live
-metrics take over. Counters that are zero are not written (CloudWatch omits them; the catalog marks
-them ``fill_zero``); gauges are written even when zero.
+the fine part sums the same totals. History ends at `end` (default: the start of the current minute;
+the sandbox passes the minute its fleet started), where live metrics take over. Counters that are
+zero are not written (CloudWatch omits them; the catalog marks them ``fill_zero``), except the
+error counters AWS publishes with every request or invocation: API Gateway 4XXError/5XXError
+(0 or 1 per request) and Lambda Errors (0 or 1 per invocation) are written as 0 in periods with
+requests / invocations of that function, exactly as the sandbox's gateway and runtime publish them.
+Gauges are written even when zero.
 
 The history is simulated and says so: ``${FLEETSCOPE_HOME}/backfill.json`` records the range, the
-resolution, the seed and a note. No marker dimension is added (it would split the catalog's series).
+resolution, the seed, the latency profile and its calibration, and a note. No marker dimension is
+added (it would split the catalog's series).
 """
 
 from __future__ import annotations
@@ -22,9 +34,9 @@ import json
 import math
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -41,17 +53,33 @@ MARKER_FILE = "backfill.json"
 MAX_DATUMS_PER_CALL = 1000
 SeriesKey = tuple[str, str, tuple[tuple[str, str], ...]]
 
+# The lognormal latency series of a HistoryProfile (median ms, sigma).
+LATENCY_SERIES = ("api_latency", "cars_api_duration", "ingest_duration", "relay_duration", "monitor_duration")
+CALIBRATION_MIN_SAMPLES = 20  # fewer measured samples: the series keeps its base value
+CALIBRATION_TAIL_SAMPLES = 100  # from this many samples on, the p99 also bounds sigma from below
+SIGMA_RANGE = (0.25, 1.6)
+MIN_MEDIAN_MS = 0.1
+_Z90 = 1.2816  # standard normal quantiles
+_Z99 = 2.3263
+
 
 @dataclass(frozen=True, kw_only=True)
 class HistoryProfile:
     """How the simulated service behaved: error shares, latency shapes, queue behaviour.
 
-    Latencies are lognormal (median, sigma per series), calibrated on the sandbox itself: Lambda
-    handlers run in worker processes on a small, shared machine, so a minute's API p50 is around
-    150 ms and its p99 several seconds when the machine is busy (measured on 2 cores at load ~10:
-    API p50 146-220 ms, p99 3.9-7 s; cars-api Duration p99 0.6-0.9 s; ingest p99 0.8-0.95 s). The
-    history must not be faster than the sandbox, or the monitor would alert on the sandbox's normal
-    speed; a faster (idle) machine is fine, latency alerts look upwards only.
+    Latencies are lognormal (median ms, sigma per series). The defaults below were measured on a
+    small, shared machine under heavy load (2 cores at load ~10: API p50 146-220 ms, p99 3.9-7 s):
+    they are what a history looks like when nothing better is known, e.g. with ``--no-fleet``. The
+    running sandbox replaces them with `HistoryProfile.calibrated`: the medians and sigmas of the
+    latencies it measured itself in its first seconds of live traffic (the API latency and the
+    cars-api, ingest and relay durations; the monitor's duration keeps its default, it has not run
+    yet). So the history is as fast as this machine is now, not faster — the monitor would alert on
+    the sandbox's normal speed — and not so much slower that a real regression hides in the band.
+
+    `latency_jitter` is the sigma of a lognormal slowdown factor (median 1) drawn once per period
+    and shared by all latency series: the machine is busier in some minutes than in others, and a
+    band learned from such history holds a ~2x slowdown of the whole machine. Latencies also grow
+    by up to 15% with the city's demand (`HistoryModel._latency`).
     """
 
     api_clients: int = 4  # concurrent API clients of the fleet (FleetSimulator.workers)
@@ -65,6 +93,7 @@ class HistoryProfile:
     relay_duration: tuple[float, float] = (35.0, 1.5)
     monitor_every_s: int = 60  # the sandbox's default monitor schedule
     monitor_duration: tuple[float, float] = (1800.0, 1.0)
+    latency_jitter: float = 0.35  # sigma of the per-period machine slowdown shared by all latencies
     cold_starts_per_hour: float = 0.6  # per function, when it is invoked at all
     queue_age_s: float = 1.5
     registrations_per_day: float = 1.0
@@ -77,6 +106,88 @@ class HistoryProfile:
                 if value < 0 or not math.isfinite(value):
                     raise ValueError(f"HistoryProfile.{name} must be finite and >= 0, got {raw}")
 
+    def latencies(self) -> dict[str, Any]:
+        """The latency shapes and the jitter, as the marker file records them."""
+        shapes: dict[str, Any] = {name: list(getattr(self, name)) for name in LATENCY_SERIES}
+        return shapes | {"latency_jitter": self.latency_jitter}
+
+    @classmethod
+    def calibrated(
+        cls, measured: Mapping[str, Iterable[float]], base: HistoryProfile | None = None
+    ) -> tuple[HistoryProfile, dict[str, Any]]:
+        """`base` with the latency series fitted to measured milliseconds; and a report of the fit.
+
+        A series with at least `CALIBRATION_MIN_SAMPLES` usable samples (finite, >= 0) gets
+        median = the measured p50 and sigma = ln(p90/p50)/z90, or, with at least
+        `CALIBRATION_TAIL_SAMPLES`, the larger of that and ln(p99/p50)/z99 (so a heavy tail is kept),
+        clipped to `SIGMA_RANGE`. Other series, and names that are not latency series, keep the base
+        value; the report says which series were calibrated and why not. Never raises on bad input.
+        """
+        base = base or cls()
+        changes: dict[str, tuple[float, float]] = {}
+        series: dict[str, dict[str, Any]] = {}
+        for name in LATENCY_SERIES:
+            values, dropped = _usable_ms(measured.get(name))
+            entry: dict[str, Any] = {"calibrated": False, "n": len(values)}
+            if dropped:
+                entry["dropped"] = dropped  # not finite, negative or not a number
+            if values:
+                p50, p90, p99 = (float(q) for q in np.percentile(values, [50, 90, 99]))
+                entry |= {"p50": round(p50, 3), "p90": round(p90, 3), "p99": round(p99, 3)}
+                if len(values) >= CALIBRATION_MIN_SAMPLES:
+                    shape = _fit_lognormal(p50, p90, p99 if len(values) >= CALIBRATION_TAIL_SAMPLES else None)
+                    changes[name] = shape
+                    entry["calibrated"] = True
+                else:
+                    entry["reason"] = f"{len(values)} samples < {CALIBRATION_MIN_SAMPLES}"
+            else:
+                entry["reason"] = "not measured"
+            median_ms, sigma = changes.get(name, getattr(base, name))
+            series[name] = entry | {"median_ms": median_ms, "sigma": sigma}
+        profile = replace(base, **changes)  # type: ignore[arg-type]  # only the (median, sigma) fields
+        report = {
+            "calibrated": sorted(changes),
+            "min_samples": CALIBRATION_MIN_SAMPLES,
+            "tail_min_samples": CALIBRATION_TAIL_SAMPLES,
+            "sigma_range": list(SIGMA_RANGE),
+            "latency_jitter": profile.latency_jitter,
+            "series": series,
+            "ignored": sorted(str(k) for k in measured if k not in LATENCY_SERIES),
+        }
+        return profile, report
+
+
+def _usable_ms(raw: Iterable[float] | None) -> tuple[list[float], int]:
+    """The finite, non-negative numbers of `raw`, and how many items were dropped (never raises)."""
+    values: list[float] = []
+    dropped = 0
+    if raw is None:
+        return values, dropped
+    try:
+        for item in raw:
+            try:
+                value = float(item)
+            except (TypeError, ValueError):
+                dropped += 1
+                continue
+            if math.isfinite(value) and value >= 0:
+                values.append(value)
+            else:
+                dropped += 1
+    except TypeError:  # not iterable
+        return [], 1
+    return values, dropped
+
+
+def _fit_lognormal(p50: float, p90: float, p99: float | None) -> tuple[float, float]:
+    """(median ms, sigma) of the lognormal with this p50 whose p90 (and p99, if given) are reached."""
+    median = max(p50, MIN_MEDIAN_MS)
+    sigma = math.log(max(p90, median) / median) / _Z90
+    if p99 is not None:
+        sigma = max(sigma, math.log(max(p99, median) / median) / _Z99)
+    low, high = SIGMA_RANGE
+    return round(median, 3), round(min(max(sigma, low), high), 4)
+
 
 @dataclass
 class BackfillReport:
@@ -88,6 +199,8 @@ class BackfillReport:
     calls: int
     seconds: float
     all_zero: list[str] = field(default_factory=list)  # catalog counters that stayed 0 (not written)
+    latency: dict[str, Any] = field(default_factory=dict)  # the profile's latency shapes and jitter
+    latency_calibration: dict[str, Any] | None = None  # how they were fitted (None: profile as given)
 
     def to_marker(self, *, seed: int, stage: str, coarse_period_s: int, fine_period_s: int) -> dict[str, Any]:
         return {
@@ -108,6 +221,8 @@ class BackfillReport:
             "calls": self.calls,
             "seconds": round(self.seconds, 2),
             "all_zero_series": self.all_zero,
+            "latency": self.latency,
+            "latency_calibration": self.latency_calibration,
             "written_at": datetime.now(UTC).isoformat(),
         }
 
@@ -159,9 +274,12 @@ class HistoryModel:
         e4 = rng.binomial(requests - e5, p.api_4xx_share)
         telemetry = rng.poisson(np.full(n, d.telemetry_per_minute() * minutes))
         transitions = rng.poisson(transition_rate * minutes)
+        # How much slower than its median the machine runs in each period, for every latency alike.
+        slowdown = np.exp(p.latency_jitter * rng.standard_normal(n))
         runs = max(1, round(period_s / p.monitor_every_s)) if p.monitor_every_s else 0
         return {
             "load": load,
+            "slowdown": slowdown,
             "requests": requests,
             "4xx": e4,
             "5xx": e5,
@@ -190,20 +308,22 @@ class HistoryModel:
         if ns == "AWS/ApiGateway":
             if name == "Count":
                 return _counts(shared["requests"])
+            # API Gateway publishes 4XXError and 5XXError (0 or 1) with every request.
             if name == "4XXError":
-                return _counts(shared["4xx"])
+                return _per_event(shared["4xx"], shared["requests"])
             if name == "5XXError":
-                return _counts(shared["5xx"])
+                return _per_event(shared["5xx"], shared["requests"])
             if name == "Latency":
-                return self._latency(shared["requests"], p.api_latency, shared["load"])
+                return self._latency(shared["requests"], p.api_latency, shared["load"], shared["slowdown"])
         if ns == "AWS/Lambda" and fn_key is not None:
             invocations, shape = shared["invocations"][fn_key]
             if name == "Invocations":
                 return _counts(invocations)
-            if name == "Errors" and fn_key == "cars-api":
-                return _counts(shared["5xx"])
+            if name == "Errors":  # Lambda publishes Errors (0 or 1) with every invocation
+                errors = shared["5xx"] if fn_key == "cars-api" else np.zeros(n)
+                return _per_event(errors, invocations)
             if name == "Duration":
-                return self._latency(invocations, shape, shared["load"])
+                return self._latency(invocations, shape, shared["load"], shared["slowdown"])
             if name == "ConcurrentExecutions":
                 if fn_key == "cars-api":
                     # The fleet sends from `FleetSimulator.workers` (4) threads: overlapping requests
@@ -213,7 +333,7 @@ class HistoryModel:
                     busy = invocations * shape[0] / 1000.0 / period_s
                     peak = 1.0 + rng.poisson(busy * 3)
                 return np.where(invocations > 0, peak, np.nan), None
-            return None  # Errors of the other functions, Throttles: zero
+            return None  # Throttles: zero (published only when a request is throttled)
         if ns == topo.metrics_namespace and name == "ColdStart" and fn_key is not None:
             invoked = shared["invocations"][fn_key][0] > 0
             cold = rng.poisson(np.full(n, p.cold_starts_per_hour * period_s / 3600.0))
@@ -248,9 +368,16 @@ class HistoryModel:
         return None  # AWS/Events failures, TelemetryRejected, anything new: zero / not modelled
 
     def _latency(
-        self, n: np.ndarray[Any, Any], shape: tuple[float, float], load: np.ndarray[Any, Any]
+        self,
+        n: np.ndarray[Any, Any],
+        shape: tuple[float, float],
+        load: np.ndarray[Any, Any],
+        slowdown: np.ndarray[Any, Any] | None = None,
     ) -> Column:
         """`n[i]` lognormal latencies per period as at most 12 Values with Counts.
+
+        Period i's median is the shape's median, times up to 1.15 with the city's load, times the
+        machine's `slowdown[i]` (shared by all latency series of the period; 1 if not given).
 
         Up to `LATENCY_SAMPLE` draws per period are sorted; the body (lowest 90%) becomes 4 groups
         and the tail (top 10%) 8, each sent as its middle draw with the group's share of `n[i]`.
@@ -261,6 +388,8 @@ class HistoryModel:
         size = np.minimum(n, LATENCY_SAMPLE)
         median_ms, sigma = shape
         centre = np.log(median_ms * (1.0 + 0.15 * load))
+        if slowdown is not None:
+            centre = centre + np.log(slowdown)
         draws = np.exp(centre[:, None] + sigma * self.rng.standard_normal((periods, LATENCY_SAMPLE)))
         draws[np.arange(LATENCY_SAMPLE)[None, :] >= size[:, None]] = np.inf
         draws.sort(axis=1)
@@ -276,6 +405,12 @@ def _counts(values: np.ndarray[Any, Any]) -> Column:
     """A counter: zero periods are not written (CloudWatch omits them; the catalog fills zeros)."""
     as_float = np.asarray(values, dtype=np.float64)
     return np.where(as_float > 0, as_float, np.nan), None
+
+
+def _per_event(values: np.ndarray[Any, Any], events: np.ndarray[Any, Any]) -> Column:
+    """A counter AWS publishes with every request or invocation: written (0 too) where `events` > 0."""
+    as_float = np.asarray(values, dtype=np.float64)
+    return np.where(np.asarray(events) > 0, as_float, np.nan), None
 
 
 def period_starts(start: datetime, end: datetime, period_s: int) -> Iterator[datetime]:
@@ -305,8 +440,12 @@ def backfill_history(
     cloudwatch: Any = None,
     home: Path | str | None = None,
     workers: int = 3,
+    calibration: dict[str, Any] | None = None,
 ) -> BackfillReport:
-    """Write the simulated history into CloudWatch (the emulator) and the marker file; return figures."""
+    """Write the simulated history into CloudWatch (the emulator) and the marker file; return figures.
+
+    `calibration` is the report of `HistoryProfile.calibrated` that made `profile`, for the marker.
+    """
     if not 0 < days <= 15:
         raise ValueError(f"days must be in (0, 15], got {days}")
     if period_s <= 0 or period_s % 60 or fine_period_s <= 0 or period_s % fine_period_s:
@@ -315,7 +454,8 @@ def backfill_history(
         raise ValueError(f"fine_hours must be in [0, days*24], got {fine_hours}")
     started = time.monotonic()
     demand = demand or DemandModel()
-    model = HistoryModel(topo, demand, profile or HistoryProfile(), np.random.default_rng(seed))
+    profile = profile or HistoryProfile()
+    model = HistoryModel(topo, demand, profile, np.random.default_rng(seed))
     specs = catalog_series(topo, period_s)
     end_t = floor_time(end or datetime.now(UTC), period_s if fine_hours == 0 else fine_period_s)
     fine_start = floor_time(end_t - timedelta(hours=fine_hours), period_s)
@@ -380,6 +520,8 @@ def backfill_history(
         calls=len(calls),
         seconds=time.monotonic() - started,
         all_zero=all_zero,
+        latency=profile.latencies(),
+        latency_calibration=calibration,
     )
     write_marker(
         Path(home) if home is not None else Path(os.environ.get("FLEETSCOPE_HOME") or ".fleetscope"),
@@ -418,6 +560,9 @@ def run_backfill(
     fleet_size: int = 50,
     fine_hours: float = 48.0,
     seed: int = 7,
+    profile: HistoryProfile | None = None,
+    end: datetime | None = None,
+    calibration: dict[str, Any] | None = None,
 ) -> BackfillReport:
     """The sandbox's entry point: history for a fleet of `fleet_size` (the same demand model it drives).
 
@@ -425,15 +570,21 @@ def run_backfill(
     its seasonal model needs two days of them (`SeasonalConfig.min_season_days`). A monitor on
     1-minute periods should read only that much history (``MONITOR_HISTORY_DAYS=2``): older history
     is at 5-minute resolution.
+
+    `profile` (default `HistoryProfile()`) and its `calibration` report come from
+    `HistoryProfile.calibrated` when the sandbox measured itself; `end` is where live metrics begin.
     """
     session = session or boto3.Session()
     client = session.client("cloudwatch", config=Config(parameter_validation=False))
     return backfill_history(
         topo,
         demand=DemandModel(fleet_size=fleet_size),
+        profile=profile,
+        end=end,
         days=days,
         fine_hours=min(fine_hours, days * 24),
         seed=seed,
         cloudwatch=client,
         home=home,
+        calibration=calibration,
     )

@@ -13,7 +13,14 @@ import pytest
 
 from infra.topology import Topology, topology
 from monitor.catalog import ResourceNames, build_catalog
-from sandbox.backfill import HistoryModel, HistoryProfile, backfill_history, catalog_series, read_marker
+from sandbox.backfill import (
+    CALIBRATION_MIN_SAMPLES,
+    HistoryModel,
+    HistoryProfile,
+    backfill_history,
+    catalog_series,
+    read_marker,
+)
 from sandbox.demand import DemandModel
 from sandbox.emulator import Emulator
 
@@ -55,6 +62,217 @@ def test_latency_distributions_put_p99_above_p50(topo: Topology) -> None:
         assert len(kept) <= 12
         assert np.isfinite(kept).all()
         assert (np.diff(kept) >= 0).all()
+
+
+def _spec(topo: Topology, namespace: str, name: str, key: str | None = None, period_s: int = 60) -> Any:
+    """The catalog series `namespace/name` (of function `key`, for Lambda metrics)."""
+    fn_name = {fn.key: fn.name for fn in topo.functions}.get(key or "")
+    for spec in catalog_series(topo, period_s):
+        if (spec.namespace, spec.metric_name) == (namespace, name) and (
+            key is None or spec.dimensions.get("FunctionName") == fn_name
+        ):
+            return spec
+    raise LookupError(f"{namespace}/{name} {key}")
+
+
+def _values(model: HistoryModel, spec: Any, shared: dict[str, Any]) -> np.ndarray[Any, Any]:
+    column = model.column(spec, shared, 60)
+    assert column is not None
+    return column[0]
+
+
+def _weighted_p50(values: np.ndarray[Any, Any], counts: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """Nearest-rank p50 of each period's Values/Counts (NaN for a period without samples)."""
+    out = np.full(len(values), np.nan)
+    for i, (row_v, row_c) in enumerate(zip(values, counts, strict=True)):
+        total = row_c.sum()
+        if total > 0:
+            out[i] = row_v[np.searchsorted(np.cumsum(row_c), 0.5 * total)]
+    return out
+
+
+def test_calibration_recovers_a_known_lognormal_latency() -> None:
+    # Given 400 API latencies measured from a lognormal with median 25 ms and sigma 0.5
+    rng = np.random.default_rng(11)
+    measured = {"api_latency": list(25.0 * np.exp(0.5 * rng.standard_normal(400)))}
+    # When the profile is calibrated to them
+    profile, report = HistoryProfile.calibrated(measured)
+    # Then the API latency is that lognormal, near enough
+    median, sigma = profile.api_latency
+    assert median == pytest.approx(25.0, rel=0.10)
+    assert sigma == pytest.approx(0.5, abs=0.10)
+    # And the report says what was measured and fitted
+    api = report["series"]["api_latency"]
+    assert api["calibrated"] is True
+    assert api["n"] == 400
+    assert api["p50"] < api["p90"] < api["p99"]
+    assert (api["median_ms"], api["sigma"]) == profile.api_latency
+    assert report["calibrated"] == ["api_latency"]
+    # And the series that were not measured keep the base profile's values
+    base = HistoryProfile()
+    assert profile.cars_api_duration == base.cars_api_duration
+    assert report["series"]["monitor_duration"] == {
+        "calibrated": False,
+        "n": 0,
+        "reason": "not measured",
+        "median_ms": base.monitor_duration[0],
+        "sigma": base.monitor_duration[1],
+    }
+
+
+def test_calibration_with_too_few_samples_keeps_the_base_value() -> None:
+    # Given a base profile and fewer relay durations than the fit needs
+    base = HistoryProfile(relay_duration=(40.0, 0.9))
+    few = [5.0 + i for i in range(CALIBRATION_MIN_SAMPLES - 1)]
+    enough = [5.0 + i % 4 for i in range(CALIBRATION_MIN_SAMPLES)]
+    # When the profile is calibrated
+    profile, report = HistoryProfile.calibrated({"relay_duration": few, "ingest_duration": enough}, base)
+    # Then the relay keeps the base value, and the report says why
+    assert profile.relay_duration == (40.0, 0.9)
+    relay = report["series"]["relay_duration"]
+    assert relay["calibrated"] is False
+    assert relay["n"] == CALIBRATION_MIN_SAMPLES - 1
+    assert relay["reason"] == f"{CALIBRATION_MIN_SAMPLES - 1} samples < {CALIBRATION_MIN_SAMPLES}"
+    # And the ingest (just enough samples) is fitted; a tight measurement gets the minimum sigma
+    assert report["calibrated"] == ["ingest_duration"]
+    assert profile.ingest_duration[0] == pytest.approx(6.5, abs=0.5)
+    assert profile.ingest_duration[1] >= 0.25
+
+
+def test_calibration_ignores_bad_samples_and_never_raises() -> None:
+    # Given measurements with NaN, infinities, negatives, non-numbers, and a series that is no list
+    good = [10.0, 12.0, 14.0, 11.0, 13.0] * 6
+    bad: list[Any] = [float("nan"), float("inf"), -3.0, None, "fast", *good]
+    measured: dict[str, Any] = {
+        "api_latency": bad,
+        "cars_api_duration": 42,  # not iterable
+        "ingest_duration": np.array([np.nan] * 50),
+        "relay_duration": None,
+        "unknown_series": [1.0] * 50,
+    }
+    # When the profile is calibrated
+    profile, report = HistoryProfile.calibrated(measured)
+    # Then only the usable samples count, and the rest keep the defaults
+    api = report["series"]["api_latency"]
+    assert (api["n"], api["dropped"]) == (len(good), 5)
+    assert profile.api_latency[0] == pytest.approx(12.0)
+    base = HistoryProfile()
+    assert profile.cars_api_duration == base.cars_api_duration
+    assert profile.ingest_duration == base.ingest_duration
+    assert profile.relay_duration == base.relay_duration
+    assert report["series"]["ingest_duration"]["n"] == 0
+    assert report["ignored"] == ["unknown_series"]
+    # And a measurement of only zeros gives a small positive median, not a broken profile
+    zeros, _ = HistoryProfile.calibrated({"api_latency": [0.0] * 50})
+    assert zeros.api_latency[0] > 0
+
+
+def test_machine_jitter_slows_every_latency_of_a_period_alike(topo: Topology) -> None:
+    # Given two days of 1-minute periods of a calibrated-looking API (25 ms, sigma 0.5), modelled
+    # without and with machine jitter (same seed)
+    starts = [END - timedelta(days=2) + timedelta(minutes=i) for i in range(2 * 1440)]
+    api = _spec(topo, "AWS/ApiGateway", "Latency")
+    cars = _spec(topo, "AWS/Lambda", "Duration", "cars-api")
+    columns = {}
+    for jitter in (0.0, 0.35):
+        model = HistoryModel(
+            topo,
+            DemandModel(),
+            HistoryProfile(api_latency=(25.0, 0.5), latency_jitter=jitter),
+            np.random.default_rng(5),
+        )
+        shared = model.shared(starts, 60)
+        columns[jitter] = (shared, model.column(api, shared, 60), model.column(cars, shared, 60))
+    # Then the jitter is one factor per period, shared by the API latency and the Lambda duration
+    shared, (api_v, api_c), (cars_v, cars_c) = columns[0.35]
+    _, (api_v0, _), (cars_v0, _) = columns[0.0]
+    assert api_c is not None
+    assert cars_c is not None
+    served = shared["requests"] > 0
+    slowdown = shared["slowdown"][served]
+    assert np.allclose(api_v[served, 0] / api_v0[served, 0], slowdown, rtol=0.01)
+    assert np.allclose(cars_v[served, 0] / cars_v0[served, 0], slowdown, rtol=0.01)
+    # And the per-minute API p50 spreads as the sample's own noise plus the jitter's 0.35
+    log_p50 = np.log(_weighted_p50(api_v, api_c)[served])
+    api_c0 = columns[0.0][1][1]
+    assert api_c0 is not None
+    log_p50_0 = np.log(_weighted_p50(api_v0, api_c0)[served])
+    sampling = float(np.std(log_p50_0))
+    assert 0.03 < sampling < 0.2
+    assert float(np.std(log_p50)) == pytest.approx(np.sqrt(sampling**2 + 0.35**2), rel=0.08)
+
+
+def test_error_counters_are_zero_where_there_was_traffic_and_missing_where_there_was_none(
+    topo: Topology,
+) -> None:
+    # Given a quiet night for a tiny fleet: many minutes without requests or invocations
+    night = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
+    starts = [night + timedelta(minutes=i) for i in range(240)]
+    model = HistoryModel(topo, DemandModel(fleet_size=1), HistoryProfile(), np.random.default_rng(4))
+    shared = model.shared(starts, 60)
+    requests = shared["requests"]
+    assert (requests == 0).any()
+    assert (requests > 0).any()
+    # Then API 4XX and 5XX errors are written (0 or more) for every minute with requests, as API
+    # Gateway publishes them with every request, and not at all for minutes without
+    for name in ("4XXError", "5XXError"):
+        values = _values(model, _spec(topo, "AWS/ApiGateway", name), shared)
+        assert np.isnan(values[requests == 0]).all()
+        assert np.isfinite(values[requests > 0]).all()
+        assert (values[requests > 0] == 0).mean() > 0.9
+    # And Lambda Errors likewise, for every function, where it was invoked
+    for key in ("cars-api", "telemetry-ingest", "outbox-relay", "monitor"):
+        invocations = shared["invocations"][key][0]
+        values = _values(model, _spec(topo, "AWS/Lambda", "Errors", key), shared)
+        assert np.isnan(values[invocations == 0]).all(), key
+        assert np.isfinite(values[invocations > 0]).all(), key
+        if key != "cars-api":
+            assert (values[invocations > 0] == 0).all(), key
+    assert (shared["invocations"]["outbox-relay"][0] == 0).any()
+    # But a counter that is only published when it happens (Throttles) is still not written
+    assert model.column(_spec(topo, "AWS/Lambda", "Throttles", "cars-api"), shared, 60) is None
+
+
+class _CollectingCloudWatch:
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+
+    def put_metric_data(self, **kwargs: Any) -> None:
+        self.calls.append(kwargs)
+
+
+def test_the_marker_records_the_latency_profile_and_its_calibration(topo: Topology, tmp_path: Path) -> None:
+    # Given a profile calibrated to a measurement
+    measured = {"api_latency": [20.0 + i % 7 for i in range(200)]}
+    profile, calibration = HistoryProfile.calibrated(measured)
+    # When a day of history is written with it (to a client that keeps the calls)
+    client = _CollectingCloudWatch()
+    report = backfill_history(
+        topo,
+        profile=profile,
+        calibration=calibration,
+        end=END,
+        days=1,
+        fine_hours=1,
+        cloudwatch=client,
+        home=tmp_path,
+    )
+    # Then the marker says how the latencies were made
+    marker = read_marker(tmp_path)
+    assert marker is not None
+    assert marker["latency_calibration"] == calibration
+    assert marker["latency"]["api_latency"] == list(profile.api_latency)
+    assert marker["latency"]["latency_jitter"] == profile.latency_jitter
+    assert datetime.fromisoformat(marker["end"]) == END == report.end
+    # And the API latencies written are around the calibrated median, not the default 130 ms
+    api_values = [
+        v
+        for call in client.calls
+        for datum in call["MetricData"]
+        if datum["MetricName"] == "Latency"
+        for v in datum["Values"]
+    ]
+    assert 10 < float(np.median(api_values)) < 60
 
 
 @pytest.fixture(scope="module")
@@ -109,6 +327,9 @@ def test_backfill_writes_the_catalog_series_and_marks_them_simulated(
     assert datetime.fromisoformat(marker["end"]) == END
     assert datetime.fromisoformat(marker["start"]) <= END - timedelta(days=13, hours=23)
     assert json.loads((Path(home) / "backfill.json").read_text())["datums"] == report.datums
+    # Written with the default profile: no calibration, the default latencies
+    assert marker["latency_calibration"] is None
+    assert marker["latency"]["api_latency"] == list(HistoryProfile().api_latency)
     # ListMetrics sees the written series with the catalog's dimensions (no marker dimension).
     cw = boto3.client("cloudwatch")
     api = {"Name": "ApiName", "Value": topo.api_name}
@@ -137,6 +358,12 @@ def test_backfilled_history_reads_back_with_daily_shape_percentiles_and_an_empty
     assert all(b > a for a, b in zip(lat50, lat99, strict=True))
     assert 50 < float(np.median(lat50)) < 400
     assert set(_query(cw, dlq, start, END, 3600, "Maximum")) == {0.0}
+    # API 5XX errors are published with every request, so the series is there (mostly 0) wherever
+    # requests are
+    e5 = catalog.get(f"api:{topo.api_name}:5xx")
+    e5_sums = _query(cw, e5, start, END, 300, "Sum")
+    assert len(e5_sums) == len(counts)
+    assert sorted(e5_sums)[len(e5_sums) // 2] == 0.0
     # The last 6 hours are at 1-minute resolution and sum to the same totals.
     fine = _query(cw, count, END - timedelta(hours=6), END, 60, "Sum")
     assert len(fine) >= 350
