@@ -4,8 +4,11 @@
 127.0.0.1:${FLEETSCOPE_EMULATOR_PORT:-5055}; the resources of the stage from `infra.topology`; the
 telemetry sink and the X-Ray daemon; one `LambdaRuntime` per function; the API gateway on
 127.0.0.1:${FLEETSCOPE_API_PORT:-3000}; the SQS and DynamoDB-stream event sources; the alert
-inbox; the monitor on a schedule; the 14-day backfill and the fleet simulator; optionally the
-dashboard. Pieces whose modules are not there are skipped with a log line. It then writes
+inbox; the monitor on a schedule; the fleet simulator and the 14-day backfill; optionally the
+dashboard. The fleet starts first: for `calibration_s` seconds the sandbox records the latencies it
+serves (`sandbox.calibration`), and the backfill's latency profile is fitted to them
+(`HistoryProfile.calibrated`), with the history ending at the minute the fleet started. The monitor
+waits for the history. Pieces whose modules are not there are skipped with a log line. It then writes
 ``${FLEETSCOPE_HOME:-.fleetscope}/sandbox.json`` (pid, emulator_url, api_url, dashboard_url, stage,
 started_at, inbox) — how the CLI and the dashboard find a running sandbox — and removes it in
 `stop()`, which stops everything it started, in reverse order.
@@ -44,6 +47,7 @@ from sandbox.xray import XRayDaemon
 log = logging.getLogger("fleetscope.sandbox")
 
 STATE_FILE = "sandbox.json"
+MAX_CALIBRATION_S = 600.0
 
 
 class SandboxError(RuntimeError):
@@ -69,6 +73,16 @@ def _env_port(name: str, default: int) -> int:
     if not 0 <= port <= 65535:
         raise SandboxError(f"{name}={raw!r} is not a port number (0-65535)")
     return port
+
+
+def _env_seconds(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as err:
+        raise SandboxError(f"{name}={raw!r} is not a number of seconds") from err
 
 
 def pid_alive(pid: int) -> bool:
@@ -113,6 +127,11 @@ def _check_port_free(port: int, what: str, variable: str) -> None:
             ) from err
 
 
+def floor_minute(t: datetime) -> datetime:
+    """`t` (aware) floored to the start of its minute, in UTC."""
+    return t.astimezone(UTC).replace(second=0, microsecond=0)
+
+
 def module_available(name: str) -> bool:
     try:
         return importlib.util.find_spec(name) is not None
@@ -132,6 +151,8 @@ class SandboxConfig:
     fleet_size: int = 50
     backfill: bool = True
     backfill_days: int = 14
+    # Seconds of live traffic measured to calibrate the backfill's latencies (0: default profile).
+    calibration_s: float = field(default_factory=lambda: _env_seconds("FLEETSCOPE_CALIBRATION_S", 20.0))
     monitor: bool = True
     monitor_interval_s: float = 60.0
     monitor_period_s: int = 60
@@ -150,6 +171,11 @@ class SandboxConfig:
             raise SandboxError(f"max environments must be >= 1, got {self.max_environments}")
         if self.backfill_days < 1:
             raise SandboxError(f"backfill days must be >= 1, got {self.backfill_days}")
+        if not 0 <= self.calibration_s <= MAX_CALIBRATION_S:  # NaN fails too
+            raise SandboxError(
+                f"calibration must be 0 (off) to {MAX_CALIBRATION_S:.0f} s, got {self.calibration_s} "
+                "(FLEETSCOPE_CALIBRATION_S)"
+            )
 
 
 class Sandbox:
@@ -176,6 +202,7 @@ class Sandbox:
         self._wrote_state = False
         self.fleet: Any = None
         self.history_ready = threading.Event()
+        self.fleet_started_at: datetime | None = None  # with a calibrated history: where it ends
 
     # ---- urls ---------------------------------------------------------------------------------
     @property
@@ -417,6 +444,10 @@ class Sandbox:
 
     def _monitor_loop(self) -> None:
         interval = self.config.monitor_interval_s
+        # Never before the history is written (or given up on): the monitor would train on part of it.
+        while not self.history_ready.wait(0.5):
+            if self._stop.is_set():
+                return
         # First run once the first minute of live metrics can exist, then on the interval.
         while not self._stop.wait(
             min(interval, 60.0) if not self.timings.get("first_monitor_s") else interval
@@ -431,19 +462,84 @@ class Sandbox:
 
     # ---- history and traffic ------------------------------------------------------------------
     def _history_then_fleet(self, t0: float) -> None:
+        """The fleet and the history; `history_ready` is set when the history is written (or failed).
+
+        With both: the fleet first, then `calibration_s` seconds of measuring what it costs, then the
+        backfill with latencies fitted to that, ending at the minute the fleet started.
+        """
+        cfg = self.config
         try:
-            if self.config.backfill:
+            if cfg.backfill and cfg.fleet:
+                self._fleet_then_calibrated_history(t0)
+                return
+            if cfg.backfill:
                 self._backfill()
-            self.timings["live_with_history_s"] = time.perf_counter() - t0
-            self.history_ready.set()
-            if self.config.fleet and not self._stop.is_set():
+            self._history_done(t0)
+            if cfg.fleet and not self._stop.is_set():
                 self._start_fleet()
         except Exception:  # a broken piece must not take the platform down
             log.exception("sandbox traffic/backfill failed")
         finally:
             self.history_ready.set()
 
-    def _backfill(self) -> None:
+    def _history_done(self, t0: float) -> None:
+        self.timings["live_with_history_s"] = time.perf_counter() - t0
+        self.history_ready.set()
+
+    def _fleet_then_calibrated_history(self, t0: float) -> None:
+        cfg = self.config
+        recorder = None
+        if cfg.calibration_s > 0 and self.sink is not None:
+            from sandbox.calibration import LatencyRecorder
+
+            recorder = LatencyRecorder(self.topology)
+            self.sink.add_observer(recorder)
+        fleet_started = self.fleet_started_at = datetime.now(UTC)
+        calibration_started = time.perf_counter()
+        try:
+            try:
+                self._start_fleet()
+            except Exception:  # no fleet: the history is still written, with what was measured
+                log.exception("the fleet failed to start")
+            if recorder is not None:
+                self._stop.wait(cfg.calibration_s)
+        finally:
+            if recorder is not None and self.sink is not None:
+                self.sink.remove_observer(recorder)
+        if self._stop.is_set():
+            return
+        profile: Any = None
+        calibration: dict[str, Any] | None = None
+        if recorder is not None:
+            self.timings["calibration_s"] = time.perf_counter() - calibration_started
+            profile, calibration = self._calibrated_profile(recorder.samples())
+        self._backfill(end=floor_minute(fleet_started), profile=profile, calibration=calibration)
+        self._history_done(t0)
+
+    def _calibrated_profile(self, measured: dict[str, list[float]]) -> tuple[Any, dict[str, Any] | None]:
+        """The backfill profile fitted to `measured` and its report; (None, None) if that fails."""
+        try:
+            from sandbox.backfill import HistoryProfile
+
+            profile, report = HistoryProfile.calibrated(measured)
+        except Exception:  # a bad measurement must never stop the sandbox: default history
+            log.exception("latency calibration failed; the history uses the default latencies")
+            return None, None
+        report = {"window_s": round(self.timings.get("calibration_s", 0.0), 1)} | report
+        api = report["series"]["api_latency"]
+        log.info(
+            "latency calibration over %.0f s: API median %.1f ms sigma %.2f (%s, n=%d); calibrated: %s",
+            report["window_s"],
+            api["median_ms"],
+            api["sigma"],
+            "measured" if api["calibrated"] else "default",
+            api["n"],
+            ", ".join(report["calibrated"]) or "nothing",
+        )
+        return profile, report
+
+    def _backfill(self, **calibrated: Any) -> None:
+        """Run the backfill; `calibrated` (end, profile, calibration) is passed on when given."""
         if not module_available("sandbox.backfill"):
             self._skip("backfill: sandbox.backfill is not there yet")
             return
@@ -459,6 +555,7 @@ class Sandbox:
             session=boto3.Session(),
             home=self.config.home,
             fleet_size=self.config.fleet_size,
+            **{key: value for key, value in calibrated.items() if value is not None},
         )
         log.info(
             "backfill done: %s datums in %.1fs",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sandbox.app import Sandbox, SandboxConfig
+from sandbox.app import Sandbox, SandboxConfig, SandboxError
 
 
 def test_the_monitor_scores_fresh_minutes_on_the_backfills_one_minute_history(
@@ -27,3 +27,25 @@ def test_a_monitor_setting_in_the_environment_wins_but_the_period_follows_the_co
     env = Sandbox._monitor_environment(SandboxConfig(monitor_period_s=60))
     assert env["MONITOR_HISTORY_DAYS"] == "7"
     assert env["MONITOR_PERIOD_S"] == "60"
+
+
+def test_the_calibration_window_defaults_to_20_s_and_follows_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given no setting, the sandbox measures itself for 20 s before writing the history
+    monkeypatch.delenv("FLEETSCOPE_CALIBRATION_S", raising=False)
+    assert SandboxConfig().calibration_s == 20.0
+    # When FLEETSCOPE_CALIBRATION_S is set, it wins; 0 turns calibration off
+    monkeypatch.setenv("FLEETSCOPE_CALIBRATION_S", "7.5")
+    assert SandboxConfig().calibration_s == 7.5
+    monkeypatch.setenv("FLEETSCOPE_CALIBRATION_S", "0")
+    Sandbox(SandboxConfig())  # valid
+    # And an explicit value beats the environment
+    assert SandboxConfig(calibration_s=3).calibration_s == 3
+
+
+@pytest.mark.parametrize("raw", ["soon", "-1", "nan", "inf", "601"])
+def test_a_bad_calibration_window_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, raw: str) -> None:
+    monkeypatch.setenv("FLEETSCOPE_CALIBRATION_S", raw)
+    with pytest.raises(SandboxError, match="FLEETSCOPE_CALIBRATION_S"):
+        Sandbox(SandboxConfig())
