@@ -485,6 +485,8 @@ class Sandbox:
     def _history_done(self, t0: float) -> None:
         self.timings["live_with_history_s"] = time.perf_counter() - t0
         self.history_ready.set()
+        if self.config.backfill:
+            log.info("live with history %.1f s after start", self.timings["live_with_history_s"])
 
     def _fleet_then_calibrated_history(self, t0: float) -> None:
         cfg = self.config
