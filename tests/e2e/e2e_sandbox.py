@@ -141,8 +141,10 @@ class SandboxProcess:
             lambda: state_file.exists() and "api_url" in json.loads(state_file.read_text()), timeout_s
         )
         self.state = json.loads(state_file.read_text())
-        # Live with history: the backfill marker exists and the fleet is driving.
+        # Live with history: the fleet is driving (it starts first, to calibrate the history's latency)
+        # and the backfill marker exists (written when the history is complete).
         self.wait_for(lambda: (self.home / "fleet.json").exists(), timeout_s)
+        self.wait_for(lambda: (self.home / "backfill.json").exists(), timeout_s)
         return self
 
     def stop(self) -> None:
