@@ -19,7 +19,7 @@ Kinds and what ``--intensity`` means for each (defaults in `KINDS`):
 |---|---|---|
 | error-burst | a share of the target's invocations raise (→ Errors, API 5XX) | share of invocations, (0, 1] |
 | latency | added delay inside each invocation, as after a bad deploy | seconds added, (0, 30] |
-| throttling | a share of the target's invocations is throttled (→ Throttles, 429) | share, (0, 1] |
+| throttling | a share of invocations is throttled (→ Lambda Throttles, API 500) | share, (0, 1] |
 | cold-start-storm | a share of invocations re-initialise the function | share, (0, 1] |
 | traffic-drop | the fleet's request rate falls | share of traffic lost, (0, 1] |
 | traffic-spike | the fleet's request rate rises | rate multiplier, (1, 20] |

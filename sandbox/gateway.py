@@ -10,7 +10,7 @@ Like API Gateway it also:
 - throttles the stage with a token bucket (rate, burst) → ``429 {"message": "Too Many Requests"}``;
 - rejects payloads over 10 MB → ``413 {"message": "Request Too Long"}``;
 - maps a function error or a malformed proxy response to ``502 {"message": "Internal server error"}``
-  and a throttled function to 429;
+  and a throttled function to ``500 {"message": "Internal server error"}`` (it never ran);
 - records AWS/ApiGateway Count, 4XXError, 5XXError, Latency and IntegrationLatency per request
   (dimensions ApiName, and ApiName + Stage), batched through the `TelemetrySink`;
 - with tracing, records the stage's X-Ray segment and passes the trace header to the function.
@@ -91,6 +91,7 @@ def _json_response(status: int, message: str, request_id: str) -> Response:
 _ERROR_TYPES = {
     413: "RequestTooLongException",
     429: "TooManyRequestsException",
+    500: "InternalServerErrorException",
     502: "InternalServerErrorException",
 }
 
@@ -295,7 +296,9 @@ class Gateway:
 
     def _map_result(self, result: Invocation, request_id: str) -> Response:
         if result.throttled:
-            return _json_response(429, "Too Many Requests", request_id)
+            # A throttled Lambda never ran, so there is no proxy response: API Gateway answers 500
+            # (INTEGRATION_FAILURE), not 429 (429 is its own stage throttle, above).
+            return _json_response(500, "Internal server error", request_id)
         if result.error is not None:
             return _json_response(502, "Internal server error", request_id)
         mapped = proxy_response(result.payload)

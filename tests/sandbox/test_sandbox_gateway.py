@@ -127,7 +127,7 @@ def test_proxy_response_headers_and_base64_body_are_mapped() -> None:
         ),
         (Invocation("r", payload="not a proxy response"), 502, "Internal server error"),
         (Invocation("r", payload={"statusCode": 999}), 502, "Internal server error"),
-        (Invocation("r", throttled=True), 429, "Too Many Requests"),
+        (Invocation("r", throttled=True), 500, "Internal server error"),  # Lambda throttled, not the stage
     ],
 )
 def test_function_failures_map_like_api_gateway(outcome: Invocation, status: int, message: str) -> None:
