@@ -2,7 +2,8 @@
 
 Prints, in one run:
 1. start-up: seconds to live (emulator + provisioning + warm cars API + gateway) and to live with
-   14 days of history (backfill done);
+   14 days of history (backfill done) — as `fleetscope sandbox up` starts (fleet first, latency
+   calibration, then the backfill) and for the platform alone (no fleet: default latency profile);
 2. GetMetricData for the monitor's full catalog (1-minute and 5-minute periods, p50/p99 included)
    over those 14 days in the sandbox — next to unpatched moto 5.2 on the same, smaller data set
    (`--baseline-hours` (6) of history written identically into both; percentiles are left out of the
@@ -19,6 +20,7 @@ import argparse
 import contextlib
 import csv
 import io
+import json
 import os
 import random
 import shutil
@@ -349,6 +351,30 @@ def bench_in_process(sandbox: Sandbox, ids: list[str], n: int = 400) -> None:
         print(f"  {name:<18} p50 {p50:6.2f} ms, p99 {p99:6.2f} ms, {rate:7.1f} calls/s")
 
 
+def bench_startup_as_users_start_it() -> None:
+    """`sandbox up` defaults (fleet, calibration, backfill; no monitor/dashboard, which start aside)."""
+    with tempfile.TemporaryDirectory(prefix="fleetscope-bench-") as tmp:
+        config = SandboxConfig(home=Path(tmp), emulator_port=0, api_port=0, dashboard=False, monitor=False)
+        started = time.perf_counter()
+        sandbox = Sandbox(config).start()
+        try:
+            live = time.perf_counter() - started
+            sandbox.history_ready.wait(timeout=900)
+            with_history = time.perf_counter() - started
+            marker = json.loads((Path(tmp) / "backfill.json").read_text())
+        finally:
+            sandbox.stop()
+    calibration = marker.get("latency_calibration") or {}
+    api = (calibration.get("series") or {}).get("api_latency") or {}
+    print("Start-up as `fleetscope sandbox up` (fleet of 50 first, latency calibration, 14-day backfill):")
+    print(f"  live in {live:.1f}s; live with history in {with_history:.1f}s")
+    print(
+        f"  calibration {sandbox.timings.get('calibration_s', float('nan')):.1f}s: "
+        f"API n={api.get('n', 0)} p50={api.get('p50', float('nan'))} ms; "
+        f"history (median ms, sigma): {marker.get('latency', {})}"
+    )
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="bench_sandbox", description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=20)
@@ -358,6 +384,7 @@ def main(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     if args.users < 1 or args.seconds < 1 or not 0 < args.baseline_hours <= 14 * 24:
         parser.error("--users and --seconds must be >= 1, --baseline-hours in (0, 336]")
+    bench_startup_as_users_start_it()
     with tempfile.TemporaryDirectory(prefix="fleetscope-bench-") as tmp:
         home = Path(tmp)
         config = SandboxConfig(
@@ -369,7 +396,7 @@ def main(argv: list[str]) -> None:
             live = time.perf_counter() - started
             sandbox.history_ready.wait(timeout=900)
             with_history = time.perf_counter() - started
-            print("Start-up (emulator, provisioning, warm cars API, gateway; then 14-day backfill):")
+            print("Start-up, platform alone (no fleet; 14-day backfill with the default latency profile):")
             print(f"  live in {live:.1f}s (emulator+provision+gateway {sandbox.timings['live_s']:.1f}s)")
             print(
                 f"  live with 14 days of history in {with_history:.1f}s; "

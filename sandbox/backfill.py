@@ -120,11 +120,14 @@ class HistoryProfile:
         A series with at least `CALIBRATION_MIN_SAMPLES` usable samples (finite, >= 0) gets
         median = the measured p50 and sigma = ln(p90/p50)/z90, or, with at least
         `CALIBRATION_TAIL_SAMPLES`, the larger of that and ln(p99/p50)/z99 (so a heavy tail is kept),
-        clipped to `SIGMA_RANGE`. Other series, and names that are not latency series, keep the base
-        value; the report says which series were calibrated and why not. Never raises on bad input.
+        clipped to `SIGMA_RANGE`. A series with fewer samples whose p50 is above the base median gets
+        that p50 as its median (base sigma): history is never faster than what was measured. Other
+        series, and names that are not latency series, keep the base value; the report says which
+        series were calibrated and why not. Never raises on bad input.
         """
         base = base or cls()
         changes: dict[str, tuple[float, float]] = {}
+        raised: list[str] = []  # too few samples to fit, but slower than the base: median raised
         series: dict[str, dict[str, Any]] = {}
         for name in LATENCY_SERIES:
             values, dropped = _usable_ms(measured.get(name))
@@ -138,6 +141,13 @@ class HistoryProfile:
                     shape = _fit_lognormal(p50, p90, p99 if len(values) >= CALIBRATION_TAIL_SAMPLES else None)
                     changes[name] = shape
                     entry["calibrated"] = True
+                elif p50 > getattr(base, name)[0]:
+                    # Too few to fit a shape, enough to know the series is slower than the base: raise
+                    # the median (never make history faster than what was measured), keep the sigma.
+                    changes[name] = (round(p50, 3), getattr(base, name)[1])
+                    raised.append(name)
+                    few = f"{len(values)} samples < {CALIBRATION_MIN_SAMPLES}"
+                    entry["reason"] = f"{few}: median raised to the measured p50"
                 else:
                     entry["reason"] = f"{len(values)} samples < {CALIBRATION_MIN_SAMPLES}"
             else:
@@ -146,7 +156,8 @@ class HistoryProfile:
             series[name] = entry | {"median_ms": median_ms, "sigma": sigma}
         profile = replace(base, **changes)  # type: ignore[arg-type]  # only the (median, sigma) fields
         report = {
-            "calibrated": sorted(changes),
+            "calibrated": sorted(set(changes) - set(raised)),
+            "median_raised": sorted(raised),
             "min_samples": CALIBRATION_MIN_SAMPLES,
             "tail_min_samples": CALIBRATION_TAIL_SAMPLES,
             "sigma_range": list(SIGMA_RANGE),

@@ -139,6 +139,19 @@ def test_calibration_with_too_few_samples_keeps_the_base_value() -> None:
     assert profile.ingest_duration[1] >= 0.25
 
 
+def test_too_few_samples_slower_than_the_base_raise_its_median() -> None:
+    # Given a base relay of 35 ms and a handful of measured relay durations around 250 ms
+    base = HistoryProfile(relay_duration=(35.0, 1.5))
+    few = [200.0, 240.0, 250.0, 260.0, 800.0]
+    # When the profile is calibrated
+    profile, report = HistoryProfile.calibrated({"relay_duration": few}, base)
+    # Then the history is not faster than what was measured: median = the measured p50, base sigma
+    assert profile.relay_duration == (250.0, 1.5)
+    assert report["median_raised"] == ["relay_duration"]
+    assert report["calibrated"] == []
+    assert "median raised" in report["series"]["relay_duration"]["reason"]
+
+
 def test_calibration_ignores_bad_samples_and_never_raises() -> None:
     # Given measurements with NaN, infinities, negatives, non-numbers, and a series that is no list
     good = [10.0, 12.0, 14.0, 11.0, 13.0] * 6
