@@ -536,7 +536,8 @@ class Sandbox:
             api["sigma"],
             "measured" if api["calibrated"] else "default",
             api["n"],
-            ", ".join(report["calibrated"]) or "nothing",
+            ", ".join(report["calibrated"] + [f"{n} (median raised)" for n in report["median_raised"]])
+            or "nothing",
         )
         return profile, report
 
