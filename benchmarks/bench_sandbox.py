@@ -351,16 +351,25 @@ def bench_in_process(sandbox: Sandbox, ids: list[str], n: int = 400) -> None:
         print(f"  {name:<18} p50 {p50:6.2f} ms, p99 {p99:6.2f} ms, {rate:7.1f} calls/s")
 
 
+def _start_timed(config: SandboxConfig) -> tuple[Sandbox, float, float]:
+    """A started sandbox, seconds to live and seconds to live with history (the caller stops it)."""
+    started = time.perf_counter()
+    sandbox = Sandbox(config).start()
+    try:
+        live = time.perf_counter() - started
+        sandbox.history_ready.wait(timeout=900)
+    except BaseException:
+        sandbox.stop()
+        raise
+    return sandbox, live, time.perf_counter() - started
+
+
 def bench_startup_as_users_start_it() -> None:
     """`sandbox up` defaults (fleet, calibration, backfill; no monitor/dashboard, which start aside)."""
     with tempfile.TemporaryDirectory(prefix="fleetscope-bench-") as tmp:
         config = SandboxConfig(home=Path(tmp), emulator_port=0, api_port=0, dashboard=False, monitor=False)
-        started = time.perf_counter()
-        sandbox = Sandbox(config).start()
+        sandbox, live, with_history = _start_timed(config)
         try:
-            live = time.perf_counter() - started
-            sandbox.history_ready.wait(timeout=900)
-            with_history = time.perf_counter() - started
             marker = json.loads((Path(tmp) / "backfill.json").read_text())
         finally:
             sandbox.stop()
@@ -390,12 +399,8 @@ def main(argv: list[str]) -> None:
         config = SandboxConfig(
             home=home, emulator_port=0, api_port=0, dashboard=False, fleet=False, monitor=False, backfill=True
         )
-        started = time.perf_counter()
-        sandbox = Sandbox(config).start()
+        sandbox, live, with_history = _start_timed(config)
         try:
-            live = time.perf_counter() - started
-            sandbox.history_ready.wait(timeout=900)
-            with_history = time.perf_counter() - started
             print("Start-up, platform alone (no fleet; 14-day backfill with the default latency profile):")
             print(f"  live in {live:.1f}s (emulator+provision+gateway {sandbox.timings['live_s']:.1f}s)")
             print(
