@@ -121,10 +121,19 @@ def run_incident(sandbox: SandboxProcess, kind: str, intensity: str) -> dict[str
     }
 
 
-def assert_exactly_one_incident_of_the_cars_api(outcome: dict[str, Any]) -> None:
-    """Exactly one OPEN, the cars-api service's incident, resolved after the injection ended."""
+def detected_once_and_resolved(sandbox: SandboxProcess, kind: str, intensity: str) -> None:
+    """Inject `kind` on cars-api: detected within DETECT_WITHIN as exactly one OPEN, the cars-api
+    service's incident, which resolves after the injection ended (figures kept under `kind`)."""
+    outcome = run_incident(sandbox, kind, intensity)
     opens: list[Alert] = outcome["opens"]
+    delay = outcome["open"].at - outcome["start"]
+    label = kind.replace("-", "_")
+    FIGURES[f"{label}_detection_s"] = round(delay.total_seconds())
+    resolved_after = outcome["resolved_at"] - outcome["end"]
+    FIGURES[f"{label}_resolved_after_end_s"] = round(resolved_after.total_seconds())
+    FIGURES[f"{label}_opens"] = [a.resource for a in opens]
     log = describe(outcome["window"])
+    assert delay <= DETECT_WITHIN, log
     assert [a.resource for a in opens] == [CARS_API_SERVICE], f"expected exactly one OPEN alert:\n{log}"
     assert outcome["resolved_at"] >= outcome["end"], log
 
@@ -231,27 +240,13 @@ def test_poison_telemetry_is_dead_lettered_and_nothing_is_lost(
 def test_a_latency_regression_is_detected_within_5_minutes_and_resolves(
     sandbox: SandboxProcess, health: HealthPoller
 ) -> None:
-    outcome = run_incident(sandbox, "latency", "1.5")
-    delay = outcome["open"].at - outcome["start"]
-    FIGURES["latency_detection_s"] = round(delay.total_seconds())
-    FIGURES["latency_resolved_after_end_s"] = round((outcome["resolved_at"] - outcome["end"]).total_seconds())
-    FIGURES["latency_opens"] = [a.resource for a in outcome["opens"]]
-    assert delay <= DETECT_WITHIN, describe(outcome["window"])
-    assert_exactly_one_incident_of_the_cars_api(outcome)
+    detected_once_and_resolved(sandbox, "latency", "1.5")
 
 
 def test_an_error_burst_is_detected_within_5_minutes_and_resolves(
     sandbox: SandboxProcess, health: HealthPoller
 ) -> None:
-    outcome = run_incident(sandbox, "error-burst", "0.5")
-    delay = outcome["open"].at - outcome["start"]
-    FIGURES["error_burst_detection_s"] = round(delay.total_seconds())
-    FIGURES["error_burst_resolved_after_end_s"] = round(
-        (outcome["resolved_at"] - outcome["end"]).total_seconds()
-    )
-    FIGURES["error_burst_opens"] = [a.resource for a in outcome["opens"]]
-    assert delay <= DETECT_WITHIN, describe(outcome["window"])
-    assert_exactly_one_incident_of_the_cars_api(outcome)
+    detected_once_and_resolved(sandbox, "error-burst", "0.5")
 
 
 def test_the_api_kept_answering_throughout(health: HealthPoller) -> None:
