@@ -48,11 +48,11 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--metrics", type=int, default=60)
     args = parser.parse_args(argv)
 
+    from contract.topology import topology
     from dashboard import queries, specs
     from dashboard.analysis import period_for
     from dashboard.settings import get_settings
     from dashboard.target import Resources, SandboxFile, write_sandbox_file
-    from infra.topology import topology
     from sandbox.emulator import Emulator, aws_environment
     from sandbox.provision import provision
     from tests.dashboard.seed import seed_cars, seed_incidents, seed_metrics

@@ -1,6 +1,6 @@
 """Serverless incident benchmark: detection rate, delay and false alarms on synthetic series.
 
-Series come from `monitor.synthetic` (error bursts, latency regressions after deploys, traffic drops
+Series come from `ops.synthetic` (error bursts, latency regressions after deploys, traffic drops
 and spikes, throttling, queue backlogs, DLQ arrivals, cold-start storms), each with one injected
 incident, major or minor (the same failure at a fraction of the magnitude), plus as many clean
 series. Each series is watched as the Lambda would: the profile's detector is fitted on the history
@@ -27,7 +27,7 @@ import numpy as np
 
 from monitor.detectors import ScoredPoints, build_detector
 from monitor.policy import SeriesAlertState, default_rule
-from monitor.synthetic import KINDS, SyntheticSeries, generate
+from ops.synthetic import KINDS, SyntheticSeries, generate
 
 GRACE = 12
 HISTORY_DAYS = 8.0  # covers a weekend, as the monitor's 14-day backfill does

@@ -1,7 +1,7 @@
 """Monitor scale and cost: 1,000 watched metrics, 14 days of 5-minute history.
 
 The real `MonitorService` (real detectors, alert policy, incidents, state codec) runs against an
-in-process GetMetricData (`monitor.fakes.FakeCloudWatch`, with the real per-call limits and paging)
+in-process GetMetricData (`ops.fakes.FakeCloudWatch`, with the real per-call limits and paging)
 and an in-memory table and notifier. It measures a training run (first run: 14 days fetched and
 every detector fitted) and normal runs (only the new periods fetched and scored): wall time, peak
 memory, GetMetricData calls and metrics requested, state size. From those it prints the monthly cost
@@ -25,13 +25,14 @@ import tracemalloc
 
 import numpy as np
 
-from infra.topology import topology
-from monitor.catalog import Catalog, FunctionName, MetricSpec, ResourceNames, build_catalog
-from monitor.fakes import FakeCloudWatch, InMemoryIncidentStore, RecordingNotifier
+from contract.resources import FunctionName, ResourceNames
+from contract.topology import topology
+from monitor.catalog import Catalog, MetricSpec, build_catalog
 from monitor.service import MonitorService, RunResult
 from monitor.settings import MonitorSettings
 from monitor.source import CloudWatchMetricSource
 from monitor.store import CHUNK_BYTES
+from ops.fakes import FakeCloudWatch, InMemoryIncidentStore, RecordingNotifier
 
 PERIOD = 300
 RUNS_PER_MONTH = 30 * 24 * 3600 // PERIOD  # 8,640 at a 5-minute cadence

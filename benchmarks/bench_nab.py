@@ -1,6 +1,6 @@
 """NAB v1.1 benchmark: the deployed detector and alert rule over the whole corpus, next to NAB's table.
 
-Runs `monitor.detect` (profile "default", the Lambda's detector and rule, no per-file tuning) over
+Runs `ops.detect` (profile "default", the Lambda's detector and rule, no per-file tuning) over
 ``<nab>/data``, writes NAB's results layout ``<out>/<detector>/<category>/<detector>_<file>.csv``
 (timestamp, value, anomaly_score, label) for two detectors -- ``fleetscope`` (the calibrated score,
 threshold optimised by the NAB sweep) and ``fleetscopeAlerts`` (the alert column: what the monitor
@@ -30,7 +30,7 @@ from benchmarks.nab_scorer import (
     parse_nab_time,
     score_results_dir,
 )
-from monitor.detect import run_directory
+from ops.detect import run_directory
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_NAB = default_nab_dir()

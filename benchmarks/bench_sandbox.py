@@ -43,7 +43,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError, ReadTimeoutError
 from botocore.utils import parse_timestamp
 
-from infra.topology import Topology
+from contract.topology import Topology
 from sandbox.app import Sandbox, SandboxConfig
 from sandbox.emulator import Emulator, aws_environment
 
@@ -57,7 +57,8 @@ def _free_port() -> int:
 
 
 def _catalog_queries(topo: Topology, period_s: int, *, percentiles: bool = True) -> list[dict[str, Any]]:
-    from monitor.catalog import ResourceNames, build_catalog
+    from contract.resources import ResourceNames
+    from monitor.catalog import build_catalog
 
     catalog = build_catalog(ResourceNames.from_topology(topo), period_s=period_s)
     return [

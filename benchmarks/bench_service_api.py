@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from infra.topology import topology
+from contract.topology import topology
 
 ENTRY_MODULES = ("service.api.handler", "service.ingest.handler", "service.relay.handler")
 

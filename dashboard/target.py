@@ -3,7 +3,7 @@
 - `sandbox`: a running sandbox described by `${FLEETSCOPE_HOME}/sandbox.json` (its pid must be alive);
   every client goes to its AWS emulator with the emulator's fixed local credentials.
 - `aws`: the standard AWS credential chain, region `AWS_REGION`; resource names come from the
-  deployed CloudFormation stacks' outputs (read-only `DescribeStacks`), else from `infra.topology`.
+  deployed CloudFormation stacks' outputs (read-only `DescribeStacks`), else from `contract.topology`.
 - `auto`: a running sandbox if there is one; otherwise the caller starts an embedded sandbox
   (`start_embedded_sandbox`) and connects to it.
 """
@@ -19,9 +19,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from contract.resources import FunctionName, ResourceNames
+from contract.topology import Topology, topology
 from dashboard.settings import DashboardSettings
-from infra.topology import Topology, topology
-from monitor.catalog import FunctionName, ResourceNames
 from sandbox.app import pid_alive
 
 LOCAL_CREDENTIALS = {

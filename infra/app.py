@@ -16,6 +16,7 @@ import aws_cdk as cdk
 from aws_cdk import aws_lambda as lambda_
 from cdk_nag import AwsSolutionsChecks
 
+from contract.topology import Topology, topology
 from infra.bundling import (
     Bundle,
     build_bundle,
@@ -27,7 +28,6 @@ from infra.constructs.lambda_function import RUNTIME_PYTHON_VERSION
 from infra.settings import StageSettings, stage_settings
 from infra.stacks.observability_stack import ObservabilityStack
 from infra.stacks.service_stack import ServiceStack
-from infra.topology import Topology, topology
 
 SKIP_BUNDLING_ENV = "FLEETSCOPE_SKIP_BUNDLING"
 

@@ -57,7 +57,9 @@ class BundleSpec:
     requirements: tuple[str, ...]
     packages: tuple[str, ...]  # project packages copied as source, e.g. ("service",)
     python_version: str  # of the Lambda runtime, e.g. "3.14"
-    extra_modules: tuple[str, ...] = field(default=())  # single project files, e.g. ("infra/topology.py",)
+    # Paths under `packages` that are not shipped: workstation entry points. Every `__main__.py` is
+    # left out as well (a Lambda imports its handler; it never runs a package as a script).
+    exclude: tuple[str, ...] = field(default=())
     platforms: tuple[str, ...] = PLATFORMS  # () = this machine's platform (see host_variant)
     precompile: bool = True
 
@@ -98,39 +100,24 @@ def _dist_name(requirement: str) -> str:
     return match.group(0).lower().replace("_", "-")
 
 
-def _imports_topology(packages: Iterable[str]) -> bool:
-    for package in packages:
-        for source in (ROOT / package).rglob("*.py"):
-            if re.search(
-                r"^\s*(from infra\.topology|from infra import topology|import infra\.topology)",
-                source.read_text(),
-                re.MULTILINE,
-            ):
-                return True
-    return False
-
-
 def service_bundle_spec(python_version: str) -> BundleSpec:
     """cars-api, telemetry-ingest and outbox-relay share one package: Powertools and pydantic."""
-    packages = ("service",)
     return BundleSpec(
         name="service",
         requirements=_project_dependencies(),
-        packages=packages,
+        packages=("contract", "service"),
+        exclude=("service/ingest/redrive",),  # the `python -m service.ingest.redrive` entry point
         python_version=python_version,
-        extra_modules=("infra/__init__.py", "infra/topology.py") if _imports_topology(packages) else (),
     )
 
 
 def monitor_bundle_spec(python_version: str) -> BundleSpec:
     """The monitor adds numpy, scipy and scikit-learn (the ``monitor`` extra)."""
-    packages = ("monitor",)
     return BundleSpec(
         name="monitor",
         requirements=_project_dependencies(["monitor"]),
-        packages=packages,
+        packages=("contract", "monitor"),
         python_version=python_version,
-        extra_modules=("infra/__init__.py", "infra/topology.py") if _imports_topology(packages) else (),
     )
 
 
@@ -149,14 +136,17 @@ def host_variant(spec: BundleSpec) -> BundleSpec:
 def _source_files(spec: BundleSpec) -> list[Path]:
     files: list[Path] = []
     for package in spec.packages:
-        files.extend(p for p in sorted((ROOT / package).rglob("*")) if p.is_file() and _is_shipped_source(p))
-    files.extend(ROOT / module for module in spec.extra_modules)
+        files.extend(
+            p for p in sorted((ROOT / package).rglob("*")) if p.is_file() and _is_shipped_source(spec, p)
+        )
     return files
 
 
-def _is_shipped_source(path: Path) -> bool:
-    parts = set(path.relative_to(ROOT).parts)
-    return path.suffix in (".py", ".json", ".typed") and not parts & {"__pycache__", "tests"}
+def _is_shipped_source(spec: BundleSpec, path: Path) -> bool:
+    relative = path.relative_to(ROOT)
+    if path.name == "__main__.py" or any(relative.is_relative_to(e) for e in spec.exclude):
+        return False
+    return path.suffix in (".py", ".json", ".typed") and not set(relative.parts) & {"__pycache__", "tests"}
 
 
 def content_hash(spec: BundleSpec) -> str:
@@ -272,7 +262,7 @@ def build_bundle(spec: BundleSpec, *, log: bool = True) -> Bundle:
         _copy_sources(spec, staging)
         interpreter = runtime_interpreter(spec.python_version) if precompiled else None
         if interpreter is not None:
-            for package in {Path(m).parts[0] for m in (*spec.packages, *spec.extra_modules)}:
+            for package in spec.packages:
                 _precompile(interpreter, staging / package)
         (staging / ".fleetscope-bundle").write_text("precompiled" if precompiled else "source-only")
         shutil.rmtree(target, ignore_errors=True)

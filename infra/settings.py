@@ -37,7 +37,7 @@ class ApiThrottle(BaseModel):
 
 
 class StageSettings(BaseModel):
-    """What differs between stages; everything else comes from ``infra.topology``."""
+    """What differs between stages; everything else comes from ``contract.topology``."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

@@ -1,11 +1,10 @@
 """The catalog of watched metrics, built in one place from the names of the deployed resources.
 
-CONTRACT (used by the CDK app and the sandbox):
-
-- `ResourceNames` holds the physical names the catalog needs; `ResourceNames.from_topology(topo)`
-  derives them from `infra.topology`. The monitor Lambda receives them as the environment variable
-  `MONITOR_RESOURCES` (= `names.to_env()`, compact JSON, a few hundred bytes) and falls back to
-  `ResourceNames.from_topology(topology(FLEETSCOPE_STAGE))` when the variable is absent.
+- `contract.resources.ResourceNames` holds the physical names the catalog needs;
+  `ResourceNames.from_topology(topo)` derives them from `contract.topology`. The monitor Lambda
+  receives them as the environment variable `MONITOR_RESOURCES` (= `names.to_env()`, compact JSON,
+  a few hundred bytes) and falls back to `ResourceNames.from_topology(topology(FLEETSCOPE_STAGE))`
+  when the variable is absent.
 - `build_catalog(names, period_s=...) -> Catalog` is pure and deterministic; `Catalog` round-trips
   through JSON (`Catalog.model_validate_json(catalog.model_dump_json())`).
 
@@ -14,19 +13,19 @@ A catalog has raw CloudWatch metrics (`MetricSpec`, fetched with GetMetricData) 
 series of the same catalog: CloudWatch metric math is deliberately not used (moto returns nothing for
 it, and computing ratios locally costs no extra GetMetricData queries).
 
-This module imports only pydantic and the pure topology module.
+This module imports only pydantic and the `contract` package.
 """
 
 from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-if TYPE_CHECKING:
-    from infra.topology import Topology
+from contract.metrics import WATCHED_BUSINESS_METRICS
+from contract.resources import ResourceNames
 
 Direction = Literal["up", "down", "both"]
 
@@ -37,13 +36,6 @@ PROFILE_SPARSE = "count"  # errors, throttles, failures: usually zero
 PROFILE_LATENCY = "latency"  # percentiles, heavy-tailed
 PROFILE_RATE = "rate"  # ratios in [0, 1] with a volume (the denominator)
 PROFILE_LEVEL = "backlog"  # gauges: queue depth and age, concurrency
-
-# Business metrics emitted by the service with Powertools Metrics (namespace `Fleetscope`); the only
-# dimension is Powertools' default `service` (= POWERTOOLS_SERVICE_NAME of the emitting function).
-BUSINESS_METRICS: dict[str, tuple[str, ...]] = {
-    "cars-api": ("CarsRegistered", "StatusTransitions"),
-    "telemetry-ingest": ("TelemetryApplied", "TelemetryRejected"),
-}
 
 _ID_RE = re.compile(r"^[A-Za-z0-9_.:/#@+=-]{1,200}$")
 
@@ -65,60 +57,6 @@ SeriesId = Annotated[str, Field(pattern=_ID_RE.pattern)]
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class FunctionName(_Frozen):
-    """A Lambda function: its topology key, physical name and Powertools service name."""
-
-    key: str = Field(min_length=1)
-    name: str = Field(min_length=1)
-    service: str = Field(min_length=1)
-
-
-class ResourceNames(_Frozen):
-    """The physical names of everything the monitor watches (compact: it travels in an env var)."""
-
-    stage: str = Field(min_length=1)
-    namespace: str = Field(min_length=1, description="namespace of the service's business metrics")
-    api_name: str = Field(min_length=1)
-    api_stage: str = Field(min_length=1)
-    functions: tuple[FunctionName, ...] = Field(min_length=1)
-    tables: tuple[str, ...] = ()
-    queues: tuple[str, ...] = ()
-    dlqs: tuple[str, ...] = ()
-    event_bus: str = Field(min_length=1)
-    event_rules: tuple[str, ...] = ()
-    consumers: dict[str, str] = Field(
-        default_factory=dict,
-        description="queue name -> key of the function that consumes it (its alerts join that service)",
-    )
-
-    @classmethod
-    def from_topology(cls, topo: Topology) -> ResourceNames:
-        rules = getattr(topo, "event_rules", ())  # optional in the topology: rules on the custom bus
-        return cls(
-            stage=topo.stage,
-            namespace=topo.metrics_namespace,
-            api_name=topo.api_name,
-            api_stage=topo.api_stage,
-            functions=tuple(FunctionName(key=f.key, name=f.name, service=f.service) for f in topo.functions),
-            tables=tuple(t.name for t in topo.tables),
-            queues=(topo.telemetry_queue.name,),
-            dlqs=(topo.telemetry_dlq.name,),
-            event_bus=topo.event_bus,
-            event_rules=tuple(r if isinstance(r, str) else r.name for r in rules),
-            consumers={
-                topo.telemetry_queue.name: topo.telemetry_ingest.key,
-                topo.telemetry_dlq.name: topo.telemetry_ingest.key,
-            },
-        )
-
-    def to_env(self) -> str:
-        """The value of `MONITOR_RESOURCES`: compact JSON (Lambda env vars total at most 4 KB)."""
-        return self.model_dump_json(exclude_defaults=True)
-
-    def function(self, key: str) -> FunctionName | None:
-        return next((f for f in self.functions if f.key == key), None)
 
 
 class _SeriesSpec(_Frozen):
@@ -444,7 +382,7 @@ def build_catalog(names: ResourceNames, *, period_s: int) -> Catalog:
         )  # fmt: skip
 
     # Business metrics (Powertools EMF, default dimension `service`).
-    for key, metric_names in BUSINESS_METRICS.items():
+    for key, metric_names in WATCHED_BUSINESS_METRICS.items():
         fn_or_none = names.function(key)
         if fn_or_none is None:
             continue

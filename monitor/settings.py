@@ -1,4 +1,4 @@
-"""Settings of the monitor Lambda, read once from the environment (names defined in infra/topology.py)."""
+"""Settings of the monitor Lambda, read once from the environment (names defined in contract/topology.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from functools import cache
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from monitor.catalog import Catalog, ResourceNames, build_catalog
+from contract.resources import ResourceNames
+from contract.topology import topology
+from monitor.catalog import Catalog, build_catalog
 
 
 class MonitorConfigError(ValueError):
@@ -69,8 +71,6 @@ class MonitorSettings(BaseSettings):
                 return ResourceNames.model_validate_json(self.monitor_resources)
             except ValidationError as err:
                 raise MonitorConfigError(f"MONITOR_RESOURCES is not valid ResourceNames JSON: {err}") from err
-        from infra.topology import topology
-
         return ResourceNames.from_topology(topology(self.stage))
 
     def catalog(self) -> Catalog:

@@ -1,7 +1,7 @@
 """The sandbox orchestrator: the whole of Fleetscope on one machine, no AWS account.
 
 `Sandbox.start()` brings up, in order: the AWS emulator (moto + `emulator_extensions`) on
-127.0.0.1:${FLEETSCOPE_EMULATOR_PORT:-5055}; the resources of the stage from `infra.topology`; the
+127.0.0.1:${FLEETSCOPE_EMULATOR_PORT:-5055}; the resources of the stage from `contract.topology`; the
 telemetry sink and the X-Ray daemon; one `LambdaRuntime` per function; the API gateway on
 127.0.0.1:${FLEETSCOPE_API_PORT:-3000}; the SQS and DynamoDB-stream event sources; the alert
 inbox; the monitor on a schedule; the fleet simulator and the 14-day backfill; optionally the
@@ -35,7 +35,7 @@ from typing import Any
 
 import boto3
 
-from infra.topology import FunctionSpec, Topology, topology
+from contract.topology import FunctionSpec, Topology, topology
 from sandbox.emulator import Emulator, EmulatorError, aws_environment, stop_process
 from sandbox.gateway import Gateway, GatewayConfig
 from sandbox.hooks import FaultHook, NoFaults

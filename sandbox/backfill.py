@@ -45,8 +45,9 @@ import boto3
 import numpy as np
 from botocore.config import Config
 
-from infra.topology import Topology
-from monitor.catalog import MetricSpec, ResourceNames, build_catalog
+from contract.resources import ResourceNames
+from contract.topology import Topology
+from monitor.catalog import MetricSpec, build_catalog
 from sandbox.demand import DemandModel
 
 MARKER_FILE = "backfill.json"

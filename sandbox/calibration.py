@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 
-from infra.topology import Topology
+from contract.topology import Topology
 from sandbox.telemetry import Dimensions, MetricSample, dims
 
 # HistoryProfile latency field of each measured Lambda function (by topology function key). The

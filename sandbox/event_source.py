@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from infra.topology import EventSourceSpec
+from contract.topology import EventSourceSpec
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient

@@ -31,7 +31,7 @@ from typing import IO, Any
 
 import boto3
 
-from infra.topology import Topology
+from contract.topology import Topology
 
 log = logging.getLogger(__name__)
 

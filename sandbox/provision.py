@@ -1,4 +1,4 @@
-"""Create Fleetscope's resources in the emulator from the shared topology (infra/topology.py).
+"""Create Fleetscope's resources in the emulator from the shared topology (contract/topology.py).
 
 Idempotent: provisioning twice leaves one of everything. Used by the sandbox and by the integration
 test fixtures, so tests see tables, queues, bus and topic exactly as the service expects them.
@@ -13,7 +13,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
-from infra.topology import QueueSpec, TableSpec, Topology
+from contract.topology import QueueSpec, TableSpec, Topology
 
 
 @dataclass(frozen=True)

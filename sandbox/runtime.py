@@ -39,7 +39,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from infra.topology import FunctionSpec, Topology
+from contract.topology import FunctionSpec, Topology
 from sandbox.emulator import aws_environment
 from sandbox.hooks import FaultHook, NoFaults
 from sandbox.telemetry import MetricSample, TelemetrySink, dims, parse_emf

@@ -25,7 +25,7 @@ from typing import Any
 
 import boto3
 
-from infra.topology import StreamSourceSpec
+from contract.topology import StreamSourceSpec
 from sandbox.event_source import LocalLambdaContext
 
 Handler = Callable[[dict[str, Any], Any], Any]

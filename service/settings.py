@@ -1,4 +1,4 @@
-"""Settings of the service Lambdas, read once from the environment (names defined in infra/topology.py)."""
+"""Settings of the service Lambdas, read once from the environment (names defined in contract/topology.py)."""
 
 from __future__ import annotations
 

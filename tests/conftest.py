@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import boto3
 import pytest
 
-from infra.topology import Topology, topology
+from contract.topology import Topology, topology
 from sandbox.emulator import Emulator, aws_environment
 from sandbox.provision import Provisioned, provision
 

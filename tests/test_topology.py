@@ -5,7 +5,7 @@ from __future__ import annotations
 import boto3
 import pytest
 
-from infra.topology import Topology, topology
+from contract.topology import Topology, topology
 from sandbox.provision import Provisioned, provision
 
 

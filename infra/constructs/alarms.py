@@ -19,7 +19,7 @@ from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from infra.topology import Topology
+from contract.topology import Topology
 
 PERIOD = Duration.minutes(5)
 

@@ -18,8 +18,9 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from contract.metrics import BUSINESS_METRICS
+from contract.topology import FunctionSpec, Topology
 from infra.constructs.watched import WatchedResources
-from infra.topology import FunctionSpec, Topology
 
 PERIOD = Duration.minutes(5)
 # The monitor's own metrics (monitor/handler.py): namespace Fleetscope, dimension service=monitor.
@@ -32,11 +33,6 @@ MONITOR_METRICS: dict[str, tuple[str, str]] = {
     "GetMetricDataCalls": ("Sum", "GetMetricData calls"),
     "NotificationsSent": ("Sum", "Notifications sent"),
     "NotificationFailures": ("Sum", "Notification failures"),
-}
-BUSINESS_METRICS: dict[str, tuple[str, ...]] = {
-    "cars-api": ("CarsRegistered", "StatusTransitions"),
-    "telemetry-ingest": ("TelemetryApplied", "TelemetryRejected", "TelemetryStale"),
-    "outbox-relay": ("EventsPublished",),
 }
 
 

@@ -11,7 +11,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from infra.topology import Topology
+from contract.topology import Topology
 
 
 @jsii.implements(events.IRuleTarget)

@@ -16,8 +16,8 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from contract.topology import FunctionSpec, Topology
 from infra.nag import acknowledge, ref
-from infra.topology import FunctionSpec, Topology
 
 RUNTIME = lambda_.Runtime.PYTHON_3_14
 RUNTIME_PYTHON_VERSION = "3.14"

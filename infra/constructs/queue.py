@@ -1,4 +1,4 @@
-"""An SQS queue (and its dead-letter queue) as ``infra.topology`` describes it: encrypted, TLS only."""
+"""An SQS queue (and its dead-letter queue) as ``contract.topology`` describes it: encrypted, TLS only."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from aws_cdk import Duration
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from contract.topology import QueueSpec
 from infra.nag import acknowledge
-from infra.topology import QueueSpec
 
 
 def _queue(scope: Construct, construct_id: str, spec: QueueSpec, dlq: sqs.IQueue | None) -> sqs.Queue:

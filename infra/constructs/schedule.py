@@ -8,8 +8,8 @@ from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_scheduler_targets as scheduler_targets
 from constructs import Construct
 
+from contract.topology import QueueSpec
 from infra.constructs.queue import TopologyQueue
-from infra.topology import QueueSpec
 
 
 class RateSchedule(Construct):

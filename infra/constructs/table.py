@@ -1,4 +1,4 @@
-"""A DynamoDB table exactly as ``infra.topology`` describes it: on demand, PITR, TTL and stream."""
+"""A DynamoDB table exactly as ``contract.topology`` describes it: on demand, PITR, TTL and stream."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from aws_cdk import RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from constructs import Construct
 
-from infra.topology import TableSpec
+from contract.topology import TableSpec
 
 _STREAMS = {
     "NEW_IMAGE": dynamodb.StreamViewType.NEW_IMAGE,

@@ -1,4 +1,4 @@
-"""References to the service's resources by the physical names in ``infra.topology``.
+"""References to the service's resources by the physical names in ``contract.topology``.
 
 The observability side watches the service by name (metric dimensions are names), so it needs no
 cross-stack exports from ServiceStack and can never watch a resource under a different name than the
@@ -14,7 +14,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infra.topology import FunctionSpec, QueueSpec, TableSpec, Topology
+from contract.topology import FunctionSpec, QueueSpec, TableSpec, Topology
 
 
 class WatchedResources(Construct):

@@ -1,6 +1,6 @@
 """ObservabilityStack: alerts topic, the scheduled monitor, dashboards and alarms.
 
-It watches the service by the names in ``infra.topology`` (see ``WatchedResources``), so it is deployed
+It watches the service by the names in ``contract.topology`` (see ``WatchedResources``), so it is deployed
 first; ServiceStack refers to the alerts topic by its topology name (the canary's rollback alarms).
 """
 
@@ -11,6 +11,8 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
+from contract.resources import ResourceNames
+from contract.topology import Topology
 from infra.constructs.alarms import FleetAlarms
 from infra.constructs.alerts import AlertsTopic
 from infra.constructs.dashboards import FleetMonitorDashboard, FleetServiceDashboard
@@ -21,8 +23,6 @@ from infra.constructs.watched import WatchedResources
 from infra.nag import acknowledge
 from infra.settings import StageSettings
 from infra.stacks.common import log_retention, removal_policy
-from infra.topology import Topology
-from monitor.catalog import ResourceNames
 
 MONITOR_PERIOD_S = 300
 

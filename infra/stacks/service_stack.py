@@ -9,6 +9,7 @@ from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from contract.topology import Topology
 from infra.constructs.canary import CanaryDeployment
 from infra.constructs.cars_api import CarsApi
 from infra.constructs.event_bus import FleetEventBus
@@ -18,7 +19,6 @@ from infra.constructs.table import TopologyTable
 from infra.nag import acknowledge, ref
 from infra.settings import StageSettings
 from infra.stacks.common import log_retention, removal_policy
-from infra.topology import Topology
 
 
 class ServiceStack(Stack):

@@ -28,6 +28,7 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from contract import metrics as metric_names
 from service.ingest.logic import TelemetryRejectedError, apply_telemetry, parse_telemetry
 from service.ingest.repository import ApplyOutcome, DynamoDbTelemetryRepository, TelemetryRepository
 from service.settings import get_settings
@@ -110,13 +111,15 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
 
 def _emit_metrics(tally: BatchTally) -> None:
     # Totals per service (what the monitor watches), zeros included, in the invocation's EMF blob ...
-    metrics.add_metric(name="TelemetryApplied", unit=MetricUnit.Count, value=tally.applied)
-    metrics.add_metric(name="TelemetryStale", unit=MetricUnit.Count, value=tally.stale)
-    metrics.add_metric(name="TelemetryRejected", unit=MetricUnit.Count, value=tally.rejected.total())
+    metrics.add_metric(name=metric_names.TELEMETRY_APPLIED, unit=MetricUnit.Count, value=tally.applied)
+    metrics.add_metric(name=metric_names.TELEMETRY_STALE, unit=MetricUnit.Count, value=tally.stale)
+    metrics.add_metric(
+        name=metric_names.TELEMETRY_REJECTED, unit=MetricUnit.Count, value=tally.rejected.total()
+    )
     # ... and rejections per reason, one EMF line each (a blob has one dimension set for all its metrics).
     for reason, count in sorted(tally.rejected.items()):
         with single_metric(
-            name="TelemetryRejected",
+            name=metric_names.TELEMETRY_REJECTED,
             unit=MetricUnit.Count,
             value=count,
             namespace=metrics.namespace,

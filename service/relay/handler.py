@@ -20,6 +20,7 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from contract import metrics as metric_names
 from service.adapters.aws import events_client
 from service.adapters.eventbridge import EventBridgePublisher
 from service.adapters.items import OutboxItem
@@ -41,7 +42,7 @@ def record_handler(record: DynamoDBRecord) -> None:
     item = OutboxItem.model_validate(record.dynamodb.new_image)
     logger.append_keys(car_id=item.car_id, event_id=item.event_id)
     get_publisher().publish(item)
-    metrics.add_metric(name="EventsPublished", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name=metric_names.EVENTS_PUBLISHED, unit=MetricUnit.Count, value=1)
     logger.info("event published", extra={"event_type": item.event_type})
     logger.remove_keys(["car_id", "event_id"])
 

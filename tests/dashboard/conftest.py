@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from contract.topology import Topology
 from dashboard.settings import get_settings
 from dashboard.target import Resources, SandboxFile, write_sandbox_file
-from infra.topology import Topology
 from sandbox.emulator import Emulator
 from sandbox.provision import Provisioned
 from tests.dashboard.seed import seed_cars, seed_incidents, seed_metrics, seed_reports

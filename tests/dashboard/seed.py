@@ -19,10 +19,11 @@ from typing import Any
 import boto3
 import numpy as np
 
+from contract.resources import ResourceNames
+from contract.topology import Topology
 from dashboard.specs import catalog, usage_specs
 from dashboard.target import Resources
-from infra.topology import Topology
-from monitor.catalog import MetricSpec, ResourceNames, Severity, build_catalog
+from monitor.catalog import MetricSpec, Severity, build_catalog
 from monitor.incidents import Incident, Member, Transition, incident_id
 from monitor.notifier import render
 from monitor.store import DynamoDbIncidentStore

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from botocore.exceptions import ClientError
 
+from contract.topology import topology
 from dashboard import queries
 from dashboard.settings import DashboardSettings
 from dashboard.target import (
@@ -24,7 +25,6 @@ from dashboard.target import (
     sandbox_target,
     write_sandbox_file,
 )
-from infra.topology import topology
 
 
 def dead_pid() -> int:

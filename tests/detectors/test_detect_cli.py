@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from monitor.detect import OUTPUT_COLUMNS, SeriesFileError, main, read_series
+from ops.detect import OUTPUT_COLUMNS, SeriesFileError, main, read_series
 from tests.detectors.conftest import seasonal_series
 
 REPO = Path(__file__).resolve().parents[2]

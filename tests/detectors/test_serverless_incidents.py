@@ -18,8 +18,9 @@ from functools import cache
 import numpy as np
 import pytest
 
-from infra.topology import topology
-from monitor.catalog import Catalog, DerivedSpec, MetricSpec, ResourceNames, build_catalog
+from contract.resources import ResourceNames
+from contract.topology import topology
+from monitor.catalog import Catalog, DerivedSpec, MetricSpec, build_catalog
 from monitor.detectors import PROFILES, build_detector, score_to_p
 from monitor.detectors.base import Detector
 from monitor.policy import SeriesAlertState, default_rule

@@ -7,7 +7,7 @@ import pytest
 
 from monitor.detectors import build_detector
 from monitor.policy import SeriesAlertState, default_rule
-from monitor.synthetic import KINDS, generate
+from ops.synthetic import KINDS, generate
 
 
 @pytest.mark.parametrize("kind", KINDS)

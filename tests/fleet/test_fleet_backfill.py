@@ -11,8 +11,9 @@ import boto3
 import numpy as np
 import pytest
 
-from infra.topology import Topology, topology
-from monitor.catalog import ResourceNames, build_catalog
+from contract.resources import ResourceNames
+from contract.topology import Topology, topology
+from monitor.catalog import build_catalog
 from sandbox.backfill import (
     CALIBRATION_MIN_SAMPLES,
     MIX_SIGMA_FLOOR,

@@ -11,7 +11,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from infra.topology import Topology
+from contract.topology import Topology
 from sandbox.inbox import AlertLog, AlertPrinter, Inbox, add_alerts_arguments, cli_alerts, summary_line
 from sandbox.provision import Provisioned
 

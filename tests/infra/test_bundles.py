@@ -171,3 +171,17 @@ def test_trimmed_bundle_imports_its_handlers(
         check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+@pytest.mark.parametrize("name", ["service", "monitor"])
+def test_bundles_ship_only_runtime_code(bundles: dict[str, Bundle], name: str) -> None:
+    """Given the bundle built from its explicit package list, then it holds the contract and its own
+    runtime package, and none of the CDK app, the sandbox, the dashboard or the operator tools."""
+    files = _files(bundles[name])
+    top_level = {f.split("/", 1)[0] for f in files if f.startswith(("contract/", "service/", "monitor/"))}
+    assert top_level == {"contract", name}
+    workstation = {"infra", "sandbox", "dashboard", "ops", "benchmarks"}
+    assert not {f for f in files if f.split("/", 1)[0] in workstation}
+    own = {f for f in files if f.startswith(("contract/", f"{name}/"))}
+    workstation_only = {f for f in own if f.endswith("__main__.py") or "/redrive" in f}
+    assert not workstation_only, workstation_only

@@ -209,7 +209,8 @@ def test_resource_policies_require_tls_on_queues_and_topic(synthesized: Synthesi
 
 
 def test_monitor_catalog_names_resources_that_exist(synthesized: Synthesized) -> None:
-    from monitor.catalog import MetricSpec, ResourceNames, build_catalog
+    from contract.resources import ResourceNames
+    from monitor.catalog import MetricSpec, build_catalog
 
     topo = synthesized.built.topology
     monitor_fn = next(

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 from infra_support import ALERT_EMAILS, Synthesized
 
-from infra.constructs.dashboards import BUSINESS_METRICS, MONITOR_METRICS
-from infra.topology import QueueSpec, TableSpec, Topology
+from contract.metrics import BUSINESS_METRICS
+from contract.topology import QueueSpec, TableSpec, Topology
+from infra.constructs.dashboards import MONITOR_METRICS
 
 pytestmark = [pytest.mark.infra, pytest.mark.slow]
 
@@ -208,7 +209,7 @@ def test_stage_memory_overrides_apply(synthesized: Synthesized, topo: Topology) 
 
 
 def test_monitor_gets_the_names_it_watches(synthesized: Synthesized, topo: Topology) -> None:
-    from monitor.catalog import ResourceNames
+    from contract.resources import ResourceNames
 
     fn = _one(synthesized.resources("AWS::Lambda::Function"), FunctionName=topo.monitor.name)["Properties"]
     env = fn["Environment"]["Variables"]

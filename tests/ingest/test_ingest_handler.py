@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ingest_helpers import FUTURE, NOW, InMemoryTelemetryRepository, sqs_event, telemetry_body
 
-from infra.topology import topology
+from contract.topology import topology
 from service.ingest import handler as ingest_handler
 from service.ingest.logic import REJECTION_REASONS
 from service.ingest.models import TelemetryMessage

@@ -11,7 +11,7 @@ from typing import Any
 import boto3
 import pytest
 
-from infra.topology import Topology
+from contract.topology import Topology
 from monitor.settings import get_settings
 from sandbox.provision import Provisioned
 

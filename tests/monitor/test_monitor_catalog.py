@@ -7,15 +7,10 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from infra.topology import topology
-from monitor.catalog import (
-    BUSINESS_METRICS,
-    Catalog,
-    DerivedSpec,
-    MetricSpec,
-    ResourceNames,
-    build_catalog,
-)
+from contract.metrics import WATCHED_BUSINESS_METRICS
+from contract.resources import ResourceNames
+from contract.topology import topology
+from monitor.catalog import Catalog, DerivedSpec, MetricSpec, build_catalog
 from monitor.settings import MonitorConfigError, MonitorSettings
 
 
@@ -82,7 +77,7 @@ def test_tables_queues_dlq_and_business_metrics_are_watched(catalog: Catalog) ->
     dlq = _find(catalog, "AWS/SQS", "ApproximateNumberOfMessagesVisible", QueueName=topo.telemetry_dlq.name)
     assert len(dlq) == 1
     assert dlq[0].severity == "critical"
-    for key, metrics in BUSINESS_METRICS.items():
+    for key, metrics in WATCHED_BUSINESS_METRICS.items():
         service = next(f.service for f in topo.functions if f.key == key)
         for metric in metrics:
             found = _find(catalog, "Fleetscope", metric, service=service)

@@ -16,7 +16,8 @@ import boto3
 import numpy as np
 import pytest
 
-from monitor.catalog import FunctionName, MetricSpec, ResourceNames, Severity
+from contract.resources import FunctionName, ResourceNames
+from monitor.catalog import MetricSpec, Severity
 from monitor.source import CloudWatchMetricSource
 from monitor.store import DynamoDbIncidentStore, StateConflictError, StoreError
 from tests.monitor.conftest import Inbox

@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from infra.topology import topology
-from monitor.catalog import Catalog, ResourceNames, Severity, build_catalog
+from contract.resources import ResourceNames
+from contract.topology import topology
+from monitor.catalog import Catalog, Severity, build_catalog
 from monitor.incidents import IncidentTracker, PointSignal, Transition
 from monitor.notifier import AlertPayload, console_domain, jsurl, render
 

@@ -9,12 +9,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
-from monitor.catalog import Catalog, FunctionName, ResourceNames, build_catalog
-from monitor.fakes import FakeCloudWatch, InMemoryIncidentStore, RecordingNotifier
+from contract.resources import FunctionName, ResourceNames
+from monitor.catalog import Catalog, build_catalog
 from monitor.service import MonitorService
 from monitor.settings import MonitorSettings
 from monitor.source import CloudWatchMetricSource, MetricSourceError
 from monitor.state import decode_state
+from ops.fakes import FakeCloudWatch, InMemoryIncidentStore, RecordingNotifier
 
 P = 300
 T_END = 1_767_225_600  # aligned on the period

@@ -8,10 +8,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from infra.topology import topology
-from monitor.catalog import Catalog, MetricSpec, ResourceNames, Severity, build_catalog
-from monitor.fakes import FakeCloudWatch, client_error
+from contract.resources import ResourceNames
+from contract.topology import topology
+from monitor.catalog import Catalog, MetricSpec, Severity, build_catalog
 from monitor.source import CloudWatchMetricSource, MetricSourceError, derive, plan_requests
+from ops.fakes import FakeCloudWatch, client_error
 
 PERIOD = 300
 T0 = 1_700_000_100 - (1_700_000_100 % PERIOD)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from infra.topology import Topology, topology
+from contract.topology import Topology, topology
 from sandbox.calibration import LatencyRecorder
 from sandbox.gateway import Gateway, GatewayConfig
 from sandbox.runtime import Invocation

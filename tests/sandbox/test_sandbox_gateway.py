@@ -15,7 +15,7 @@ import boto3
 import pytest
 import requests
 
-from infra.topology import Topology
+from contract.topology import Topology
 from sandbox.emulator import Emulator
 from sandbox.gateway import MAX_PAYLOAD_BYTES, Gateway, GatewayConfig, TokenBucket
 from sandbox.provision import Provisioned

@@ -13,7 +13,7 @@ from typing import Any
 import boto3
 import pytest
 
-from infra.topology import FunctionSpec, Topology
+from contract.topology import FunctionSpec, Topology
 from sandbox.emulator import Emulator
 from sandbox.hooks import FaultAction, NoFaults
 from sandbox.runtime import LambdaInvocationError, LambdaRuntime, LambdaThrottledError

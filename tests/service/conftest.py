@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.metrics.provider import cold_start
 
-from infra.topology import Topology, topology
+from contract.topology import Topology, topology
 from sandbox.provision import Provisioned
 from service.adapters import aws
 from service.adapters.idempotency import InMemoryIdempotencyStore

@@ -16,7 +16,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from infra.topology import Topology
+from contract.topology import Topology
 from sandbox.provision import Provisioned
 from service.adapters.dynamodb import DynamoDbCarRepository
 from service.adapters.items import OutboxItem

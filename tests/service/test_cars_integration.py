@@ -11,7 +11,7 @@ from typing import Any
 import boto3
 import pytest
 
-from infra.topology import Topology
+from contract.topology import Topology
 from sandbox.provision import Provisioned
 from sandbox.stream_source import StreamSource, sqs_failure_destination
 from service.adapters.aws import dynamodb_client, events_client

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.topology import topology
+from contract.topology import topology
 
 pytestmark = pytest.mark.slow
 

@@ -14,6 +14,7 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.idempotency import idempotent_function
 from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
 
+from contract import metrics as metric_names
 from service.api.dependencies import get_car_service, get_idempotency_config, get_idempotency_store
 from service.api.models import CarListOut, CarOut, CarRegistrationIn, CarReplacementIn, StatusChangeIn
 from service.api.problems import PROBLEM_RESPONSES
@@ -84,9 +85,9 @@ def _version_from(if_match: str | None, body_version: int | None) -> int | None:
 
 def _count_transition(to_status: CarStatus) -> None:
     """The per-service total (what the monitor watches) and the breakdown by target status."""
-    metrics.add_metric(name="StatusTransitions", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name=metric_names.STATUS_TRANSITIONS, unit=MetricUnit.Count, value=1)
     with single_metric(
-        name="StatusTransitions",
+        name=metric_names.STATUS_TRANSITIONS,
         unit=MetricUnit.Count,
         value=1,
         namespace=metrics.namespace,
@@ -111,7 +112,7 @@ def register_car(
 
     def register(request: dict[str, Any]) -> dict[str, Any]:
         car = service.register(NewCar.model_validate(request["body"]))
-        metrics.add_metric(name="CarsRegistered", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name=metric_names.CARS_REGISTERED, unit=MetricUnit.Count, value=1)
         return car.model_dump(mode="json")
 
     request = {"idempotency_key": idempotency_key, "body": body.model_dump(mode="json")}

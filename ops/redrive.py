@@ -14,7 +14,7 @@ loses. Ingest is idempotent (a duplicate reading is acknowledged as stale), so d
 harmless. On AWS, ``aws sqs start-message-move-task --source-arn <dlq arn>`` does the same; the
 local emulator does not implement that API, which is why this exists.
 
-Queue names come from ``infra/topology.py`` for the stage; the endpoint from ``AWS_ENDPOINT_URL``
+Queue names come from ``contract/topology.py`` for the stage; the endpoint from ``AWS_ENDPOINT_URL``
 (``http://127.0.0.1:5055`` for a local sandbox).
 """
 
@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from pydantic import BaseModel
 
-from infra.topology import topology
+from contract.topology import topology
 from service.ingest.logic import InvalidTelemetryError, parse_telemetry
 
 if TYPE_CHECKING:

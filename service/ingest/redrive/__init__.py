@@ -1,0 +1,1 @@
+"""`python -m service.ingest.redrive` (the documented command); the tool itself is `ops.redrive`."""
