@@ -24,6 +24,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from contract import metrics as metric_names
 from contract.metrics import WATCHED_BUSINESS_METRICS
 from contract.resources import ResourceNames
 
@@ -36,6 +37,58 @@ PROFILE_SPARSE = "count"  # errors, throttles, failures: usually zero
 PROFILE_LATENCY = "latency"  # percentiles, heavy-tailed
 PROFILE_RATE = "rate"  # ratios in [0, 1] with a volume (the denominator)
 PROFILE_LEVEL = "backlog"  # gauges: queue depth and age, concurrency
+
+# The detector profile of every CloudWatch metric name the catalog watches (and a few more of the same
+# kinds), written once: the catalog takes each series' profile from here, and offline detection
+# (`python -m monitor detect --profile auto`) picks a file's profile by the metric name in its path.
+METRIC_PROFILES: dict[str, str] = {
+    # AWS/ApiGateway
+    "Count": PROFILE_COUNT,
+    "4XXError": PROFILE_SPARSE,
+    "5XXError": PROFILE_SPARSE,
+    "Latency": PROFILE_LATENCY,
+    "IntegrationLatency": PROFILE_LATENCY,
+    # AWS/Lambda
+    "Invocations": PROFILE_COUNT,
+    "Errors": PROFILE_SPARSE,
+    "Throttles": PROFILE_SPARSE,
+    "DeadLetterErrors": PROFILE_SPARSE,
+    "Duration": PROFILE_LATENCY,
+    "ConcurrentExecutions": PROFILE_LEVEL,
+    "IteratorAge": PROFILE_LEVEL,
+    "ColdStart": PROFILE_SPARSE,  # Powertools
+    # AWS/DynamoDB
+    "ReadThrottleEvents": PROFILE_SPARSE,
+    "WriteThrottleEvents": PROFILE_SPARSE,
+    "ThrottledRequests": PROFILE_SPARSE,
+    "SystemErrors": PROFILE_SPARSE,
+    "UserErrors": PROFILE_SPARSE,
+    "ConsumedReadCapacityUnits": PROFILE_COUNT,
+    "ConsumedWriteCapacityUnits": PROFILE_COUNT,
+    "SuccessfulRequestLatency": PROFILE_LATENCY,
+    # AWS/SQS
+    "ApproximateAgeOfOldestMessage": PROFILE_LEVEL,
+    "ApproximateNumberOfMessagesVisible": PROFILE_LEVEL,
+    "ApproximateNumberOfMessagesNotVisible": PROFILE_LEVEL,
+    "NumberOfMessagesSent": PROFILE_COUNT,
+    "NumberOfMessagesReceived": PROFILE_COUNT,
+    "NumberOfMessagesDeleted": PROFILE_COUNT,
+    # AWS/Events
+    "FailedInvocations": PROFILE_SPARSE,
+    # The service's business metrics (contract.metrics)
+    metric_names.CARS_REGISTERED: PROFILE_COUNT,
+    metric_names.STATUS_TRANSITIONS: PROFILE_COUNT,
+    metric_names.TELEMETRY_APPLIED: PROFILE_COUNT,
+    metric_names.TELEMETRY_STALE: PROFILE_COUNT,
+    metric_names.TELEMETRY_REJECTED: PROFILE_SPARSE,
+    metric_names.EVENTS_PUBLISHED: PROFILE_COUNT,
+}
+
+
+def profile_for_metric(metric_name: str) -> str:
+    """The detector profile of a CloudWatch metric name; KeyError for a name the table lacks."""
+    return METRIC_PROFILES[metric_name]
+
 
 _ID_RE = re.compile(r"^[A-Za-z0-9_.:/#@+=-]{1,200}$")
 
@@ -174,7 +227,6 @@ class _Builder:
         stat: str,
         direction: Direction,
         severity: Severity,
-        profile: str,
         fill_zero: bool = False,
         unit: str = "",
     ) -> str:
@@ -190,7 +242,7 @@ class _Builder:
                 period_s=self.period_s,
                 direction=direction,
                 severity=severity,
-                profile=profile,
+                profile=profile_for_metric(name),
                 fill_zero=fill_zero,
                 unit=unit,
                 service=self.service,
@@ -247,20 +299,20 @@ def build_catalog(names: ResourceNames, *, period_s: int) -> Catalog:
     b.group = f"service:{api_fn.service}" if api_fn else ""
     count = b.metric(
         f"{api}:count", "API requests", resource=api, namespace=gw, name="Count", dims=api_dims,
-        stat="Sum", direction="both", severity=warn, profile=PROFILE_COUNT, unit="requests",
+        stat="Sum", direction="both", severity=warn, unit="requests",
     )  # fmt: skip
     e4 = b.metric(
         f"{api}:4xx", "API 4XX errors", resource=api, namespace=gw, name="4XXError", dims=api_dims,
-        stat="Sum", direction="up", severity=info, profile=PROFILE_SPARSE, fill_zero=True, unit="errors",
+        stat="Sum", direction="up", severity=info, fill_zero=True, unit="errors",
     )  # fmt: skip
     e5 = b.metric(
         f"{api}:5xx", "API 5XX errors", resource=api, namespace=gw, name="5XXError", dims=api_dims,
-        stat="Sum", direction="up", severity=crit, profile=PROFILE_SPARSE, fill_zero=True, unit="errors",
+        stat="Sum", direction="up", severity=crit, fill_zero=True, unit="errors",
     )  # fmt: skip
     for stat, sev in (("p50", warn), ("p99", warn)):
         b.metric(
             f"{api}:latency-{stat}", f"API latency {stat}", resource=api, namespace=gw, name="Latency",
-            dims=api_dims, stat=stat, direction="up", severity=sev, profile=PROFILE_LATENCY, unit="ms",
+            dims=api_dims, stat=stat, direction="up", severity=sev, unit="ms",
         )  # fmt: skip
     b.ratio(
         f"{api}:5xx-rate", "API 5XX rate", resource=api, numerator=(e5,), denominator=(count,),
@@ -280,31 +332,31 @@ def build_catalog(names: ResourceNames, *, period_s: int) -> Catalog:
         dims = {"FunctionName": fn.name}
         inv = b.metric(
             f"{res}:invocations", f"{fn.key} invocations", resource=res, namespace=lam, name="Invocations",
-            dims=dims, stat="Sum", direction="both", severity=warn, profile=PROFILE_COUNT,
+            dims=dims, stat="Sum", direction="both", severity=warn,
             unit="invocations",
         )  # fmt: skip
         err = b.metric(
             f"{res}:errors", f"{fn.key} errors", resource=res, namespace=lam, name="Errors", dims=dims,
-            stat="Sum", direction="up", severity=warn, profile=PROFILE_SPARSE, fill_zero=True, unit="errors",
+            stat="Sum", direction="up", severity=warn, fill_zero=True, unit="errors",
         )  # fmt: skip
         b.metric(
             f"{res}:throttles", f"{fn.key} throttles", resource=res, namespace=lam, name="Throttles",
-            dims=dims, stat="Sum", direction="up", severity=warn, profile=PROFILE_SPARSE, fill_zero=True,
+            dims=dims, stat="Sum", direction="up", severity=warn, fill_zero=True,
             unit="throttles",
         )  # fmt: skip
         b.metric(
             f"{res}:duration-p99", f"{fn.key} duration p99", resource=res, namespace=lam, name="Duration",
-            dims=dims, stat="p99", direction="up", severity=warn, profile=PROFILE_LATENCY, unit="ms",
+            dims=dims, stat="p99", direction="up", severity=warn, unit="ms",
         )  # fmt: skip
         b.metric(
             f"{res}:concurrency", f"{fn.key} concurrent executions", resource=res, namespace=lam,
             name="ConcurrentExecutions", dims=dims, stat="Maximum", direction="up", severity=info,
-            profile=PROFILE_LEVEL, unit="executions",
+            unit="executions",
         )  # fmt: skip
         b.metric(
             f"{res}:cold-starts", f"{fn.key} cold starts", resource=res, namespace=names.namespace,
             name="ColdStart", dims={"function_name": fn.name, "service": fn.service}, stat="Sum",
-            direction="up", severity=info, profile=PROFILE_SPARSE, fill_zero=True, unit="cold starts",
+            direction="up", severity=info, fill_zero=True, unit="cold starts",
         )  # fmt: skip
         b.ratio(
             f"{res}:error-rate", f"{fn.key} error rate", resource=res, numerator=(err,), denominator=(inv,),
@@ -323,19 +375,19 @@ def build_catalog(names: ResourceNames, *, period_s: int) -> Catalog:
         ):
             b.metric(
                 f"{res}:{metric}", f"{table} {label}", resource=res, namespace=ddb, name=metric, dims=dims,
-                stat="Sum", direction="up", severity=warn, profile=PROFILE_SPARSE, fill_zero=True,
+                stat="Sum", direction="up", severity=warn, fill_zero=True,
                 unit="events",
             )  # fmt: skip
         for op in ("GetItem", "PutItem", "UpdateItem", "Query"):
             b.metric(
                 f"{res}:ThrottledRequests:{op}", f"{table} throttled {op}", resource=res, namespace=ddb,
                 name="ThrottledRequests", dims={**dims, "Operation": op}, stat="Sum", direction="up",
-                severity=warn, profile=PROFILE_SPARSE, fill_zero=True, unit="requests",
+                severity=warn, fill_zero=True, unit="requests",
             )  # fmt: skip
         for metric, label in (("ConsumedReadCapacityUnits", "RCU"), ("ConsumedWriteCapacityUnits", "WCU")):
             b.metric(
                 f"{res}:{metric}", f"{table} consumed {label}", resource=res, namespace=ddb, name=metric,
-                dims=dims, stat="Sum", direction="both", severity=info, profile=PROFILE_COUNT,
+                dims=dims, stat="Sum", direction="both", severity=info,
                 unit="capacity units",
             )  # fmt: skip
 
@@ -355,12 +407,12 @@ def build_catalog(names: ResourceNames, *, period_s: int) -> Catalog:
         b.metric(
             f"{res}:age", f"{queue} oldest message age", resource=res, namespace=sqs,
             name="ApproximateAgeOfOldestMessage", dims=dims, stat="Maximum", direction="up", severity=warn,
-            profile=PROFILE_LEVEL, unit="s",
+            unit="s",
         )  # fmt: skip
         b.metric(
             f"{res}:visible", f"{queue} messages visible", resource=res, namespace=sqs,
             name="ApproximateNumberOfMessagesVisible", dims=dims, stat="Maximum", direction="up",
-            severity=warn, profile=PROFILE_LEVEL, unit="messages",
+            severity=warn, unit="messages",
         )  # fmt: skip
     for dlq in names.dlqs:
         res = f"sqs:{dlq}"
@@ -368,7 +420,7 @@ def build_catalog(names: ResourceNames, *, period_s: int) -> Catalog:
         b.metric(
             f"{res}:depth", f"{dlq} dead-letter depth", resource=res, namespace=sqs,
             name="ApproximateNumberOfMessagesVisible", dims={"QueueName": dlq}, stat="Maximum",
-            direction="up", severity=crit, profile=PROFILE_LEVEL, unit="messages",
+            direction="up", severity=crit, unit="messages",
         )  # fmt: skip
 
     # EventBridge: failed invocations per rule on the custom bus (EventBusName + RuleName).
@@ -378,24 +430,24 @@ def build_catalog(names: ResourceNames, *, period_s: int) -> Catalog:
         b.metric(
             f"{res}:{rule}:failed", f"rule {rule} failed invocations", resource=res, namespace="AWS/Events",
             name="FailedInvocations", dims={"EventBusName": names.event_bus, "RuleName": rule}, stat="Sum",
-            direction="up", severity=crit, profile=PROFILE_SPARSE, fill_zero=True, unit="invocations",
+            direction="up", severity=crit, fill_zero=True, unit="invocations",
         )  # fmt: skip
 
     # Business metrics (Powertools EMF, default dimension `service`).
-    for key, metric_names in WATCHED_BUSINESS_METRICS.items():
+    for key, watched in WATCHED_BUSINESS_METRICS.items():
         fn_or_none = names.function(key)
         if fn_or_none is None:
             continue
         res = f"service:{fn_or_none.service}"
         b.service, b.group = fn_or_none.service, res
         ids: dict[str, str] = {}
-        for metric in metric_names:
+        for metric in watched:
             rejected = metric == "TelemetryRejected"
             ids[metric] = b.metric(
                 f"{res}:{metric}", f"{fn_or_none.service} {metric}", resource=res, namespace=names.namespace,
                 name=metric, dims={"service": fn_or_none.service}, stat="Sum",
                 direction="up" if rejected else "both", severity=warn,
-                profile=PROFILE_SPARSE if rejected else PROFILE_COUNT, fill_zero=rejected, unit="count",
+                fill_zero=rejected, unit="count",
             )  # fmt: skip
         if "TelemetryRejected" in ids and "TelemetryApplied" in ids:
             b.ratio(

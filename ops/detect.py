@@ -1,11 +1,22 @@
 """Offline detection: run the deployed detector and alert rule over CSV files.
 
-`python -m monitor detect --data-dir D --out-dir O` reads every ``*.csv`` (columns ``timestamp,value``)
-under D recursively and writes, at the same relative path under O, the same rows with the columns
-``timestamp,value,anomaly_score,alert,lower,upper``. Each file is a series with no history: the
-detector warms up online on its first rows, exactly as a new metric would in the Lambda, and the
-alert column is `AlertDecision.opened` from the profile's `default_rule`. Output row i depends only
-on rows 0..i.
+`python -m monitor detect --data-dir D --out-dir O` reads every ``*.csv`` (columns ``timestamp,value``,
+optionally ``volume``) under D recursively and writes, at the same relative path under O, the same rows
+with the columns ``timestamp,value,anomaly_score,alert,lower,upper``. Each file is a series with no
+history: the detector warms up online on its first rows, exactly as a new metric would in the Lambda,
+and the alert column is `AlertDecision.opened` from the profile's `default_rule` (its volume gate scaled
+to the file's period, as the catalog scales it). Output row i depends only on rows 0..i.
+
+Which profile each file gets: ``--profile-map FILE`` (a JSON object of fnmatch patterns, matched against
+the CSV's path relative to D, to profile names; the first matching key wins), else ``--profile``
+(default ``default``). The profile ``auto`` picks it from the CloudWatch metric name in the file's path
+with the catalog's own table (`monitor.catalog.METRIC_PROFILES`; e.g. ``.../Duration.csv`` → latency),
+``default`` when no component of the path names a known metric.
+
+The ``volume`` column (requests or invocations in the period) is the denominator of the count and rate
+profiles: a ``rate`` file's value is already a ratio; a ``count`` file's value is turned into the ratio
+value / volume and scored with the ``rate`` model, the monitor's model for error ratios (its band is
+written back in counts). Other profiles ignore it.
 
 Bad input: a file without the two columns, with an unparsable or non-increasing timestamp, or with no
 rows is skipped with an error naming the file and line (the other files are still processed, and the
@@ -18,25 +29,93 @@ not finite is kept as a missing point (score 0, no alert, empty band) and counte
 from __future__ import annotations
 
 import csv
+import fnmatch
+import json
 import math
 import os
+import re
 import sys
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
+from monitor.catalog import METRIC_PROFILES
 from monitor.detectors import PROFILES, build_detector
-from monitor.policy import SeriesAlertState, default_rule
+from monitor.policy import AlertRule, SeriesAlertState, default_rule
 
 OUTPUT_COLUMNS = ("timestamp", "value", "anomaly_score", "alert", "lower", "upper")
+AUTO = "auto"
+PROFILE_CHOICES = (*PROFILES, AUTO)
+_METRIC_PROFILES_CI = {name.lower(): profile for name, profile in METRIC_PROFILES.items()}
 
 
 class SeriesFileError(ValueError):
     """A CSV file that cannot be read as a time series (the message names the file and line)."""
+
+
+class ProfileMapError(ValueError):
+    """A --profile-map file that cannot be used (unreadable, not a JSON object of names, unknown profile)."""
+
+
+ProfileMap = tuple[tuple[str, str], ...]  # (fnmatch pattern, profile name), in the file's order
+
+
+def load_profile_map(path: Path) -> ProfileMap:
+    """Read and validate a profile map; raises `ProfileMapError` naming the file and the problem."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProfileMapError(f"--profile-map {path}: cannot read it ({exc})") from None
+
+    class _Pairs(list[tuple[str, object]]):
+        """A JSON object's members in the file's order (the first match wins), duplicates kept."""
+
+    try:
+        pairs = json.loads(text, object_pairs_hook=_Pairs)
+    except json.JSONDecodeError as exc:
+        raise ProfileMapError(f"--profile-map {path}: not valid JSON ({exc})") from None
+    if not isinstance(pairs, _Pairs):
+        raise ProfileMapError(
+            f"--profile-map {path}: expected a JSON object of pattern -> profile, got {type(pairs).__name__}"
+        )
+    seen: set[str] = set()
+    for pattern, profile in pairs:
+        if not isinstance(profile, str):
+            raise ProfileMapError(f"--profile-map {path}: the value of {pattern!r} is not a profile name")
+        if not pattern:
+            raise ProfileMapError(f"--profile-map {path}: an empty pattern matches nothing")
+        if pattern in seen:
+            raise ProfileMapError(f"--profile-map {path}: the pattern {pattern!r} appears twice")
+        if profile not in PROFILE_CHOICES:
+            raise ProfileMapError(
+                f"--profile-map {path}: unknown profile {profile!r} for {pattern!r}; "
+                f"known: {', '.join(PROFILE_CHOICES)}"
+            )
+        seen.add(pattern)
+    return tuple((str(pattern), str(profile)) for pattern, profile in pairs)
+
+
+def auto_profile(relative_path: str) -> str:
+    """The profile of the CloudWatch metric named in a path (file name first, then its folders)."""
+    parts = relative_path.replace("\\", "/").split("/")
+    parts[-1] = parts[-1].removesuffix(".csv")
+    for part in reversed(parts):
+        for token in reversed([t for t in re.split(r"[^A-Za-z0-9]+", part) if t]):
+            profile = _METRIC_PROFILES_CI.get(token.lower())
+            if profile is not None:
+                return profile
+    return "default"
+
+
+def resolve_profile(relative_path: str, profile_map: ProfileMap, fallback: str) -> str:
+    """The profile a file gets: the first map pattern that matches its relative path, else `fallback`;
+    ``auto`` resolved from the path."""
+    chosen = next((p for pattern, p in profile_map if fnmatch.fnmatchcase(relative_path, pattern)), fallback)
+    return auto_profile(relative_path) if chosen == AUTO else chosen
 
 
 @dataclass(frozen=True)
@@ -46,6 +125,7 @@ class Series:
     t: np.ndarray  # int64 epoch seconds
     y: np.ndarray  # float64, NaN = missing
     repeated_timestamps: int = 0  # rows whose timestamp did not advance (moved to previous + 1 s)
+    volume: np.ndarray | None = None  # float64 from the optional `volume` column, NaN = missing
 
     @property
     def missing(self) -> int:
@@ -63,6 +143,7 @@ class DetectionResult:
 @dataclass(frozen=True)
 class FileReport:
     path: str
+    profile: str = ""
     rows: int = 0
     missing: int = 0
     alerts: int = 0
@@ -108,8 +189,10 @@ def read_series(path: Path) -> Series:
             if "timestamp" not in names or "value" not in names:
                 raise SeriesFileError(f"{path}: header {header!r} lacks the columns 'timestamp' and 'value'")
             ti, vi = names.index("timestamp"), names.index("value")
+            wi = names.index("volume") if "volume" in names else None
             raw_t: list[str] = []
             raw_v: list[str] = []
+            raw_w: list[str] = []
             ts: list[int] = []
             repeated = 0
             for line_no, row in enumerate(reader, start=2):
@@ -129,13 +212,20 @@ def read_series(path: Path) -> Series:
                     repeated += 1
                 raw_t.append(row[ti])
                 raw_v.append(row[vi])
+                if wi is not None:
+                    raw_w.append(row[wi] if wi < len(row) else "")
                 ts.append(stamp)
     except UnicodeDecodeError as exc:
         raise SeriesFileError(f"{path}: not UTF-8 text ({exc.reason})") from None
     if not ts:
         raise SeriesFileError(f"{path}: no data rows")
     y = np.array([parse_value(v) for v in raw_v], dtype=np.float64)
-    return Series(raw_t, raw_v, np.asarray(ts, dtype=np.int64), y, repeated)
+    volume = None
+    if wi is not None:
+        # A volume that is missing, unparsable or negative is unknown for that row (NaN).
+        volume = np.array([parse_value(w) for w in raw_w], dtype=np.float64)
+        volume[volume < 0] = np.nan
+    return Series(raw_t, raw_v, np.asarray(ts, dtype=np.int64), y, repeated, volume)
 
 
 def infer_period(t: np.ndarray) -> int:
@@ -145,18 +235,51 @@ def infer_period(t: np.ndarray) -> int:
     return max(1, int(np.median(np.diff(t))))
 
 
-def detect_series(t: np.ndarray, y: np.ndarray, *, profile: str = "default") -> DetectionResult:
-    """The deployed pipeline for one series with no history: detector + the profile's alert rule."""
-    detector = build_detector(profile, period_s=infer_period(t))
-    scored = detector.process(t, y)
-    state = SeriesAlertState(default_rule(profile))
+def deployed_rule(profile: str, period_s: int) -> AlertRule:
+    """The profile's rule as the catalog deploys it: volume gates are written per 5 minutes."""
+    rule = default_rule(profile)
+    if rule.min_volume > 0:
+        rule = replace(rule, min_volume=max(1.0, round(rule.min_volume * period_s / 300)))
+    return rule
+
+
+def detect_series(
+    t: np.ndarray, y: np.ndarray, *, profile: str = "default", volume: np.ndarray | None = None
+) -> DetectionResult:
+    """The deployed pipeline for one series with no history: detector + the profile's alert rule.
+
+    With a volume, a `count` series is scored as the ratio y / volume by the `rate` model (its band is
+    returned in counts) and a `rate` series is scored with it as its denominator; other profiles
+    ignore the volume.
+    """
+    period_s = infer_period(t)
+    model, values, scale = profile, y, None
+    if volume is None or profile not in ("count", "rate"):
+        volume = None
+    elif profile == "count":
+        with np.errstate(divide="ignore", invalid="ignore"):
+            values = np.where(volume > 0, y / volume, np.nan)
+        model, scale = "rate", volume
+    scored = build_detector(model, period_s=period_s).process(t, values, volume)
+    state = SeriesAlertState(deployed_rule(model, period_s))
     alert = np.zeros(len(y), dtype=np.int8)
-    for i, (s, v, lo, hi) in enumerate(
-        zip(scored.score.tolist(), y.tolist(), scored.lower.tolist(), scored.upper.tolist(), strict=True)
+    volumes = [None] * len(y) if volume is None else volume.tolist()
+    for i, (s, v, lo, hi, w) in enumerate(
+        zip(
+            scored.score.tolist(),
+            values.tolist(),
+            scored.lower.tolist(),
+            scored.upper.tolist(),
+            volumes,
+            strict=True,
+        )
     ):
-        if state.step(score=s, value=v, lower=lo, upper=hi, volume=None).opened:
+        if state.step(score=s, value=v, lower=lo, upper=hi, volume=w).opened:
             alert[i] = 1
-    return DetectionResult(scored.score, alert, scored.lower, scored.upper)
+    lower, upper = scored.lower, scored.upper
+    if scale is not None:
+        lower, upper = lower * scale, upper * scale
+    return DetectionResult(scored.score, alert, lower, upper)
 
 
 def _fmt(v: float, spec: str) -> str:
@@ -187,11 +310,12 @@ def detect_file(src: Path, dst: Path, profile: str = "default") -> FileReport:
     try:
         series = read_series(src)
     except (SeriesFileError, OSError) as exc:
-        return FileReport(str(src), error=str(exc))
-    result = detect_series(series.t, series.y, profile=profile)
+        return FileReport(str(src), profile=profile, error=str(exc))
+    result = detect_series(series.t, series.y, profile=profile, volume=series.volume)
     write_result(dst, series, result)
     return FileReport(
         str(src),
+        profile=profile,
         rows=len(series.y),
         missing=series.missing,
         alerts=int(result.alert.sum()),
@@ -208,28 +332,50 @@ def find_csv_files(data_dir: Path, exclude: Path | None = None) -> list[Path]:
 
 
 def run_directory(
-    data_dir: Path, out_dir: Path, *, profile: str = "default", jobs: int | None = None
+    data_dir: Path,
+    out_dir: Path,
+    *,
+    profile: str = "default",
+    profile_map: ProfileMap = (),
+    jobs: int | None = None,
 ) -> list[FileReport]:
     """Detect every CSV under data_dir into out_dir (same relative paths), files in parallel."""
-    if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
+    if profile not in PROFILE_CHOICES:
+        raise ValueError(f"unknown profile {profile!r}; known: {', '.join(PROFILE_CHOICES)}")
     files = find_csv_files(data_dir, exclude=out_dir)
-    pairs = [(src, out_dir / src.relative_to(data_dir)) for src in files]
+    relative = [src.relative_to(data_dir).as_posix() for src in files]
+    for pattern, _ in profile_map:
+        if not any(fnmatch.fnmatchcase(r, pattern) for r in relative):
+            print(f"warning: --profile-map pattern {pattern!r} matches no file", file=sys.stderr)
+    jobs_list = [
+        (src, out_dir / rel, resolve_profile(rel, profile_map, profile))
+        for src, rel in zip(files, relative, strict=True)
+    ]
     # Largest first, so the pool is not left waiting on one long file at the end.
-    pairs.sort(key=lambda pair: pair[0].stat().st_size, reverse=True)
-    workers = max(1, min(jobs or min(2, os.cpu_count() or 1), len(pairs) or 1))
+    jobs_list.sort(key=lambda job: job[0].stat().st_size, reverse=True)
+    workers = max(1, min(jobs or min(2, os.cpu_count() or 1), len(jobs_list) or 1))
     if workers == 1:
-        reports = [detect_file(src, dst, profile) for src, dst in pairs]
+        reports = [detect_file(src, dst, p) for src, dst, p in jobs_list]
     else:
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            reports = list(
-                pool.map(detect_file, [s for s, _ in pairs], [d for _, d in pairs], [profile] * len(pairs))
-            )
+            reports = list(pool.map(detect_file, *zip(*jobs_list, strict=True)))
     return sorted(reports, key=lambda r: r.path)
 
 
-def main_detect(data_dir: str, out_dir: str, *, profile: str = "default", jobs: int | None = None) -> int:
+def main_detect(
+    data_dir: str,
+    out_dir: str,
+    *,
+    profile: str = "default",
+    profile_map: str | None = None,
+    jobs: int | None = None,
+) -> int:
     src, dst = Path(data_dir), Path(out_dir)
+    try:
+        mapping = load_profile_map(Path(profile_map)) if profile_map is not None else ()
+    except ProfileMapError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if not src.is_dir():
         print(f"error: --data-dir {data_dir!r} is not a directory", file=sys.stderr)
         return 2
@@ -241,7 +387,7 @@ def main_detect(data_dir: str, out_dir: str, *, profile: str = "default", jobs: 
             file=sys.stderr,
         )
         return 2
-    reports = run_directory(src, dst, profile=profile, jobs=jobs)
+    reports = run_directory(src, dst, profile=profile, profile_map=mapping, jobs=jobs)
     if not reports:
         print(f"error: no *.csv files under {data_dir!r}", file=sys.stderr)
         return 1
@@ -255,6 +401,10 @@ def main_detect(data_dir: str, out_dir: str, *, profile: str = "default", jobs: 
         f"timestamps, {sum(r.alerts for r in ok)} alerts; "
         f"{len(failed)} file(s) skipped -> {dst}"
     )
+    used: dict[str, int] = {}
+    for r in ok:
+        used[r.profile] = used.get(r.profile, 0) + 1
+    print("profiles: " + ", ".join(f"{name} {n}" for name, n in sorted(used.items())))
     return 1 if failed else 0
 
 
@@ -267,10 +417,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     det.add_argument("--data-dir", required=True, help="directory searched recursively for *.csv")
     det.add_argument("--out-dir", required=True, help="where results go, at the same relative paths")
     det.add_argument(
-        "--profile", default="default", choices=PROFILES, help="detector profile (default: default)"
+        "--profile",
+        default="default",
+        choices=PROFILE_CHOICES,
+        help="detector profile of files the map does not match (default: default); "
+        "auto = from the CloudWatch metric name in the file's path",
+    )
+    det.add_argument(
+        "--profile-map",
+        metavar="FILE",
+        help="JSON object: fnmatch pattern (on the path relative to --data-dir) -> profile; first match wins",
     )
     det.add_argument("--jobs", type=int, default=None, help="worker processes (default: min(2, cores))")
     args = parser.parse_args(argv)
     if args.jobs is not None and args.jobs < 1:
         parser.error("--jobs must be at least 1")
-    return main_detect(args.data_dir, args.out_dir, profile=args.profile, jobs=args.jobs)
+    return main_detect(
+        args.data_dir, args.out_dir, profile=args.profile, profile_map=args.profile_map, jobs=args.jobs
+    )

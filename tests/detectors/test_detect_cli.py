@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ops.detect import OUTPUT_COLUMNS, SeriesFileError, main, read_series
+from ops.detect import (
+    OUTPUT_COLUMNS,
+    ProfileMapError,
+    SeriesFileError,
+    auto_profile,
+    load_profile_map,
+    main,
+    read_series,
+    resolve_profile,
+)
 from tests.detectors.conftest import seasonal_series
 
 REPO = Path(__file__).resolve().parents[2]
@@ -160,3 +170,183 @@ def test_a_utf8_bom_and_crlf_lines_as_spreadsheets_export_them_are_read(tmp_path
     series = read_series(path)
     assert series.raw_timestamps == ["2026-01-01 00:00:00", "2026-01-01 00:05:00"]
     assert series.y.tolist() == [1.0, 2.0]
+
+
+# --- which profile a file gets: --profile auto, --profile-map ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "profile"),
+    [
+        ("aws-lambda/cars-api/Duration.csv", "latency"),
+        ("apigw/prod/IntegrationLatency-p99.csv", "latency"),
+        ("apigw/prod/Latency.csv", "latency"),
+        ("apigw/prod/Count.csv", "traffic"),
+        ("lambda/Invocations_cars-api.csv", "traffic"),
+        ("lambda/ingest/Errors.csv", "count"),
+        ("lambda/ingest/Throttles.csv", "count"),
+        ("api/5XXError.csv", "count"),
+        ("api/4xxerror.csv", "count"),  # case-insensitive
+        ("sqs/ApproximateAgeOfOldestMessage/telemetry.csv", "backlog"),  # a folder names it
+        ("sqs/dlq/ApproximateNumberOfMessagesVisible.csv", "backlog"),
+        ("realKnownCause/nyc_taxi.csv", "default"),  # no metric name anywhere
+        ("LatencyDashboard/export.csv", "default"),  # a token must be the whole name
+    ],
+)
+def test_auto_picks_the_catalogs_profile_from_the_metric_name_in_the_path(path: str, profile: str) -> None:
+    assert auto_profile(path) == profile
+
+
+def test_the_catalog_and_auto_share_one_table() -> None:
+    # Given the catalog the monitor deploys, then every series' profile is the table's for its metric
+    from contract.resources import ResourceNames
+    from contract.topology import topology
+    from monitor.catalog import METRIC_PROFILES, build_catalog
+
+    catalog = build_catalog(ResourceNames.from_topology(topology("test")), period_s=60)
+    for spec in catalog.metrics:
+        assert spec.profile == METRIC_PROFILES[spec.metric_name] == auto_profile(f"x/{spec.metric_name}.csv")
+
+
+def test_the_first_matching_pattern_wins_and_unmatched_files_use_the_fallback() -> None:
+    mapping = (("lambda/*/Errors.csv", "rate"), ("lambda/*", "latency"), ("*Count*", "auto"))
+    assert resolve_profile("lambda/a/Errors.csv", mapping, "default") == "rate"
+    assert resolve_profile("lambda/a/Duration.csv", mapping, "default") == "latency"
+    assert resolve_profile("api/Count.csv", mapping, "default") == "traffic"  # auto, resolved
+    assert resolve_profile("other/x.csv", mapping, "backlog") == "backlog"
+    assert resolve_profile("other/Latency.csv", (), "auto") == "latency"
+
+
+def test_a_profile_map_assigns_profiles_per_file_and_warns_of_a_pattern_that_matches_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data, out = tmp_path / "data", tmp_path / "out"
+    write_series(data / "api" / "Latency.csv", 300)
+    write_series(data / "misc" / "kpi.csv", 300, seed=1)
+    (tmp_path / "map.json").write_text(json.dumps({"api/*": "auto", "nothing/*": "count"}))
+    code = main(
+        [
+            "detect",
+            "--data-dir",
+            str(data),
+            "--out-dir",
+            str(out),
+            "--profile-map",
+            str(tmp_path / "map.json"),
+        ]
+    )
+    assert code == 0
+    captured = capsys.readouterr()
+    assert "'nothing/*' matches no file" in captured.err
+    assert "profiles: default 1, latency 1" in captured.out
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("{not json", "not valid JSON"),
+        ('["api/*", "latency"]', "expected a JSON object"),
+        ('{"api/*": 3}', "is not a profile name"),
+        ('{"api/*": {"profile": "latency"}}', "is not a profile name"),
+        ('{"api/*": "latencyy"}', "unknown profile 'latencyy'"),
+        ('{"api/*": "latency", "api/*": "count"}', "appears twice"),
+        ('{"": "latency"}', "empty pattern"),
+    ],
+)
+def test_a_bad_profile_map_is_a_clear_error_before_anything_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, message: str
+) -> None:
+    data, out = tmp_path / "data", tmp_path / "out"
+    write_series(data / "s.csv", 100)
+    (tmp_path / "map.json").write_text(text)
+    with pytest.raises(ProfileMapError, match=message):
+        load_profile_map(tmp_path / "map.json")
+    args = [
+        "detect",
+        "--data-dir",
+        str(data),
+        "--out-dir",
+        str(out),
+        "--profile-map",
+        str(tmp_path / "map.json"),
+    ]
+    assert main(args) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()  # nothing ran
+
+
+def test_a_missing_profile_map_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_series(tmp_path / "data" / "s.csv", 100)
+    args = ["detect", "--data-dir", str(tmp_path / "data"), "--out-dir", str(tmp_path / "o")]
+    assert main([*args, "--profile-map", str(tmp_path / "absent.json")]) == 2
+    assert "cannot read it" in capsys.readouterr().err
+
+
+# --- the volume column -----------------------------------------------------------------------
+
+
+def write_counts(
+    path: Path, *, days: float, ratio: float, incident: tuple[int, int, float] | None = None
+) -> None:
+    """Errors that follow a seasonal traffic volume at `ratio` (an optional (start, end, ratio) incident)."""
+    rng = np.random.default_rng(7)
+    t, volume = seasonal_series(days, level=400.0, amp=300.0, noise=20.0)
+    volume = np.maximum(np.round(volume), 5)
+    ratios = np.full(len(t), ratio)
+    if incident is not None:
+        ratios[incident[0] : incident[1]] = incident[2]
+    errors = rng.binomial(volume.astype(int), ratios)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(("timestamp", "value", "volume"))
+        for ti, e, v in zip(t, errors, volume, strict=True):
+            w.writerow((int(ti), int(e), int(v)))
+
+
+def test_a_count_file_with_volume_is_scored_against_its_traffic(tmp_path: Path) -> None:
+    # Given errors at 1 % of a traffic that swings from 100 to 700 requests per period
+    data, out = tmp_path / "data", tmp_path / "out"
+    write_counts(data / "quiet" / "Errors.csv", days=4, ratio=0.01)
+    # and the same traffic with the ratio at 5 % for an hour on the last day
+    write_counts(data / "incident" / "Errors.csv", days=4, ratio=0.01, incident=(1000, 1012, 0.05))
+    assert main(["detect", "--data-dir", str(data), "--out-dir", str(out), "--profile", "auto"]) == 0
+    quiet = read_rows(out / "quiet" / "Errors.csv")
+    incident = read_rows(out / "incident" / "Errors.csv")
+    # Then the daily swing of the error count raises nothing, the higher ratio does, at once
+    assert [i for i, r in enumerate(quiet) if r["alert"] == "1"] == []
+    opened = [i for i, r in enumerate(incident) if r["alert"] == "1"]
+    assert opened
+    assert 1000 <= opened[0] <= 1003
+    # and the band is in errors (the file's unit), never below 0, wider where traffic is higher
+    uppers = [float(r["upper"]) for r in quiet if r["upper"]]
+    assert min(float(r["lower"]) for r in quiet if r["lower"]) >= 0
+    assert max(uppers) > 3 * min(uppers)
+
+
+def test_a_rate_file_uses_its_volume_as_the_denominator_and_gate(tmp_path: Path) -> None:
+    t = 1_700_006_400 + 300 * np.arange(600)
+    rng = np.random.default_rng(3)
+    volume = np.full(600, 200)
+    ratio = rng.binomial(200, 0.01, 600) / 200
+    ratio[500:506] = 0.2
+    volume[300:306] = 2  # a 50 % ratio on two requests is no incident
+    ratio[300:306] = 0.5
+    rows = ["timestamp,value,volume"] + [f"{a},{b},{c}" for a, b, c in zip(t, ratio, volume, strict=True)]
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "error_rate.csv").write_text("\n".join(rows) + "\n")
+    code = main(
+        ["detect", "--data-dir", str(tmp_path / "d"), "--out-dir", str(tmp_path / "o"), "--profile", "rate"]
+    )
+    assert code == 0
+    alerts = [i for i, r in enumerate(read_rows(tmp_path / "o" / "error_rate.csv")) if r["alert"] == "1"]
+    assert alerts == [501]  # 2 of 3 points: the second point of the incident
+
+
+def test_an_unparsable_or_negative_volume_is_unknown_for_that_row(tmp_path: Path) -> None:
+    path = tmp_path / "s.csv"
+    path.write_text("timestamp,value,volume\n0,1,10\n300,2,x\n600,3,-4\n900,4,\n")
+    series = read_series(path)
+    assert series.volume is not None
+    assert series.volume[0] == 10
+    assert np.isnan(series.volume[1:]).all()
