@@ -44,19 +44,27 @@ def profile_config(profile: str, *, period_s: int) -> EnsembleConfig:
         # Its score is an onset score (the likelihood of a window): it may rise before a point
         # leaves the band, so it is not gated by the band (the monitor's profiles below all are).
         return EnsembleConfig(
-            seasonal=replace(seasonal, band_p=None), direct_penalty=None, mask_points=90, band_gate=False
+            seasonal=replace(seasonal, band_p=None),
+            direct_penalty=None,
+            mask_points=90,
+            band_gate=False,
+            domain="observed",
         )
     # Operational profiles react faster than the NAB-tuned default: a shorter likelihood window.
     fast = LikelihoodConfig(short_window=6)
     if profile == "latency":
-        return EnsembleConfig(seasonal=seasonal, likelihood=fast, novelty_margin=0.0)
+        return EnsembleConfig(seasonal=seasonal, likelihood=fast, novelty_margin=0.0, domain="nonnegative")
     if profile == "traffic":
         # Volumes are counts: Poisson noise at least, so 1 -> 2 invocations per period is no event.
         counts = replace(seasonal, count_floor=True, calib_z_floor=3.0)
-        return EnsembleConfig(seasonal=counts, likelihood=fast, novelty_margin=0.0)
+        return EnsembleConfig(seasonal=counts, likelihood=fast, novelty_margin=0.0, domain="nonnegative")
     if profile == "backlog":
         return EnsembleConfig(
-            seasonal=replace(seasonal, shift_points=36), knn=None, likelihood=fast, novelty_margin=0.0
+            seasonal=replace(seasonal, shift_points=36),
+            knn=None,
+            likelihood=fast,
+            novelty_margin=0.0,
+            domain="nonnegative",
         )
     if profile == "count":
         return EnsembleConfig(
@@ -65,10 +73,11 @@ def profile_config(profile: str, *, period_s: int) -> EnsembleConfig:
             count=CountConfig(prior_rate=0.1, abs_tol=0.001),
             likelihood=None,
             novelty_margin=0.0,
+            domain="nonnegative",
         )
     if profile == "rate":
         return EnsembleConfig(
-            seasonal=None, knn=None, count=CountConfig(), likelihood=None, novelty_margin=0.0
+            seasonal=None, knn=None, count=CountConfig(), likelihood=None, novelty_margin=0.0, domain="unit"
         )
     raise UnknownProfileError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
 

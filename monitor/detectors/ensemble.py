@@ -42,6 +42,8 @@ from monitor.detectors.knn import KnnConfig, KnnConformalDetector, fisher_combin
 from monitor.detectors.likelihood import AnomalyLikelihood, LikelihoodConfig
 from monitor.detectors.seasonal import SeasonalBaselineDetector, SeasonalConfig
 
+DOMAINS = ("real", "nonnegative", "unit", "observed")
+
 
 @dataclass(frozen=True)
 class EnsembleConfig:
@@ -56,6 +58,14 @@ class EnsembleConfig:
     mask_level: float = 0.5  # a score at or above this reports an episode onset...
     mask_points: int = 0  # ...and the next points' scores are held at 0 (0 = no masking)
     band_gate: bool = True  # a point inside the band scores no more than the band's point model
+    # The values the metric can take, so the band never leaves them: "real" (anything), "nonnegative"
+    # (counts, latencies, ages, depths), "unit" (ratios in [0, 1]), or "observed" (>= 0 for as long as
+    # every value seen before the point was >= 0: a series of unknown kind). Scores are unaffected.
+    domain: str = "real"
+
+    def __post_init__(self) -> None:
+        if self.domain not in DOMAINS:
+            raise ValueError(f"domain must be one of {', '.join(DOMAINS)}, got {self.domain!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -171,10 +181,14 @@ class EnsembleDetector(OnlineDetector):
                 p_final = np.minimum(p_final, np.minimum(p_point * cfg.direct_penalty, 1.0))
         else:
             p_final = p_point
+        seen_min = np.fmin.accumulate(np.concatenate(([self.min_], y)))[:-1]  # before each point
         if cfg.novelty_margin > 0:
             p_final = np.minimum(p_final, self._novelty(y))
         else:
             self.n_ += int(valid.sum())
+            if valid.any():
+                self.min_ = min(self.min_, float(np.nanmin(y)))
+                self.max_ = max(self.max_, float(np.nanmax(y)))
         if cfg.band_gate:
             with np.errstate(invalid="ignore"):
                 inside = valid & (y >= lower) & (y <= upper)  # NaN band: no claim either way
@@ -183,7 +197,20 @@ class EnsembleDetector(OnlineDetector):
         score = p_to_score(p_final)
         if cfg.mask_points > 0:
             score = self._mask(score, valid)
+        lower, upper = self._in_domain(lower, upper, seen_min)
         return ScoredPoints(score=score, lower=lower, upper=upper)
+
+    def _in_domain(
+        self, lower: np.ndarray, upper: np.ndarray, seen_min: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The band clipped to the values the metric can take (NaN stays NaN: no band)."""
+        domain = self.config.domain
+        if domain == "real":
+            return lower, upper
+        floor = np.where(seen_min >= 0, 0.0, -np.inf) if domain == "observed" else 0.0
+        ceiling = 1.0 if domain == "unit" else np.inf
+        with np.errstate(invalid="ignore"):
+            return np.clip(lower, floor, ceiling), np.clip(upper, floor, ceiling)
 
     def _mask(self, score: np.ndarray, valid: np.ndarray) -> np.ndarray:
         cfg = self.config

@@ -165,19 +165,60 @@ def test_state_round_trip_gives_identical_subsequent_scores(profile: str) -> Non
     np.testing.assert_array_equal(a.upper, b.upper)
 
 
-def test_score_is_pure_and_batches_split_anywhere_give_the_same_result() -> None:
-    t, y = seasonal_series(4, seed=4)
-    y[3 * DAY] += 80
-    whole = build_detector("default", period_s=PERIOD).process(t, y)
-    det = build_detector("default", period_s=PERIOD)
+def profile_series(
+    profile: str, days: float, *, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """A series in the profile's own units: ratios with a volume, counts, or a seasonal level."""
+    t, y = seasonal_series(days, seed=seed)
+    if profile == "rate":
+        return t, np.abs(y) / 1000.0, np.full(len(y), 1000.0)
+    if profile == "count":
+        return t, np.round(np.abs(y) / 10.0), None
+    return t, y, None
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_score_is_pure_and_batches_split_anywhere_give_the_same_result(profile: str) -> None:
+    # Given a series with an anomaly, run whole and in batches split anywhere (one point included)
+    t, y, volume = profile_series(profile, 4, seed=4)
+    y[3 * DAY] += 80 if profile not in ("rate", "count") else (0.5 if profile == "rate" else 40)
+    whole = build_detector(profile, period_s=PERIOD).process(t, y, volume)
+    det = build_detector(profile, period_s=PERIOD)
     parts = []
     for lo, hi in ((0, 500), (500, 501), (501, 3 * DAY + 3), (3 * DAY + 3, len(y))):
+        chunk = (t[lo:hi], y[lo:hi], None if volume is None else volume[lo:hi])
         before = json.dumps(det.to_state())
-        peek = det.score(t[lo:hi], y[lo:hi])
+        peek = det.score(*chunk)
         assert json.dumps(det.to_state()) == before  # score did not mutate
-        parts.append(det.process(t[lo:hi], y[lo:hi]))
+        parts.append(det.process(*chunk))
         np.testing.assert_array_equal(peek.score, parts[-1].score)
-    np.testing.assert_array_equal(np.concatenate([p.score for p in parts]), whole.score)
+    # Then every point's score and band depend only on the points before it (causal)
+    for field in ("score", "lower", "upper"):
+        joined = np.concatenate([getattr(p, field) for p in parts])
+        np.testing.assert_array_equal(joined, getattr(whole, field))
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_bands_stay_in_the_metrics_domain(profile: str) -> None:
+    # Given a low series that dips to 0 (a quiet night of a count, a latency near its floor)
+    t, y, volume = profile_series(profile, 3, seed=5)
+    y = np.clip(y - np.median(y), 0, None)
+    scored = build_detector(profile, period_s=PERIOD).process(t, y, volume)
+    lower, upper = scored.lower[~np.isnan(scored.lower)], scored.upper[~np.isnan(scored.upper)]
+    # Then the band is never below 0 (no count, latency, depth or age is negative), ratios within [0, 1]
+    assert len(lower) > DAY
+    assert lower.min() >= 0
+    assert upper.min() >= 0
+    if profile == "rate":
+        assert upper.max() <= 1
+
+
+def test_an_unknown_kind_of_series_gets_a_floor_only_while_it_has_never_been_negative() -> None:
+    t, y = seasonal_series(3, seed=6, level=5.0, amp=10.0)
+    never_negative = np.abs(y)
+    assert build_detector("default", period_s=PERIOD).process(t, never_negative).lower[DAY:].min() >= 0
+    went_negative = build_detector("default", period_s=PERIOD).process(t, y)
+    assert np.nanmin(went_negative.lower) < 0  # a temperature, a balance: the band may go below 0
 
 
 def test_state_of_fourteen_days_at_five_minutes_fits_a_dynamodb_item() -> None:
