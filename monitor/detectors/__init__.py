@@ -70,14 +70,21 @@ def profile_config(profile: str, *, period_s: int) -> EnsembleConfig:
         return EnsembleConfig(
             seasonal=None,
             knn=None,
-            count=CountConfig(prior_rate=0.1, abs_tol=0.001),
+            count=CountConfig(
+                prior_rate=0.1, abs_tol=0.001, period_s=period_s, seasonal=True, cusum_ratio=2.0
+            ),
             likelihood=None,
             novelty_margin=0.0,
             domain="nonnegative",
         )
     if profile == "rate":
         return EnsembleConfig(
-            seasonal=None, knn=None, count=CountConfig(), likelihood=None, novelty_margin=0.0, domain="unit"
+            seasonal=None,
+            knn=None,
+            count=CountConfig(period_s=period_s, cusum_ratio=2.0),
+            likelihood=None,
+            novelty_margin=0.0,
+            domain="unit",
         )
     raise UnknownProfileError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
 

@@ -9,12 +9,30 @@ tolerated baseline adds a relative and an absolute margin, and a point needs at 
 ``min_excess`` events above it: a 2-error blip on 3 requests is not an incident; 40% errors on
 2,000 requests is.
 
-The band comes from the same test as the score: ``upper`` sits half an event below the smallest count
+Seasonal counts (``seasonal``, counts without a volume): errors, throttles and cold starts follow the
+traffic's daily and weekly shape, so more errors at the evening peak are normal. The expected count
+of a point is then the baseline times a time-of-day x day-of-week factor, learnt from the counts
+themselves: per hour of the day (and per weekday) an exponentially weighted ratio of the events seen
+to the events expected, shrunk towards 1 by ``season_prior`` events, so a sparse series (a few errors a
+day) keeps a flat expectation until it has shown a shape. The baseline is then a rate per unit of
+that factor (the factor plays the part of the volume).
+
+Sustained excess (``cusum_ratio``): one point must be a 1e-5 event to score, which a doubled error
+ratio never is in a single period (10 errors where 4 are expected). A CUSUM of the log-likelihood
+ratio "the rate is ``cusum_ratio`` times the baseline" against "it is the baseline" accumulates that
+evidence, point by point, without a window: S = max(0, S + log LR(point)), capped at
+``cusum_cap`` x h so it drains within a few normal points after a recovery. ``exp(-S)`` bounds the
+probability of reaching S under the baseline (Ville's inequality for the likelihood ratio), so it is
+a tail probability like the point test's and the score is the smaller of the two. A rate of up to
+1 / ln(ratio) times the baseline (1.44x for 2x) drifts S down: a baseline that lags by a few tens of
+percent does not accumulate.
+
+The band comes from the same tests as the score: ``upper`` sits half an event below the smallest count
 that is anomalous at the band level (tail probability <= ``band_p`` and at least ``min_excess`` events
-over the tolerated expectation), so a point is above the band exactly when its score reaches
-``p_to_score(band_p)`` (0.5, the count and rate rules' threshold). ``lower`` is 0: the model only
-tests the upper tail, nothing below its band is anomalous to it. Before ``warmup_points`` valid
-points the model has no opinion: score 0 and no band (NaN).
+over the tolerated expectation, or a count that brings the CUSUM to ``-ln(band_p)``), so a point is
+above the band exactly when its score reaches ``p_to_score(band_p)`` (0.5, the count and rate rules'
+threshold). ``lower`` is 0: the model only tests the upper tail, nothing below its band is anomalous
+to it. Before ``warmup_points`` valid points the model has no opinion: score 0 and no band (NaN).
 """
 
 from __future__ import annotations
@@ -38,11 +56,19 @@ class CountConfig:
     min_excess: float = 3.0  # events above the tolerated expectation needed to score at all
     band_p: float = 1e-5  # band level: the tail probability at which the score reaches 0.5
     warmup_points: int = 12  # valid points seen before giving an opinion (score 0, no band before)
+    period_s: int = 300  # seconds per point (for the seasonal slots)
+    seasonal: bool = False  # counts without volume: expect the time-of-day / day-of-week shape
+    tod_slots: int = 24  # time-of-day resolution of the seasonal factor
+    season_days: float = 7.0  # memory of a time-of-day slot, in days (a weekday: twice that)
+    season_prior: float = 10.0  # events of shrinkage towards a flat shape, per slot
+    cusum_ratio: float | None = None  # alternative rate / baseline of the CUSUM (None: no CUSUM)
+    cusum_cap: float = 1.5  # the CUSUM is capped at this many times its alarm level
+    cusum_steps: int = 4  # one point adds at most 1/cusum_steps of the alarm level: sustained only
 
 
 class CountRateDetector(OnlineDetector):
     kind = "count_rate"
-    version = 2  # 2: band from the score's own tail quantile (was a Poisson z-band)
+    version = 3  # 3: seasonal expectation and CUSUM (2: band from the score's own tail quantile)
 
     def __init__(self, config: CountConfig | None = None, **overrides: Any) -> None:
         base = config or CountConfig()
@@ -52,8 +78,14 @@ class CountRateDetector(OnlineDetector):
     def reset(self) -> None:
         self.last_t_ = None
         self.events_ = 0.0  # EW sum of events
-        self.exposure_ = 0.0  # EW sum of volume (or of points, without volume)
+        self.exposure_ = 0.0  # EW sum of volume (or of seasonal factors / points, without volume)
         self.n_ = 0
+        self.cusum_ = 0.0  # log-likelihood ratio of the sustained-excess test (nats)
+        slots = self.config.tod_slots
+        self.tod_events_ = [0.0] * slots  # per time-of-day slot: EW events...
+        self.tod_points_ = [0.0] * slots  # ...and EW points
+        self.dow_events_ = [0.0] * 7  # per weekday: EW events...
+        self.dow_expected_ = [0.0] * 7  # ...and EW events the time-of-day shape expected
 
     def to_state(self) -> dict[str, Any]:
         return {
@@ -64,6 +96,8 @@ class CountRateDetector(OnlineDetector):
             "events": self.events_,
             "exposure": self.exposure_,
             "n": self.n_,
+            "cusum": self.cusum_,
+            "season": [self.tod_events_, self.tod_points_, self.dow_events_, self.dow_expected_],
         }
 
     @classmethod
@@ -74,49 +108,112 @@ class CountRateDetector(OnlineDetector):
         det.events_ = float(state["events"])
         det.exposure_ = float(state["exposure"])
         det.n_ = int(state["n"])
+        det.cusum_ = float(state["cusum"])
+        tod_events, tod_points, dow_events, dow_expected = state["season"]
+        det.tod_events_ = [float(v) for v in tod_events]
+        det.tod_points_ = [float(v) for v in tod_points]
+        det.dow_events_ = [float(v) for v in dow_events]
+        det.dow_expected_ = [float(v) for v in dow_expected]
         return det
 
     def baseline(self) -> float:
         cfg = self.config
         return (self.events_ + cfg.prior_rate * cfg.prior_weight) / (self.exposure_ + cfg.prior_weight)
 
+    def null_rate(self) -> float:
+        """The CUSUM's baseline: the observed rate once there is data, never below the shrunk one.
+
+        The EW sums saturate at 1/alpha points, so the prior never fades from `baseline()` (a dense
+        series reads ~17 % low); a sustained-excess test against that would drift upwards."""
+        observed = self.events_ / self.exposure_ if self.exposure_ > 0 else 0.0
+        return max(observed, self.baseline())
+
     def _process(self, t: np.ndarray, y: np.ndarray, volume: np.ndarray | None) -> ScoredPoints:
-        p, lower, upper = self.process_raw(y, volume)
+        p, lower, upper = self.process_raw(t, y, volume)
         return ScoredPoints(score=p_to_score(p), lower=lower, upper=upper)
 
+    def _slots(self, ti: int) -> tuple[int, int]:
+        cfg = self.config
+        slot = int((ti % 86400) * cfg.tod_slots // 86400)
+        day = int((ti // 86400 + 3) % 7)  # epoch day 0 was a Thursday; Monday = 0
+        return slot, day
+
+    def _season_factor(self, slot: int, day: int) -> tuple[float, float]:
+        """(time-of-day x weekday factor, time-of-day factor alone), both shrunk towards 1."""
+        prior = self.config.season_prior
+        events, points = sum(self.tod_events_), sum(self.tod_points_)
+        if events <= 0.0 or points <= 0.0:
+            return 1.0, 1.0
+        mean = events / points
+        f_tod = (self.tod_events_[slot] + prior) / (self.tod_points_[slot] * mean + prior)
+        f_dow = (self.dow_events_[day] + prior) / (self.dow_expected_[day] + prior)
+        return f_tod * f_dow, f_tod
+
+    def _absorb_season(self, slot: int, day: int, k: float, f_tod: float) -> None:
+        cfg = self.config
+        per_slot_day = max(86400.0 / cfg.tod_slots / max(cfg.period_s, 1), 1.0)
+        per_day = max(86400.0 / max(cfg.period_s, 1), 1.0)
+        d_tod = 1.0 - 1.0 / (cfg.season_days * per_slot_day)
+        d_dow = 1.0 - 1.0 / (2.0 * cfg.season_days / 7.0 * per_day)
+        points = sum(self.tod_points_)
+        mean = sum(self.tod_events_) / points if points > 0 else 0.0
+        self.tod_events_[slot] = d_tod * self.tod_events_[slot] + k
+        self.tod_points_[slot] = d_tod * self.tod_points_[slot] + 1.0
+        self.dow_events_[day] = d_dow * self.dow_events_[day] + k
+        self.dow_expected_[day] = d_dow * self.dow_expected_[day] + (mean * f_tod if points > 0 else k)
+
     def process_raw(
-        self, y: np.ndarray, volume: np.ndarray | None
+        self, t: np.ndarray, y: np.ndarray, volume: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Upper-tail p-value and band per point (rate units with volume, counts without)."""
         cfg = self.config
         n = len(y)
         with_volume = volume is not None
+        seasonal = cfg.seasonal and not with_volume
         vol = volume if volume is not None else np.ones(n)
         k_arr = np.full(n, np.nan)
         n_arr = np.full(n, np.nan)
         tol_arr = np.full(n, np.nan)
+        base_arr = np.full(n, np.nan)
+        s_prev = np.zeros(n)  # the CUSUM before each point
+        s_after = np.zeros(n)
         warm = np.zeros(n, dtype=bool)
+        ts = t.tolist()
         ys = y.tolist()
         vs = vol.tolist()
         abs_tol = cfg.abs_tol if with_volume else cfg.abs_tol * 100.0
         decay = 1.0 - cfg.alpha
+        h = -math.log(cfg.band_p)
         for i in range(n):
             yi, vi = ys[i], vs[i]
+            slot, day = self._slots(ts[i])
+            f_tod = 1.0
+            if seasonal:
+                vi, f_tod = self._season_factor(slot, day)  # the factor is the exposure
             base = self.baseline()
             tol = base * (1.0 + cfg.rel_tol) + abs_tol
             if with_volume:
                 tol = min(tol, 1.0)
             tol_arr[i] = tol
+            base_arr[i] = null = self.null_rate()
             n_arr[i] = vi
             warm[i] = self.n_ >= cfg.warmup_points
+            s_prev[i] = s_after[i] = self.cusum_
             if math.isnan(yi) or math.isnan(vi) or yi < 0:
                 continue
             k = round(yi * vi) if with_volume else round(yi)
             k_arr[i] = k
+            if cfg.cusum_ratio is not None and warm[i]:
+                step = min(self._llr(k, vi, null, with_volume), h / cfg.cusum_steps)
+                self.cusum_ = min(max(0.0, self.cusum_ + step), cfg.cusum_cap * h)
+                s_after[i] = self.cusum_
             # an incident must not become the new normal: absorb at most ~4 sd above the tolerance
             cap = tol * vi + cfg.min_excess + 4.0 * math.sqrt(max(tol * vi, 1.0))
-            self.events_ = decay * self.events_ + min(k, cap)
+            absorbed = min(k, cap)
+            self.events_ = decay * self.events_ + absorbed
             self.exposure_ = decay * self.exposure_ + vi
+            if seasonal:
+                self._absorb_season(slot, day, absorbed, f_tod)
             self.n_ += 1
         p = np.ones(n)
         valid = ~np.isnan(k_arr) & warm
@@ -130,14 +227,53 @@ class CountRateDetector(OnlineDetector):
                     k - 1, np.round(n_arr[excess_ok]).astype(np.int64), tol_arr[excess_ok]
                 )
             else:
-                p[excess_ok] = stats.poisson.sf(k - 1, tol_arr[excess_ok])
+                p[excess_ok] = stats.poisson.sf(k - 1, tol_arr[excess_ok] * n_arr[excess_ok])
         k_star = np.where(warm, self._first_anomalous(tol_arr, n_arr, with_volume), np.nan)
+        if cfg.cusum_ratio is not None:
+            valid_s = ~np.isnan(k_arr) & warm
+            p = np.where(valid_s, np.minimum(p, np.exp(-s_after)), p)
+            k_cusum = self._first_alarming(h - s_prev, n_arr, base_arr, with_volume)
+            k_star = np.where(warm, np.fmin(k_star, k_cusum), np.nan)
         upper = k_star - 0.5
         lower = np.zeros(n)
         if with_volume:
             with np.errstate(invalid="ignore", divide="ignore"):
                 upper = np.where(n_arr > 0, np.minimum(upper / n_arr, 1.0), np.nan)
         return np.where(np.isnan(p), 1.0, p), lower, upper
+
+    def _llr(self, k: float, exposure: float, base: float, with_volume: bool) -> float:
+        """Log-likelihood ratio of one point: rate ``cusum_ratio`` x base against base."""
+        ratio = self.config.cusum_ratio
+        assert ratio is not None
+        if with_volume:
+            p0 = min(max(base, 1e-9), 0.5)
+            p1 = min(p0 * ratio, 0.999)
+            return k * math.log(p1 / p0) + (exposure - k) * math.log((1.0 - p1) / (1.0 - p0))
+        mu = max(base * exposure, 1e-9)
+        return k * math.log(ratio) - mu * (ratio - 1.0)
+
+    def _first_alarming(
+        self, need: np.ndarray, n: np.ndarray, base: np.ndarray, with_volume: bool
+    ) -> np.ndarray:
+        """Per point, the smallest count whose log-likelihood ratio adds ``need`` to the CUSUM."""
+        ratio = self.config.cusum_ratio
+        assert ratio is not None
+        with np.errstate(invalid="ignore", divide="ignore"):
+            if with_volume:
+                p0 = np.clip(base, 1e-9, 0.5)
+                p1 = np.minimum(p0 * ratio, 0.999)
+                per_event = np.log(p1 / p0) - np.log((1.0 - p1) / (1.0 - p0))
+                offset = n * np.log((1.0 - p1) / (1.0 - p0))
+            else:
+                per_event = np.full(len(n), math.log(ratio))
+                offset = -np.maximum(base * n, 1e-9) * (ratio - 1.0)
+            k = np.ceil((need - offset) / per_event - 1e-9)
+        k = np.maximum(k, 1.0)
+        if with_volume:
+            k = np.where(k > np.round(n), np.inf, k)
+        # one point adds at most h / cusum_steps: beyond that, no count of this point alarms
+        k = np.where(need > -math.log(self.config.band_p) / self.config.cusum_steps + 1e-9, np.inf, k)
+        return np.where(np.isnan(n), np.nan, k)
 
     def _first_anomalous(self, tol: np.ndarray, n: np.ndarray, with_volume: bool) -> np.ndarray:
         """Per point, the smallest event count the score calls anomalous at the band level ``band_p``
@@ -161,9 +297,9 @@ class CountRateDetector(OnlineDetector):
         else:
 
             def tail(k: np.ndarray) -> np.ndarray:
-                return np.asarray(stats.poisson.sf(k - 1, rate))
+                return np.asarray(stats.poisson.sf(k - 1, mean))
 
-            k_p = stats.poisson.isf(cfg.band_p, rate) + 1.0
+            k_p = stats.poisson.isf(cfg.band_p, mean) + 1.0
         # isf is a numerical inverse: settle the boundary on the very tail function the score uses
         k_p = np.where(tail(k_p - 1.0) <= cfg.band_p, k_p - 1.0, k_p)
         k_p = np.where(tail(k_p) > cfg.band_p, k_p + 1.0, k_p)

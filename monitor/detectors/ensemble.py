@@ -165,7 +165,7 @@ class EnsembleDetector(OnlineDetector):
         if self.knn_ is not None:
             p_point = fisher_combine(p_point, self.knn_.process_raw(y))
         if self.count_ is not None:
-            p_c, c_lo, c_hi = self.count_.process_raw(y, volume)
+            p_c, c_lo, c_hi = self.count_.process_raw(t, y, volume)
             p_point = p_c if self.seasonal_ is None else fisher_combine(p_point, p_c)
             if self.seasonal_ is None:
                 lower, upper = c_lo, c_hi

@@ -284,3 +284,65 @@ def test_empty_all_missing_and_constant_input_are_handled(profile: str) -> None:
     flat = det.process(t[500:], np.full(1000, 5.0))
     assert np.all(flat.score < 0.5)  # a constant series never alerts
     assert np.all(flat.lower[~np.isnan(flat.lower)] <= 5.0)
+
+
+# --- seasonal counts: errors that follow the traffic's daily and weekly shape -------------------
+
+
+def seasonal_errors(
+    days: float, *, ratio: float, seed: int, incident: tuple[int, int, float] | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Requests swinging 100 -> 700 per 5 minutes over the day (weekends at 60 %) and errors at `ratio`
+    of them; an optional (start, end, ratio) incident."""
+    rng = np.random.default_rng(seed)
+    t = START + np.arange(int(days * DAY), dtype=np.int64) * PERIOD
+    weekday = (t // 86400 + 3) % 7
+    shape = 400 + 300 * np.sin(2 * np.pi * (t % 86400) / 86400 - 1.5)
+    requests = rng.poisson(shape * np.where(weekday >= 5, 0.6, 1.0))
+    ratios = np.full(len(t), ratio)
+    if incident is not None:
+        ratios[incident[0] : incident[1]] = incident[2]
+    errors = rng.binomial(requests, ratios).astype(float)
+    return t, errors, requests.astype(float)
+
+
+@dataclass(frozen=True)
+class CountCase:
+    name: str
+    profile: str
+    ratio: float
+    incident: tuple[int, int, float] | None
+    alerts: bool
+
+
+INCIDENT_AT = 12 * DAY + 18 * 12  # the 13th day at 18:00, the evening peak
+COUNT_CASES = [
+    CountCase("errors following two weeks of traffic, no incident", "count", 0.03, None, False),
+    CountCase("the same errors as a ratio of the requests", "rate", 0.03, None, False),
+    CountCase(
+        "errors at twice the ratio for an hour at the peak",
+        "count",
+        0.03,
+        (INCIDENT_AT, INCIDENT_AT + 12, 0.06),
+        True,
+    ),
+    CountCase("the doubled ratio seen as a rate", "rate", 0.03, (INCIDENT_AT, INCIDENT_AT + 12, 0.06), True),
+    CountCase("a 2-error blip on a 1 % ratio", "count", 0.01, (INCIDENT_AT, INCIDENT_AT + 1, 0.016), False),
+]
+
+
+@pytest.mark.parametrize("case", COUNT_CASES, ids=lambda c: c.name)
+def test_error_counts_are_judged_against_the_traffics_shape(case: CountCase) -> None:
+    # Given two weeks of errors that rise and fall with the traffic (ten times more at the evening peak)
+    t, errors, requests = seasonal_errors(14, ratio=case.ratio, seed=11, incident=case.incident)
+    y, volume = (errors, None) if case.profile == "count" else (errors / requests, requests)
+    # When the profile's detector and alert rule run over them, after two days of warm-up
+    opened, _ = alerts(case.profile, t, y, volume)
+    opened = [i for i in opened if i >= 2 * DAY]
+    # Then the daily swing raises nothing, and a doubled ratio sustained for an hour does, within it
+    if case.alerts:
+        assert opened, "the doubled error ratio went unnoticed"
+        assert case.incident is not None
+        assert case.incident[0] <= opened[0] < case.incident[1]
+    else:
+        assert opened == []
