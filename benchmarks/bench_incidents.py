@@ -43,6 +43,9 @@ class Outcome:
     delay: int | None
     false_alarms: int
     scored_days: float
+    # Periods from the first point back inside the band after the incident ended to the RESOLVED
+    # (None: no incident that ends within the series, or not detected; -1: never resolved).
+    resolve_after: int | None = None
 
 
 def fleetscope(series: SyntheticSeries, split: int) -> ScoredPoints:
@@ -79,7 +82,7 @@ def evaluate(series: SyntheticSeries, method: str, severity: str) -> Outcome:
     split = int(HISTORY_DAYS * 86400 / series.period_s)
     scored = METHODS[method](series, split)
     state = SeriesAlertState(default_rule(series.profile))
-    opened = []
+    opened, resolved = [], []
     for k, i in enumerate(range(split, len(series.y))):
         vol = None if series.volume is None else float(series.volume[i])
         d = state.step(
@@ -91,16 +94,48 @@ def evaluate(series: SyntheticSeries, method: str, severity: str) -> Outcome:
         )
         if d.opened:
             opened.append(i)
-    detected, delay = False, None
+        if d.resolved:
+            resolved.append(i)
+    detected, delay, resolve_after = False, None, None
     inside: set[int] = set()
     for start, end in series.incidents:
         hits = [i for i in opened if start <= i < end + GRACE]
         inside.update(hits)
         if hits:
             detected, delay = True, hits[0] - start
+            if end < len(series.y):
+                resolve_after = _resolve_after(series, scored, split, end, hits[0], resolved)
     false_alarms = len([i for i in opened if i not in inside])
     days = (len(series.y) - split) * series.period_s / 86400.0
-    return Outcome(series.kind, method, severity, bool(series.incidents), detected, delay, false_alarms, days)
+    return Outcome(
+        series.kind,
+        method,
+        severity,
+        bool(series.incidents),
+        detected,
+        delay,
+        false_alarms,
+        days,
+        resolve_after,
+    )
+
+
+def _resolve_after(
+    series: SyntheticSeries, scored: ScoredPoints, split: int, end: int, first_hit: int, resolved: list[int]
+) -> int:
+    """Periods from the first point inside the band at or after `end` to the RESOLVED (-1: never)."""
+    back = next(
+        (
+            i
+            for i in range(max(end, split), len(series.y))
+            if scored.lower[i - split] <= series.y[i] <= scored.upper[i - split]
+        ),
+        None,
+    )
+    done = next((i for i in resolved if i > first_hit), None)
+    if back is None or done is None:
+        return -1
+    return max(0, done - back)
 
 
 def _run(args: tuple[str, int, str, str]) -> Outcome:
@@ -136,7 +171,7 @@ def main(argv: list[str]) -> None:
     print(f"{HISTORY_DAYS:g} days of history, then 4 days scored; detected = alert in incident + {GRACE} pts")
     head = (
         f"{'kind':<20}{'method':<18}{'major: det':>11}{'delay':>7}{'minor: det':>12}{'delay':>7}"
-        f"{'FA/series-day':>15}"
+        f"{'FA/series-day':>15}{'resolve':>9}"
     )
     print(head)
     print("-" * len(head))
@@ -151,7 +186,17 @@ def main(argv: list[str]) -> None:
                 med = f"{statistics.median(delays):.0f}" if delays else "-"
                 cells.append(f"{len(hit):>6}/{len(with_inc):<4}{med:>7}")
             fa_rate = sum(o.false_alarms for o in rows) / sum(o.scored_days for o in rows)
-            print(f"{kind:<20}{method:<18}{cells[0]:>18}{cells[1]:>19}{fa_rate:>15.3f}")
+            after = [o.resolve_after for o in rows if o.resolve_after is not None]
+            done = [a for a in after if a >= 0]
+            res = f"{statistics.median(done):.0f}" if done else "-"
+            if len(done) < len(after):
+                res += f" ({len(after) - len(done)} open)"
+            print(f"{kind:<20}{method:<18}{cells[0]:>18}{cells[1]:>19}{fa_rate:>15.3f}{res:>9}")
+    print(
+        "resolve = median periods from the first point back inside the band after an incident ends to"
+        " the series' RESOLVED (incidents that end; 'open' = never resolved); an incident adds its"
+        " hold-down, MONITOR_COOLDOWN_S (two periods by default)"
+    )
 
 
 if __name__ == "__main__":

@@ -68,13 +68,17 @@ class AlertDecision:
 
 # One rule per detector profile. Scores are calibrated (0.5 <=> tail probability 1e-5), so the
 # thresholds mean the same on every metric; confirmation and cooldown are in points (5-min steps).
+# The operational profiles resolve after 3 clear points (sparse counts after 4: at night a burst of
+# errors still has periods with none), so "is it over?" is answered within a few periods of the
+# graph being back in its band; the incident layer's hold-down (two periods by default) and the
+# per-series cooldown keep a flapping metric to one incident.
 _RULES: dict[str, AlertRule] = {
     "default": AlertRule(0.45, 1, 1, "both", cooldown_points=36, clear_points=6),
-    "latency": AlertRule(0.5, 2, 3, "up", cooldown_points=24, clear_points=6),
-    "traffic": AlertRule(0.5, 2, 3, "both", cooldown_points=24, clear_points=6),
-    "count": AlertRule(0.5, 1, 1, "up", cooldown_points=12, clear_points=6),
-    "rate": AlertRule(0.5, 2, 3, "up", min_volume=20.0, cooldown_points=24, clear_points=6),
-    "backlog": AlertRule(0.5, 2, 3, "up", cooldown_points=24, clear_points=6),
+    "latency": AlertRule(0.5, 2, 3, "up", cooldown_points=24, clear_points=3),
+    "traffic": AlertRule(0.5, 2, 3, "both", cooldown_points=24, clear_points=3),
+    "count": AlertRule(0.5, 1, 1, "up", cooldown_points=12, clear_points=4),
+    "rate": AlertRule(0.5, 2, 3, "up", min_volume=20.0, cooldown_points=24, clear_points=3),
+    "backlog": AlertRule(0.5, 2, 3, "up", cooldown_points=24, clear_points=3),
 }
 
 

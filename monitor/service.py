@@ -297,7 +297,7 @@ class MonitorService:
     def _score(self, state: ModelState, end: int, result: RunResult) -> list[Transition]:
         assert state.last_scored is not None
         last = state.last_scored
-        tracker = IncidentTracker(state.incidents, cooldown_s=self.settings.cooldown_s)
+        tracker = IncidentTracker(state.incidents, cooldown_s=self.settings.hold_down_s)
         if last + self.period >= end:  # nothing new to score (e.g. a retried invocation)
             result.checkpoint = self._models_dirty
             transitions = tracker.process([], until=last)

@@ -50,7 +50,12 @@ class MonitorSettings(BaseSettings):
         validation_alias="MONITOR_CHECKPOINT_PERIODS",
         description="detector states are rewritten after this many new periods (replayed in between)",
     )
-    cooldown_s: int = Field(default=900, ge=0, validation_alias="MONITOR_COOLDOWN_S")
+    cooldown_s: int | None = Field(
+        default=None,
+        ge=0,
+        validation_alias="MONITOR_COOLDOWN_S",
+        description="incident hold-down before RESOLVED; unset: two periods",
+    )
     train_budget_s: float = Field(default=60.0, gt=0, validation_alias="MONITOR_TRAIN_BUDGET_S")
     lease_s: int = Field(
         default=240,
@@ -63,6 +68,12 @@ class MonitorSettings(BaseSettings):
         default="https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}",
         validation_alias="MONITOR_CONSOLE_URL",
     )
+
+    @property
+    def hold_down_s(self) -> int:
+        """How long every member of an incident stays clear before it resolves (MONITOR_COOLDOWN_S,
+        default two periods: a flapping metric stays one incident, a recovery is told within minutes)."""
+        return self.cooldown_s if self.cooldown_s is not None else 2 * self.period_s
 
     def resource_names(self) -> ResourceNames:
         """`MONITOR_RESOURCES` when set, else the names of the stage's topology."""
