@@ -10,11 +10,13 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
 .PHONY: install run test test-unit test-integration test-e2e lint format typecheck bench bench-nab synth bundle clean
 
-$(STAMP): pyproject.toml
+# The venv holds exactly what uv.lock pins (the project editable, with the dev extra); a lock that no
+# longer matches pyproject.toml fails here (`uv lock` updates it) instead of being re-resolved.
+$(STAMP): pyproject.toml uv.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip uv
-	$(BIN)/uv pip install --python $(PY) -e '.[dev]'
+	test -x $(BIN)/uv || $(BIN)/pip install --quiet uv
+	UV_PROJECT_ENVIRONMENT=$(VENV) UV_PYTHON_DOWNLOADS=never $(BIN)/uv sync --locked --extra dev --python $(PY)
 	touch $@
 
 $(NODE_STAMP): package.json package-lock.json
