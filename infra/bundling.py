@@ -1,10 +1,12 @@
 """Lambda bundles built locally, without Docker, and cached by content hash under ``build/bundles``.
 
-A bundle is ``pip install --platform manylinux…_aarch64 --only-binary=:all: --target DIR`` of the
-function's requirements (read from ``pyproject.toml``, so the versions are declared once), plus the
-project packages the handler imports, trimmed of what a Lambda never loads. The directory name carries
-a hash of everything that goes into it, so a synthesis rebuilds only when requirements or sources
-change, and ``Code.from_asset`` reuses the hash instead of re-hashing a 170 MB tree.
+A bundle is the function's requirements at the exact versions ``uv.lock`` pins (``uv export --locked``,
+hashes included), installed for the Lambda runtime's platform with ``uv pip install --python-platform
+aarch64-manylinux_2_34 --python-version 3.14 --only-binary :all: --no-deps --target DIR``, plus the
+project packages of the function, trimmed of what a Lambda never loads. A lock out of date with
+``pyproject.toml`` fails the build. The directory name carries a hash of everything that goes into it
+(the pinned requirements included), so a synthesis rebuilds only when the lock or the sources change,
+and ``Code.from_asset`` reuses the hash instead of re-hashing a 170 MB tree.
 
 Run ``python -m infra.bundling`` to build every bundle and print its size.
 """
@@ -18,7 +20,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tomllib
 import zipfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -29,9 +30,10 @@ ROOT = Path(__file__).resolve().parent.parent
 BUILD_DIR = ROOT / "build" / "bundles"
 DEPS_DIR = ROOT / "build" / "deps"
 # Bumped whenever the build recipe below changes, so cached bundles are rebuilt.
-RECIPE_VERSION = "4"
-# Lambda's python3.12+ runtimes run on Amazon Linux 2023 (glibc 2.34); accept every manylinux tag up to it.
-PLATFORMS = ("manylinux_2_34_aarch64", "manylinux_2_28_aarch64", "manylinux2014_aarch64")
+RECIPE_VERSION = "5"
+LOCK_FILE = ROOT / "uv.lock"
+# Lambda's python3.12+ runtimes run on Amazon Linux 2023 (glibc 2.34): every manylinux wheel up to it.
+LAMBDA_PLATFORM = "aarch64-manylinux_2_34"
 # Provided by the Lambda Python runtime (boto3 and its dependency closure), so not shipped: the code
 # uses long-stable APIs (DynamoDB, SQS, SNS, EventBridge, CloudWatch) and the runtime's boto3 is kept
 # current by AWS. aws-xray-sdk pulls botocore in; a second copy would add ~30 MB unzipped.
@@ -46,7 +48,7 @@ LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
 
 
 class BundleError(RuntimeError):
-    """A bundle could not be built; the message carries pip's output."""
+    """A bundle could not be built; the message carries uv's output."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -54,13 +56,13 @@ class BundleSpec:
     """What goes into one deployment package."""
 
     name: str
-    requirements: tuple[str, ...]
+    requirements: tuple[str, ...]  # pinned, with hashes, one line each (see locked_requirements)
     packages: tuple[str, ...]  # project packages copied as source, e.g. ("service",)
     python_version: str  # of the Lambda runtime, e.g. "3.14"
     # Paths under `packages` that are not shipped: workstation entry points. Every `__main__.py` is
     # left out as well (a Lambda imports its handler; it never runs a package as a script).
     exclude: tuple[str, ...] = field(default=())
-    platforms: tuple[str, ...] = PLATFORMS  # () = this machine's platform (see host_variant)
+    platform: str | None = LAMBDA_PLATFORM  # uv's --python-platform; None = this machine (host_variant)
     precompile: bool = True
 
 
@@ -86,11 +88,21 @@ class Bundle:
         return archive.stat().st_size
 
 
-def _project_dependencies(extras: Iterable[str] = ()) -> tuple[str, ...]:
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    requirements = list(project["dependencies"])
-    for extra in extras:
-        requirements.extend(project["optional-dependencies"][extra])
+def locked_requirements(extras: Iterable[str] = (), *, project: Path = ROOT) -> tuple[str, ...]:
+    """The closure of the project's dependencies (plus ``extras``) at the versions uv.lock pins, as
+    requirement lines with their markers and hashes, less what the Lambda runtime provides.
+
+    ``--locked``: a lock that no longer matches pyproject.toml is an error, never a silent re-resolve."""
+    from uv import find_uv_bin
+
+    command = [find_uv_bin(), "export", "--locked", "--format", "requirements-txt", "--no-dev"]
+    command += ["--no-emit-project", "--no-header", "--no-annotate", "--project", str(project)]
+    command += [f"--extra={extra}" for extra in extras]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise BundleError(f"uv export failed ({LOCK_FILE.name} is required):\n{result.stderr}")
+    lines = (line.strip() for line in result.stdout.replace("\\\n", " ").splitlines())
+    requirements = (" ".join(line.split()) for line in lines if line and not line.startswith("#"))
     return tuple(r for r in requirements if _dist_name(r) not in RUNTIME_PROVIDED)
 
 
@@ -104,7 +116,7 @@ def service_bundle_spec(python_version: str) -> BundleSpec:
     """cars-api, telemetry-ingest and outbox-relay share one package: Powertools and pydantic."""
     return BundleSpec(
         name="service",
-        requirements=_project_dependencies(),
+        requirements=locked_requirements(),
         packages=("contract", "service"),
         exclude=("service/ingest/redrive",),  # the `python -m service.ingest.redrive` entry point
         python_version=python_version,
@@ -115,7 +127,7 @@ def monitor_bundle_spec(python_version: str) -> BundleSpec:
     """The monitor adds numpy, scipy and scikit-learn (the ``monitor`` extra)."""
     return BundleSpec(
         name="monitor",
-        requirements=_project_dependencies(["monitor"]),
+        requirements=locked_requirements(["monitor"]),
         packages=("contract", "monitor"),
         python_version=python_version,
     )
@@ -128,7 +140,7 @@ def host_variant(spec: BundleSpec) -> BundleSpec:
         spec,
         name=f"{spec.name}-host",
         python_version="{}.{}".format(*sys.version_info[:2]),
-        platforms=(),
+        platform=None,
         precompile=False,
     )
 
@@ -159,24 +171,21 @@ def content_hash(spec: BundleSpec) -> str:
 
 
 def runtime_interpreter(python_version: str) -> Path | None:
-    """A local interpreter of the runtime's version, to precompile bytecode with; None if absent."""
+    """``python3.14`` (the runtime's version) found on PATH, to precompile bytecode with; None if absent."""
     found = shutil.which(f"python{python_version}")
-    candidates = [Path(found)] if found else []
-    candidates += sorted(Path("/root/.pyenv/versions").glob(f"{python_version}.*/bin/python"), reverse=True)
-    for candidate in candidates:
-        try:
-            out = subprocess.run(
-                [str(candidate), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-                capture_output=True,
-                text=True,
-                timeout=30,
-                check=True,
-            ).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            continue
-        if out == python_version:
-            return candidate
-    return None
+    if found is None:
+        return None
+    try:
+        out = subprocess.run(
+            [found, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):  # e.g. a pyenv shim of a version not installed
+        return None
+    return Path(found) if out == python_version else None
 
 
 @contextmanager
@@ -196,7 +205,7 @@ def dependencies_hash(spec: BundleSpec) -> str:
     for item in (
         RECIPE_VERSION,
         spec.python_version,
-        *spec.platforms,
+        spec.platform or "host",
         *sorted(spec.requirements),
         *sorted(RUNTIME_PROVIDED),
     ):
@@ -216,11 +225,12 @@ def _dependencies(spec: BundleSpec, *, log: bool) -> tuple[Path, bool]:
     staging.mkdir(parents=True)
     if log:
         print(
-            f"[bundling] pip install for the {spec.name} bundle (python {spec.python_version}, arm64)",
+            f"[bundling] uv pip install of {LOCK_FILE.name}'s pins for the {spec.name} bundle "
+            f"(python {spec.python_version}, {spec.platform or 'this machine'})",
             file=sys.stderr,
         )
-    _pip_install(spec, staging)
-    _remove_runtime_provided(staging)
+    _install(spec, staging)
+    shutil.rmtree(staging / "bin", ignore_errors=True)  # console scripts: a Lambda runs none
     _trim(staging)
     interpreter = runtime_interpreter(spec.python_version) if spec.precompile else None
     if interpreter is not None:
@@ -240,7 +250,7 @@ def build_bundle(spec: BundleSpec, *, log: bool = True) -> Bundle:
     """The bundle directory for ``spec``, built once per content hash (safe across processes).
 
     Dependencies are installed once per requirements hash under ``build/deps``; a bundle is a
-    hard-linked copy of them plus the project sources, so a source edit costs a second, not a pip run.
+    hard-linked copy of them plus the project sources, so a source edit costs a second, not an install.
     """
     digest = content_hash(spec)
     target = BUILD_DIR / f"{spec.name}-{digest}"
@@ -298,50 +308,27 @@ def stage_sources(spec: BundleSpec) -> Bundle:
     return Bundle(spec=spec, path=target, content_hash=digest, precompiled=False)
 
 
-def _pip_install(spec: BundleSpec, target: Path) -> None:
-    command = [
-        sys.executable,
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        "--disable-pip-version-check",
-        "--no-compile",
-        "--only-binary=:all:",
-        "--target",
-        str(target),
-    ]
-    if spec.platforms:  # cross-install for the Lambda runtime; none = this machine (host_variant)
-        command += ["--implementation", "cp", "--python-version", spec.python_version]
-    for platform in spec.platforms:
-        command += ["--platform", platform]
-    command += list(spec.requirements)
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
+def _install(spec: BundleSpec, target: Path) -> None:
+    """``uv pip install`` of the pinned requirements alone (``--no-deps``: the lock's closure is complete,
+    less the runtime-provided packages), wheels only, hashes checked."""
+    from uv import find_uv_bin
+
+    requirements = target.parent / f"{target.name}.requirements.txt"
+    requirements.write_text("\n".join(spec.requirements) + "\n")
+    command = [find_uv_bin(), "pip", "install", "--quiet", "--no-deps", "--only-binary", ":all:"]
+    command += ["--require-hashes", "--no-config", "--target", str(target), "-r", str(requirements)]
+    if spec.platform is not None:  # cross-install for the Lambda runtime
+        command += ["--python-platform", spec.platform, "--python-version", spec.python_version]
+    else:  # host_variant: this interpreter's version and platform
+        command += ["--python", sys.executable]
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+    finally:
+        requirements.unlink(missing_ok=True)
     if result.returncode != 0:
-        raise BundleError(f"pip failed for the {spec.name} bundle:\n{result.stdout}\n{result.stderr}")
-
-
-def _remove_runtime_provided(target: Path) -> None:
-    for dist_info in target.glob("*.dist-info"):
-        name = dist_info.name.removesuffix(".dist-info").rsplit("-", 1)[0].lower().replace("_", "-")
-        if name not in RUNTIME_PROVIDED:
-            continue
-        record = dist_info / "RECORD"
-        for line in record.read_text().splitlines() if record.exists() else []:
-            relative = line.split(",", 1)[0]
-            (target / relative).unlink(missing_ok=True)
-        shutil.rmtree(dist_info, ignore_errors=True)
-    for directory in sorted((p for p in target.iterdir() if p.is_dir()), reverse=True):
-        _remove_empty_dirs(directory)
-    shutil.rmtree(target / "bin", ignore_errors=True)
-
-
-def _remove_empty_dirs(directory: Path) -> None:
-    for child in directory.iterdir():
-        if child.is_dir():
-            _remove_empty_dirs(child)
-    if not any(directory.iterdir()):
-        directory.rmdir()
+        raise BundleError(
+            f"uv pip install failed for the {spec.name} bundle:\n{result.stdout}\n{result.stderr}"
+        )
 
 
 def _copy_sources(spec: BundleSpec, target: Path) -> None:
