@@ -30,13 +30,9 @@ _REPO = Path(__file__).resolve().parent.parent
 
 
 def default_nab_dir() -> Path:
-    """Where the NAB corpus is: ``$FLEETSCOPE_NAB_DIR``, else ``../shared/nab`` beside the checkout,
-    else the workplace's shared copy (a clean clone elsewhere still finds it)."""
+    """Where the NAB corpus is: ``$FLEETSCOPE_NAB_DIR``, else ``../shared/nab`` beside the checkout."""
     if env := os.environ.get("FLEETSCOPE_NAB_DIR"):
         return Path(env)
-    for candidate in (_REPO.parent / "shared" / "nab", Path("/work/shared/nab")):
-        if (candidate / "labels").is_dir():
-            return candidate
     return _REPO.parent / "shared" / "nab"
 
 

@@ -130,13 +130,14 @@ def test_read_series_raises_a_clear_error_for_a_non_utf8_file(tmp_path: Path) ->
     ("args", "code"),
     [
         (["detect"], 2),
-        (["detect", "--data-dir", "/nonexistent-dir", "--out-dir", "/tmp/x"], 2),
-        (["detect", "--data-dir", ".", "--out-dir", "/tmp/x", "--jobs", "0"], 2),
-        (["detect", "--data-dir", ".", "--out-dir", "/tmp/x", "--profile", "nope"], 2),
+        (["detect", "--data-dir", "{tmp}/nonexistent-dir", "--out-dir", "{tmp}/x"], 2),
+        (["detect", "--data-dir", ".", "--out-dir", "{tmp}/x", "--jobs", "0"], 2),
+        (["detect", "--data-dir", ".", "--out-dir", "{tmp}/x", "--profile", "nope"], 2),
         (["frobnicate"], 2),
     ],
 )
-def test_bad_cli_arguments_exit_2_with_a_message(args: list[str], code: int) -> None:
+def test_bad_cli_arguments_exit_2_with_a_message(args: list[str], code: int, tmp_path: Path) -> None:
+    args = [arg.format(tmp=tmp_path) for arg in args]
     proc = subprocess.run([sys.executable, "-m", "monitor", *args], cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == code
     assert proc.stderr.strip()
