@@ -24,7 +24,6 @@ from infra.bundling import (
 from infra.constructs.lambda_function import RUNTIME_PYTHON_VERSION
 
 
-
 def _lambda_tags() -> set[Tag]:
     """Every wheel tag CPython 3.14 on arm64 Amazon Linux 2023 (glibc 2.34) accepts."""
     version = tuple(int(part) for part in RUNTIME_PYTHON_VERSION.split("."))
