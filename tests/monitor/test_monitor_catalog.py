@@ -221,3 +221,17 @@ def test_a_service_s_api_function_queues_and_metrics_share_one_incident_group(na
     # And a spec without a group is a group of its own (so hand-written catalogs keep working)
     spec = catalog.metrics[0]
     assert MetricSpec.model_validate({**spec.model_dump(), "group": ""}).group == spec.resource
+
+
+@pytest.mark.parametrize(
+    ("env", "hold_down_s"),
+    [
+        ({"MONITOR_PERIOD_S": 60}, 120),  # unset: two periods (the sandbox's 1-minute periods)
+        ({}, 600),  # AWS: 5-minute periods
+        ({"MONITOR_PERIOD_S": 60, "MONITOR_COOLDOWN_S": 900}, 900),  # set: as given
+        ({"MONITOR_COOLDOWN_S": 0}, 0),
+    ],
+)
+def test_the_incident_hold_down_is_two_periods_unless_set(env: dict[str, int], hold_down_s: int) -> None:
+    settings = MonitorSettings.model_validate({"monitor_table_name": "t", "alerts_topic_name": "a"} | env)
+    assert settings.hold_down_s == hold_down_s
