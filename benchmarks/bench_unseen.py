@@ -1,0 +1,214 @@
+"""Unseen serverless series: window recall, false alert episodes and delay on series nobody tuned on.
+
+The corpus comes from `benchmarks.unseen_series` (a generator kept out of the detectors' tuning loop:
+other demand shapes, other incident shapes, 1- and 5-minute periods, 14-28 days, some series with no
+incident). It is written to a temporary directory and run through the offline contract,
+`ops.detect.run_directory`, three ways in one run:
+
+- auto: ``--profile auto``, each file gets the catalog's profile for the metric in its path;
+- default: ``--profile default`` for every file;
+- baseline: a rolling robust z-score, z = (x - median) / (1.4826 MAD) over the previous day
+  (1.2533 x mean absolute deviation when the MAD is 0; silent for the first day), a point counts when
+  |z| > 4, an alert opens when 2 of the last 3 points count after a point where that did not hold.
+
+Every file is a new series with no history (detectors warm up online on its first rows), scored on
+all its rows. Definitions (rows are periods; an incident is rows [start, end) of its labels):
+- found: an alert opens in [start, end + GRACE); recall = incidents found / incidents;
+- delay: periods from start to the first such alert (median over found incidents);
+- false alert episode: an alert that opens outside every [start, end + TAIL) of its file; each
+  opening is one episode (the alert rule has already merged consecutive anomalous points into it), so
+  two openings outside the windows are two episodes however close; per 1,000 rows of all files;
+- reopened: further openings inside an incident's [start, end + TAIL) after the first (flapping),
+  printed apart and not counted as false episodes.
+
+    python -m benchmarks bench_unseen            # or: python -m benchmarks.bench_unseen --jobs 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from benchmarks.unseen_series import DEFAULT_SEED, SHAPES, SeriesFile, generate_corpus
+from ops.detect import read_series, run_directory
+
+GRACE = 2  # periods after an incident's last row in which an alert still finds it
+TAIL = 12  # periods after an incident's last row in which an alert is not a false episode
+METHODS = ("auto", "default", "baseline")
+BASELINE_Z = 4.0
+
+
+@dataclass(frozen=True)
+class FileScore:
+    found: tuple[bool, ...]  # per incident, in the order given
+    delays: tuple[int, ...]  # periods from start to the finding alert, per found incident
+    false_episodes: int
+    reopened: int
+
+
+def score_alerts(opened: np.ndarray, incidents: Sequence[tuple[int, int]]) -> FileScore:
+    """Score one file's alert openings (1 where an alert opens) against its incidents [start, end)."""
+    opens = np.flatnonzero(np.asarray(opened) > 0)
+    covered = np.zeros(len(opened), dtype=bool)
+    found: list[bool] = []
+    delays: list[int] = []
+    reopened = 0
+    for start, end in incidents:
+        hits = opens[(opens >= start) & (opens < end + GRACE)]
+        found.append(len(hits) > 0)
+        if len(hits):
+            delays.append(int(hits[0] - start))
+        covered[start : end + TAIL] = True
+        reopened += max(0, int(((opens >= start) & (opens < end + TAIL)).sum()) - 1)
+    return FileScore(tuple(found), tuple(delays), int((~covered[opens]).sum()), reopened)
+
+
+def robust_z_alerts(y: np.ndarray, window: int, z: float = BASELINE_Z) -> np.ndarray:
+    """The baseline's alert openings (int8) for one series: see the module docstring."""
+    n = len(y)
+    counts = np.zeros(n, dtype=bool)
+    if n > window:
+        history = sliding_window_view(y[:-1], window)  # history[k] = y[k : k + window], before row k + window
+        for lo in range(0, len(history), 4096):
+            hist = history[lo : lo + 4096]
+            median = np.nanmedian(hist, axis=1) if np.isnan(hist).any() else np.median(hist, axis=1)
+            dev = np.abs(hist - median[:, None])
+            mad = 1.4826 * np.nanmedian(dev, axis=1)
+            scale = np.where(mad > 0, mad, 1.2533 * np.nanmean(dev, axis=1))
+            x = y[window + lo : window + lo + len(hist)]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                zz = np.abs(x - median) / scale
+            counts[window + lo : window + lo + len(hist)] = zz > z  # NaN (missing, 0/0) does not count
+    two_of_three = np.convolve(counts.astype(np.int64), np.ones(3, dtype=np.int64))[:n] >= 2
+    return (two_of_three & ~np.concatenate(([False], two_of_three[:-1]))).astype(np.int8)
+
+
+def _baseline_file(args: tuple[Path, int]) -> np.ndarray:
+    path, period_s = args
+    return robust_z_alerts(read_series(path).y, 86400 // period_s)
+
+
+def _alert_column(path: Path) -> np.ndarray:
+    with path.open(newline="", encoding="utf-8") as fh:
+        reader = csv.reader(fh)
+        col = next(reader).index("alert")
+        return np.array([int(row[col]) for row in reader], dtype=np.int8)
+
+
+def _detect(corpus: Path, out: Path, files: list[SeriesFile], profile: str, jobs: int) -> list[np.ndarray]:
+    reports = run_directory(corpus, out, profile=profile, jobs=jobs)
+    by_path = {Path(r.path).relative_to(corpus).as_posix(): r for r in reports}
+    for f in files:
+        report = by_path[f.path]
+        if report.error:
+            raise RuntimeError(report.error)
+        if profile == "auto" and report.profile != f.profile:
+            raise RuntimeError(
+                f"{f.path}: --profile auto chose {report.profile}, the catalog says {f.profile}"
+            )
+    return [_alert_column(out / f.path) for f in files]
+
+
+def _fmt_delay(delays: list[int]) -> str:
+    return f"{statistics.median(delays):g}" if delays else "-"
+
+
+def _report(files: list[SeriesFile], scores: dict[str, list[FileScore]]) -> None:
+    print(f"found = an alert opens inside the incident or within {GRACE} periods after its last row;")
+    print(f"false episode = an alert opening outside every incident + {TAIL} periods (each opening counts);")
+    print("delay = median periods from the incident's first row to the alert that found it")
+    kinds = list(dict.fromkeys(f.kind for f in files))
+    head = f"{'series kind':<30}{'files':>5}{'rows':>9}{'inc':>5}" + "".join(
+        f" | {m + ': found':>15}{'FA/1k':>7}{'delay':>6}" for m in METHODS
+    )
+    print(head)
+    print("-" * len(head))
+    for kind in (*kinds, "ALL"):
+        idx = [i for i, f in enumerate(files) if kind in ("ALL", f.kind)]
+        rows = sum(files[i].rows for i in idx)
+        incidents = sum(len(files[i].incidents) for i in idx)
+        line = f"{kind:<30}{len(idx):>5}{rows:>9}{incidents:>5}"
+        for m in METHODS:
+            picked = [scores[m][i] for i in idx]
+            found = sum(sum(s.found) for s in picked)
+            false = sum(s.false_episodes for s in picked)
+            delays = [d for s in picked for d in s.delays]
+            recall = f"{found}/{incidents}" if incidents else "-"
+            line += f" | {recall:>15}{1000 * false / rows:>7.2f}{_fmt_delay(delays):>6}"
+        print(line)
+    total_rows = sum(f.rows for f in files)
+    total_incidents = sum(len(f.incidents) for f in files)
+    print()
+    for m in METHODS:
+        found = sum(sum(s.found) for s in scores[m])
+        false = sum(s.false_episodes for s in scores[m])
+        reopened = sum(s.reopened for s in scores[m])
+        delays = [d for s in scores[m] for d in s.delays]
+        print(
+            f"{m:<9} window recall {found / total_incidents:.2f} ({found}/{total_incidents}), "
+            f"false alert episodes {1000 * false / total_rows:.2f} per 1,000 rows ({false}), "
+            f"median delay {_fmt_delay(delays)} periods, reopened inside a window {reopened}"
+        )
+    print()
+    print(f"{'incident shape':<22}{'inc':>5}" + "".join(f"{m:>10}" for m in METHODS))
+    for shape in SHAPES:
+        where = [
+            (i, k) for i, f in enumerate(files) for k, inc in enumerate(f.incidents) if inc.shape == shape
+        ]
+        cells = "".join(f"{sum(scores[m][i].found[k] for i, k in where):>10}" for m in METHODS)
+        print(f"{shape:<22}{len(where):>5}{cells}")
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_unseen")
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("--keep", metavar="DIR", help="write the corpus and the outputs here and keep them")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="unseen-") as tmp:
+        root = Path(args.keep or tmp)
+        corpus = root / "corpus"
+        started = time.perf_counter()
+        files = generate_corpus(corpus, seed=args.seed)
+        timings = [f"generate {time.perf_counter() - started:.1f}s"]
+        opened: dict[str, list[np.ndarray]] = {}
+        for method in ("auto", "default"):
+            started = time.perf_counter()
+            opened[method] = _detect(corpus, root / f"out-{method}", files, method, args.jobs)
+            timings.append(f"{method} {time.perf_counter() - started:.1f}s")
+        started = time.perf_counter()
+        with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+            opened["baseline"] = list(
+                pool.map(_baseline_file, [(corpus / f.path, f.period_s) for f in files])
+            )
+        timings.append(f"baseline {time.perf_counter() - started:.1f}s")
+    scores = {
+        m: [
+            score_alerts(o, [(i.start, i.end) for i in f.incidents])
+            for f, o in zip(files, opened[m], strict=True)
+        ]
+        for m in METHODS
+    }
+    incidents = sum(len(f.incidents) for f in files)
+    clean = sum(not f.incidents for f in files)
+    rows = sum(f.rows for f in files)
+    print(
+        f"{len(files)} files ({clean} without incident), {rows} rows, {incidents} incidents, "
+        f"seed {args.seed}; " + ", ".join(timings)
+    )
+    _report(files, scores)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

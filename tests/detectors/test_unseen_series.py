@@ -1,0 +1,124 @@
+"""The unseen-series benchmark: a deterministic corpus, labels inside their series, the catalog's
+profiles chosen by `--profile auto`, and the scoring rules of `bench_unseen` on hand-made cases."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmarks.bench_unseen import GRACE, TAIL, robust_z_alerts, score_alerts
+from benchmarks.unseen_series import WITH_VOLUME, SeriesFile, generate_corpus
+from monitor.catalog import METRIC_PROFILES
+from ops.detect import resolve_profile
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[SeriesFile]]:
+    root = tmp_path_factory.mktemp("unseen") / "corpus"
+    return root, generate_corpus(root, seed=7)
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.slow
+def test_given_the_same_seed_when_generated_again_then_every_file_is_byte_identical(
+    corpus: tuple[Path, list[SeriesFile]], tmp_path: Path
+) -> None:
+    root, files = corpus
+    again = generate_corpus(tmp_path / "again", seed=7)
+    generate_corpus(tmp_path / "other", seed=8)
+
+    assert again == files
+    assert _tree(tmp_path / "again") == _tree(root)
+    assert _tree(tmp_path / "other").keys() == _tree(root).keys()
+    assert _tree(tmp_path / "other") != _tree(root)
+
+
+def test_labels_name_every_file_and_fall_on_its_rows(corpus: tuple[Path, list[SeriesFile]]) -> None:
+    root, files = corpus
+    labels = json.loads((root / "labels.json").read_text())
+
+    assert sorted(labels) == sorted(p.relative_to(root).as_posix() for p in root.rglob("*.csv"))
+    assert any(not f.incidents for f in files)
+    assert all(labels[f.path] == [] for f in files if not f.incidents)
+    assert {f.period_s for f in files} == {60, 300}
+    for f in files:
+        with (root / f.path).open(newline="") as fh:
+            stamps = [row["timestamp"] for row in csv.DictReader(fh)]
+        assert len(stamps) == f.rows
+        assert 14 <= f.rows * f.period_s / 86400 <= 28
+        assert [[stamps[i.start], stamps[i.end - 1]] for i in f.incidents] == labels[f.path]
+        for inc in f.incidents:
+            assert 6 * 86400 // f.period_s <= inc.start < inc.end <= f.rows
+
+
+def test_profile_auto_gives_each_file_the_catalog_profile_of_its_metric(
+    corpus: tuple[Path, list[SeriesFile]],
+) -> None:
+    root, files = corpus
+    for f in files:
+        metric = Path(f.path).stem
+        assert resolve_profile(f.path, (), "auto") == f.profile == METRIC_PROFILES[metric], f.path
+        with (root / f.path).open(newline="") as fh:
+            header = next(csv.reader(fh))
+        assert header == (
+            ["timestamp", "value", "volume"] if metric in WITH_VOLUME else ["timestamp", "value"]
+        )
+
+
+def _opened(n: int, *rows: int) -> np.ndarray:
+    out = np.zeros(n, dtype=np.int8)
+    out[list(rows)] = 1
+    return out
+
+
+@pytest.mark.parametrize(
+    ("opened_at", "found", "delays", "false_episodes", "reopened"),
+    [
+        ((), (False,), (), 0, 0),  # no alert: missed, nothing false
+        ((103,), (True,), (3,), 0, 0),  # inside the incident rows [100, 110)
+        ((110 + GRACE - 1,), (True,), (11,), 0, 0),  # just after its last row, within the grace
+        ((110 + GRACE,), (False,), (), 0, 0),  # after the grace: not found, but inside the tail: not false
+        ((110 + TAIL,), (False,), (), 1, 0),  # after the tail: a false episode
+        ((40,), (False,), (), 1, 0),  # before the incident: a false episode
+        ((40, 41), (False,), (), 2, 0),  # two openings outside the windows are two episodes
+        ((101, 106, 150), (True,), (1,), 1, 1),  # a reopening inside the window is flapping, not false
+    ],
+)
+def test_score_alerts_counts_found_incidents_and_false_episodes(
+    opened_at: tuple[int, ...],
+    found: tuple[bool, ...],
+    delays: tuple[int, ...],
+    false_episodes: int,
+    reopened: int,
+) -> None:
+    score = score_alerts(_opened(200, *opened_at), [(100, 110)])
+
+    assert score.found == found
+    assert score.delays == delays
+    assert score.false_episodes == false_episodes
+    assert score.reopened == reopened
+
+
+def test_score_alerts_finds_each_incident_of_a_file_apart() -> None:
+    score = score_alerts(_opened(400, 102, 305), [(100, 110), (200, 210), (300, 320)])
+
+    assert score.found == (True, False, True)
+    assert score.delays == (2, 5)
+    assert score.false_episodes == 0
+
+
+def test_baseline_opens_on_two_of_three_outliers_and_not_on_a_single_one() -> None:
+    y = np.random.default_rng(0).normal(100.0, 1.0, 400)
+    y[300] = 200.0  # one outlier: quiet
+    y[350:352] = 200.0  # two in a row: one alert, at the second
+
+    opened = robust_z_alerts(y, window=100)
+
+    assert np.flatnonzero(opened).tolist() == [351]
