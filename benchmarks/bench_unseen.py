@@ -8,8 +8,9 @@ incident). It is written to a temporary directory and run through the offline co
 - auto: ``--profile auto``, each file gets the catalog's profile for the metric in its path;
 - default: ``--profile default`` for every file;
 - baseline: a rolling robust z-score, z = (x - median) / (1.4826 MAD) over the previous day
-  (1.2533 x mean absolute deviation when the MAD is 0; silent for the first day), a point counts when
-  |z| > 4, an alert opens when 2 of the last 3 points count after a point where that did not hold.
+  (1.2533 x mean absolute deviation when the MAD is 0; both recomputed every 5 minutes; silent for the
+  first day), a point counts when |z| > 4, an alert opens when 2 of the last 3 points count after a
+  point where that did not hold.
 
 Every file is a new series with no history (detectors warm up online on its first rows), scored on
 all its rows. Definitions (rows are periods; an incident is rows [start, end) of its labels):
@@ -74,29 +75,37 @@ def score_alerts(opened: np.ndarray, incidents: Sequence[tuple[int, int]]) -> Fi
     return FileScore(tuple(found), tuple(delays), int((~covered[opens]).sum()), reopened)
 
 
-def robust_z_alerts(y: np.ndarray, window: int, z: float = BASELINE_Z) -> np.ndarray:
-    """The baseline's alert openings (int8) for one series: see the module docstring."""
+def robust_z_alerts(y: np.ndarray, window: int, *, refresh: int = 1, z: float = BASELINE_Z) -> np.ndarray:
+    """The baseline's alert openings (int8) for one series (see the module docstring): the median and
+    scale of the `window` rows before row i, recomputed every `refresh` rows."""
     n = len(y)
     counts = np.zeros(n, dtype=bool)
     if n > window:
-        history = sliding_window_view(y[:-1], window)  # history[k] = y[k : k + window], before row k + window
-        for lo in range(0, len(history), 4096):
-            hist = history[lo : lo + 4096]
-            median = np.nanmedian(hist, axis=1) if np.isnan(hist).any() else np.median(hist, axis=1)
+        view = sliding_window_view(
+            y[:-1], window
+        )  # view[k] = y[k : k + window], the history of row k + window
+        for lo in range(window, n, 1024 * refresh):
+            starts = np.arange(lo, min(n, lo + 1024 * refresh), refresh)
+            hist = view[starts - window]
+            median = _median(hist)
             dev = np.abs(hist - median[:, None])
-            mad = 1.4826 * np.nanmedian(dev, axis=1)
+            mad = 1.4826 * _median(dev)
             scale = np.where(mad > 0, mad, 1.2533 * np.nanmean(dev, axis=1))
-            x = y[window + lo : window + lo + len(hist)]
+            rows = np.arange(starts[0], min(n, starts[-1] + refresh))
+            k = (rows - starts[0]) // refresh
             with np.errstate(divide="ignore", invalid="ignore"):
-                zz = np.abs(x - median) / scale
-            counts[window + lo : window + lo + len(hist)] = zz > z  # NaN (missing, 0/0) does not count
+                counts[rows] = np.abs(y[rows] - median[k]) / scale[k] > z  # NaN (missing, 0/0) does not count
     two_of_three = np.convolve(counts.astype(np.int64), np.ones(3, dtype=np.int64))[:n] >= 2
     return (two_of_three & ~np.concatenate(([False], two_of_three[:-1]))).astype(np.int8)
 
 
+def _median(rows: np.ndarray) -> np.ndarray:
+    return np.nanmedian(rows, axis=1) if np.isnan(rows).any() else np.median(rows, axis=1)
+
+
 def _baseline_file(args: tuple[Path, int]) -> np.ndarray:
     path, period_s = args
-    return robust_z_alerts(read_series(path).y, 86400 // period_s)
+    return robust_z_alerts(read_series(path).y, 86400 // period_s, refresh=max(1, 300 // period_s))
 
 
 def _alert_column(path: Path) -> np.ndarray:

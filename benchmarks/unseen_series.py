@@ -92,9 +92,6 @@ CATALOG_PROFILE = {
     "ApproximateAgeOfOldestMessage": "backlog",
     "ApproximateNumberOfMessagesVisible": "backlog",
 }
-API_METRICS = ("Count", "4XXError", "5XXError", "Latency")
-LAMBDA_METRICS = ("Invocations", "Errors", "Throttles", "Duration", "ConcurrentExecutions", "ColdStart")
-QUEUE_METRICS = ("ApproximateAgeOfOldestMessage", "ApproximateNumberOfMessagesVisible")
 QUEUE = "queue"  # in `ServiceSpec.incidents`: both files of the service's queue
 DLQ = "dlq"  # in `ServiceSpec.incidents`: the depth of the queue's DLQ
 WITH_VOLUME = frozenset({"4XXError", "5XXError", "Errors", "Throttles", "ColdStart"})
@@ -336,11 +333,10 @@ def _plan(
     spec: ServiceSpec, clock: _Clock, demand: np.ndarray, rng: np.random.Generator
 ) -> dict[str, list[Incident]]:
     """Incident windows per metric (or DLQ): after day 7, one per day per file, never on the holiday."""
-    per_day = 86400 // spec.period_s
     plans: dict[str, list[Incident]] = {}
     for metric, shape in spec.incidents:
         (dur_lo, dur_hi), (mag_lo, mag_hi) = SHAPES[shape]
-        taken = {i.start // per_day for i in plans.get(metric, [])}
+        taken = {int(clock.day[i.start]) for i in plans.get(metric, [])}
         days = [
             d
             for d in range(INCIDENTS_FROM_DAY, spec.days - 1)

@@ -114,11 +114,12 @@ def test_score_alerts_finds_each_incident_of_a_file_apart() -> None:
     assert score.false_episodes == 0
 
 
-def test_baseline_opens_on_two_of_three_outliers_and_not_on_a_single_one() -> None:
+@pytest.mark.parametrize("refresh", [1, 5])
+def test_baseline_opens_on_two_of_three_outliers_and_not_on_a_single_one(refresh: int) -> None:
     y = np.random.default_rng(0).normal(100.0, 1.0, 400)
     y[300] = 200.0  # one outlier: quiet
     y[350:352] = 200.0  # two in a row: one alert, at the second
 
-    opened = robust_z_alerts(y, window=100)
+    opened = robust_z_alerts(y, window=100, refresh=refresh)
 
     assert np.flatnonzero(opened).tolist() == [351]
