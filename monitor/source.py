@@ -2,15 +2,16 @@
 
 GetMetricData limits (per call): at most 500 queries and 100,800 datapoints returned. Requests are
 split accordingly (fewer queries per call for long windows, time windows split when one query alone
-would exceed the datapoint limit), results are paged with NextToken, a result with StatusCode
-`PartialData` is continued with the NextToken, throttling is retried by botocore's standard retry
-mode *and* by our own loop (exponential backoff with full jitter) once botocore gives up, and
-CloudWatch's `Messages` are logged. Metric math is never used: derived series are computed here, in
-Python, from the raw series (`derive`).
+would exceed the datapoint limit), results are paged with botocore's GetMetricData paginator, a
+result with StatusCode `PartialData` is continued with the NextToken, throttling is retried by
+botocore's standard retry mode *and* by our own loop (exponential backoff with full jitter) once
+botocore gives up, and CloudWatch's `Messages` are logged. Metric math is never used: derived series
+are computed here, in Python, from the raw series (`derive`).
 
-Series come back aligned on a regular grid ``t = start, start + period, ..., < end`` with NaN for a
-period without a datapoint, except for metrics flagged `fill_zero` (CloudWatch omits periods in which
-an error counter stayed at zero).
+`fetch` returns series aligned on a regular grid ``t = start, start + period, ..., < end`` with NaN
+for a period without a datapoint, except for metrics flagged `fill_zero` (CloudWatch omits periods in
+which an error counter stayed at zero). `read` is the reader beneath it: every result as CloudWatch
+returned it, for any window (the dashboard reads its metrics through it).
 """
 
 from __future__ import annotations
@@ -25,7 +26,10 @@ from functools import cache
 from typing import Any, Protocol
 
 import numpy as np
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, PaginationError
+from botocore.model import OperationModel
+from botocore.paginate import Paginator
+from botocore.session import get_session
 
 from monitor.catalog import Catalog, DerivedSpec, MetricSpec
 
@@ -94,6 +98,20 @@ class MetricSource(Protocol):
 
 class CloudWatchClient(Protocol):
     def get_metric_data(self, **kwargs: Any) -> Mapping[str, Any]: ...
+
+
+@cache
+def _get_metric_data_paging() -> tuple[dict[str, Any], OperationModel]:
+    """botocore's paging rules and model of GetMetricData (what `client.get_paginator` is built from)."""
+    session = get_session()
+    rules: dict[str, Any] = session.get_paginator_model("cloudwatch").get_paginator("GetMetricData")
+    return rules, session.get_service_model("cloudwatch").operation_model("GetMetricData")
+
+
+def _get_metric_data_paginator(call: Callable[..., Mapping[str, Any]]) -> Paginator[Mapping[str, Any]]:
+    """The GetMetricData paginator over `call` (any client's get_metric_data, or a wrapper of it)."""
+    rules, model = _get_metric_data_paging()
+    return Paginator(call, rules, model)  # type: ignore[arg-type]  # the stubs say str; botocore calls it
 
 
 @cache
@@ -191,39 +209,24 @@ class CloudWatchMetricSource:
         grid = np.arange(start, end, period_s, dtype=np.int64)
         values = {m.id: np.full(len(grid), np.nan) for m in metrics}
         failed: set[str] = set()
-        plan = plan_requests(
-            len(metrics),
-            start=start,
-            end=end,
-            period_s=period_s,
-            max_queries=self.max_queries,
-            max_datapoints=self.max_datapoints,
-        )
-        for indexes, window in plan:
-            batch = [metrics[i] for i in indexes]
-            queries = [_query(f"q{j}", m, period_s) for j, m in enumerate(batch)]
-            by_query = {f"q{j}": m.id for j, m in enumerate(batch)}
-            for result in self._paged_results(queries, window, stats):
-                series_id = by_query.get(result.get("Id", ""))
-                if series_id is None:
-                    stats.messages.append(f"result for an unknown query id {result.get('Id')!r} ignored")
-                    continue
-                status = result.get("StatusCode", "Complete")
-                if status in ("InternalError", "Forbidden"):
-                    failed.add(series_id)
-                    stats.messages.append(f"{series_id}: {status}")
-                for m in result.get("Messages") or ():
-                    stats.messages.append(f"{series_id}: {m.get('Code')}: {m.get('Value')}")
-                stamps = result.get("Timestamps") or []
-                points = result.get("Values") or []
-                if len(stamps) != len(points):
-                    failed.add(series_id)
-                    stats.messages.append(f"{series_id}: {len(stamps)} timestamps but {len(points)} values")
-                    continue
-                newest = _place(values[series_id], grid, start, period_s, stamps, points)
-                if newest is not None:
-                    stats.latest_t = max(stats.latest_t or newest, newest)
-                stats.datapoints += len(points)
+        for metric, result in self.read(metrics, start=start, end=end, period_s=period_s, stats=stats):
+            series_id = metric.id
+            status = result.get("StatusCode", "Complete")
+            if status in ("InternalError", "Forbidden"):
+                failed.add(series_id)
+                stats.messages.append(f"{series_id}: {status}")
+            for m in result.get("Messages") or ():
+                stats.messages.append(f"{series_id}: {m.get('Code')}: {m.get('Value')}")
+            stamps = result.get("Timestamps") or []
+            points = result.get("Values") or []
+            if len(stamps) != len(points):
+                failed.add(series_id)
+                stats.messages.append(f"{series_id}: {len(stamps)} timestamps but {len(points)} values")
+                continue
+            newest = _place(values[series_id], grid, start, period_s, stamps, points)
+            if newest is not None:
+                stats.latest_t = max(stats.latest_t or newest, newest)
+            stats.datapoints += len(points)
         series: dict[str, Series] = {}
         for m in metrics:
             y = values[m.id]
@@ -235,31 +238,57 @@ class CloudWatchMetricSource:
             logger.warning("GetMetricData: %s", message)
         return FetchResult(series=series, stats=stats)
 
+    def read(
+        self, metrics: Sequence[MetricSpec], *, start: int, end: int, period_s: int, stats: FetchStats
+    ) -> Iterator[tuple[MetricSpec, Mapping[str, Any]]]:
+        """Every GetMetricData result for `metrics` over [start, end) as CloudWatch returned it.
+
+        One result per metric, call and page, in the order they arrive. The window need not be
+        aligned: CloudWatch starts its periods at `start` rounded down to the minute, and the
+        result's timestamps say where they fell. Calls respect both per-call limits, pages are
+        followed with botocore's GetMetricData paginator, throttling is retried; `stats` counts it all.
+        """
+        plan = plan_requests(
+            len(metrics),
+            start=start,
+            end=end,
+            period_s=period_s,
+            max_queries=self.max_queries,
+            max_datapoints=self.max_datapoints,
+        )
+        for indexes, window in plan:
+            batch = {f"q{j}": metrics[i] for j, i in enumerate(indexes)}
+            queries = [_query(query_id, m, period_s) for query_id, m in batch.items()]
+            for result in self._paged_results(queries, window, stats):
+                metric = batch.get(result.get("Id", ""))
+                if metric is None:
+                    stats.messages.append(f"result for an unknown query id {result.get('Id')!r} ignored")
+                    continue
+                yield metric, result
+
     def _paged_results(
         self, queries: list[dict[str, Any]], window: _Window, stats: FetchStats
     ) -> Iterator[dict[str, Any]]:
-        token: str | None = None
-        for _page in range(self.max_pages):
-            kwargs: dict[str, Any] = {
-                "MetricDataQueries": queries,
-                "StartTime": datetime.fromtimestamp(window.start, tz=UTC),
-                "EndTime": datetime.fromtimestamp(window.end, tz=UTC),
-                "ScanBy": "TimestampAscending",
-            }
-            if token:
-                kwargs["NextToken"] = token
-            response = self._call(kwargs, stats)
-            stats.metrics_requested += len(queries)  # per call, pages included (a conservative bill)
-            for message in response.get("Messages") or ():
-                stats.messages.append(f"{message.get('Code')}: {message.get('Value')}")
-            results = list(response.get("MetricDataResults") or [])
-            if any(r.get("StatusCode") == "PartialData" for r in results):
-                stats.partial_pages += 1
-            yield from results
-            token = response.get("NextToken")
-            if not token:
-                return
-        raise MetricSourceError(f"GetMetricData still paging after {self.max_pages} pages")
+        # botocore's paginator follows NextToken; every page goes through `_call` (throttling retries).
+        pages = _get_metric_data_paginator(lambda **kwargs: self._call(kwargs, stats)).paginate(
+            MetricDataQueries=queries,
+            StartTime=datetime.fromtimestamp(window.start, tz=UTC),
+            EndTime=datetime.fromtimestamp(window.end, tz=UTC),
+            ScanBy="TimestampAscending",
+        )
+        try:
+            for number, response in enumerate(pages, 1):
+                stats.metrics_requested += len(queries)  # per call, pages included (a conservative bill)
+                for message in response.get("Messages") or ():
+                    stats.messages.append(f"{message.get('Code')}: {message.get('Value')}")
+                results = list(response.get("MetricDataResults") or [])
+                if any(r.get("StatusCode") == "PartialData" for r in results):
+                    stats.partial_pages += 1
+                yield from results
+                if number >= self.max_pages and response.get("NextToken"):
+                    raise MetricSourceError(f"GetMetricData still paging after {self.max_pages} pages")
+        except PaginationError as err:  # the same NextToken twice
+            raise MetricSourceError(f"GetMetricData paging failed: {err}") from err
 
     def _call(self, kwargs: dict[str, Any], stats: FetchStats) -> Mapping[str, Any]:
         """One GetMetricData call; throttling retried with exponential backoff and full jitter."""

@@ -373,13 +373,10 @@ class DynamoDbIncidentStore:
         return out
 
     def _query(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
-        while True:
-            page = self.table.query(**kwargs)
+        """Every item the query matches, all pages (the resource's client keeps the Python types)."""
+        paginator = self.table.meta.client.get_paginator("query")
+        for page in paginator.paginate(TableName=self.table.name, **kwargs):
             yield from page.get("Items", [])
-            key = page.get("LastEvaluatedKey")
-            if not key:
-                return
-            kwargs["ExclusiveStartKey"] = key
 
 
 def _to_json_str(value: Any) -> str:
