@@ -26,6 +26,7 @@ from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionEr
 
 from dashboard.target import Target
 from monitor.catalog import MetricSpec
+from monitor.source import CloudWatchMetricSource, FetchStats, MetricSourceError
 
 _CONFIG = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=60)
 _DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnrecognizedClientException"}
@@ -122,30 +123,32 @@ def fetch_metrics(
     end: datetime,
     period_s: int,
 ) -> MetricFrame:
-    """GetMetricData for every spec at `period_s`, paginated and batched (500 queries per call).
+    """GetMetricData for every spec at `period_s`, through the monitor's reader (`CloudWatchMetricSource`).
 
-    Percentile statistics go in their own batches: an endpoint that cannot compute them (plain moto
+    The reader keeps to GetMetricData's per-call limits, follows every page and retries throttling.
+    Percentile statistics are read on their own: an endpoint that cannot compute them (plain moto
     answers HTTP 500) loses only those series, reported in `unavailable`. Specs with `fill_zero` get
     0 for periods without datapoints (CloudWatch omits zero counts).
     """
-    by_query_id = {f"q{i}": spec for i, spec in enumerate(specs)}
-    plain = [qid for qid, s in by_query_id.items() if not s.statistic.startswith("p")]
-    percentile = [qid for qid, s in by_query_id.items() if s.statistic.startswith("p")]
+    source = CloudWatchMetricSource(cloudwatch, max_attempts=3, max_delay_s=2.0)
+    plain = [s for s in specs if not s.statistic.startswith("p")]
+    percentile = [s for s in specs if s.statistic.startswith("p")]
     frames: list[pd.DataFrame] = []
     unavailable: dict[str, str] = {}
     for group in (plain, percentile):
-        for offset in range(0, len(group), 500):
-            batch = group[offset : offset + 500]
-            try:
-                frames.append(_get_metric_data(cloudwatch, by_query_id, batch, start, end, period_s))
-            except ClientError as err:
-                if group is percentile and not plain_is_denied(err):
-                    reason = explain(err, "percentile statistics").args[0]
-                    unavailable.update({by_query_id[q].id: reason for q in batch})
-                    continue
-                raise explain(err, "CloudWatch metrics") from err
-            except (BotoCoreError, OSError) as err:
-                raise explain(err, "CloudWatch metrics") from err
+        if not group:
+            continue
+        try:
+            frames.append(_read_metrics(source, group, start=start, end=end, period_s=period_s))
+        except MetricSourceError as err:
+            cause = err.__cause__ if isinstance(err.__cause__, ClientError) else None
+            if group is percentile and not (cause and plain_is_denied(cause)):
+                reason = explain(cause or err, "percentile statistics").args[0]
+                unavailable.update({s.id: reason for s in group})
+                continue
+            raise explain(cause or err, "CloudWatch metrics") from err
+        except (BotoCoreError, OSError) as err:
+            raise explain(err, "CloudWatch metrics") from err
     data = pd.concat(frames, ignore_index=True) if frames else _empty_metrics()
     fill = [s.id for s in specs if s.fill_zero and s.id not in unavailable]
     if fill:
@@ -168,52 +171,25 @@ def plain_is_denied(err: ClientError) -> bool:
     return err.response.get("Error", {}).get("Code", "") in _DENIED
 
 
-def _get_metric_data(
-    cloudwatch: Any,
-    by_query_id: dict[str, MetricSpec],
-    batch: list[str],
+def _read_metrics(
+    source: CloudWatchMetricSource,
+    specs: Sequence[MetricSpec],
+    *,
     start: datetime,
     end: datetime,
     period_s: int,
 ) -> pd.DataFrame:
-    queries = [
-        {
-            "Id": qid,
-            "MetricStat": {
-                "Metric": {
-                    "Namespace": by_query_id[qid].namespace,
-                    "MetricName": by_query_id[qid].metric_name,
-                    "Dimensions": by_query_id[qid].dimension_list(),
-                },
-                "Period": period_s,
-                "Stat": by_query_id[qid].statistic,
-            },
-            "ReturnData": True,
-        }
-        for qid in batch
-    ]
+    """The datapoints CloudWatch returns, at the timestamps it gives them (long format)."""
     ids: list[str] = []
-    stamps: list[datetime] = []
+    stamps: list[Any] = []
     values: list[float] = []
-    token: str | None = None
-    while True:
-        kwargs: dict[str, Any] = {
-            "MetricDataQueries": queries,
-            "StartTime": start,
-            "EndTime": end,
-            "ScanBy": "TimestampAscending",
-        }
-        if token:
-            kwargs["NextToken"] = token
-        page = cloudwatch.get_metric_data(**kwargs)
-        for result in page.get("MetricDataResults", []):
-            series_id = by_query_id[result["Id"]].id
-            ids.extend([series_id] * len(result.get("Timestamps", [])))
-            stamps.extend(result.get("Timestamps", []))
-            values.extend(float(v) for v in result.get("Values", []))
-        token = page.get("NextToken")
-        if not token:
-            break
+    results = source.read(
+        specs, start=int(start.timestamp()), end=int(end.timestamp()), period_s=period_s, stats=FetchStats()
+    )
+    for spec, result in results:
+        ids.extend([spec.id] * len(result.get("Timestamps", [])))
+        stamps.extend(result.get("Timestamps", []))
+        values.extend(float(v) for v in result.get("Values", []))
     return pd.DataFrame({"id": ids, "timestamp": pd.to_datetime(stamps, utc=True), "value": values})
 
 
@@ -261,29 +237,29 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _all_items(dynamodb: Any, operation: str, *, what: str, **kwargs: Any) -> list[dict[str, Any]]:
+    """Every item a Scan or Query returns, all pages (boto3's paginator), as plain Python values."""
+    try:
+        return [
+            {k: _plain(_deserializer.deserialize(v)) for k, v in item.items()}
+            for page in dynamodb.get_paginator(operation).paginate(**kwargs)
+            for item in page.get("Items", [])
+        ]
+    except (ClientError, BotoCoreError, OSError) as err:
+        raise explain(err, what) from err
+
+
 def scan_table(
     dynamodb: Any, table: str, *, what: str, limit: int = 100_000, **filters: Any
 ) -> list[dict[str, Any]]:
-    """Every item of a table as plain Python values (Decimal -> float), paginated.
+    """The items of a table (at most `limit`) as plain Python values (Decimal -> float), paginated.
 
     `filters` are extra Scan arguments (FilterExpression and its values): they cut what comes back,
     not what DynamoDB reads (a Scan always consumes read units for the whole table).
     """
-    items: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {"TableName": table, **filters}
-    try:
-        while len(items) < limit:
-            page = dynamodb.scan(**kwargs)
-            items.extend(
-                {k: _plain(_deserializer.deserialize(v)) for k, v in item.items()}
-                for item in page.get("Items", [])
-            )
-            if "LastEvaluatedKey" not in page:
-                break
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-    except (ClientError, BotoCoreError, OSError) as err:
-        raise explain(err, what) from err
-    return items
+    return _all_items(
+        dynamodb, "scan", what=what, TableName=table, PaginationConfig={"MaxItems": limit}, **filters
+    )
 
 
 def cars_frame(items: Iterable[dict[str, Any]]) -> pd.DataFrame:
@@ -481,20 +457,7 @@ def query_partition(
     if sk_prefix is not None:
         kwargs["KeyConditionExpression"] += " AND begins_with(sk, :prefix)"
         kwargs["ExpressionAttributeValues"][":prefix"] = {"S": sk_prefix}
-    items: list[dict[str, Any]] = []
-    try:
-        while True:
-            page = dynamodb.query(**kwargs)
-            items.extend(
-                {k: _plain(_deserializer.deserialize(v)) for k, v in item.items()}
-                for item in page.get("Items", [])
-            )
-            if "LastEvaluatedKey" not in page:
-                break
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-    except (ClientError, BotoCoreError, OSError) as err:
-        raise explain(err, f"the monitor table {table}") from err
-    return items
+    return _all_items(dynamodb, "query", what=f"the monitor table {table}", **kwargs)
 
 
 def list_incidents(dynamodb: Any, monitor_table: str) -> pd.DataFrame:
@@ -589,15 +552,14 @@ def lambda_reports(
 ) -> pd.DataFrame:
     """Lambda REPORT lines (duration, memory size, max memory used) from a function's log group."""
     rows: list[dict[str, float]] = []
-    kwargs: dict[str, Any] = {
-        "logGroupName": log_group,
-        "startTime": int(start.timestamp() * 1000),
-        "endTime": int(end.timestamp() * 1000),
-        "filterPattern": "REPORT",
-    }
+    pages = logs.get_paginator("filter_log_events").paginate(
+        logGroupName=log_group,
+        startTime=int(start.timestamp() * 1000),
+        endTime=int(end.timestamp() * 1000),
+        filterPattern="REPORT",
+    )
     try:
-        while len(rows) < limit:
-            page = logs.filter_log_events(**kwargs)
+        for page in pages:
             for event in page.get("events", []):
                 match = _REPORT.search(event.get("message", ""))
                 if match:
@@ -608,10 +570,8 @@ def lambda_reports(
                             "max_used_mb": int(match.group(3)),
                         }
                     )
-            token = page.get("nextToken")
-            if not token:
+            if len(rows) >= limit:
                 break
-            kwargs["nextToken"] = token
     except (ClientError, BotoCoreError, OSError) as err:
         raise explain(err, f"the log group {log_group}") from err
     return pd.DataFrame(rows, columns=["duration_ms", "memory_mb", "max_used_mb"])
@@ -652,7 +612,7 @@ def cost_explorer_daily(
     }
     rows = []
     try:
-        while True:
+        while True:  # botocore has no paginator for GetCostAndUsage
             page = ce.get_cost_and_usage(**kwargs)
             for day in page.get("ResultsByTime", []):
                 for group in day.get("Groups", []):

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -25,6 +26,8 @@ from dashboard.target import (
     sandbox_target,
     write_sandbox_file,
 )
+from monitor.catalog import MetricSpec, Severity
+from ops.fakes import FakeCloudWatch, client_error
 
 
 def dead_pid() -> int:
@@ -212,3 +215,93 @@ def test_band_of_a_non_negative_series_is_drawn_from_zero() -> None:
     # A series that does go negative keeps its band as the detector drew it
     signed = ui.band_chart(frame.assign(value=[-5.0, 1.0, 2.0]), title="x", unit="").to_dict()
     assert [r["lower"] for r in next(iter(signed["datasets"].values()))] == [-500.0, -3.0, -1.0]
+
+
+def _metric(series_id: str, statistic: str = "Sum", *, fill_zero: bool = False) -> MetricSpec:
+    return MetricSpec(
+        id=series_id,
+        title=series_id,
+        resource="r",
+        namespace="Test",
+        metric_name=series_id,
+        dimensions={"k": "v"},
+        statistic=statistic,
+        period_s=300,
+        direction="up",
+        severity=Severity.INFO,
+        profile="count",
+        fill_zero=fill_zero,
+    )
+
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def test_metrics_are_read_through_the_monitors_reader_following_every_page() -> None:
+    # Given 2 series of 500 five-minute datapoints behind an endpoint answering 300 datapoints a page
+    fake = FakeCloudWatch(max_datapoints=300)
+    specs = [_metric("a"), _metric("b")]
+    t = [int((T0 + timedelta(minutes=5 * i)).timestamp()) for i in range(500)]
+    for i, spec in enumerate(specs):
+        fake.put_series("Test", spec.metric_name, spec.dimensions, t, [float(i)] * 500)
+    # When the dashboard reads them
+    frame = queries.fetch_metrics(fake, specs, start=T0, end=T0 + timedelta(minutes=5 * 500), period_s=300)
+    # Then every page was followed and every datapoint kept, in time order
+    assert fake.calls == 4
+    assert frame.total("a") == 0.0
+    assert frame.total("b") == 500.0
+    assert len(frame.series("b")) == 500
+    assert frame.series("b").index.is_monotonic_increasing
+
+
+def test_a_window_off_the_period_grid_keeps_the_timestamps_cloudwatch_returns() -> None:
+    # Given datapoints whose periods start 2 minutes past a 5-minute boundary (an incident's window)
+    fake = FakeCloudWatch()
+    start = T0 + timedelta(minutes=2)
+    fake.put_series("Test", "a", {"k": "v"}, [int(start.timestamp()) + 300 * i for i in range(3)], [1, 2, 3])
+    # When read (the monitor's own grid would reject this window)
+    frame = queries.fetch_metrics(
+        fake, [_metric("a")], start=start, end=start + timedelta(minutes=15), period_s=300
+    )
+    # Then the datapoints keep CloudWatch's timestamps
+    assert frame.series("a").to_dict() == {
+        pd.Timestamp(start): 1.0,
+        pd.Timestamp(start + timedelta(minutes=5)): 2.0,
+        pd.Timestamp(start + timedelta(minutes=10)): 3.0,
+    }
+
+
+class _NoPercentiles(FakeCloudWatch):
+    """plain moto: a GetMetricData call with a percentile statistic fails with HTTP 500."""
+
+    def get_metric_data(self, **kwargs: Any) -> dict[str, Any]:
+        if any(q["MetricStat"]["Stat"].startswith("p") for q in kwargs["MetricDataQueries"]):
+            self.calls += 1
+            raise client_error("InternalFailure", "percentiles are not implemented")
+        return super().get_metric_data(**kwargs)
+
+
+def test_percentiles_the_endpoint_cannot_compute_are_unavailable_and_the_rest_is_drawn() -> None:
+    # Given an endpoint without percentiles and a counter (zero-filled) next to a p99
+    fake = _NoPercentiles()
+    fake.put_series("Test", "count", {"k": "v"}, [int(T0.timestamp())], [7.0])
+    specs = [_metric("count", fill_zero=True), _metric("p99", "p99")]
+    # When read
+    frame = queries.fetch_metrics(fake, specs, start=T0, end=T0 + timedelta(minutes=15), period_s=300)
+    # Then the counter is there (zeros where CloudWatch had nothing) and the p99 says why it is not
+    assert frame.series("count").tolist() == [7.0, 0.0, 0.0]
+    assert frame.series("p99").empty
+    assert frame.unavailable == {
+        "p99": "Reading percentile statistics failed: InternalFailure: percentiles are not implemented"
+    }
+    assert fake.calls == 2  # one call each, the failure not retried
+
+
+def test_metrics_read_without_permission_is_an_explained_error() -> None:
+    class Denied:
+        def get_metric_data(self, **_kwargs: Any) -> dict[str, Any]:
+            raise client_error("AccessDenied", "not for you")
+
+    with pytest.raises(queries.QueryError, match=r"Not allowed to read CloudWatch metrics") as caught:
+        queries.fetch_metrics(Denied(), [_metric("a")], start=T0, end=T0 + timedelta(minutes=5), period_s=300)
+    assert caught.value.kind == "denied"
