@@ -104,17 +104,10 @@ def _get_all(
     started = time.perf_counter()
     points = 0
     try:
+        paginator = client.get_paginator("get_metric_data")
         for i in range(0, len(queries), 500):
-            token = None
-            while True:
-                kwargs: dict[str, Any] = {"NextToken": token} if token else {}
-                response = client.get_metric_data(
-                    MetricDataQueries=queries[i : i + 500], StartTime=start, EndTime=end, **kwargs
-                )
-                points += sum(len(r["Values"]) for r in response["MetricDataResults"])
-                token = response.get("NextToken")
-                if not token:
-                    break
+            pages = paginator.paginate(MetricDataQueries=queries[i : i + 500], StartTime=start, EndTime=end)
+            points += sum(len(r["Values"]) for page in pages for r in page["MetricDataResults"])
     finally:
         client.meta.events.unregister("before-call.cloudwatch.GetMetricData", clock.start)
         client.meta.events.unregister("before-parse.cloudwatch.GetMetricData", clock.stop)

@@ -130,6 +130,7 @@ def fetch_metrics(
     answers HTTP 500) loses only those series, reported in `unavailable`. Specs with `fill_zero` get
     0 for periods without datapoints (CloudWatch omits zero counts).
     """
+    # Throttling: 3 attempts (each with botocore's own 3), so a page waits at most ~1.5 s before it says so.
     source = CloudWatchMetricSource(cloudwatch, max_attempts=3, max_delay_s=2.0)
     plain = [s for s in specs if not s.statistic.startswith("p")]
     percentile = [s for s in specs if s.statistic.startswith("p")]
