@@ -3,7 +3,8 @@
 - `FakeCloudWatch.get_metric_data` enforces GetMetricData's per-call limits (500 queries, 100,800
   datapoints returned per page, the rest behind a NextToken), answers `PartialData` for results cut
   by a page, and can be told to throttle. It counts calls and metrics requested, which is what the
-  GetMetricData bill is made of.
+  GetMetricData bill is made of. A series is stored for every statistic, or for one (`stat=`, e.g.
+  the p50 and the p99 of one latency metric are two stored series); the statistic's own series wins.
 - `InMemoryIncidentStore` implements the `IncidentStore` contract with the same conditional
   semantics as `DynamoDbIncidentStore` (which is tested against the emulator).
 - `RecordingNotifier` records what would be published and can be told to fail.
@@ -35,21 +36,39 @@ def metric_key(namespace: str, name: str, dimensions: Mapping[str, str]) -> Metr
 
 @dataclass
 class FakeCloudWatch:
-    """Stored series per (namespace, metric name, dimensions): epoch seconds -> value, one per period."""
+    """Stored series per (namespace, metric name, dimensions): epoch seconds -> value, one per period.
+
+    `put_series(..., stat="p99")` stores what that statistic answers; without `stat` the series
+    answers every statistic.
+    """
 
     max_queries: int = MAX_QUERIES_PER_CALL
     max_datapoints: int = MAX_DATAPOINTS_PER_CALL
     throttle_next: int = 0  # how many of the next calls raise Throttling
     data: dict[MetricKey, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    by_stat: dict[tuple[MetricKey, str], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     calls: int = 0
     metrics_requested: int = 0
     requests: list[dict[str, Any]] = field(default_factory=list)
 
-    def put_series(self, namespace: str, name: str, dimensions: Mapping[str, str], t: Any, y: Any) -> None:
+    def put_series(
+        self,
+        namespace: str,
+        name: str,
+        dimensions: Mapping[str, str],
+        t: Any,
+        y: Any,
+        *,
+        stat: str | None = None,
+    ) -> None:
         t_arr = np.asarray(t, dtype=np.int64)
         y_arr = np.asarray(y, dtype=np.float64)
         order = np.argsort(t_arr, kind="stable")
-        self.data[metric_key(namespace, name, dimensions)] = (t_arr[order], y_arr[order])
+        key = metric_key(namespace, name, dimensions)
+        if stat is None:
+            self.data[key] = (t_arr[order], y_arr[order])
+        else:
+            self.by_stat[(key, stat)] = (t_arr[order], y_arr[order])
 
     def get_metric_data(self, **kwargs: Any) -> dict[str, Any]:
         self.calls += 1
@@ -84,9 +103,8 @@ class FakeCloudWatch:
             metric = stat["Metric"]
             dims = {d["Name"]: d["Value"] for d in metric.get("Dimensions", [])}
             period = int(stat["Period"])
-            t, y = self.data.get(
-                metric_key(metric["Namespace"], metric["MetricName"], dims), (_EMPTY_T, _EMPTY_Y)
-            )
+            key = metric_key(metric["Namespace"], metric["MetricName"], dims)
+            t, y = self.by_stat.get((key, stat["Stat"])) or self.data.get(key, (_EMPTY_T, _EMPTY_Y))
             keep = (t >= start) & (t < end) & ((t - start) % period == 0)
             ts, ys = t[keep], y[keep]
             if not ascending:

@@ -188,3 +188,24 @@ def test_derived_rate_is_computed_in_python_with_the_denominator_as_volume(catal
     assert np.isnan(derived.y[2:]).all()
     assert derived.volume is not None
     assert derived.volume.tolist() == [100.0, 50.0, 0.0, 0.0]
+
+
+def test_fake_answers_each_percentile_with_its_own_stored_series() -> None:
+    # Given one latency metric watched at p50 and at p99, stored per statistic, and a Sum metric
+    # stored for every statistic
+    p50, p99, total = (
+        _spec(0).model_copy(update={"id": "p50", "statistic": "p50"}),
+        _spec(0).model_copy(update={"id": "p99", "statistic": "p99"}),
+        _spec(1),
+    )
+    fake = FakeCloudWatch()
+    t = np.arange(T0, T0 + 3 * PERIOD, PERIOD)
+    fake.put_series("Test", "M0", {"k": "v"}, t, [10.0, 11.0, 12.0], stat="p50")
+    fake.put_series("Test", "M0", {"k": "v"}, t, [90.0, 91.0, 92.0], stat="p99")
+    fake.put_series("Test", "M1", {"k": "v"}, t, [1.0, 2.0, 3.0])
+    # When all three are fetched in one call
+    result = _source(fake).fetch([p50, p99, total], start=T0, end=T0 + 3 * PERIOD, period_s=PERIOD)
+    # Then each percentile reads its own series, and the statistic-less series answers Sum
+    assert result.series["p50"].y.tolist() == [10.0, 11.0, 12.0]
+    assert result.series["p99"].y.tolist() == [90.0, 91.0, 92.0]
+    assert result.series["m1"].y.tolist() == [1.0, 2.0, 3.0]
