@@ -311,15 +311,26 @@ def _when(t: int | None) -> str:
     return "-" if t is None else datetime.fromtimestamp(t, tz=UTC).strftime("%a %H:%M")
 
 
-def print_incidents(title: str, incidents: Iterable[Mapping[str, Any]]) -> None:
+def _num(x: float | None) -> str:
+    return "-" if x is None else f"{x:.4g}"
+
+
+def print_incidents(title: str, incidents: Iterable[Mapping[str, Any]], *, detail: bool = False) -> None:
+    """One line per incident: when, group, the series that opened it (+ those that joined);
+    `detail` adds each member's last anomalous value, band and peak score."""
     rows = sorted(incidents, key=lambda i: (i["opened_at"], i["resource"]))
     print(f"{title}: {len(rows)}")
     for inc in rows:
         members = list(inc["members"])
         print(
-            f"  {_when(inc['opened_at'])} -> {_when(inc.get('resolved_at'))}  {inc['resource']:<40} "
+            f"  {_when(inc['opened_at'])} -> {_when(inc.get('resolved_at'))}  {inc['resource']:<28} "
             f"opened by {members[0]}" + (f" (+ {', '.join(members[1:])})" if members[1:] else "")
         )
+        for sid, m in inc["members"].items() if detail else ():
+            print(
+                f"      {sid}: {_num(m['value'])} vs band [{_num(m['lower'])}, {_num(m['upper'])}] at "
+                f"{_when(m['last_anomalous_at'])}, peak score {m['peak_score']:.2f}"
+            )
 
 
 def main(argv: list[str]) -> None:
@@ -377,7 +388,7 @@ def main(argv: list[str]) -> None:
         print(f"{name:<22} {n:>10} {n * 7 / args.days:>9.1f} {n / series_days:>15.4f} {alerts:>14}")
     print(f"(target: <= 1 false incident per week over the {n_series} series)")
     print()
-    print_incidents("ours, false incidents", week.store.incidents.values())
+    print_incidents("ours, false incidents", week.store.incidents.values(), detail=True)
     print(
         "ours, series alert opens: "
         + (", ".join(f"{k} {v}" for k, v in week.alert_opens.most_common() if v) or "none")
