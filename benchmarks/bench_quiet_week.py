@@ -317,7 +317,7 @@ def _num(x: float | None) -> str:
 
 def print_incidents(title: str, incidents: Iterable[Mapping[str, Any]], *, detail: bool = False) -> None:
     """One line per incident: when, group, the series that opened it (+ those that joined);
-    `detail` adds each member's last anomalous value, band and peak score."""
+    `detail` adds each member's peak score and its last point in alert (value, band)."""
     rows = sorted(incidents, key=lambda i: (i["opened_at"], i["resource"]))
     print(f"{title}: {len(rows)}")
     for inc in rows:
@@ -328,8 +328,9 @@ def print_incidents(title: str, incidents: Iterable[Mapping[str, Any]], *, detai
         )
         for sid, m in inc["members"].items() if detail else ():
             print(
-                f"      {sid}: {_num(m['value'])} vs band [{_num(m['lower'])}, {_num(m['upper'])}] at "
-                f"{_when(m['last_anomalous_at'])}, peak score {m['peak_score']:.2f}"
+                f"      {sid}: peak score {m['peak_score']:.2f}; last point in alert "
+                f"{_when(m['last_anomalous_at'])}: {_num(m['value'])}, band "
+                f"[{_num(m['lower'])}, {_num(m['upper'])}]"
             )
 
 
