@@ -14,6 +14,7 @@ import boto3
 import pytest
 from aws_lambda_powertools.utilities.parser.models import SqsModel
 from ingest_helpers import QueuePair, create_queue_pair, drain_queue, send_bodies
+from polling import wait_until
 
 from sandbox.event_source import PollResult, SqsEventSource
 from sandbox.provision import Provisioned
@@ -41,7 +42,10 @@ class RecordingFunction:
         self.contexts: list[Any] = []
         self.answer = answer
 
+        self.called_at: list[float] = []  # time.monotonic() of each call
+
     def __call__(self, event: dict[str, Any], context: Any) -> Any:
+        self.called_at.append(time.monotonic())
         self.events.append(event)
         self.contexts.append(context)
         return self.answer(event)
@@ -56,17 +60,29 @@ def test_moto_server_dead_letters_after_max_receive_count(sqs: Any, queue: Queue
     """Pins the emulator behaviour the event source relies on instead of redriving itself."""
     # Given a message in a queue whose redrive policy allows 2 receives
     [message_id] = send_bodies(sqs, queue.url, ["poison"])
-    # When it is received twice and never deleted
+
+    # When it is received twice and never deleted (visible again as soon as its 0 s timeout is over)
+    def receive() -> list[dict[str, Any]]:
+        return list(
+            sqs.receive_message(
+                QueueUrl=queue.url, VisibilityTimeout=0, MessageSystemAttributeNames=["All"]
+            ).get("Messages", [])
+        )
+
     for expected_count in ("1", "2"):
-        [message] = sqs.receive_message(
-            QueueUrl=queue.url, VisibilityTimeout=0, MessageSystemAttributeNames=["All"]
-        )["Messages"]
+        [message] = wait_until(receive, what=f"receive #{expected_count}")
         assert message["Attributes"]["ApproximateReceiveCount"] == expected_count
-        time.sleep(0.002)
-    # Then the next receive does not deliver it: SQS moved it to the DLQ
-    assert sqs.receive_message(QueueUrl=queue.url, VisibilityTimeout=0).get("Messages", []) == []
-    [dead] = drain_queue(sqs, queue.dlq_url)
-    assert (dead["MessageId"], dead["Body"]) == (message_id, "poison")
+    # Then it is not delivered a third time: a receive moves it to the DLQ
+    dead: list[dict[str, Any]] = []
+
+    def dead_lettered() -> bool:
+        assert receive() == []
+        dead.extend(drain_queue(sqs, queue.dlq_url))
+        return bool(dead)
+
+    wait_until(dead_lettered, what="the message in the DLQ")
+    [only] = dead
+    assert (only["MessageId"], only["Body"]) == (message_id, "poison")
 
 
 def test_event_has_the_shape_lambda_delivers(sqs: Any, queue: QueuePair) -> None:
@@ -235,31 +251,61 @@ def test_paused_consumer_lets_the_backlog_build_then_catches_up(sqs: Any, queue:
     # Given a running event source whose should_poll hook says "stalled"
     stalled = threading.Event()
     stalled.set()
+    asked: list[bool] = []  # the hook's answers
+
+    def should_poll() -> bool:
+        asked.append(not stalled.is_set())
+        return asked[-1]
+
     function = RecordingFunction()
-    source = source_for(queue, function, should_poll=lambda: not stalled.is_set(), idle_sleep_s=0.05)
+    source = source_for(queue, function, should_poll=should_poll, idle_sleep_s=0.05)
     with source:
         send_bodies(sqs, queue.url, [f"m{i}" for i in range(15)])
-        time.sleep(0.3)
-        # Then nothing is consumed while stalled
+        # Then nothing is consumed while stalled (the loop asked the hook 3 times since the send)
+        sent_at = len(asked)
+        wait_until(lambda: len(asked) >= sent_at + 3, what="the loop asked should_poll")
         assert function.events == []
         assert source.queue_depth() == (15, 0)
         # When the stall ends, the backlog drains in the background
         stalled.clear()
-        deadline = time.monotonic() + 10
-        while source.queue_depth() != (0, 0) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: source.queue_depth() == (0, 0), what="the backlog drained")
     assert source.queue_depth() == (0, 0)
     assert sum(len(e["Records"]) for e in function.events) == 15
     assert not source.running
 
 
+class CountedPauseSource(SqsEventSource):
+    """An SqsEventSource that counts how often its loop read `paused`."""
+
+    reads = 0
+    _paused = False
+
+    @property
+    def paused(self) -> bool:
+        self.reads += 1
+        return self._paused
+
+    @paused.setter
+    def paused(self, value: bool) -> None:
+        self._paused = value
+
+
 def test_paused_flag_stops_polling(sqs: Any, queue: QueuePair) -> None:
     function = RecordingFunction()
-    source = source_for(queue, function, idle_sleep_s=0.05)
+    source = CountedPauseSource(
+        queue.url,
+        function,
+        function_name="esm-test",
+        batch_size=10,
+        failure_visibility_timeout_s=0,
+        idle_sleep_s=0.05,
+    )
     source.paused = True
     with source:
         send_bodies(sqs, queue.url, ["a"])
-        time.sleep(0.3)
+        # Then nothing is consumed while paused (the loop read the flag 3 times since the send)
+        sent_at = source.reads
+        wait_until(lambda: source.reads >= sent_at + 3, what="the loop read `paused`")
         assert function.events == []
 
 
@@ -285,9 +331,10 @@ def test_background_polling_backs_off_after_a_failed_invocation(sqs: Any, queue:
 
     function = RecordingFunction(throttled)
     source = source_for(queue, function, idle_sleep_s=0.01, error_backoff_s=0.5)
-    # When it runs for a little over one backoff
+    # When it has been invoked twice
     with source:
-        time.sleep(0.7)
-    # Then it retried once or twice, not in a tight loop, and the message is still there
-    assert 1 <= len(function.events) <= 2
+        wait_until(lambda: len(function.called_at) >= 2, what="a retry")
+    # Then the retry came a backoff after the failure, not in a tight loop, and the message is still there
+    first, second = function.called_at[:2]
+    assert second - first >= 0.5
     assert sum(source.queue_depth()) == 1

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import time
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from sandbox import event_source
 from sandbox.event_source import LocalLambdaContext, SqsEventSource
 
 
@@ -29,8 +30,15 @@ def test_needs_something_to_invoke() -> None:
         SqsEventSource("http://queue", function_name="f")
 
 
-def test_local_context_counts_down() -> None:
-    context = LocalLambdaContext(function_name="f", timeout_s=0.05)
-    assert 0 < context.get_remaining_time_in_millis() <= 50
-    time.sleep(0.06)
+def test_local_context_counts_down(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a context with a 250 ms timeout, on a monotonic clock the test moves
+    clock = SimpleNamespace(now=1000.0)
+    monkeypatch.setattr(event_source, "time", SimpleNamespace(monotonic=lambda: clock.now))
+    context = LocalLambdaContext(function_name="f", timeout_s=0.25)
+    assert context.get_remaining_time_in_millis() == 250
+    # When 125 ms pass, then 250 more
+    clock.now += 0.125
+    assert context.get_remaining_time_in_millis() == 125
+    clock.now += 0.25
+    # Then it counts down to 0, never below
     assert context.get_remaining_time_in_millis() == 0

@@ -9,6 +9,7 @@ import boto3
 import pytest
 from moto import mock_aws
 from moto.sqs import models
+from polling import wait_until
 
 from sandbox import event_source
 
@@ -41,8 +42,15 @@ def test_delay_visibility_and_retention_still_hold(fixed_sqs: Any) -> None:
     [first] = sqs.receive_message(QueueUrl=url, VisibilityTimeout=1)["Messages"]
     assert first["Body"] == "now"
     assert sqs.receive_message(QueueUrl=url).get("Messages", []) == []
-    time.sleep(1.1)
-    bodies = {m["Body"] for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]}
+    bodies: set[str] = set()
+
+    def both_delivered() -> bool:
+        bodies.update(
+            m["Body"] for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+        )
+        return bodies >= {"now", "later"}
+
+    wait_until(both_delivered, timeout_s=10, interval_s=0.1)
     assert bodies == {"now", "later"}
     # A message older than the retention period is not delivered
     sqs.send_message(QueueUrl=url, MessageBody="ancient")

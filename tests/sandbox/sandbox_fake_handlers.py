@@ -11,7 +11,8 @@ INIT_PID = os.getpid()
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Behaves as the event says: log, emit EMF, sleep, fail; echoes what the environment looks like."""
+    """Behaves as the event says: log, emit EMF, sleep, hold until a file exists, fail; echoes what the
+    environment looks like."""
     for line in event.get("log", []):
         print(line)
     if "emf" in event:
@@ -36,6 +37,10 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         )
     if event.get("sleep_s"):
         time.sleep(float(event["sleep_s"]))
+    if event.get("hold_until_exists"):  # busy until the test releases it (at most 60 s)
+        deadline = time.monotonic() + 60
+        while not os.path.exists(event["hold_until_exists"]) and time.monotonic() < deadline:
+            time.sleep(0.01)
     if event.get("fail"):
         raise ValueError(event["fail"])
     return {

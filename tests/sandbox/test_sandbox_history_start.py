@@ -17,6 +17,7 @@ from typing import Any
 
 import boto3
 import pytest
+from polling import wait_until
 
 from sandbox.app import Sandbox, SandboxConfig, floor_minute
 from sandbox.backfill import HistoryProfile, read_marker
@@ -142,8 +143,8 @@ def test_a_stop_during_calibration_writes_no_history(tmp_path: Path) -> None:
     seams = Seams(sandbox, latencies_ms=[20.0] * 30)
     thread = threading.Thread(target=sandbox._history_then_fleet, args=(time.perf_counter(),))
     thread.start()
-    # When the sandbox is stopped while it measures
-    time.sleep(0.3)
+    # When the sandbox is stopped while it measures (the fleet has started)
+    wait_until(lambda: seams.events, what="the fleet started")
     sandbox.request_stop()
     thread.join(timeout=10)
     # Then it ends promptly, without a backfill, and does not leave the monitor waiting
@@ -152,22 +153,34 @@ def test_a_stop_during_calibration_writes_no_history(tmp_path: Path) -> None:
     assert sandbox.history_ready.is_set()
 
 
+class CountedEvent(threading.Event):
+    """A threading.Event that counts the waits on it (how often the monitor loop checked it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waits = 0
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waits += 1
+        return super().wait(timeout)
+
+
 def test_the_monitor_does_not_run_before_the_history_is_ready(tmp_path: Path) -> None:
     # Given a sandbox whose monitor runs every second, and a history still being written
     sandbox = Sandbox(SandboxConfig(home=tmp_path, monitor_interval_s=1))
+    sandbox.history_ready = CountedEvent()
     runs: list[float] = []
     sandbox.run_monitor_once = lambda: runs.append(time.monotonic())  # type: ignore[method-assign]
     thread = threading.Thread(target=sandbox._monitor_loop, daemon=True)
     thread.start()
-    # When 2.5 s pass, there is no run
-    time.sleep(2.5)
+    # When the loop has checked for the history 4 times (at least 1.5 s: longer than the 1 s interval)
+    wait_until(lambda: sandbox.history_ready.waits >= 4, what="the monitor loop waited for the history")
+    # Then there was no run
     assert runs == []
-    # Then once the history is ready, the monitor runs on its interval
+    # And once the history is ready, the monitor runs on its interval
     ready = time.monotonic()
     sandbox.history_ready.set()
-    deadline = time.monotonic() + 10
-    while len(runs) < 2 and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_until(lambda: len(runs) >= 2, timeout_s=10, interval_s=0.1)
     sandbox.request_stop()
     thread.join(timeout=5)
     assert len(runs) >= 2

@@ -12,6 +12,7 @@ from typing import Any
 
 import boto3
 import pytest
+from polling import wait_until
 
 from contract.topology import FunctionSpec, Topology
 from sandbox.emulator import Emulator
@@ -180,21 +181,26 @@ def test_fault_actions_delay_error_and_throttle(
 
 
 def test_reserved_concurrency_throttles_the_excess(
-    emulator: Emulator, topo: Topology, sink: TelemetrySink
+    emulator: Emulator, topo: Topology, sink: TelemetrySink, tmp_path: Path
 ) -> None:
     runtime = _runtime(topo, _spec(reserved=1), emulator, sink)
+    release = tmp_path / "release"
+    outcome: list[Any] = []
+    worker = threading.Thread(
+        target=lambda: outcome.append(runtime.invoke({"hold_until_exists": str(release)}))
+    )
     try:
         runtime.warm()
-        outcome: list[Any] = []
-        worker = threading.Thread(target=lambda: outcome.append(runtime.invoke({"sleep_s": 1.0})))
+        # Given the one allowed execution busy until the test releases it
         worker.start()
-        deadline = time.monotonic() + 5
-        while runtime.concurrent_executions == 0 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until(lambda: runtime.concurrent_executions == 1, what="the first invocation running")
+        # Then a second invocation is throttled
         with pytest.raises(LambdaThrottledError):
             runtime({})
-        worker.join()
     finally:
+        release.touch()
+        if worker.is_alive():
+            worker.join()
         runtime.stop()
     assert outcome[0].ok
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import boto3
 import pytest
+from polling import wait_until
 
 from sandbox.emulator import Emulator, aws_environment
 
@@ -38,6 +39,10 @@ def _latest(cw: Any, queue: str, metric: str, stat: str = "Maximum") -> float | 
     return float(result["Values"][0]) if result["Values"] else None
 
 
+def _at_least(value: float | None, floor: float) -> float | None:
+    return value if value is not None and value >= floor else None
+
+
 def test_queue_depth_and_oldest_message_age_are_published_every_interval(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -51,19 +56,23 @@ def test_queue_depth_and_oldest_message_age_are_published_every_interval(
         assert empty
         for i in range(3):
             sqs.send_message(QueueUrl=url, MessageBody=str(i))
-        time.sleep(3.5)
-        # Then the depth is there, the oldest message has an age, and an empty queue reports 0
-        assert _latest(cw, "backlog", "ApproximateNumberOfMessagesVisible") == 3.0
-        age = _latest(cw, "backlog", "ApproximateAgeOfOldestMessage")
-        assert age is not None
-        assert 1.0 <= age <= 60.0
-        assert _latest(cw, "empty", "ApproximateNumberOfMessagesVisible") == 0.0
+        # Then the depth is published, the oldest message's age grows, and an empty queue reports 0
+        wait_until(lambda: _latest(cw, "backlog", "ApproximateNumberOfMessagesVisible") == 3.0, timeout_s=30)
+        age = wait_until(
+            lambda: _at_least(_latest(cw, "backlog", "ApproximateAgeOfOldestMessage"), 1.0), timeout_s=30
+        )
+        assert age <= 60.0
+        wait_until(lambda: _latest(cw, "empty", "ApproximateNumberOfMessagesVisible") == 0.0, timeout_s=30)
         # And a received (in-flight) message leaves the visible count (several datums a minute here,
         # so the minute's Minimum shows the newest state)
         sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, VisibilityTimeout=60)
-        time.sleep(2.5)
-        assert _latest(cw, "backlog", "ApproximateNumberOfMessagesVisible", "Minimum") == 2.0
-        assert _latest(cw, "backlog", "ApproximateNumberOfMessagesNotVisible") == 1.0
+        wait_until(
+            lambda: _latest(cw, "backlog", "ApproximateNumberOfMessagesVisible", "Minimum") == 2.0,
+            timeout_s=30,
+        )
+        wait_until(
+            lambda: _latest(cw, "backlog", "ApproximateNumberOfMessagesNotVisible") == 1.0, timeout_s=30
+        )
 
 
 def test_the_publisher_is_off_unless_asked_for(emulator: Emulator) -> None:
