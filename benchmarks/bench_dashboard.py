@@ -52,9 +52,10 @@ def main(argv: list[str]) -> None:
     from dashboard import queries, specs
     from dashboard.analysis import period_for
     from dashboard.settings import get_settings
-    from dashboard.target import Resources, SandboxFile, write_sandbox_file
-    from sandbox.emulator import Emulator, aws_environment
-    from sandbox.provision import provision
+    from dashboard.target import Resources
+    from sandbox.aws.provision import provision
+    from sandbox.emulator.server import Emulator, aws_environment
+    from sandbox.home import SandboxState, write_state
     from tests.dashboard.seed import seed_cars, seed_incidents, seed_metrics
 
     home = Path(tempfile.mkdtemp(prefix="fleetscope-bench-"))
@@ -68,9 +69,9 @@ def main(argv: list[str]) -> None:
         t_seed, points = _timed(lambda: seed_metrics(res, now=now, days=args.days, specs=chosen))
         seed_cars(topo, now=now)
         seed_incidents(topo, now=now, inbox=home / "alerts.jsonl")
-        write_sandbox_file(
-            home / "sandbox.json",
-            SandboxFile(emulator_url=emu.endpoint_url, stage=topo.stage, pid=os.getpid()),
+        write_state(
+            home,
+            SandboxState(emulator_url=emu.endpoint_url, stage=topo.stage, pid=os.getpid()),
         )
         shape = f"{len(chosen)} metrics x {args.days:g} d"
         print(f"seeded {points:,} datapoints ({shape} at 5 min) in {t_seed:.1f}s")

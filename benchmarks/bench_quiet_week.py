@@ -53,8 +53,8 @@ from monitor.source import CloudWatchMetricSource, Series, derive
 from ops.fakes import FakeCloudWatch, InMemoryIncidentStore, RecordingNotifier
 
 # The sandbox's history model: the only import of sandbox code (fix here when the files move).
-from sandbox.backfill import backfill_history  # isort: skip
-from sandbox.demand import DemandModel  # isort: skip
+from sandbox.history.backfill import backfill_history  # isort: skip
+from sandbox.traffic.demand import DemandModel  # isort: skip
 
 PERIOD = 60
 TRAIN_DAYS = 14.0

@@ -45,7 +45,7 @@ from botocore.utils import parse_timestamp
 
 from contract.topology import Topology
 from sandbox.app import Sandbox, SandboxConfig
-from sandbox.emulator import Emulator, aws_environment
+from sandbox.emulator.server import Emulator, aws_environment
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -155,7 +155,7 @@ def bench_get_metric_data(sandbox: Sandbox, baseline_hours: float, home: Path) -
                 f"{label}: server {server:.3f}s, total {total:.3f}s"
             )
 
-    from sandbox.backfill import backfill_history
+    from sandbox.history.backfill import backfill_history
 
     print(f"\nSame data in both ({baseline_hours:g} h of history, 5-minute resolution), no percentiles:")
     port = _free_port()
@@ -218,7 +218,7 @@ def _wait_http(url: str, timeout_s: float = 60) -> None:
 
 
 def _register_cars(api_url: str, count: int) -> list[str]:
-    from sandbox.fleet import random_vin
+    from sandbox.traffic.vins import random_vin
 
     rng = random.Random(11)
     ids = []
@@ -305,14 +305,14 @@ def bench_in_process(sandbox: Sandbox, ids: list[str], n: int = 400) -> None:
     from werkzeug.test import EnvironBuilder
     from werkzeug.wrappers import Request
 
-    from sandbox.gateway import build_proxy_event
+    from sandbox.aws.gateway import build_proxy_event
 
     topo = sandbox.topology
     env = topo.function_environment(topo.cars_api) | {"POWERTOOLS_TRACE_DISABLED": "true"}
     os.environ.update(env)
     sink = io.StringIO()
     with contextlib.redirect_stdout(sink):
-        from sandbox.event_source import LocalLambdaContext
+        from sandbox.aws.event_source import LocalLambdaContext
         from service.api.handler import lambda_handler
 
         def event(path: str, query: str = "") -> dict[str, Any]:

@@ -167,8 +167,8 @@ def main(argv: list[str]) -> None:
     }
     os.environ.update(env)
 
-    from sandbox.emulator import Emulator, aws_environment
-    from sandbox.provision import provision
+    from sandbox.aws.provision import provision
+    from sandbox.emulator.server import Emulator, aws_environment
     from service.adapters import aws
     from service.adapters.idempotency import InMemoryIdempotencyStore
     from service.adapters.memory import InMemoryCarRepository

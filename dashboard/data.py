@@ -18,21 +18,15 @@ import streamlit as st
 from dashboard import queries, specs
 from dashboard.analysis import Band, BandUnavailableError, expected_band, training_span
 from dashboard.settings import get_settings
-from dashboard.target import (
-    Target,
-    TargetError,
-    aws_target,
-    read_sandbox_file,
-    sandbox_target,
-    wait_for_sandbox_file,
-)
+from dashboard.target import Target, TargetError, aws_target, read_sandbox_file, sandbox_target
 from monitor.catalog import DerivedSpec, MetricSpec
+from sandbox.home import EmbeddedSandbox, StateFileError
 
 # Query results stay cached this long (seconds): CloudWatch's finest period is a minute, and the
 # sandbox's fleet changes by the second, so a minute keeps pages fresh while reruns stay instant.
 TTL_S = 60
 _embedded_lock = threading.Lock()
-_embedded: list[Any] = []  # the sandbox this process started, if any (stopped at exit)
+_embedded: list[EmbeddedSandbox] = []  # the sandbox this process started, if any (stopped at exit)
 
 
 @st.cache_resource(show_spinner="Connecting…")
@@ -43,7 +37,7 @@ def get_target() -> Target:
         return aws_target(
             settings, lambda: queries.describe_stacks(queries.aws_client(settings.region, "cloudformation"))
         )
-    info = read_sandbox_file(settings.sandbox_file)
+    info = read_sandbox_file(settings.home)
     if info is not None:
         return sandbox_target(info, settings)
     if settings.target == "sandbox":
@@ -55,22 +49,20 @@ def get_target() -> Target:
 
 
 def _start_embedded_sandbox() -> Target:
-    """No target configured and no sandbox running: start one in this process, stop it at exit."""
+    """No target configured and no sandbox running: start `fleetscope sandbox up --no-dashboard` with
+    the same home as a child process, wait for its state file, and stop it when this process exits."""
     settings = get_settings()
-    try:
-        from sandbox.app import Sandbox, SandboxConfig
-    except ImportError as err:
-        raise TargetError(
-            "No sandbox is running and the embedded sandbox cannot be started "
-            f"({err}). Start one with `fleetscope sandbox up --no-dashboard`, "
-            "or set FLEETSCOPE_TARGET=aws."
-        ) from err
     with _embedded_lock:
-        sandbox = Sandbox(SandboxConfig(home=settings.home, dashboard=False))
-        sandbox.start()  # writes sandbox.json once the emulator and the API are up
+        sandbox = EmbeddedSandbox(settings.home, start_timeout_s=settings.sandbox_start_timeout_s)
         _embedded.append(sandbox)
         atexit.register(stop_embedded_sandbox)
-    info = wait_for_sandbox_file(settings.sandbox_file, settings.sandbox_start_timeout_s)
+        try:
+            info = sandbox.start()
+        except StateFileError as err:
+            raise TargetError(
+                f"No sandbox is running and the embedded sandbox did not start: {err}. Start one with "
+                "`fleetscope sandbox up --no-dashboard`, or set FLEETSCOPE_TARGET=aws."
+            ) from err
     return sandbox_target(info, settings, embedded=True)
 
 

@@ -4,7 +4,11 @@
   `sandbox` = a running sandbox only; `aws` = the real deployment (standard AWS credentials).
 - `FLEETSCOPE_STAGE`: the stage shown on AWS (default `prod`); a sandbox names its own stage.
 - `AWS_REGION` / `AWS_DEFAULT_REGION` (`us-east-1`): the deployment's region on AWS.
-- `FLEETSCOPE_HOME` (`.fleetscope`): where a sandbox writes `sandbox.json` and its inbox `alerts.jsonl`.
+- `FLEETSCOPE_HOME` (`.fleetscope`): where a sandbox writes `sandbox.json` and its inbox `alerts.jsonl`
+  (the sandbox's own setting, `sandbox.home.settings.HomeSettings`).
+- `FLEETSCOPE_SANDBOX_TIMEOUT_S` (180): how long to wait for an embedded sandbox to come up.
+
+Every field is read from its alias only (no `populate_by_name`: `home` would otherwise come from `$HOME`).
 """
 
 from __future__ import annotations
@@ -14,27 +18,25 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from sandbox.home import HomeSettings, state_path
 
 TargetKind = Literal["auto", "sandbox", "aws"]
 
 
-class DashboardSettings(BaseSettings):
-    model_config = SettingsConfigDict(frozen=True, extra="ignore", populate_by_name=True)
-
+class DashboardSettings(HomeSettings):
     target: TargetKind = Field(default="auto", validation_alias="FLEETSCOPE_TARGET")
     stage: str | None = Field(default=None, min_length=1, validation_alias="FLEETSCOPE_STAGE")
     region: str = Field(
         default="us-east-1", validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION")
     )
-    home: Path = Field(default=Path(".fleetscope"), validation_alias="FLEETSCOPE_HOME")
     sandbox_start_timeout_s: float = Field(
         default=180.0, gt=0, validation_alias="FLEETSCOPE_SANDBOX_TIMEOUT_S"
     )
 
     @property
     def sandbox_file(self) -> Path:
-        return self.home / "sandbox.json"
+        return state_path(self.home)
 
     @property
     def inbox_file(self) -> Path:

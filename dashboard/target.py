@@ -1,28 +1,27 @@
 """Which deployment the dashboard shows, and the physical names of its resources. No Streamlit here.
 
-- `sandbox`: a running sandbox described by `${FLEETSCOPE_HOME}/sandbox.json` (its pid must be alive);
-  every client goes to its AWS emulator with the emulator's fixed local credentials.
+- `sandbox`: a running sandbox described by `${FLEETSCOPE_HOME}/sandbox.json` (its pid must be alive;
+  read through `sandbox.home`, the only part of the sandbox the dashboard imports); every client
+  goes to its AWS emulator with the emulator's fixed local credentials.
 - `aws`: the standard AWS credential chain, region `AWS_REGION`; resource names come from the
   deployed CloudFormation stacks' outputs (read-only `DescribeStacks`), else from `contract.topology`.
 - `auto`: a running sandbox if there is one; otherwise the caller starts an embedded sandbox
-  (`start_embedded_sandbox`) and connects to it.
+  (`sandbox.home.EmbeddedSandbox`) and connects to it.
 """
 
 from __future__ import annotations
 
-import json
 import re
-import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from contract.resources import FunctionName, ResourceNames
 from contract.topology import Topology, topology
 from dashboard.settings import DashboardSettings
-from sandbox.app import pid_alive
+from sandbox.home import SandboxState, StateFileError, read_state
 
 LOCAL_CREDENTIALS = {
     "aws_access_key_id": "testing",
@@ -145,34 +144,15 @@ class Target(BaseModel):
         return f"AWS · stage `{self.stage}` · {self.region} · names from {self.resources.source}"
 
 
-class SandboxFile(BaseModel):
-    """What a running sandbox writes to `${FLEETSCOPE_HOME}/sandbox.json` (extra keys are ignored)."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    emulator_url: str = Field(min_length=1)
-    api_url: str | None = None
-    stage: str = "local"
-    pid: int
-    inbox: str | None = None
-
-
-def read_sandbox_file(path: Path) -> SandboxFile | None:
-    """The running sandbox's description, or None when there is none (missing file or dead pid)."""
+def read_sandbox_file(home: Path) -> SandboxState | None:
+    """The running sandbox of `home`, or None when there is none (missing file or dead pid)."""
     try:
-        raw = path.read_text()
-    except FileNotFoundError:
-        return None
-    except OSError as err:
-        raise TargetError(f"cannot read {path}: {err}") from err
-    try:
-        info = SandboxFile.model_validate_json(raw)
-    except ValidationError as err:
-        raise TargetError(f"{path} is not a valid sandbox description: {err.errors()[0]['msg']}") from err
-    return info if pid_alive(info.pid) else None
+        return read_state(home)
+    except StateFileError as err:
+        raise TargetError(str(err)) from err
 
 
-def sandbox_target(info: SandboxFile, settings: DashboardSettings, *, embedded: bool = False) -> Target:
+def sandbox_target(info: SandboxState, settings: DashboardSettings, *, embedded: bool = False) -> Target:
     home = Path(info.inbox).parent if info.inbox else settings.home
     return Target(
         kind="sandbox",
@@ -280,19 +260,3 @@ def aws_target(
 def _short(err: BaseException) -> str:
     text = str(err) or type(err).__name__
     return text if len(text) < 200 else text[:197] + "..."
-
-
-def wait_for_sandbox_file(path: Path, timeout_s: float, *, poll_s: float = 0.5) -> SandboxFile:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        info = read_sandbox_file(path)
-        if info is not None:
-            return info
-        time.sleep(poll_s)
-    raise TargetError(f"the sandbox did not write {path} within {timeout_s:.0f}s")
-
-
-def write_sandbox_file(path: Path, info: SandboxFile) -> None:
-    """Used by tests and tools that point the dashboard at an emulator they run themselves."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(info.model_dump(exclude_none=True)))

@@ -1,24 +1,25 @@
 """The sandbox orchestrator: the whole of Fleetscope on one machine, no AWS account.
 
-`Sandbox.start()` brings up, in order: the AWS emulator (moto + `emulator_extensions`) on
+`Sandbox.start()` brings up, in order: the AWS emulator (`sandbox.emulator`) on
 127.0.0.1:${FLEETSCOPE_EMULATOR_PORT:-5055}; the resources of the stage from `contract.topology`; the
 telemetry sink and the X-Ray daemon; one `LambdaRuntime` per function; the API gateway on
 127.0.0.1:${FLEETSCOPE_API_PORT:-3000}; the SQS and DynamoDB-stream event sources; the alert
 inbox; the monitor on a schedule; the fleet simulator and the 14-day backfill; optionally the
 dashboard. The fleet starts first: for `calibration_s` seconds the sandbox records the latencies it
-serves (`sandbox.calibration`), and the backfill's latency profile is fitted to them
+serves (`sandbox.history.calibration`), and the backfill's latency profile is fitted to them
 (`HistoryProfile.calibrated`), with the history ending at the minute the fleet started. The monitor
-waits for the history. Pieces whose modules are not there are skipped with a log line. It then writes
-``${FLEETSCOPE_HOME:-.fleetscope}/sandbox.json`` (pid, emulator_url, api_url, dashboard_url, stage,
-started_at, inbox) — how the CLI and the dashboard find a running sandbox — and removes it in
-`stop()`, which stops everything it started, in reverse order.
+waits for the history. A function whose handler module is missing, or the dashboard without
+Streamlit, is skipped with a log line. Once the API answers it writes the state file
+(`sandbox.home.state`) — how the CLI and the dashboard find a running sandbox — and removes it in
+`stop()`, which stops everything it started in reverse order (one `contextlib.ExitStack`).
+Its settings come from `sandbox.home.settings`; the layers it composes are `sandbox.emulator`,
+`sandbox.aws`, `sandbox.traffic` and `sandbox.history`.
 """
 
 from __future__ import annotations
 
-import importlib
+import contextlib
 import importlib.util
-import json
 import logging
 import os
 import socket
@@ -26,7 +27,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -36,17 +36,25 @@ from typing import Any
 import boto3
 
 from contract.topology import FunctionSpec, Topology, topology
-from sandbox.emulator import Emulator, EmulatorError, aws_environment, stop_process
-from sandbox.gateway import Gateway, GatewayConfig
-from sandbox.hooks import FaultHook, NoFaults
-from sandbox.provision import Provisioned, provision
-from sandbox.runtime import PROJECT_ROOT, LambdaRuntime
-from sandbox.telemetry import TelemetrySink
-from sandbox.xray import XRayDaemon
+from sandbox.aws.event_source import SqsEventSource
+from sandbox.aws.gateway import Gateway, GatewayConfig
+from sandbox.aws.inbox import AlertPrinter, Inbox
+from sandbox.aws.provision import Provisioned, provision
+from sandbox.aws.runtime import PROJECT_ROOT, LambdaRuntime
+from sandbox.aws.scheduler import scheduled_event
+from sandbox.aws.stream_source import StreamSource, sqs_failure_destination
+from sandbox.aws.telemetry import TelemetrySink
+from sandbox.aws.xray import XRayDaemon
+from sandbox.emulator.server import Emulator, EmulatorError, aws_environment, stop_process
+from sandbox.history.backfill import HistoryProfile, run_backfill
+from sandbox.history.calibration import LatencyRecorder
+from sandbox.home.settings import SandboxSettings, SettingsError, read_settings
+from sandbox.home.state import SandboxState, StateFileError, read_state, remove_state, state_path, write_state
+from sandbox.traffic.faults import FileFaultInjector
+from sandbox.traffic.fleet import FleetSimulator
 
 log = logging.getLogger("fleetscope.sandbox")
 
-STATE_FILE = "sandbox.json"
 MAX_CALIBRATION_S = 600.0
 
 
@@ -58,57 +66,11 @@ class SandboxAlreadyRunningError(SandboxError):
     """Another sandbox (live pid) owns the state file."""
 
 
-def fleetscope_home() -> Path:
-    return Path(os.environ.get("FLEETSCOPE_HOME") or ".fleetscope")
-
-
-def _env_port(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
+def _settings() -> SandboxSettings:
     try:
-        port = int(raw)
-    except ValueError as err:
-        raise SandboxError(f"{name}={raw!r} is not a port number") from err
-    if not 0 <= port <= 65535:
-        raise SandboxError(f"{name}={raw!r} is not a port number (0-65535)")
-    return port
-
-
-def _env_seconds(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError as err:
-        raise SandboxError(f"{name}={raw!r} is not a number of seconds") from err
-
-
-def pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def read_state(home: Path | None = None) -> dict[str, Any] | None:
-    """The running sandbox's state file, or None if there is none or its pid is dead."""
-    path = (home or fleetscope_home()) / STATE_FILE
-    try:
-        state = json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as err:
-        raise SandboxError(f"cannot read {path}: {err}") from err
-    if not isinstance(state, dict) or not pid_alive(int(state.get("pid", 0))):
-        return None
-    return state
+        return read_settings()
+    except SettingsError as err:
+        raise SandboxError(str(err)) from err
 
 
 def _check_port_free(port: int, what: str, variable: str) -> None:
@@ -142,17 +104,18 @@ def module_available(name: str) -> bool:
 @dataclass
 class SandboxConfig:
     stage: str = "local"
-    home: Path = field(default_factory=fleetscope_home)
-    emulator_port: int = field(default_factory=lambda: _env_port("FLEETSCOPE_EMULATOR_PORT", 5055))
-    api_port: int = field(default_factory=lambda: _env_port("FLEETSCOPE_API_PORT", 3000))
-    dashboard_port: int = field(default_factory=lambda: _env_port("FLEETSCOPE_DASHBOARD_PORT", 8501))
+    # Defaults from the environment (`sandbox.home.settings`); an explicit value wins.
+    home: Path = field(default_factory=lambda: _settings().home)
+    emulator_port: int = field(default_factory=lambda: _settings().emulator_port)
+    api_port: int = field(default_factory=lambda: _settings().api_port)
+    dashboard_port: int = field(default_factory=lambda: _settings().dashboard_port)
     dashboard: bool = False
     fleet: bool = True
     fleet_size: int = 50
     backfill: bool = True
     backfill_days: int = 14
     # Seconds of live traffic measured to calibrate the backfill's latencies (0: default profile).
-    calibration_s: float = field(default_factory=lambda: _env_seconds("FLEETSCOPE_CALIBRATION_S", 20.0))
+    calibration_s: float = field(default_factory=lambda: _settings().calibration_s)
     monitor: bool = True
     monitor_interval_s: float = 60.0
     monitor_period_s: int = 60
@@ -189,18 +152,18 @@ class Sandbox:
         self.provisioned: Provisioned | None = None
         self.sink: TelemetrySink | None = None
         self.xray: XRayDaemon | None = None
-        self.hooks: FaultHook = NoFaults()
+        self.hooks = FileFaultInjector(self.config.home)  # the runtime's FaultHook, the fleet's controls
         self.runtimes: dict[str, LambdaRuntime] = {}
         self.gateway: Gateway | None = None
         self.dashboard_process: subprocess.Popen[bytes] | None = None
         self.started_at: datetime | None = None
         self.timings: dict[str, float] = {}
         self.skipped: list[str] = []
-        self._stoppers: list[tuple[str, Callable[[], None]]] = []
+        self._stack = contextlib.ExitStack()  # what was started, stopped in reverse order
         self._stop = threading.Event()
-        self._state_path = self.config.home / STATE_FILE
+        self._state_path = state_path(self.config.home)
         self._wrote_state = False
-        self.fleet: Any = None
+        self.fleet: FleetSimulator | None = None
         self.history_ready = threading.Event()
         self.fleet_started_at: datetime | None = None  # with a calibrated history: where it ends
 
@@ -229,10 +192,13 @@ class Sandbox:
         self.stop()
 
     def start(self) -> Sandbox:
-        existing = read_state(self.config.home)
+        try:
+            existing = read_state(self.config.home)
+        except StateFileError as err:
+            raise SandboxError(str(err)) from err
         if existing is not None:
             raise SandboxAlreadyRunningError(
-                f"a sandbox is already running (pid {existing.get('pid')}, API {existing.get('api_url')}, "
+                f"a sandbox is already running (pid {existing.pid}, API {existing.api_url}, "
                 f"state file {self._state_path}); stop it first"
             )
         t0 = time.perf_counter()
@@ -248,7 +214,8 @@ class Sandbox:
         return self
 
     def _step(self, name: str, stopper: Callable[[], None]) -> None:
-        self._stoppers.append((name, stopper))
+        """`stopper` runs in `stop()`, before the stoppers of earlier steps; its failure is logged."""
+        self._stack.callback(_stop_logged, name, stopper)
 
     def _start_core(self) -> None:
         cfg = self.config
@@ -272,7 +239,6 @@ class Sandbox:
         if cfg.tracing:
             self.xray = XRayDaemon(session=session).start()
             self._step("xray", self.xray.stop)
-        self.hooks = self._fault_hook()
         for fn in self.topology.functions:
             extra = self._monitor_environment(cfg) if fn.key == "monitor" else {}
             runtime = LambdaRuntime(
@@ -350,21 +316,11 @@ class Sandbox:
             for key, value in defaults.items()
         }
 
-    def _fault_hook(self) -> FaultHook:
-        if not module_available("sandbox.faults"):
-            self._skip("fault injection: sandbox.faults is not there yet")
-            return NoFaults()
-        faults = importlib.import_module("sandbox.faults")
-        hook: FaultHook = faults.FileFaultInjector(self.config.home)
-        return hook
-
     def _start_event_sources(self) -> None:
         assert self.provisioned is not None
         topo = self.topology
         ingest = topo.telemetry_ingest
-        if module_available("sandbox.event_source") and self._handler_available(ingest):
-            from sandbox.event_source import SqsEventSource
-
+        if self._handler_available(ingest):
             hooks = self.hooks
             source = SqsEventSource.from_spec(
                 self.provisioned.telemetry_queue_url,
@@ -375,14 +331,10 @@ class Sandbox:
                 should_poll=lambda: not hooks.consumer_paused(ingest.key),
             ).start()
             self._step("telemetry event source", source.stop)
-        elif not module_available("sandbox.event_source"):
-            self._skip("SQS event source: sandbox.event_source is not there yet")
         relay = topo.outbox_relay
         if not self.provisioned.outbox_stream_arn:
             self._skip("outbox stream source: the outbox table has no stream")
-        elif module_available("sandbox.stream_source") and self._handler_available(relay):
-            from sandbox.stream_source import StreamSource, sqs_failure_destination
-
+        elif self._handler_available(relay):
             runtime = self.runtimes[relay.key]
             stream = StreamSource.from_spec(
                 topo.outbox_source,
@@ -392,19 +344,13 @@ class Sandbox:
                 on_failure=sqs_failure_destination(self.provisioned.relay_failures_url),
             ).start()
             self._step("outbox stream source", stream.stop)
-        elif not module_available("sandbox.stream_source"):
-            self._skip("outbox stream source: sandbox.stream_source is not there yet")
 
     def _start_inbox(self) -> None:
-        if not module_available("sandbox.inbox"):
-            self._skip("alert inbox: sandbox.inbox is not there yet")
-            return
-        inbox_module = importlib.import_module("sandbox.inbox")
         assert self.provisioned is not None
-        inbox = inbox_module.Inbox.ensure(
+        inbox = Inbox.ensure(
             self.topology, home=self.config.home, topic_arn=self.provisioned.alerts_topic_arn
         )
-        printer = inbox_module.AlertPrinter(inbox, out=sys.stderr).start()
+        printer = AlertPrinter(inbox, out=sys.stderr).start()
         self._step("alert inbox", printer.stop)
 
     # ---- monitor schedule ---------------------------------------------------------------------
@@ -416,26 +362,10 @@ class Sandbox:
         thread.start()
         self._step("monitor schedule", lambda: thread.join(timeout=5))
 
-    def scheduled_event(self) -> dict[str, Any]:
-        """What EventBridge Scheduler sends to the monitor."""
-        now = datetime.now(UTC).replace(microsecond=0)
-        schedule = (
-            f"arn:aws:scheduler:us-east-1:123456789012:schedule/default/{self.topology.monitor_schedule}"
-        )
-        return {
-            "version": "0",
-            "id": str(uuid.uuid4()),
-            "detail-type": "Scheduled Event",
-            "source": "aws.scheduler",
-            "account": "123456789012",
-            "time": now.isoformat().replace("+00:00", "Z"),
-            "region": "us-east-1",
-            "resources": [schedule],
-            "detail": {},
-        }
-
     def run_monitor_once(self) -> Any:
-        result = self.runtimes[self.topology.monitor.key].invoke(self.scheduled_event())
+        result = self.runtimes[self.topology.monitor.key].invoke(
+            scheduled_event(self.topology.monitor_schedule)
+        )
         if result.error is not None:
             log.warning(
                 "monitor run failed: %s: %s", result.error.get("errorType"), result.error.get("errorMessage")
@@ -492,8 +422,6 @@ class Sandbox:
         cfg = self.config
         recorder = None
         if cfg.calibration_s > 0 and self.sink is not None:
-            from sandbox.calibration import LatencyRecorder
-
             recorder = LatencyRecorder(self.topology)
             self.sink.add_observer(recorder)
         fleet_started = self.fleet_started_at = datetime.now(UTC)
@@ -510,7 +438,7 @@ class Sandbox:
                 self.sink.remove_observer(recorder)
         if self._stop.is_set():
             return
-        profile: Any = None
+        profile: HistoryProfile | None = None
         calibration: dict[str, Any] | None = None
         if recorder is not None:
             self.timings["calibration_s"] = time.perf_counter() - calibration_started
@@ -518,11 +446,11 @@ class Sandbox:
         self._backfill(end=floor_minute(fleet_started), profile=profile, calibration=calibration)
         self._history_done(t0)
 
-    def _calibrated_profile(self, measured: dict[str, list[float]]) -> tuple[Any, dict[str, Any] | None]:
+    def _calibrated_profile(
+        self, measured: dict[str, list[float]]
+    ) -> tuple[HistoryProfile | None, dict[str, Any] | None]:
         """The backfill profile fitted to `measured` and its report; (None, None) if that fails."""
         try:
-            from sandbox.backfill import HistoryProfile
-
             profile, report = HistoryProfile.calibrated(measured)
         except Exception:  # a bad measurement must never stop the sandbox: default history
             log.exception("latency calibration failed; the history uses the default latencies")
@@ -543,16 +471,8 @@ class Sandbox:
 
     def _backfill(self, **calibrated: Any) -> None:
         """Run the backfill; `calibrated` (end, profile, calibration) is passed on when given."""
-        if not module_available("sandbox.backfill"):
-            self._skip("backfill: sandbox.backfill is not there yet")
-            return
-        backfill = importlib.import_module("sandbox.backfill")
-        run = getattr(backfill, "run_backfill", None)
-        if not callable(run):
-            self._skip("backfill: sandbox.backfill has no run_backfill()")
-            return
         log.info("backfilling %d days of metric history", self.config.backfill_days)
-        report = run(
+        report = run_backfill(
             self.topology,
             days=self.config.backfill_days,
             session=boto3.Session(),
@@ -560,24 +480,18 @@ class Sandbox:
             fleet_size=self.config.fleet_size,
             **{key: value for key, value in calibrated.items() if value is not None},
         )
-        log.info(
-            "backfill done: %s datums in %.1fs",
-            getattr(report, "datums", "?"),
-            getattr(report, "seconds", float("nan")),
-        )
+        log.info("backfill done: %s datums in %.1fs", report.datums, report.seconds)
 
     def _start_fleet(self) -> None:
-        if not module_available("sandbox.fleet"):
-            self._skip("fleet: sandbox.fleet is not there yet")
-            return
         if not self._handler_available(self.topology.cars_api):
             return
-        from sandbox.fleet import FleetSimulator
-
         assert self.provisioned is not None
-        controls: Any = self.hooks if hasattr(self.hooks, "traffic_factor") else None
         self.fleet = FleetSimulator(
-            self.api_url, self.provisioned.telemetry_queue_url, size=self.config.fleet_size, controls=controls
+            self.api_url,
+            self.provisioned.telemetry_queue_url,
+            size=self.config.fleet_size,
+            controls=self.hooks,
+            stats_file=self.config.home / "fleet.json",
         )
         self.fleet.start()
         self._step("fleet", self.fleet.stop)
@@ -631,25 +545,22 @@ class Sandbox:
         stop_process(proc)
 
     # ---- state file ---------------------------------------------------------------------------
-    def state(self) -> dict[str, Any]:
-        return {
-            "pid": os.getpid(),
-            "emulator_url": self.emulator_url,
-            "api_url": self.api_url,
-            "dashboard_url": self.dashboard_url,
-            "stage": self.topology.stage,
-            "started_at": (self.started_at or datetime.now(UTC)).isoformat(),
-            "inbox": str((self.config.home / "alerts.jsonl").resolve()),
-            "xray_daemon": self.xray.address if self.xray else None,
-            "emulator_pid": self.emulator.pid if self.emulator else None,
-        }
+    def state(self) -> SandboxState:
+        return SandboxState(
+            pid=os.getpid(),
+            emulator_url=self.emulator_url,
+            api_url=self.api_url,
+            dashboard_url=self.dashboard_url,
+            stage=self.topology.stage,
+            started_at=self.started_at or datetime.now(UTC),
+            inbox=str((self.config.home / "alerts.jsonl").resolve()),
+            xray_daemon=self.xray.address if self.xray else None,
+            emulator_pid=self.emulator.pid if self.emulator else None,
+        )
 
     def _write_state(self) -> None:
         self.started_at = self.started_at or datetime.now(UTC)
-        self.config.home.mkdir(parents=True, exist_ok=True)
-        tmp = self._state_path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.state(), indent=2) + "\n")
-        tmp.replace(self._state_path)
+        write_state(self.config.home, self.state())
         self._wrote_state = True
 
     def update_state(self) -> None:
@@ -660,19 +571,9 @@ class Sandbox:
         """Stop everything that was started, in reverse order; remove the state file. Idempotent."""
         self._stop.set()
         if self._wrote_state:
-            try:
-                state = json.loads(self._state_path.read_text())
-                if state.get("pid") == os.getpid():
-                    self._state_path.unlink()
-            except (OSError, ValueError):
-                pass
+            remove_state(self.config.home, os.getpid())
             self._wrote_state = False
-        while self._stoppers:
-            name, stopper = self._stoppers.pop()
-            try:
-                stopper()
-            except Exception:
-                log.exception("stopping %s failed", name)
+        self._stack.close()
 
     def wait(self) -> None:
         """Block until `request_stop()` (signal handlers call it)."""
@@ -681,3 +582,10 @@ class Sandbox:
 
     def request_stop(self) -> None:
         self._stop.set()
+
+
+def _stop_logged(name: str, stopper: Callable[[], None]) -> None:
+    try:
+        stopper()
+    except Exception:
+        log.exception("stopping %s failed", name)

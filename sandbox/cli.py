@@ -3,8 +3,8 @@
 - ``fleetscope sandbox up [--no-dashboard] [--fleet-size N] [--monitor-interval S] [--no-backfill]``
   starts everything, prints the endpoints and runs until Ctrl-C / SIGTERM;
 - ``fleetscope sandbox status`` says whether a sandbox is running and where (exit 1 if none);
-- ``fleetscope incident KIND --minutes N`` / ``fleetscope incident list`` (sandbox.faults);
-- ``fleetscope alerts`` (sandbox.inbox).
+- ``fleetscope incident KIND --minutes N`` / ``fleetscope incident list`` (sandbox.traffic.faults);
+- ``fleetscope alerts`` (sandbox.aws.inbox).
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from sandbox.app import Sandbox, SandboxAlreadyRunningError, SandboxConfig, SandboxError, read_state
+from sandbox.home.settings import fleetscope_home
+from sandbox.home.state import STATE_FILE, StateFileError, read_state
 
 
 def _positive_int(text: str) -> int:
@@ -100,16 +101,19 @@ def build_parser() -> argparse.ArgumentParser:
     status.set_defaults(handler=cmd_status)
 
     incident = commands.add_parser("incident", help="inject an incident into the running sandbox")
-    _add_delegated_arguments(incident, "sandbox.faults", "add_incident_arguments")
-    incident.set_defaults(handler=_delegate("sandbox.faults", "cli_incident", "incident"))
+    _add_delegated_arguments(incident, "sandbox.traffic.faults", "add_incident_arguments")
+    incident.set_defaults(handler=_delegate("sandbox.traffic.faults", "cli_incident", "incident"))
 
     alerts = commands.add_parser("alerts", help="alerts received on the SNS topic, one JSON per line")
-    _add_delegated_arguments(alerts, "sandbox.inbox", "add_alerts_arguments")
-    alerts.set_defaults(handler=_delegate("sandbox.inbox", "cli_alerts", "alerts"))
+    _add_delegated_arguments(alerts, "sandbox.aws.inbox", "add_alerts_arguments")
+    alerts.set_defaults(handler=_delegate("sandbox.aws.inbox", "cli_alerts", "alerts"))
     return parser
 
 
 def cmd_up(args: argparse.Namespace) -> int:
+    # Imported here: `status`, `incident` and `alerts` do not pay for the whole platform.
+    from sandbox.app import Sandbox, SandboxAlreadyRunningError, SandboxConfig, SandboxError
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     for noisy in ("botocore", "urllib3", "werkzeug"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -150,13 +154,13 @@ def cmd_up(args: argparse.Namespace) -> int:
         return 1
     try:
         state = sandbox.state()
-        print(f"Fleetscope sandbox up in {sandbox.timings.get('live_s', 0):.1f}s (stage {state['stage']})")
-        print(f"  cars API      {state['api_url']}")
-        print(f"  AWS emulator  {state['emulator_url']}")
-        print(f"  dashboard     {state['dashboard_url'] or '(not started)'}")
-        if state.get("xray_daemon"):
-            print(f"  X-Ray daemon  udp://{state['xray_daemon']}")
-        print(f"  state file    {Path(sandbox.config.home) / 'sandbox.json'}")
+        print(f"Fleetscope sandbox up in {sandbox.timings.get('live_s', 0):.1f}s (stage {state.stage})")
+        print(f"  cars API      {state.api_url}")
+        print(f"  AWS emulator  {state.emulator_url}")
+        print(f"  dashboard     {state.dashboard_url or '(not started)'}")
+        if state.xray_daemon:
+            print(f"  X-Ray daemon  udp://{state.xray_daemon}")
+        print(f"  state file    {Path(sandbox.config.home) / STATE_FILE}")
         print("Press Ctrl-C to stop.", flush=True)
         sandbox.wait()
         print("stopping ...", flush=True)
@@ -170,22 +174,24 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     try:
-        state = read_state()
-    except SandboxError as err:
+        state = read_state(fleetscope_home())
+    except StateFileError as err:
         print(f"fleetscope sandbox status: {err}", file=sys.stderr)
         return 2
     if state is None:
         print("no sandbox is running", file=sys.stderr if not args.json else sys.stdout)
         return 1
     if args.json:
-        print(json.dumps(state))
+        print(json.dumps(state.model_dump(mode="json", exclude_unset=True)))
     else:
-        print(
-            f"sandbox running (pid {state['pid']}, stage {state.get('stage')}, "
-            f"since {state.get('started_at')})"
-        )
-        for key in ("api_url", "emulator_url", "dashboard_url"):
-            print(f"  {key:<13} {state.get(key) or '-'}")
+        started = state.started_at.isoformat() if state.started_at else None
+        print(f"sandbox running (pid {state.pid}, stage {state.stage}, since {started})")
+        for key, value in (
+            ("api_url", state.api_url),
+            ("emulator_url", state.emulator_url),
+            ("dashboard_url", state.dashboard_url),
+        ):
+            print(f"  {key:<13} {value or '-'}")
     return 0
 
 

@@ -9,8 +9,8 @@ import boto3
 import pytest
 
 from contract.topology import Topology, topology
-from sandbox.emulator import Emulator, aws_environment
-from sandbox.provision import Provisioned, provision
+from sandbox.aws.provision import Provisioned, provision
+from sandbox.emulator.server import Emulator, aws_environment
 
 # Unit tests must never reach a real account, even by accident.
 for _key, _value in aws_environment("http://127.0.0.1:9").items():

@@ -6,7 +6,7 @@ import boto3
 import pytest
 
 from contract.topology import Topology, topology
-from sandbox.provision import Provisioned, provision
+from sandbox.aws.provision import Provisioned, provision
 
 
 @pytest.mark.parametrize("stage", ["local", "test", "dev", "prod"])

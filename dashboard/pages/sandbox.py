@@ -19,7 +19,7 @@ st.caption(f"{target.describe()} · API {target.api_url or '—'} · home `{targ
 
 
 def inject() -> None:
-    from sandbox.faults import KINDS, IncidentFile, InjectionError
+    from sandbox.home import KINDS, IncidentFile, InjectionError
 
     incidents = IncidentFile(target.home)
     minutes = st.number_input("Minutes", min_value=1, max_value=240, value=15, step=5, key="inject_minutes")

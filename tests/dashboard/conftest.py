@@ -12,9 +12,10 @@ import pytest
 
 from contract.topology import Topology
 from dashboard.settings import get_settings
-from dashboard.target import Resources, SandboxFile, write_sandbox_file
-from sandbox.emulator import Emulator
-from sandbox.provision import Provisioned
+from dashboard.target import Resources
+from sandbox.aws.provision import Provisioned
+from sandbox.emulator.server import Emulator
+from sandbox.home import SandboxState, write_state
 from tests.dashboard.seed import seed_cars, seed_incidents, seed_metrics, seed_reports
 
 
@@ -39,9 +40,9 @@ def seeded_sandbox(
     seed_reports(topo, now=now)
     points = seed_metrics(Resources.from_topology(topo), now=now, days=2.0)
     # This test process plays the sandbox: its pid is alive for the whole session.
-    write_sandbox_file(
-        home / "sandbox.json",
-        SandboxFile(emulator_url=emulator.endpoint_url, stage=topo.stage, pid=os.getpid()),
+    write_state(
+        home,
+        SandboxState(emulator_url=emulator.endpoint_url, stage=topo.stage, pid=os.getpid()),
     )
     return SeededSandbox(home=home, endpoint_url=emulator.endpoint_url, topo=topo, now=now, datapoints=points)
 

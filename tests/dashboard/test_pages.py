@@ -11,7 +11,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from dashboard.settings import get_settings
-from dashboard.target import SandboxFile, write_sandbox_file
+from sandbox.home import SandboxState, write_state
 from tests.dashboard.conftest import SeededSandbox
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
@@ -161,9 +161,9 @@ def test_unreachable_endpoint_shows_messages_on_every_page(
     fresh_caches: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given a sandbox file whose emulator does not answer (port 9 is discard, closed on loopback)
-    write_sandbox_file(
-        fresh_caches / "sandbox.json",
-        SandboxFile(emulator_url="http://127.0.0.1:9", stage="test", pid=os.getpid()),
+    write_state(
+        fresh_caches,
+        SandboxState(emulator_url="http://127.0.0.1:9", stage="test", pid=os.getpid()),
     )
     monkeypatch.setenv("FLEETSCOPE_TARGET", "sandbox")
     for page in (None, "pages/fleet.py", "pages/health.py", "pages/incidents.py", "pages/cost.py"):
@@ -216,7 +216,7 @@ def test_nothing_configured_starts_an_embedded_sandbox_with_a_living_fleet(
     import time
 
     from dashboard import data
-    from sandbox.emulator import aws_environment
+    from sandbox.emulator.server import aws_environment
 
     def free_port() -> int:
         with socket.socket() as s:

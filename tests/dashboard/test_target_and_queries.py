@@ -18,16 +18,15 @@ from dashboard import queries
 from dashboard.settings import DashboardSettings
 from dashboard.target import (
     Resources,
-    SandboxFile,
     TargetError,
     aws_target,
     read_sandbox_file,
     resources_from_outputs,
     sandbox_target,
-    write_sandbox_file,
 )
 from monitor.catalog import MetricSpec, Severity
 from ops.fakes import FakeCloudWatch, client_error
+from sandbox.home import SandboxState, write_state
 
 
 def dead_pid() -> int:
@@ -37,28 +36,25 @@ def dead_pid() -> int:
 
 
 def test_sandbox_file_is_used_only_while_its_process_lives(tmp_path: Path) -> None:
-    path = tmp_path / "sandbox.json"
-    assert read_sandbox_file(path) is None  # no file: no sandbox
-    write_sandbox_file(
-        path, SandboxFile(emulator_url="http://127.0.0.1:5055", stage="local", pid=os.getpid())
-    )
-    info = read_sandbox_file(path)
+    assert read_sandbox_file(tmp_path) is None  # no file: no sandbox
+    write_state(tmp_path, SandboxState(emulator_url="http://127.0.0.1:5055", stage="local", pid=os.getpid()))
+    info = read_sandbox_file(tmp_path)
     assert info is not None
     assert info.emulator_url == "http://127.0.0.1:5055"
-    write_sandbox_file(path, SandboxFile(emulator_url="http://127.0.0.1:5055", stage="local", pid=dead_pid()))
-    assert read_sandbox_file(path) is None  # stale file of a dead sandbox
+    write_state(tmp_path, SandboxState(emulator_url="http://127.0.0.1:5055", stage="local", pid=dead_pid()))
+    assert read_sandbox_file(tmp_path) is None  # stale file of a dead sandbox
 
 
 def test_corrupt_sandbox_file_is_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "sandbox.json"
     path.write_text('{"pid": "x"}')
     with pytest.raises(TargetError, match="not a valid sandbox description"):
-        read_sandbox_file(path)
+        read_sandbox_file(tmp_path)
 
 
 def test_sandbox_target_uses_local_credentials_and_the_sandbox_stage(tmp_path: Path) -> None:
-    info = SandboxFile(emulator_url="http://127.0.0.1:5055", stage="local", pid=os.getpid())
-    target = sandbox_target(info, DashboardSettings(home=tmp_path))
+    info = SandboxState(emulator_url="http://127.0.0.1:5055", stage="local", pid=os.getpid())
+    target = sandbox_target(info, DashboardSettings(FLEETSCOPE_HOME=tmp_path))
     kwargs = target.client_kwargs()
     assert kwargs["endpoint_url"] == "http://127.0.0.1:5055"
     assert kwargs["aws_access_key_id"] == "testing"
@@ -80,7 +76,10 @@ def test_aws_target_reads_stack_outputs() -> None:
         },
         {"StackName": "SomethingElse", "Outputs": [{"OutputKey": "CarsTableName", "OutputValue": "nope"}]},
     ]
-    target = aws_target(DashboardSettings(target="aws", stage="prod", region="eu-west-1"), lambda: stacks)
+    target = aws_target(
+        DashboardSettings(FLEETSCOPE_TARGET="aws", FLEETSCOPE_STAGE="prod", AWS_REGION="eu-west-1"),
+        lambda: stacks,
+    )
     assert target.kind == "aws"
     assert target.region == "eu-west-1"
     assert target.resources.source == "cloudformation"
@@ -101,7 +100,7 @@ def test_aws_target_falls_back_to_topology_names_when_access_is_denied() -> None
     def denied() -> list[dict[str, object]]:
         raise ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "DescribeStacks")
 
-    target = aws_target(DashboardSettings(target="aws", stage="prod"), denied)
+    target = aws_target(DashboardSettings(FLEETSCOPE_TARGET="aws", FLEETSCOPE_STAGE="prod"), denied)
     assert target.resources.source == "topology"
     assert target.resources.cars_table == topology("prod").cars_table.name
     assert "AccessDenied" in target.notes[0]
@@ -305,3 +304,16 @@ def test_metrics_read_without_permission_is_an_explained_error() -> None:
     with pytest.raises(queries.QueryError, match=r"Not allowed to read CloudWatch metrics") as caught:
         queries.fetch_metrics(Denied(), [_metric("a")], start=T0, end=T0 + timedelta(minutes=5), period_s=300)
     assert caught.value.kind == "denied"
+
+
+def test_the_dashboards_home_is_fleetscope_home_never_the_users_home(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Given HOME set (as in every shell) and FLEETSCOPE_HOME unset
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("FLEETSCOPE_HOME", raising=False)
+    # Then the dashboard looks for a sandbox in .fleetscope, as documented, not in the user's home
+    assert DashboardSettings().home == Path(".fleetscope")
+    # And FLEETSCOPE_HOME still names it
+    monkeypatch.setenv("FLEETSCOPE_HOME", str(tmp_path / "fs"))
+    assert DashboardSettings().home == tmp_path / "fs"

@@ -25,8 +25,8 @@ from monitor.detectors import PROFILES, build_detector, score_to_p
 from monitor.detectors.base import Detector
 from monitor.policy import SeriesAlertState, default_rule
 from monitor.service import rule_for
-from sandbox.backfill import HistoryModel, HistoryProfile
-from sandbox.demand import DemandModel
+from sandbox.history.backfill import HistoryModel, HistoryProfile
+from sandbox.traffic.demand import DemandModel
 from tests.detectors.conftest import PERIOD as PERIOD_5MIN
 from tests.detectors.conftest import START, seasonal_series
 

@@ -31,7 +31,7 @@ from typing import Any
 import boto3
 import requests
 
-from sandbox.inbox import AlertLog, attribute
+from sandbox.aws.inbox import AlertLog, attribute
 
 ROOT = Path(__file__).resolve().parents[2]
 FLEETSCOPE = Path(sys.executable).with_name("fleetscope")

@@ -14,7 +14,8 @@ import pytest
 from contract.resources import ResourceNames
 from contract.topology import Topology, topology
 from monitor.catalog import build_catalog
-from sandbox.backfill import (
+from sandbox.emulator.server import Emulator
+from sandbox.history.backfill import (
     CALIBRATION_MIN_SAMPLES,
     MIX_SIGMA_FLOOR,
     HistoryModel,
@@ -23,8 +24,7 @@ from sandbox.backfill import (
     catalog_series,
     read_marker,
 )
-from sandbox.demand import DemandModel
-from sandbox.emulator import Emulator
+from sandbox.traffic.demand import DemandModel
 
 # A Wednesday, 18:00 UTC = evening rush in Lisbon.
 END = datetime(2026, 11, 25, 18, 0, tzinfo=UTC)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from sandbox.demand import DemandModel, poisson
+from sandbox.traffic.demand import DemandModel, poisson
 
 # Lisbon is on UTC in winter: these are local times too. 2026-11-25 is a Wednesday.
 WEDNESDAY = datetime(2026, 11, 25, tzinfo=UTC)

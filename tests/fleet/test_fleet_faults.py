@@ -14,17 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.faults import (
-    KINDS,
-    FileFaultInjector,
-    IncidentFile,
-    IncidentFileError,
-    InjectionError,
-    add_incident_arguments,
-    cli_incident,
-    new_injection,
-)
-from sandbox.hooks import NO_ACTION, FaultHook
+from sandbox.aws.hooks import NO_ACTION, FaultHook
+from sandbox.home.incidents import KINDS, IncidentFile, IncidentFileError, InjectionError, new_injection
+from sandbox.traffic.faults import FileFaultInjector, add_incident_arguments, cli_incident
 
 T0 = datetime(2026, 11, 25, 18, 0, tzinfo=UTC)
 

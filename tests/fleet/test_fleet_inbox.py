@@ -12,8 +12,8 @@ import boto3
 import pytest
 
 from contract.topology import Topology
-from sandbox.inbox import AlertLog, AlertPrinter, Inbox, add_alerts_arguments, cli_alerts, summary_line
-from sandbox.provision import Provisioned
+from sandbox.aws.inbox import AlertLog, AlertPrinter, Inbox, add_alerts_arguments, cli_alerts, summary_line
+from sandbox.aws.provision import Provisioned
 
 
 def run_alerts(home: Path, monkeypatch: pytest.MonkeyPatch, *argv: str) -> int:

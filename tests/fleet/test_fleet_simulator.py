@@ -15,8 +15,10 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from sandbox.demand import DemandModel
-from sandbox.fleet import CITY_BOUNDS, ApiResponse, FleetSimulator, ManualClock
+from sandbox.traffic.api import ApiResponse
+from sandbox.traffic.clock import ManualClock
+from sandbox.traffic.demand import DemandModel
+from sandbox.traffic.fleet import CITY_BOUNDS, FleetSimulator
 from service.domain.errors import IllegalTransitionError
 from service.domain.status import CarStatus, check_transition
 from service.domain.vin import normalize_vin

@@ -12,7 +12,7 @@ import pytest
 from aws_lambda_powertools.metrics.provider import cold_start
 from ingest_helpers import InMemoryTelemetryRepository
 
-from sandbox.event_source import LocalLambdaContext
+from sandbox.aws.event_source import LocalLambdaContext
 from service.ingest import handler as ingest_handler
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sandbox.event_source import build_sqs_event
+from sandbox.aws.event_source import build_sqs_event
 from service.ingest.models import TelemetryMessage
 from service.ingest.repository import RETIRED_STATUS, ApplyOutcome
 

@@ -16,8 +16,8 @@ from aws_lambda_powertools.utilities.parser.models import SqsModel
 from ingest_helpers import QueuePair, create_queue_pair, drain_queue, send_bodies
 from polling import wait_until
 
-from sandbox.event_source import PollResult, SqsEventSource
-from sandbox.provision import Provisioned
+from sandbox.aws.event_source import PollResult, SqsEventSource
+from sandbox.aws.provision import Provisioned
 
 pytestmark = pytest.mark.integration
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from sandbox import event_source
-from sandbox.event_source import LocalLambdaContext, SqsEventSource
+from sandbox.aws import event_source
+from sandbox.aws.event_source import LocalLambdaContext, SqsEventSource
 
 
 @pytest.mark.parametrize(

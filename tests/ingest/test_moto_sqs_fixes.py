@@ -11,7 +11,7 @@ from moto import mock_aws
 from moto.sqs import models
 from polling import wait_until
 
-from sandbox import event_source
+from sandbox.emulator import sqs_fixes
 
 
 @pytest.fixture
@@ -24,9 +24,9 @@ def fixed_sqs(monkeypatch: pytest.MonkeyPatch) -> Any:
         (models.SQSBackend, "is_message_valid_based_on_retention_period"),
     ):
         monkeypatch.setattr(owner, name, owner.__dict__[name])
-    monkeypatch.setattr(event_source, "_moto_sqs_fixed", False)
-    event_source.install_moto_sqs_fixes()
-    event_source.install_moto_sqs_fixes()  # idempotent
+    monkeypatch.setattr(sqs_fixes, "_moto_sqs_fixed", False)
+    sqs_fixes.install_moto_sqs_fixes()
+    sqs_fixes.install_moto_sqs_fixes()  # idempotent
     with mock_aws():
         yield boto3.client("sqs", region_name="us-east-1")
 

@@ -19,8 +19,8 @@ import boto3
 import pytest
 from ingest_helpers import NOW, create_queue_pair, drain_queue, send_bodies, telemetry_body
 
-from sandbox.event_source import SqsEventSource
-from sandbox.provision import Provisioned
+from sandbox.aws.event_source import SqsEventSource
+from sandbox.aws.provision import Provisioned
 from service.ingest import handler as ingest_handler
 from service.settings import get_settings
 

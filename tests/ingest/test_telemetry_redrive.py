@@ -11,7 +11,7 @@ import pytest
 from ingest_helpers import create_queue_pair, drain_queue, send_bodies, telemetry_body
 
 from ops.redrive import inspect_dead_letters, main, move_dead_letters
-from sandbox.provision import Provisioned
+from sandbox.aws.provision import Provisioned
 
 pytestmark = pytest.mark.integration
 

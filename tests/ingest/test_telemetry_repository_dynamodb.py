@@ -10,7 +10,7 @@ import boto3
 import pytest
 from ingest_helpers import NOW, InMemoryTelemetryRepository
 
-from sandbox.provision import Provisioned
+from sandbox.aws.provision import Provisioned
 from service.ingest.models import TelemetryMessage
 from service.ingest.repository import ApplyOutcome, DynamoDbTelemetryRepository
 from service.settings import get_settings

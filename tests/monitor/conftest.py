@@ -13,7 +13,7 @@ import pytest
 
 from contract.topology import Topology
 from monitor.settings import get_settings
-from sandbox.provision import Provisioned
+from sandbox.aws.provision import Provisioned
 
 
 @dataclass

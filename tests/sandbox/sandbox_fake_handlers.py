@@ -1,4 +1,4 @@
-"""Handlers the runtime tests run in real execution environments (imported by sandbox.lambda_worker)."""
+"""Handlers the runtime tests run in real execution environments (imported by sandbox.aws.lambda_worker)."""
 
 from __future__ import annotations
 

@@ -6,10 +6,10 @@ import pytest
 import requests
 
 from contract.topology import Topology, topology
-from sandbox.calibration import LatencyRecorder
-from sandbox.gateway import Gateway, GatewayConfig
-from sandbox.runtime import Invocation
-from sandbox.telemetry import MetricSample, TelemetrySink, dims
+from sandbox.aws.gateway import Gateway, GatewayConfig
+from sandbox.aws.runtime import Invocation
+from sandbox.aws.telemetry import MetricSample, TelemetrySink, dims
+from sandbox.history.calibration import LatencyRecorder
 
 
 @pytest.fixture(scope="module")

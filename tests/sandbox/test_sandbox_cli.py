@@ -16,14 +16,8 @@ import requests
 
 from sandbox import app as sandbox_app
 from sandbox import cli
-from sandbox.app import (
-    STATE_FILE,
-    Sandbox,
-    SandboxAlreadyRunningError,
-    SandboxConfig,
-    SandboxError,
-    pid_alive,
-)
+from sandbox.app import Sandbox, SandboxAlreadyRunningError, SandboxConfig, SandboxError
+from sandbox.home.state import STATE_FILE, pid_alive
 
 ROOT = Path(__file__).resolve().parents[2]
 

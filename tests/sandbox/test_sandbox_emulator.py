@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.app import pid_alive
+from sandbox.home.state import pid_alive
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_emulator_stops_when_its_owner_is_killed() -> None:
     # Given an owner process that started an emulator in its own session (as the sandbox does)
     code = (
-        "from sandbox.emulator import Emulator\n"
+        "from sandbox.emulator.server import Emulator\n"
         "emulator = Emulator(port=0, own_session=True).start()\n"
         "print(emulator.pid, flush=True)\n"
         "import time; time.sleep(120)\n"

@@ -16,11 +16,11 @@ import pytest
 import requests
 
 from contract.topology import Topology
-from sandbox.emulator import Emulator
-from sandbox.gateway import MAX_PAYLOAD_BYTES, Gateway, GatewayConfig, TokenBucket
-from sandbox.provision import Provisioned
-from sandbox.runtime import Invocation, LambdaRuntime
-from sandbox.telemetry import MetricSample, TelemetrySink
+from sandbox.aws.gateway import MAX_PAYLOAD_BYTES, Gateway, GatewayConfig, TokenBucket
+from sandbox.aws.provision import Provisioned
+from sandbox.aws.runtime import Invocation, LambdaRuntime
+from sandbox.aws.telemetry import MetricSample, TelemetrySink
+from sandbox.emulator.server import Emulator
 
 HERE = Path(__file__).resolve().parent
 
@@ -234,7 +234,7 @@ def cars_gateway(
 @pytest.mark.integration
 @pytest.mark.slow
 def test_cars_api_round_trip_through_the_gateway(cars_gateway: tuple[Gateway, Any], topo: Topology) -> None:
-    from sandbox.fleet import random_vin
+    from sandbox.traffic.vins import random_vin
 
     gateway, sink = cars_gateway
     body = {

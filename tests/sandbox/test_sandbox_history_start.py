@@ -20,8 +20,8 @@ import pytest
 from polling import wait_until
 
 from sandbox.app import Sandbox, SandboxConfig, floor_minute
-from sandbox.backfill import HistoryProfile, read_marker
-from sandbox.telemetry import MetricSample, TelemetrySink, dims
+from sandbox.aws.telemetry import MetricSample, TelemetrySink, dims
+from sandbox.history.backfill import HistoryProfile, read_marker
 
 
 class Seams:

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from botocore.exceptions import ClientError
 
-from sandbox.emulator import Emulator
-from sandbox.metric_store import MetricStore, StatError
+from sandbox.emulator.metric_store import MetricStore, StatError
+from sandbox.emulator.server import Emulator
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 DIMS = [{"Name": "FunctionName", "Value": "f1"}]

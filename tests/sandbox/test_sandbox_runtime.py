@@ -15,11 +15,11 @@ import pytest
 from polling import wait_until
 
 from contract.topology import FunctionSpec, Topology
-from sandbox.emulator import Emulator
-from sandbox.hooks import FaultAction, NoFaults
-from sandbox.runtime import LambdaInvocationError, LambdaRuntime, LambdaThrottledError
-from sandbox.telemetry import TelemetrySink, parse_emf
-from sandbox.xray import XRayDaemon
+from sandbox.aws.hooks import FaultAction, NoFaults
+from sandbox.aws.runtime import LambdaInvocationError, LambdaRuntime, LambdaThrottledError
+from sandbox.aws.telemetry import TelemetrySink, parse_emf
+from sandbox.aws.xray import XRayDaemon
+from sandbox.emulator.server import Emulator
 
 HERE = Path(__file__).resolve().parent
 

@@ -10,7 +10,7 @@ import boto3
 import pytest
 from polling import wait_until
 
-from sandbox.emulator import Emulator, aws_environment
+from sandbox.emulator.server import Emulator, aws_environment
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -7,8 +7,8 @@ import time
 import boto3
 import pytest
 
-from sandbox.emulator import Emulator
-from sandbox.xray import XRayDaemon, new_segment_id, new_trace_id, parse_datagram, send_datagram
+from sandbox.aws.xray import XRayDaemon, new_segment_id, new_trace_id, parse_datagram, send_datagram
+from sandbox.emulator.server import Emulator
 
 
 def test_parse_datagram_accepts_only_daemon_documents() -> None:

@@ -10,7 +10,7 @@ import pytest
 from aws_lambda_powertools.metrics.provider import cold_start
 
 from contract.topology import Topology, topology
-from sandbox.provision import Provisioned
+from sandbox.aws.provision import Provisioned
 from service.adapters import aws
 from service.adapters.idempotency import InMemoryIdempotencyStore
 from service.adapters.memory import InMemoryCarRepository

@@ -3,7 +3,7 @@
 Runs against the shared emulator over HTTP. moto alone is not atomic across request threads
 (TransactWriteItems checks conditions and writes without a lock, and a cancelled transaction
 restores a copy of the tables taken when it started); the emulator process serializes DynamoDB
-operations (sandbox/moto_fixes.py), which is the atomicity DynamoDB guarantees. Given that, these
+operations (sandbox/emulator/moto_fixes.py), which is the atomicity DynamoDB guarantees. Given that, these
 tests check that OUR code lets exactly one writer win per version and loses no update.
 """
 
@@ -17,7 +17,7 @@ import pytest
 from botocore.config import Config
 
 from contract.topology import Topology
-from sandbox.provision import Provisioned
+from sandbox.aws.provision import Provisioned
 from service.adapters.dynamodb import DynamoDbCarRepository
 from service.adapters.items import OutboxItem
 from service.domain.car import CarDetails, NewCar, Position

@@ -12,8 +12,8 @@ import boto3
 import pytest
 
 from contract.topology import Topology
-from sandbox.provision import Provisioned
-from sandbox.stream_source import StreamSource, sqs_failure_destination
+from sandbox.aws.provision import Provisioned
+from sandbox.aws.stream_source import StreamSource, sqs_failure_destination
 from service.adapters.aws import dynamodb_client, events_client
 from service.adapters.eventbridge import EventBridgePublisher
 from service.domain.events import EVENT_SOURCE, parse_event

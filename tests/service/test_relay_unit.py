@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from sandbox.stream_source import StreamSource
+from sandbox.aws.stream_source import StreamSource
 from service.adapters.eventbridge import EventPublishError
 from service.adapters.items import OutboxItem
 from service.domain.car import Car, Position

@@ -7,7 +7,7 @@ exact), log events go out with one PutLogEvents call per log stream. Nothing her
 per invocation or per request.
 
 Observers (`TelemetrySink.add_observer`) see every metric sample as it is added, before batching:
-the sandbox uses one to measure its own latencies for a few seconds at start (`sandbox.calibration`).
+the sandbox uses one to measure its own latencies for a few seconds at start (`sandbox.history.calibration`).
 """
 
 from __future__ import annotations

@@ -32,14 +32,11 @@ from typing import IO, Any
 import boto3
 
 from contract.topology import Topology
+from sandbox.home.settings import fleetscope_home
 
 log = logging.getLogger(__name__)
 
 ALERTS_FILE = "alerts.jsonl"
-
-
-def fleetscope_home() -> Path:
-    return Path(os.environ.get("FLEETSCOPE_HOME") or ".fleetscope")
 
 
 def inbox_queue_name(topo: Topology) -> str:

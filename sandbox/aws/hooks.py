@@ -1,6 +1,6 @@
 """Fault-injection hook protocol between the sandbox runtime and the fault injector.
 
-The runtime (`sandbox.runtime.LambdaRuntime`) asks its hook before every invocation what to do —
+The runtime (`sandbox.aws.runtime.LambdaRuntime`) asks its hook before every invocation what to do —
 like AWS FIS Lambda actions: add latency, raise an error inside the invocation, throttle it, or
 force a cold start. Event-source pollers ask `consumer_paused` before fetching a batch, so a fault
 can stop a consumer and let its queue back up. `NoFaults` is the default: every call is a no-op.

@@ -3,7 +3,7 @@
 `FleetSimulator` registers `size` robotaxis through the API (valid VINs, positions in Lisbon), then,
 in a background thread, plays a day in the city:
 
-- riders ask for cars at the rate of the shared demand model (`sandbox.demand.DemandModel`): a
+- riders ask for cars at the rate of the shared demand model (`sandbox.traffic.demand.DemandModel`): a
   listing of available cars (GET), then reserve → in_trip → available (PATCH /cars/{id}/status);
 - cars with a low battery go charging, now and then one goes to maintenance;
 - a back office reads listings and single cars (GET);
@@ -16,18 +16,21 @@ the request *rates* follow the wall clock, the same as the backfilled history. T
 always the clock's real time (the ingest rejects readings from the future).
 
 Incidents reach the simulator through `FleetControls` (`traffic_factor`, `poison_fraction`); the
-fault injector (`sandbox.faults.FileFaultInjector`) implements it. Every decision is drawn from the
+fault injector (`sandbox.traffic.faults.FileFaultInjector`) implements it. Every decision is drawn from the
 one `random.Random` in the tick loop, so a seed and a `ManualClock` replay the same actions.
+
+This module is the simulation (cars, trips, the schedule of their steps); its parts live beside it:
+`vins` (VINs by the service's own check digit), `clock`, `api` (the cars API over HTTP), `telemetry`
+(readings and batches to SQS), `stats` (the counters in ``$FLEETSCOPE_HOME/fleet.json``) and
+`controls` (what an incident may change).
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
-import json
 import logging
 import math
-import os
 import random
 import threading
 import time
@@ -37,12 +40,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-import boto3
-import requests
-
-from sandbox.demand import LOOKUPS_PER_TRIP, MAINTENANCE_SHARE, DemandModel, poisson
+from sandbox.home.settings import fleetscope_home
+from sandbox.traffic.api import ApiResponse, FleetApi, HttpFleetApi
+from sandbox.traffic.clock import Clock, SystemClock
+from sandbox.traffic.controls import FleetControls, NormalTraffic
+from sandbox.traffic.demand import LOOKUPS_PER_TRIP, MAINTENANCE_SHARE, DemandModel, poisson
+from sandbox.traffic.stats import FleetStats, write_stats_file
+from sandbox.traffic.telemetry import SqsTelemetry, poisoned, reading
+from sandbox.traffic.vins import random_vin
 
 log = logging.getLogger(__name__)
 
@@ -59,163 +66,11 @@ LOW_BATTERY = 25.0
 DRAIN_PER_TRIP_MINUTE = 0.45  # percent of charge per real-world minute of driving
 CHARGE_PER_MINUTE = 1.6  # percent per real-world minute on a fast charger
 
-# --- VINs -------------------------------------------------------------------------------------------
-
-_VIN_ALPHABET = "ABCDEFGHJKLMNPRSTUVWXYZ0123456789"  # no I, O, Q
-_VIN_VALUES = {
-    **{str(d): d for d in range(10)},
-    **dict(zip("ABCDEFGH", range(1, 9), strict=True)),
-    **dict(zip("JKLMN", range(1, 6), strict=True)),
-    "P": 7,
-    "R": 9,
-    **dict(zip("STUVWXYZ", range(2, 10), strict=True)),
-}
-_VIN_WEIGHTS = (8, 7, 6, 5, 4, 3, 2, 10, 0, 9, 8, 7, 6, 5, 4, 3, 2)
-_WMIS = ("5YJ", "1G1", "SAJ", "WBA", "LFV")
-_YEAR_CODES = {2021: "M", 2022: "N", 2023: "P", 2024: "R", 2025: "S", 2026: "T"}
-
-
-def vin_check_digit(vin: str) -> str:
-    """ISO 3779 check digit of a 17-character VIN ('0'-'9' or 'X')."""
-    total = sum(_VIN_VALUES[c] * w for c, w in zip(vin, _VIN_WEIGHTS, strict=True))
-    return "X" if total % 11 == 10 else str(total % 11)
-
-
-def random_vin(rng: random.Random, year: int = 2025) -> str:
-    """A valid VIN: a manufacturer prefix, random descriptors, the check digit, the model-year code."""
-    wmi = rng.choice(_WMIS)
-    vds = "".join(rng.choice(_VIN_ALPHABET) for _ in range(5))
-    vis = _YEAR_CODES.get(year, "S") + "".join(rng.choice(_VIN_ALPHABET) for _ in range(7))
-    draft = wmi + vds + "0" + vis
-    return draft[:8] + vin_check_digit(draft) + draft[9:]
-
-
-# --- clocks and controls ------------------------------------------------------------------------------
-
-
-class Clock(Protocol):
-    def now(self) -> datetime: ...
-
-    def sleep(self, seconds: float) -> None: ...
-
-
-class SystemClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)
-
-    def sleep(self, seconds: float) -> None:
-        time.sleep(seconds)
-
-
-class ManualClock:
-    """A clock that moves only when told to (tests, replay)."""
-
-    def __init__(self, start: datetime) -> None:
-        if start.tzinfo is None:
-            raise ValueError("ManualClock needs an aware datetime")
-        self._now = start
-
-    def now(self) -> datetime:
-        return self._now
-
-    def sleep(self, seconds: float) -> None:
-        self.advance(seconds)
-
-    def advance(self, seconds: float) -> None:
-        self._now += timedelta(seconds=seconds)
-
-
-class FleetControls(Protocol):
-    """What an incident may change in the fleet's behaviour (read on every tick)."""
-
-    def traffic_factor(self) -> float:
-        """Multiplier of rider and back-office request rates (1.0 = normal)."""
-        ...
-
-    def poison_fraction(self) -> float:
-        """Share of telemetry messages sent malformed (0.0 = none)."""
-        ...
-
-
-class NormalTraffic:
-    def traffic_factor(self) -> float:
-        return 1.0
-
-    def poison_fraction(self) -> float:
-        return 0.0
-
-
-# --- the API ------------------------------------------------------------------------------------------
+STATS_FILE = "fleet.json"
 
 
 class FleetError(RuntimeError):
     """The fleet could not be set up (API unreachable, registration refused)."""
-
-
-@dataclass(frozen=True)
-class ApiResponse:
-    status: int
-    body: Any
-    elapsed_s: float
-
-
-class FleetApi(Protocol):
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        json_body: Any = None,
-        params: Any = None,
-        headers: dict[str, str] | None = None,
-    ) -> ApiResponse: ...
-
-
-class HttpFleetApi:
-    """The cars API over HTTP (one `requests.Session` per thread)."""
-
-    def __init__(self, api_url: str, *, timeout_s: float = 15.0) -> None:
-        self.api_url = api_url.rstrip("/")
-        self.timeout_s = timeout_s
-        self._local = threading.local()
-
-    def _session(self) -> requests.Session:
-        session: requests.Session | None = getattr(self._local, "session", None)
-        if session is None:
-            session = requests.Session()
-            self._local.session = session
-        return session
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        json_body: Any = None,
-        params: Any = None,
-        headers: dict[str, str] | None = None,
-    ) -> ApiResponse:
-        started = time.monotonic()
-        try:
-            resp = self._session().request(
-                method,
-                self.api_url + path,
-                json=json_body,
-                params=params,
-                headers=headers,
-                timeout=self.timeout_s,
-            )
-        except requests.RequestException as err:
-            log.debug("fleet: %s %s failed: %s", method, path, err)
-            return ApiResponse(0, None, time.monotonic() - started)
-        try:
-            body = resp.json() if resp.content else None
-        except ValueError:
-            body = resp.text
-        return ApiResponse(resp.status_code, body, time.monotonic() - started)
-
-
-# --- the fleet ----------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -241,41 +96,6 @@ class Trip:
     dest_lat: float
     dest_lon: float
     maintenance_after: bool
-
-
-@dataclass
-class FleetStats:
-    """Counters of what the simulator did (thread-safe through `FleetSimulator.stats()`)."""
-
-    requests: Counter[str] = field(default_factory=Counter)  # "GET 200", "PATCH 502", ...
-    trips_requested: int = 0
-    trips_started: int = 0
-    trips_completed: int = 0
-    unserved: int = 0
-    telemetry_valid: int = 0
-    telemetry_poison: int = 0
-    telemetry_send_failed: int = 0
-
-    @property
-    def api_requests(self) -> int:
-        return sum(self.requests.values())
-
-    @property
-    def telemetry_sent(self) -> int:
-        return self.telemetry_valid + self.telemetry_poison
-
-    def snapshot(self) -> dict[str, Any]:
-        return {
-            "api_requests": self.api_requests,
-            "requests": dict(self.requests),
-            "trips_requested": self.trips_requested,
-            "trips_started": self.trips_started,
-            "trips_completed": self.trips_completed,
-            "unserved": self.unserved,
-            "telemetry_valid": self.telemetry_valid,
-            "telemetry_poison": self.telemetry_poison,
-            "telemetry_send_failed": self.telemetry_send_failed,
-        }
 
 
 class FleetSimulator:
@@ -317,8 +137,7 @@ class FleetSimulator:
         self.workers = workers
         self.api: FleetApi = api or HttpFleetApi(str(api_url))
         self.queue_url = queue_url
-        self._sink = telemetry_sink or self._send_to_sqs
-        self._sqs: Any = None
+        self._sink = telemetry_sink or SqsTelemetry(str(queue_url))
         self.cars: list[SimCar] = []
         self._lock = threading.RLock()
         self._stats = FleetStats()
@@ -382,7 +201,7 @@ class FleetSimulator:
         if self._thread is not None:
             return self
         if self.stats_file is None:  # the running sandbox's counters, for `fleetscope` tools and tests
-            self.stats_file = Path(os.environ.get("FLEETSCOPE_HOME") or ".fleetscope") / "fleet.json"
+            self.stats_file = fleetscope_home() / STATS_FILE
         self.register_fleet()
         self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="fleet")
         self._stop.clear()
@@ -404,18 +223,10 @@ class FleetSimulator:
         """Write the counters to `stats_file` (atomically), if there is one."""
         if self.stats_file is None:
             return
-        document = {
-            "updated_at": self.clock.now().isoformat(),
-            "size": len(self.cars),
-            **self.stats().snapshot(),
-        }
-        try:
-            self.stats_file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.stats_file.with_suffix(".tmp")
-            tmp.write_text(json.dumps(document, indent=2) + "\n")
-            os.replace(tmp, self.stats_file)
-        except OSError as err:
-            log.warning("fleet: cannot write %s: %s", self.stats_file, err)
+        write_stats_file(
+            self.stats_file,
+            {"updated_at": self.clock.now().isoformat(), "size": len(self.cars), **self.stats().snapshot()},
+        )
 
     @property
     def running(self) -> bool:
@@ -695,43 +506,12 @@ class FleetSimulator:
 
     @staticmethod
     def _telemetry_body(car: SimCar, now: datetime) -> str:
-        from service.ingest.models import Position, TelemetryMessage
-
-        message = TelemetryMessage(
-            car_id=car.car_id,
-            ts=now,
-            position=Position(lat=round(car.lat, 6), lon=round(car.lon, 6)),
-            battery_level=round(min(100.0, max(0.0, car.battery)), 1),
-            speed_kmh=round(car.speed_kmh, 1),
+        return reading(
+            car.car_id, lat=car.lat, lon=car.lon, battery=car.battery, speed_kmh=car.speed_kmh, now=now
         )
-        return message.model_dump_json()
 
     def _poison_body(self, car: SimCar, now: datetime) -> str:
-        """A malformed reading, as a buggy car firmware would send it."""
-        kind = self.rng.randrange(4)
-        good = json.loads(self._telemetry_body(car, now))
-        if kind == 0:
-            good["battery_level"] = "87%"  # a string where a number belongs
-        elif kind == 1:
-            good["ts"] = int(now.timestamp())  # epoch seconds instead of ISO-8601
-        elif kind == 2:
-            del good["position"]
-        else:
-            good["speed_kmh"] = -12.5
-        return json.dumps(good)
-
-    def _send_to_sqs(self, bodies: list[str]) -> list[bool]:
-        """Send one batch; True per message SQS accepted."""
-        if self._sqs is None:
-            self._sqs = boto3.client("sqs")
-        entries = [{"Id": str(i), "MessageBody": body} for i, body in enumerate(bodies)]
-        try:
-            result = self._sqs.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
-        except Exception as err:
-            log.warning("fleet: telemetry batch not sent: %s", err)
-            return [False] * len(bodies)
-        ok = {int(entry["Id"]) for entry in result.get("Successful", [])}
-        return [i in ok for i in range(len(bodies))]
+        return poisoned(self.rng, self._telemetry_body(car, now), now)
 
 
 def _km(lat0: float, lon0: float, lat1: float, lon1: float) -> float:

@@ -1,6 +1,6 @@
 """One Lambda execution environment: a process that imports one handler and runs its invocations.
 
-`sandbox.runtime.LambdaRuntime` starts ``python -m sandbox.lambda_worker HANDLER`` with the
+`sandbox.aws.runtime.LambdaRuntime` starts ``python -m sandbox.aws.lambda_worker HANDLER`` with the
 function's environment and talks to it over stdin/stdout with one JSON object per line:
 
 - worker → runtime, once: ``{"type": "ready", "init_ms": ...}`` or ``{"type": "init_error", ...}``;
@@ -29,7 +29,7 @@ from typing import IO, Any
 
 
 class InjectedFaultError(RuntimeError):
-    """Raised inside an invocation by fault injection (sandbox.hooks.FaultAction.raise_error)."""
+    """Raised inside an invocation by fault injection (sandbox.aws.hooks.FaultAction.raise_error)."""
 
 
 class _Capture:
@@ -132,7 +132,7 @@ def _invoke(handler: Any, request: dict[str, Any], capture: _Capture) -> dict[st
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1 or "." not in args[0]:
-        print("usage: python -m sandbox.lambda_worker module.path.handler_function", file=sys.stderr)
+        print("usage: python -m sandbox.aws.lambda_worker module.path.handler_function", file=sys.stderr)
         return 2
     module_name, _, attribute = args[0].rpartition(".")
     protocol_out = os.fdopen(os.dup(1), "wb")

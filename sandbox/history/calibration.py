@@ -1,7 +1,7 @@
 """Measure the sandbox's own latencies for a few seconds, to calibrate the backfilled history.
 
 The history the monitor learns from must be about as fast as the sandbox really is on this machine
-(`sandbox.backfill.HistoryProfile.calibrated` fits it). Every latency the sandbox records goes
+(`sandbox.history.backfill.HistoryProfile.calibrated` fits it). Every latency the sandbox records goes
 through `TelemetrySink.add_metric`: the gateway's AWS/ApiGateway ``Latency`` (ApiName + Stage) and
 each runtime's AWS/Lambda ``Duration`` (FunctionName), in milliseconds. A `LatencyRecorder`,
 registered as a sink observer, keeps those values per `HistoryProfile` series while the fleet drives.
@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 
 from contract.topology import Topology
-from sandbox.telemetry import Dimensions, MetricSample, dims
+from sandbox.aws.telemetry import Dimensions, MetricSample, dims
 
 # HistoryProfile latency field of each measured Lambda function (by topology function key). The
 # monitor's duration is not here: it has not run yet when the sandbox calibrates.

@@ -34,7 +34,7 @@ _NIGHT_FLOOR = 0.12  # at 4 am the city is quiet, not dead
 _WEEKDAY_PEAK = 1.0
 _WEEKEND_PEAK = 0.62
 
-# What one rider request costs, in the simulator's own terms (sandbox/fleet.py follows these):
+# What one rider request costs, in the simulator's own terms (sandbox/traffic/fleet.py follows these):
 # every request lists available cars; half of the riders then look at one car; a served trip moves
 # the car reserved -> in_trip -> available, and some trips end in charging or maintenance
 # (two more transitions each: there and back).

@@ -1,6 +1,6 @@
 """The local Lambda runtime: real handlers in execution-environment processes, and what AWS records.
 
-Design decision: one worker *process* per execution environment (`sandbox.lambda_worker`), not
+Design decision: one worker *process* per execution environment (`sandbox.aws.lambda_worker`), not
 threads in the sandbox process. Powertools reads POWERTOOLS_SERVICE_NAME when Logger/Metrics are
 constructed, keeps the cold-start flag in a module global, and the X-Ray SDK reads
 ``_X_AMZN_TRACE_ID`` from the process environment on every call — all of which are per
@@ -40,16 +40,16 @@ from pathlib import Path
 from typing import Any
 
 from contract.topology import FunctionSpec, Topology
-from sandbox.emulator import aws_environment
-from sandbox.hooks import FaultHook, NoFaults
-from sandbox.telemetry import MetricSample, TelemetrySink, dims, parse_emf
-from sandbox.xray import XRayDaemon, new_segment_id, new_trace_id, parse_trace_header, trace_header
+from sandbox.aws.hooks import FaultHook, NoFaults
+from sandbox.aws.telemetry import MetricSample, TelemetrySink, dims, parse_emf
+from sandbox.aws.xray import XRayDaemon, new_segment_id, new_trace_id, parse_trace_header, trace_header
+from sandbox.emulator.server import aws_environment
 
 log = logging.getLogger(__name__)
 
 ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the repository: sandbox/aws/runtime.py
 
 
 class LambdaInvocationError(RuntimeError):
@@ -89,7 +89,7 @@ class _Environment:
         self.log_stream = f"{datetime.now(UTC):%Y/%m/%d}/[$LATEST]{self.id}"
         self._replies: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self.process = subprocess.Popen(
-            [runtime.python, "-m", "sandbox.lambda_worker", runtime.fn.handler],
+            [runtime.python, "-m", "sandbox.aws.lambda_worker", runtime.fn.handler],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

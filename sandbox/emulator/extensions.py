@@ -1,6 +1,6 @@
 """The sandbox's fixes to moto, installed inside the emulator process before the server starts.
 
-`install()` replaces moto's CloudWatch metric storage and queries with `sandbox.metric_store`:
+`install()` replaces moto's CloudWatch metric storage and queries with `sandbox.emulator.metric_store`:
 PutMetricData, GetMetricData (every statistic incl. percentiles, ScanBy, MaxDatapoints/NextToken
 paging, Label, ReturnData, arithmetic metric math such as ``m1/m2*100``), GetMetricStatistics (incl.
 ExtendedStatistics) and ListMetrics. Application code keeps using plain boto3 CloudWatch calls.
@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from sandbox.metric_store import (
+from sandbox.emulator.metric_store import (
     BASIC_STATS,
     Datapoints,
     FloatArray,
@@ -545,7 +545,7 @@ def _patch_backend() -> None:
 
 
 def install() -> None:
-    """Patch moto's CloudWatch (idempotent). Called by sandbox.emulator before the server starts."""
+    """Patch moto's CloudWatch (idempotent). Called by sandbox.emulator.server before the server starts."""
     global _installed
     if _installed:
         return

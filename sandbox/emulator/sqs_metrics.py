@@ -2,7 +2,7 @@
 
 moto keeps queues but publishes no CloudWatch metrics, so a dead-letter queue filling up or a
 consumer stalling would be invisible to the monitor and the dashboard. This publisher runs inside
-the emulator process (started by ``sandbox.emulator.serve``), reads moto's queues directly (a
+the emulator process (started by ``sandbox.emulator.server.serve``), reads moto's queues directly (a
 GetQueueAttributes call cannot tell the age of the oldest message) and writes, per queue and
 minute, ``ApproximateNumberOfMessagesVisible``, ``...NotVisible``, ``...Delayed`` and
 ``ApproximateAgeOfOldestMessage`` (seconds) with the ``QueueName`` dimension, through plain

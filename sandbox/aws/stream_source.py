@@ -26,7 +26,7 @@ from typing import Any
 import boto3
 
 from contract.topology import StreamSourceSpec
-from sandbox.event_source import LocalLambdaContext
+from sandbox.aws.event_source import LocalLambdaContext
 
 Handler = Callable[[dict[str, Any], Any], Any]
 

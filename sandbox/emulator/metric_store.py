@@ -1,4 +1,4 @@
-"""An indexed CloudWatch metric store (runs inside the emulator process, see emulator_extensions).
+"""An indexed CloudWatch metric store (runs inside the emulator process, see `sandbox.emulator.extensions`).
 
 moto keeps every datapoint in one flat list and scans all of it for every period of every query.
 This store keeps one series per (namespace, metric name, sorted dimensions), with time-sorted numpy

@@ -33,9 +33,9 @@ from typing import Any, Protocol
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
-from sandbox.runtime import Invocation
-from sandbox.telemetry import MetricSample, TelemetrySink, dims
-from sandbox.xray import XRayDaemon, new_segment_id, new_trace_id, trace_header
+from sandbox.aws.runtime import Invocation
+from sandbox.aws.telemetry import MetricSample, TelemetrySink, dims
+from sandbox.aws.xray import XRayDaemon, new_segment_id, new_trace_id, trace_header
 
 log = logging.getLogger(__name__)
 

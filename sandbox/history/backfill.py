@@ -2,13 +2,13 @@
 
 `backfill_history(topo, demand=...)` writes, with plain boto3 ``cloudwatch.put_metric_data``, every
 series the monitor's catalog watches (`monitor.catalog.build_catalog`), derived from the SAME demand
-model that drives the live fleet (`sandbox.demand.DemandModel`): API requests follow the day and the
+model that drives the live fleet (`sandbox.traffic.demand.DemandModel`): API requests follow the day and the
 week, errors are a small share of them, latencies are distributions (``Values``/``Counts``, so
 percentiles work), queue age stays small, the DLQ stays empty, cold starts are occasional.
 
 Latencies are lognormal per series (`HistoryProfile`). The running sandbox fits them to what it
 measures itself during its first seconds of live traffic (`HistoryProfile.calibrated`, fed by
-`sandbox.calibration.LatencyRecorder`); without a measurement the profile's defaults apply, which
+`sandbox.history.calibration.LatencyRecorder`); without a measurement the profile's defaults apply, which
 were taken on a heavily loaded 2-core machine (slow and wide). Every period also draws one machine
 slowdown factor shared by all latency series (`HistoryProfile.latency_jitter`), because how fast the
 sandbox answers depends on how busy the machine is, minute to minute.
@@ -48,7 +48,8 @@ from botocore.config import Config
 from contract.resources import ResourceNames
 from contract.topology import Topology
 from monitor.catalog import MetricSpec, build_catalog
-from sandbox.demand import DemandModel
+from sandbox.home.settings import fleetscope_home
+from sandbox.traffic.demand import DemandModel
 
 MARKER_FILE = "backfill.json"
 MAX_DATUMS_PER_CALL = 1000
@@ -550,7 +551,7 @@ def backfill_history(
         latency_calibration=calibration,
     )
     write_marker(
-        Path(home) if home is not None else Path(os.environ.get("FLEETSCOPE_HOME") or ".fleetscope"),
+        Path(home) if home is not None else fleetscope_home(),
         report.to_marker(seed=seed, stage=topo.stage, coarse_period_s=period_s, fine_period_s=fine_period_s),
     )
     return report
@@ -567,7 +568,7 @@ def write_marker(home: Path, marker: dict[str, Any]) -> Path:
 
 def read_marker(home: Path | str | None = None) -> dict[str, Any] | None:
     """The backfill marker of a FLEETSCOPE_HOME, or None if no history was backfilled."""
-    path = Path(home or os.environ.get("FLEETSCOPE_HOME") or ".fleetscope") / MARKER_FILE
+    path = (Path(home) if home else fleetscope_home()) / MARKER_FILE
     try:
         value = json.loads(path.read_text())
     except FileNotFoundError:

@@ -1,6 +1,6 @@
 """The AWS emulator: moto in server mode, in its own process, on 127.0.0.1.
 
-`python -m sandbox.emulator --port 0` starts it and prints ``READY <port>`` once it accepts
+`python -m sandbox.emulator.server --port 0` starts it and prints ``READY <port>`` once it accepts
 requests. `Emulator` starts that process, learns the port from that line (so port 0 is race-free)
 and stops it by PID. Everything else reaches it only through ``AWS_ENDPOINT_URL``.
 """
@@ -74,7 +74,7 @@ class Emulator:
         cmd = [
             sys.executable,
             "-m",
-            "sandbox.emulator",
+            "sandbox.emulator.server",
             "--host",
             self.host,
             "--port",
@@ -163,11 +163,11 @@ def install_extensions() -> None:
     - SQS without per-message clock reads, so a backlog of thousands of messages stays cheap;
     - DynamoDB data operations serialized, as DynamoDB serializes writes to an item.
     """
-    from sandbox import emulator_extensions
-    from sandbox.event_source import install_moto_sqs_fixes
-    from sandbox.moto_fixes import serialize_dynamodb
+    from sandbox.emulator import extensions
+    from sandbox.emulator.moto_fixes import serialize_dynamodb
+    from sandbox.emulator.sqs_fixes import install_moto_sqs_fixes
 
-    emulator_extensions.install()
+    extensions.install()
     install_moto_sqs_fixes()
     serialize_dynamodb()
 
@@ -175,7 +175,7 @@ def install_extensions() -> None:
 def serve(host: str, port: int, *, sqs_metrics_interval_s: float | None = None) -> None:
     from moto.server import ThreadedMotoServer
 
-    from sandbox.sqs_metrics import SqsMetricsPublisher
+    from sandbox.emulator.sqs_metrics import SqsMetricsPublisher
 
     install_extensions()
     server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
@@ -200,9 +200,9 @@ def serve(host: str, port: int, *, sqs_metrics_interval_s: float | None = None) 
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m sandbox.emulator", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m sandbox.emulator.server", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("FLEETSCOPE_EMULATOR_PORT", "5055")))
+    parser.add_argument("--port", type=int, help="default: FLEETSCOPE_EMULATOR_PORT (5055); 0 = a free port")
     parser.add_argument(
         "--sqs-metrics-interval",
         type=float,
@@ -210,6 +210,13 @@ def main(argv: list[str] | None = None) -> None:
         help="publish AWS/SQS queue metrics every N seconds, as SQS does (off by default)",
     )
     args = parser.parse_args(argv)
+    if args.port is None:
+        from sandbox.home.settings import SettingsError, read_settings
+
+        try:
+            args.port = read_settings().emulator_port
+        except SettingsError as err:
+            parser.error(str(err))
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         parser.error("the emulator listens on loopback only")
     if args.sqs_metrics_interval is not None and args.sqs_metrics_interval <= 0:
