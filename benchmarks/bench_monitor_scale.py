@@ -95,7 +95,7 @@ def _series(m: MetricSpec, rng: np.random.Generator, day: np.ndarray) -> np.ndar
 
 def _settings() -> MonitorSettings:
     return MonitorSettings.model_validate(
-        {"monitor_table_name": "bench", "alerts_topic_name": "bench", "MONITOR_PERIOD_S": PERIOD}
+        {"MONITOR_TABLE_NAME": "bench", "ALERTS_TOPIC_NAME": "bench", "MONITOR_PERIOD_S": PERIOD}
     )
 
 

@@ -73,8 +73,8 @@ def sandbox_settings() -> MonitorSettings:
     """The monitor's settings as the sandbox sets them (`sandbox/app.py`)."""
     return MonitorSettings.model_validate(
         {
-            "monitor_table_name": "quiet-week",
-            "alerts_topic_name": "quiet-week",
+            "MONITOR_TABLE_NAME": "quiet-week",
+            "ALERTS_TOPIC_NAME": "quiet-week",
             "MONITOR_PERIOD_S": PERIOD,
             "MONITOR_SETTLE_S": 10,
             "MONITOR_HISTORY_DAYS": 2,

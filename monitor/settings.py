@@ -17,16 +17,22 @@ class MonitorConfigError(ValueError):
 
 
 class MonitorSettings(BaseSettings):
-    model_config = SettingsConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+    # No populate_by_name: every field is read from its alias only, never from a variable that merely
+    # shares its name (`stage` from STAGE, `region` from REGION in a Lambda's environment).
+    model_config = SettingsConfigDict(frozen=True, extra="ignore")
 
-    monitor_table_name: str = Field(min_length=1)
-    alerts_topic_name: str = Field(min_length=1)
-    alerts_topic_arn: str | None = Field(default=None, description="skips the topic lookup when set")
+    monitor_table_name: str = Field(min_length=1, validation_alias="MONITOR_TABLE_NAME")
+    alerts_topic_name: str = Field(min_length=1, validation_alias="ALERTS_TOPIC_NAME")
+    alerts_topic_arn: str | None = Field(
+        default=None, validation_alias="ALERTS_TOPIC_ARN", description="skips the topic lookup when set"
+    )
     stage: str = Field(default="local", validation_alias="FLEETSCOPE_STAGE")
     region: str = Field(default="us-east-1", validation_alias="AWS_REGION")
     metrics_namespace: str = Field(default="Fleetscope", validation_alias="POWERTOOLS_METRICS_NAMESPACE")
     service_name: str = Field(default="monitor", validation_alias="POWERTOOLS_SERVICE_NAME")
-    monitor_resources: str | None = Field(default=None, description="ResourceNames as JSON")
+    monitor_resources: str | None = Field(
+        default=None, validation_alias="MONITOR_RESOURCES", description="ResourceNames as JSON"
+    )
     period_s: int = Field(default=300, ge=60, validation_alias="MONITOR_PERIOD_S")
     history_days: float = Field(default=14.0, gt=0, le=15, validation_alias="MONITOR_HISTORY_DAYS")
     retrain_interval_s: int = Field(default=24 * 3600, ge=60, validation_alias="MONITOR_RETRAIN_S")

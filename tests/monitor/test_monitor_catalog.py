@@ -157,10 +157,10 @@ def test_duplicate_ids_and_dangling_derived_references_are_rejected(catalog: Cat
 
 
 def test_settings_use_monitor_resources_when_set_and_topology_otherwise(names: ResourceNames) -> None:
-    base = {"monitor_table_name": "t", "alerts_topic_name": "a", "FLEETSCOPE_STAGE": "test"}
+    base = {"MONITOR_TABLE_NAME": "t", "ALERTS_TOPIC_NAME": "a", "FLEETSCOPE_STAGE": "test"}
     custom = names.model_copy(update={"api_name": "other-api"})
     from_env = MonitorSettings.model_validate(
-        base | {"monitor_resources": custom.to_env(), "MONITOR_PERIOD_S": 60}
+        base | {"MONITOR_RESOURCES": custom.to_env(), "MONITOR_PERIOD_S": 60}
     )
     assert from_env.resource_names().api_name == "other-api"
     assert from_env.catalog().period_s == 60
@@ -170,7 +170,7 @@ def test_settings_use_monitor_resources_when_set_and_topology_otherwise(names: R
 
 def test_malformed_monitor_resources_is_a_clear_config_error() -> None:
     settings = MonitorSettings.model_validate(
-        {"monitor_table_name": "t", "alerts_topic_name": "a", "monitor_resources": '{"stage": 1}'}
+        {"MONITOR_TABLE_NAME": "t", "ALERTS_TOPIC_NAME": "a", "MONITOR_RESOURCES": '{"stage": 1}'}
     )
     with pytest.raises(MonitorConfigError, match="MONITOR_RESOURCES"):
         settings.resource_names()
@@ -233,5 +233,25 @@ def test_a_service_s_api_function_queues_and_metrics_share_one_incident_group(na
     ],
 )
 def test_the_incident_hold_down_is_two_periods_unless_set(env: dict[str, int], hold_down_s: int) -> None:
-    settings = MonitorSettings.model_validate({"monitor_table_name": "t", "alerts_topic_name": "a"} | env)
+    settings = MonitorSettings.model_validate({"MONITOR_TABLE_NAME": "t", "ALERTS_TOPIC_NAME": "a"} | env)
     assert settings.hold_down_s == hold_down_s
+
+
+def test_settings_are_read_from_their_documented_variables_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a Lambda-like environment with variables that merely share a field's name
+    monkeypatch.setenv("MONITOR_TABLE_NAME", "t")
+    monkeypatch.setenv("ALERTS_TOPIC_NAME", "a")
+    for name, value in {"STAGE": "prod", "REGION": "eu-west-1", "PERIOD_S": "60", "COOLDOWN_S": "5"}.items():
+        monkeypatch.setenv(name, value)
+    for name in ("FLEETSCOPE_STAGE", "AWS_REGION", "MONITOR_PERIOD_S", "MONITOR_COOLDOWN_S"):
+        monkeypatch.delenv(name, raising=False)
+    # When the settings are read from the environment
+    settings = MonitorSettings()
+    # Then only the documented names count
+    assert (settings.monitor_table_name, settings.alerts_topic_name) == ("t", "a")
+    assert (settings.stage, settings.region, settings.period_s, settings.cooldown_s) == (
+        "local",
+        "us-east-1",
+        300,
+        None,
+    )

@@ -41,8 +41,8 @@ class World:
 
     def service(self, *, owner: str = "run", budget_s: float = 600.0, **settings: object) -> MonitorService:
         base = {
-            "monitor_table_name": "t",
-            "alerts_topic_name": "a",
+            "MONITOR_TABLE_NAME": "t",
+            "ALERTS_TOPIC_NAME": "a",
             "MONITOR_PERIOD_S": P,
             "MONITOR_HISTORY_DAYS": 2,
             "MONITOR_SETTLE_S": 0,
