@@ -186,9 +186,9 @@ class CountRateDetector(OnlineDetector):
         h = -math.log(cfg.band_p)
         for i in range(n):
             yi, vi = ys[i], vs[i]
-            slot, day = self._slots(ts[i])
-            f_tod = 1.0
+            slot, day, f_tod = 0, 0, 1.0
             if seasonal:
+                slot, day = self._slots(ts[i])
                 vi, f_tod = self._season_factor(slot, day)  # the factor is the exposure
             base = self.baseline()
             tol = base * (1.0 + cfg.rel_tol) + abs_tol
