@@ -81,7 +81,7 @@ def profile_config(profile: str, *, period_s: int) -> EnsembleConfig:
         return EnsembleConfig(
             seasonal=None,
             knn=None,
-            count=CountConfig(period_s=period_s, cusum_ratio=2.0),
+            count=CountConfig(period_s=period_s, seasonal=True, season_prior=40.0, cusum_ratio=2.0),
             likelihood=None,
             novelty_margin=0.0,
             domain="unit",

@@ -9,13 +9,15 @@ tolerated baseline adds a relative and an absolute margin, and a point needs at 
 ``min_excess`` events above it: a 2-error blip on 3 requests is not an incident; 40% errors on
 2,000 requests is.
 
-Seasonal counts (``seasonal``, counts without a volume): errors, throttles and cold starts follow the
-traffic's daily and weekly shape, so more errors at the evening peak are normal. The expected count
-of a point is then the baseline times a time-of-day x day-of-week factor, learnt from the counts
-themselves: per hour of the day (and per weekday) an exponentially weighted ratio of the events seen
-to the events expected, shrunk towards 1 by ``season_prior`` events, so a sparse series (a few errors a
-day) keeps a flat expectation until it has shown a shape. The baseline is then a rate per unit of
-that factor (the factor plays the part of the volume).
+Seasonal counts (``seasonal``): errors, throttles and cold starts follow the traffic's daily and
+weekly shape, so more errors at the evening peak are normal. The expected count of a point is then
+the baseline times a time-of-day x day-of-week factor, learnt from the counts themselves: per hour of
+the day (and per weekday) an exponentially weighted ratio of the events seen to the events expected,
+shrunk towards 1 by ``season_prior`` events, so a sparse series (a few errors a day) keeps a flat
+expectation until it has shown a shape. Without a volume the baseline is then a rate per unit of that
+factor (the factor plays the part of the volume); with one, a factor above 1 raises the expected ratio
+(cold starts per invocation are higher at night, when instances go cold between requests) and the
+baseline is a rate per unit of volume x factor.
 
 Sustained excess (``cusum_ratio``): one point must be a 1e-5 event to score, which a doubled error
 ratio never is in a single period (10 errors where 4 are expected). A CUSUM of the log-likelihood
@@ -26,6 +28,13 @@ probability of reaching S under the baseline (Ville's inequality for the likelih
 a tail probability like the point test's and the score is the smaller of the two. A rate of up to
 1 / ln(ratio) times the baseline (1.44x for 2x) drifts S down: a baseline that lags by a few tens of
 percent does not accumulate.
+
+Overdispersion: real counts come in bursts (a scale-out brings several cold starts at once, one bad
+request is retried), so their variance exceeds the Poisson or binomial one. The model keeps an
+exponentially weighted dispersion ``phi`` (the mean squared Pearson residual of ordinary points,
+each capped, floored at 1) and tests with the effective sample size: counts, volumes and the CUSUM's
+log-likelihood ratios are divided by ``phi`` (the quasi-likelihood correction). A series with Poisson
+noise keeps ``phi`` = 1 and the exact tests.
 
 The band comes from the same tests as the score: ``upper`` sits half an event below the smallest count
 that is anomalous at the band level (tail probability <= ``band_p`` and at least ``min_excess`` events
@@ -57,13 +66,16 @@ class CountConfig:
     band_p: float = 1e-5  # band level: the tail probability at which the score reaches 0.5
     warmup_points: int = 12  # valid points seen before giving an opinion (score 0, no band before)
     period_s: int = 300  # seconds per point (for the seasonal slots)
-    seasonal: bool = False  # counts without volume: expect the time-of-day / day-of-week shape
+    seasonal: bool = False  # expect the time-of-day / day-of-week shape (of counts, or of the ratio)
     tod_slots: int = 24  # time-of-day resolution of the seasonal factor
     season_days: float = 7.0  # memory of a time-of-day slot, in days (a weekday: twice that)
     season_prior: float = 10.0  # events of shrinkage towards a flat shape, per slot
     cusum_ratio: float | None = None  # alternative rate / baseline of the CUSUM (None: no CUSUM)
     cusum_cap: float = 1.5  # the CUSUM is capped at this many times its alarm level
     cusum_steps: int = 4  # one point adds at most 1/cusum_steps of the alarm level: sustained only
+    dispersion: bool = True  # learn the overdispersion and test with the effective sample size
+    dispersion_cap: float = 16.0  # one point's squared Pearson residual counts at most this much
+    dispersion_alpha: float = 0.003  # EW weight of a point in the dispersion (slow: it is a noisy mean)
 
 
 class CountRateDetector(OnlineDetector):
@@ -81,6 +93,7 @@ class CountRateDetector(OnlineDetector):
         self.exposure_ = 0.0  # EW sum of volume (or of seasonal factors / points, without volume)
         self.n_ = 0
         self.cusum_ = 0.0  # log-likelihood ratio of the sustained-excess test (nats)
+        self.dispersion_ = 1.0  # EW mean squared Pearson residual (variance / mean) of ordinary points
         slots = self.config.tod_slots
         self.tod_events_ = [0.0] * slots  # per time-of-day slot: EW events...
         self.tod_points_ = [0.0] * slots  # ...and EW points
@@ -97,6 +110,7 @@ class CountRateDetector(OnlineDetector):
             "exposure": self.exposure_,
             "n": self.n_,
             "cusum": self.cusum_,
+            "dispersion": self.dispersion_,
             "season": [self.tod_events_, self.tod_points_, self.dow_events_, self.dow_expected_],
         }
 
@@ -109,6 +123,7 @@ class CountRateDetector(OnlineDetector):
         det.exposure_ = float(state["exposure"])
         det.n_ = int(state["n"])
         det.cusum_ = float(state["cusum"])
+        det.dispersion_ = float(state.get("dispersion", 1.0))  # states written before it: Poisson
         tod_events, tod_points, dow_events, dow_expected = state["season"]
         det.tod_events_ = [float(v) for v in tod_events]
         det.tod_points_ = [float(v) for v in tod_points]
@@ -149,7 +164,8 @@ class CountRateDetector(OnlineDetector):
         f_dow = (self.dow_events_[day] + prior) / (self.dow_expected_[day] + prior)
         return f_tod * f_dow, f_tod
 
-    def _absorb_season(self, slot: int, day: int, k: float, f_tod: float) -> None:
+    def _absorb_season(self, slot: int, day: int, k: float, f_tod: float, weight: float) -> None:
+        """Absorb `k` events over `weight` units of exposure (1 point, or its volume)."""
         cfg = self.config
         per_slot_day = max(86400.0 / cfg.tod_slots / max(cfg.period_s, 1), 1.0)
         per_day = max(86400.0 / max(cfg.period_s, 1), 1.0)
@@ -158,9 +174,11 @@ class CountRateDetector(OnlineDetector):
         points = sum(self.tod_points_)
         mean = sum(self.tod_events_) / points if points > 0 else 0.0
         self.tod_events_[slot] = d_tod * self.tod_events_[slot] + k
-        self.tod_points_[slot] = d_tod * self.tod_points_[slot] + 1.0
+        self.tod_points_[slot] = d_tod * self.tod_points_[slot] + weight
         self.dow_events_[day] = d_dow * self.dow_events_[day] + k
-        self.dow_expected_[day] = d_dow * self.dow_expected_[day] + (mean * f_tod if points > 0 else k)
+        self.dow_expected_[day] = d_dow * self.dow_expected_[day] + (
+            mean * f_tod * weight if points > 0 else k
+        )
 
     def process_raw(
         self, t: np.ndarray, y: np.ndarray, volume: np.ndarray | None
@@ -169,7 +187,7 @@ class CountRateDetector(OnlineDetector):
         cfg = self.config
         n = len(y)
         with_volume = volume is not None
-        seasonal = cfg.seasonal and not with_volume
+        seasonal = cfg.seasonal
         vol = volume if volume is not None else np.ones(n)
         k_arr = np.full(n, np.nan)
         n_arr = np.full(n, np.nan)
@@ -178,6 +196,7 @@ class CountRateDetector(OnlineDetector):
         s_prev = np.zeros(n)  # the CUSUM before each point
         s_after = np.zeros(n)
         warm = np.zeros(n, dtype=bool)
+        phi_arr = np.ones(n)  # the dispersion each point is tested with
         ts = t.tolist()
         ys = y.tolist()
         vs = vol.tolist()
@@ -186,34 +205,50 @@ class CountRateDetector(OnlineDetector):
         h = -math.log(cfg.band_p)
         for i in range(n):
             yi, vi = ys[i], vs[i]
-            slot, day, f_tod = 0, 0, 1.0
+            slot, day, factor, f_tod = 0, 0, 1.0, 1.0
             if seasonal:
                 slot, day = self._slots(ts[i])
-                vi, f_tod = self._season_factor(slot, day)  # the factor is the exposure
-            base = self.baseline()
+                factor, f_tod = self._season_factor(slot, day)
+                if not with_volume:
+                    vi = factor  # the factor is the exposure
+            # with a volume the factor scales the expected ratio (the volume carries the traffic's shape)
+            rate_factor = factor if with_volume else 1.0
+            base = self.baseline() * rate_factor
             tol = base * (1.0 + cfg.rel_tol) + abs_tol
             if with_volume:
                 tol = min(tol, 1.0)
             tol_arr[i] = tol
-            base_arr[i] = null = self.null_rate()
+            base_arr[i] = null = self.null_rate() * rate_factor
             n_arr[i] = vi
             warm[i] = self.n_ >= cfg.warmup_points
+            phi_arr[i] = phi = max(self.dispersion_, 1.0) if cfg.dispersion else 1.0
             s_prev[i] = s_after[i] = self.cusum_
             if math.isnan(yi) or math.isnan(vi) or yi < 0:
                 continue
             k = round(yi * vi) if with_volume else round(yi)
             k_arr[i] = k
+            building = self.cusum_ >= h / 2  # evidence of an excess is building up (or an alarm)
             if cfg.cusum_ratio is not None and warm[i]:
-                step = min(self._llr(k, vi, null, with_volume), h / cfg.cusum_steps)
+                step = min(self._llr(k, vi, null, with_volume) / phi, h / cfg.cusum_steps)
                 self.cusum_ = min(max(0.0, self.cusum_ + step), cfg.cusum_cap * h)
                 s_after[i] = self.cusum_
             # an incident must not become the new normal: absorb at most ~4 sd above the tolerance
             cap = tol * vi + cfg.min_excess + 4.0 * math.sqrt(max(tol * vi, 1.0))
             absorbed = min(k, cap)
             self.events_ = decay * self.events_ + absorbed
-            self.exposure_ = decay * self.exposure_ + vi
-            if seasonal:
-                self._absorb_season(slot, day, absorbed, f_tod)
+            self.exposure_ = decay * self.exposure_ + vi * rate_factor
+            if cfg.dispersion and not building and warm[i]:
+                mean = max(null * vi, 1e-9)
+                spread = mean * (1.0 - min(null, 0.999)) if with_volume else mean
+                pearson = min((k - mean) ** 2 / spread, cfg.dispersion_cap)
+                self.dispersion_ += cfg.dispersion_alpha * (pearson - self.dispersion_)
+            if seasonal and not building:
+                # the shape learns from ordinary points only, each capped near its relative tolerance (the
+                # absolute margin left out: it dwarfs a rare error's expectation): an incident would
+                # otherwise raise its hours' factors and, through the mean, lower all the others
+                expected = base * vi
+                season_cap = expected * (1.0 + cfg.rel_tol) + 2.0 * math.sqrt(max(expected, 1.0))
+                self._absorb_season(slot, day, min(k, season_cap), f_tod, vi if with_volume else 1.0)
             self.n_ += 1
         p = np.ones(n)
         valid = ~np.isnan(k_arr) & warm
@@ -221,18 +256,18 @@ class CountRateDetector(OnlineDetector):
         if excess_ok.any():
             from scipy import stats  # imported on first use: keeps `import monitor.detectors` cheap
 
-            k = k_arr[excess_ok]
+            phi = phi_arr[excess_ok]
+            k = np.round(k_arr[excess_ok] / phi)  # the effective sample: counts and volumes / phi
             if with_volume:
-                p[excess_ok] = stats.binom.sf(
-                    k - 1, np.round(n_arr[excess_ok]).astype(np.int64), tol_arr[excess_ok]
-                )
+                trials = np.round(n_arr[excess_ok] / phi).astype(np.int64)
+                p[excess_ok] = stats.binom.sf(k - 1, trials, tol_arr[excess_ok])
             else:
-                p[excess_ok] = stats.poisson.sf(k - 1, tol_arr[excess_ok] * n_arr[excess_ok])
-        k_star = np.where(warm, self._first_anomalous(tol_arr, n_arr, with_volume), np.nan)
+                p[excess_ok] = stats.poisson.sf(k - 1, tol_arr[excess_ok] * n_arr[excess_ok] / phi)
+        k_star = np.where(warm, self._first_anomalous(tol_arr, n_arr, phi_arr, with_volume), np.nan)
         if cfg.cusum_ratio is not None:
             valid_s = ~np.isnan(k_arr) & warm
             p = np.where(valid_s, np.minimum(p, np.exp(-s_after)), p)
-            k_cusum = self._first_alarming(h - s_prev, n_arr, base_arr, with_volume)
+            k_cusum = self._first_alarming(h - s_prev, n_arr, base_arr, phi_arr, with_volume)
             k_star = np.where(warm, np.fmin(k_star, k_cusum), np.nan)
         upper = k_star - 0.5
         lower = np.zeros(n)
@@ -253,9 +288,9 @@ class CountRateDetector(OnlineDetector):
         return k * math.log(ratio) - mu * (ratio - 1.0)
 
     def _first_alarming(
-        self, need: np.ndarray, n: np.ndarray, base: np.ndarray, with_volume: bool
+        self, need: np.ndarray, n: np.ndarray, base: np.ndarray, phi: np.ndarray, with_volume: bool
     ) -> np.ndarray:
-        """Per point, the smallest count whose log-likelihood ratio adds ``need`` to the CUSUM."""
+        """Per point, the smallest count whose log-likelihood ratio (/ phi) adds ``need`` to the CUSUM."""
         ratio = self.config.cusum_ratio
         assert ratio is not None
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -267,7 +302,7 @@ class CountRateDetector(OnlineDetector):
             else:
                 per_event = np.full(len(n), math.log(ratio))
                 offset = -np.maximum(base * n, 1e-9) * (ratio - 1.0)
-            k = np.ceil((need - offset) / per_event - 1e-9)
+            k = np.ceil((need * phi - offset) / per_event - 1e-9)
         k = np.maximum(k, 1.0)
         if with_volume:
             k = np.where(k > np.round(n), np.inf, k)
@@ -275,9 +310,12 @@ class CountRateDetector(OnlineDetector):
         k = np.where(need > -math.log(self.config.band_p) / self.config.cusum_steps + 1e-9, np.inf, k)
         return np.where(np.isnan(n), np.nan, k)
 
-    def _first_anomalous(self, tol: np.ndarray, n: np.ndarray, with_volume: bool) -> np.ndarray:
+    def _first_anomalous(
+        self, tol: np.ndarray, n: np.ndarray, phi: np.ndarray, with_volume: bool
+    ) -> np.ndarray:
         """Per point, the smallest event count the score calls anomalous at the band level ``band_p``
-        (the same tail and the same ``min_excess`` as the p-value; NaN without a usable volume)."""
+        (the same tail on the same effective sample, and the same ``min_excess`` as the p-value; NaN
+        without a usable volume)."""
         from scipy import stats
 
         cfg = self.config
@@ -285,10 +323,11 @@ class CountRateDetector(OnlineDetector):
         ok = ~np.isnan(tol) & ~np.isnan(n) & (n > 0)
         if not ok.any():
             return out
-        mean = tol[ok] * n[ok]
+        f = phi[ok]
+        mean = tol[ok] * n[ok] / f  # the effective sample
         rate = tol[ok]
         if with_volume:
-            trials = np.round(n[ok]).astype(np.int64)
+            trials = np.round(n[ok] / f).astype(np.int64)
 
             def tail(k: np.ndarray) -> np.ndarray:  # P(X >= k), exactly as the score computes it
                 return np.asarray(stats.binom.sf(k - 1, trials, rate))
@@ -305,6 +344,8 @@ class CountRateDetector(OnlineDetector):
         k_p = np.where(tail(k_p) > cfg.band_p, k_p + 1.0, k_p)
         if with_volume:
             k_p = np.where(k_p > trials, np.inf, k_p)  # no count of this volume is that unlikely
-        k_e = np.ceil(mean + cfg.min_excess - 1e-9)
+        # back to raw counts: the smallest k whose effective count round(k / phi) reaches k_p
+        k_p = np.where(f > 1.0, np.ceil((k_p - 0.5) * f - 1e-9), k_p)
+        k_e = np.ceil(tol[ok] * n[ok] + cfg.min_excess - 1e-9)
         out[ok] = np.maximum(np.maximum(k_p, k_e), 1.0)
         return out

@@ -12,6 +12,7 @@ import pytest
 
 from monitor.detectors import (
     PROFILES,
+    CountConfig,
     CountRateDetector,
     DetectorInputError,
     DetectorStateError,
@@ -346,3 +347,60 @@ def test_error_counts_are_judged_against_the_traffics_shape(case: CountCase) -> 
         assert case.incident[0] <= opened[0] < case.incident[1]
     else:
         assert opened == []
+
+
+def cold_starts(
+    days: float, *, seed: int, incident: tuple[int, int, float] | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cold starts as a ratio of the invocations: higher when traffic is low (instances go cold between
+    requests) and bursty (a scale-out brings several at once: negative binomial, variance 1 + mean / 3
+    times the Poisson one); an optional (start, end, factor) incident multiplies the ratio."""
+    rng = np.random.default_rng(seed)
+    t = START + np.arange(int(days * DAY), dtype=np.int64) * PERIOD
+    shape = 400 + 300 * np.sin(2 * np.pi * (t % 86400) / 86400 - 1.5)
+    invocations = rng.poisson(shape).astype(float)
+    ratio = 0.01 + 3.0 / shape  # 4 % at night, 1.4 % at the peak
+    if incident is not None:
+        ratio[incident[0] : incident[1]] *= incident[2]
+    mean = invocations * ratio
+    bursts = 3.0
+    cold = rng.negative_binomial(bursts, bursts / (bursts + mean)).astype(float)
+    return t, np.minimum(cold, invocations), invocations
+
+
+@pytest.mark.parametrize(
+    ("incident", "alerts_expected"),
+    [
+        (None, False),  # the night's higher ratio and the bursts are the series' normal
+        ((INCIDENT_AT, INCIDENT_AT + 12, 4.0), True),  # a storm: four times the ratio for an hour
+    ],
+    ids=["bursty cold starts, higher at night", "four times the ratio for an hour"],
+)
+def test_a_ratio_learns_its_daily_shape_and_its_bursts(
+    incident: tuple[int, int, float] | None, alerts_expected: bool
+) -> None:
+    # Given two weeks of cold starts per invocation, seen as a ratio with its volume
+    t, cold, invocations = cold_starts(14, seed=5, incident=incident)
+    # When the rate profile's detector and alert rule run over them, after two days of warm-up
+    opened, _ = alerts("rate", t, cold / invocations, invocations)
+    opened = [i for i in opened if i >= 2 * DAY]
+    # Then the ratio's daily swing and its bursts raise nothing, and a storm does, within its hour
+    if alerts_expected:
+        assert incident is not None
+        assert opened
+        assert incident[0] <= opened[0] < incident[1]
+    else:
+        assert opened == []
+
+
+def test_the_dispersion_stays_at_one_for_poisson_counts() -> None:
+    # Given a ratio with binomial noise only, the model tests with the exact binomial tail
+    t, errors, requests = seasonal_errors(6, ratio=0.03, seed=3)
+    det = CountRateDetector(CountConfig(period_s=PERIOD, seasonal=True, cusum_ratio=2.0))
+    det.process(t, errors / requests, requests)
+    assert det.dispersion_ < 1.3
+    # and learns overdispersion where the counts are bursty
+    t, cold, invocations = cold_starts(6, seed=5)
+    det = CountRateDetector(CountConfig(period_s=PERIOD, seasonal=True, cusum_ratio=2.0))
+    det.process(t, cold / invocations, invocations)
+    assert det.dispersion_ > 1.5
