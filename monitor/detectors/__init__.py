@@ -29,6 +29,11 @@ from monitor.detectors.seasonal import SeasonalBaselineDetector, SeasonalConfig
 PROFILES: tuple[str, ...] = ("default", "latency", "traffic", "count", "rate", "backlog")
 
 
+# The sustained shift the operational profiles look for, in robust scales of the seasonal residual
+# (after the autocorrelation's inflation): +30 % on a latency whose noise is ~10 % alarms in 3-4 points.
+SHIFT_DELTA = 3.0
+
+
 class UnknownProfileError(ValueError):
     """A profile name outside PROFILES."""
 
@@ -52,11 +57,13 @@ def profile_config(profile: str, *, period_s: int) -> EnsembleConfig:
         )
     # Operational profiles react faster than the NAB-tuned default: a shorter likelihood window.
     fast = LikelihoodConfig(short_window=6)
+    shifts = replace(seasonal, shift_delta=SHIFT_DELTA)  # and sustained shifts against the season
     if profile == "latency":
-        return EnsembleConfig(seasonal=seasonal, likelihood=fast, novelty_margin=0.0, domain="nonnegative")
+        return EnsembleConfig(seasonal=shifts, likelihood=fast, novelty_margin=0.0, domain="nonnegative")
     if profile == "traffic":
         # Volumes are counts: Poisson noise at least, so 1 -> 2 invocations per period is no event.
-        counts = replace(seasonal, count_floor=True, calib_z_floor=3.0)
+        # Traffic scales rather than shifts (a weekend at 60 % is 60 % at every hour): modelled in logs.
+        counts = replace(shifts, count_floor=True, calib_z_floor=3.0, log_values=True)
         return EnsembleConfig(seasonal=counts, likelihood=fast, novelty_margin=0.0, domain="nonnegative")
     if profile == "backlog":
         return EnsembleConfig(

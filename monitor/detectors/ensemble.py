@@ -155,12 +155,14 @@ class EnsembleDetector(OnlineDetector):
         n = len(y)
         p_point = np.ones(n)
         p_band = np.ones(n)  # the point model whose band this is: its p-value bounds the score inside
+        p_shift = np.ones(n)  # the seasonal model's sustained-shift test
         lower = np.full(n, np.nan)
         upper = np.full(n, np.nan)
         if self.seasonal_ is not None:
             s_out = self.seasonal_.process_raw(t, y)
             p_point = s_out.p
-            p_band = s_out.p
+            p_band = np.minimum(s_out.p, s_out.p_shift)
+            p_shift = s_out.p_shift
             lower, upper = s_out.lower, s_out.upper
         if self.knn_ is not None:
             p_point = fisher_combine(p_point, self.knn_.process_raw(y))
@@ -181,6 +183,7 @@ class EnsembleDetector(OnlineDetector):
                 p_final = np.minimum(p_final, np.minimum(p_point * cfg.direct_penalty, 1.0))
         else:
             p_final = p_point
+        p_final = np.minimum(p_final, p_shift)
         seen_min = np.fmin.accumulate(np.concatenate(([self.min_], y)))[:-1]  # before each point
         if cfg.novelty_margin > 0:
             p_final = np.minimum(p_final, self._novelty(y))

@@ -18,6 +18,24 @@ backwards: ``forecast +/- z_band * scale`` with ``z_band`` the |z| whose tail pr
 ``band_p``, so a point inside the band never has a tail probability below ``band_p`` (before the
 calibration has ``calib_min`` values, or with ``band_p=None``, the band is ``band_z`` scales wide).
 
+Sustained shifts (``shift_delta``): a latency 30 % up for half an hour is rarely a 1e-5 event at any
+single point, and by the time it is ``shift_points`` points beyond ``shift_z`` it has become the new
+level. Two CUSUMs (up and down) of the log-likelihood ratio "the residual is shifted by
+``shift_delta`` scales" against "it is not", on the robust z clipped to ``shift_clip`` (one outlier
+adds little), accumulate that evidence point by point; one point adds at most ``1/shift_steps`` of
+the alarm level ``h = -ln(shift_p)``, so only a shift that lasts alarms, and the CUSUM is capped at
+``1.5 h`` so it drains within a few points of a recovery. Residuals of a seasonal model are
+autocorrelated (a slow wander is not a shift), so z is first divided by the variance inflation of
+an AR(1) sum, ``sqrt((1 + rho) / (1 - rho))``, with ``rho`` the exponentially weighted lag-1
+autocorrelation of ordinary residuals. ``exp(-S)`` bounds the probability of S under no shift
+(Ville's inequality), so it is a tail probability like the point's; and the band narrows to the
+value that would bring S to h, so a point is outside the band exactly when either test calls it.
+
+Multiplicative seasonality (``log_values``): traffic scales, it does not shift: a weekend at 60 % of a
+weekday is 60 % at every hour, and noise grows with the level. The model then runs on ``log(1 + y)``
+(a negative value counts as 0) and its forecast and band are mapped back, so the band is narrow at
+night and wide at the peak, in proportion.
+
 Counts (``count_floor``): the scale is at least the Poisson sd ``sqrt(max(forecast, 1))``, and
 |z| up to ``calib_z_floor`` is never surprising, so a series that has always been 1 per period does
 not alarm at 2.
@@ -29,6 +47,7 @@ import bisect
 import math
 from collections import deque
 from dataclasses import asdict, dataclass
+from statistics import NormalDist
 from typing import Any, Self
 
 import numpy as np
@@ -42,6 +61,7 @@ from monitor.detectors.base import (
 )
 
 _MAD_TO_SD = 1.4826
+_NORMAL = NormalDist()
 _MEAN_ABS_TO_SD = 1.2533
 
 
@@ -69,6 +89,12 @@ class SeasonalConfig:
     calib_points: int = 1000  # |z| history for the conformal tail probability
     calib_min: int = 50  # |z| values needed before giving an opinion
     tail_power: float = 3.0
+    log_values: bool = False  # model log(1 + y): a weekend at 60 % scales the whole day (values >= 0)
+    shift_delta: float | None = None  # sustained-shift CUSUM: the shift (in scales) it looks for
+    shift_p: float = 1e-5  # its alarm level, as a tail probability (h = -ln shift_p)
+    shift_steps: int = 4  # one point adds at most h / shift_steps
+    shift_clip: float = 3.0  # |z| fed to the CUSUM is clipped here
+    shift_rho_alpha: float = 0.01  # EW weight of a point in the lag-1 autocorrelation
 
 
 @dataclass
@@ -80,6 +106,7 @@ class SeasonalOutput:
     expected: np.ndarray
     lower: np.ndarray
     upper: np.ndarray
+    p_shift: np.ndarray  # the sustained-shift CUSUM's tail probability (1 without one)
 
 
 class SeasonalBaselineDetector(OnlineDetector):
@@ -113,6 +140,8 @@ class SeasonalBaselineDetector(OnlineDetector):
         self.shifts_ = 0
         self.zhist_: deque[float] = deque()  # recent |z| in time order
         self.zsorted_: list[float] = []  # the same values, sorted
+        self.cusum_ = [0.0, 0.0]  # sustained-shift CUSUMs, up and down (nats)
+        self.ac_ = [0.0, 1.0, math.nan]  # EW z(t) z(t-1), EW z^2, the previous ordinary z
 
     def to_state(self) -> dict[str, Any]:
         return {
@@ -135,6 +164,8 @@ class SeasonalBaselineDetector(OnlineDetector):
             "flat_run": floats_to_json(self.flat_run_),
             "shifts": self.shifts_,
             "zhist": list(self.zhist_),
+            "cusum": floats_to_json(self.cusum_),
+            "ac": floats_to_json(self.ac_),
         }
 
     @classmethod
@@ -158,6 +189,9 @@ class SeasonalBaselineDetector(OnlineDetector):
         det.shifts_ = int(state["shifts"])
         det.zhist_ = deque(float(v) for v in state["zhist"])
         det.zsorted_ = sorted(det.zhist_)
+        if "cusum" in state:  # states written before the shift CUSUM have none
+            det.cusum_ = floats_from_json(state["cusum"])
+            det.ac_ = floats_from_json(state["ac"])
         return det
 
     # -- scoring -----------------------------------------------------------------------------
@@ -174,7 +208,8 @@ class SeasonalBaselineDetector(OnlineDetector):
 
     def _process(self, t: np.ndarray, y: np.ndarray, volume: np.ndarray | None) -> ScoredPoints:
         out = self.process_raw(t, y)
-        return ScoredPoints(score=p_to_score(out.p), lower=out.lower, upper=out.upper)
+        score = p_to_score(np.minimum(out.p, out.p_shift))
+        return ScoredPoints(score=score, lower=out.lower, upper=out.upper)
 
     def process_raw(self, t: np.ndarray, y: np.ndarray) -> SeasonalOutput:
         """Score then absorb each point in order (inputs already validated)."""
@@ -185,6 +220,7 @@ class SeasonalBaselineDetector(OnlineDetector):
         exp_out = np.full(n, np.nan)
         lo_out = np.full(n, np.nan)
         hi_out = np.full(n, np.nan)
+        ps_out = np.ones(n)
         slot_s = 86400 // cfg.tod_slots
         obs_per_slot = max(slot_s / max(cfg.period_s, 1), 1.0)
         obs_per_day = max(86400.0 / max(cfg.period_s, 1), 1.0)
@@ -194,6 +230,8 @@ class SeasonalBaselineDetector(OnlineDetector):
         beta = cfg.scale_beta
         tod = self.tod_
         dow = self.dow_
+        if cfg.log_values:  # multiplicative seasonality: the model runs on log(1 + y)
+            y = np.log1p(np.maximum(y, 0.0))  # NaN stays NaN
         ts = t.tolist()
         ys = y.tolist()
         for i in range(n):
@@ -224,7 +262,7 @@ class SeasonalBaselineDetector(OnlineDetector):
                 forecast = self.flat_level_
                 sd = max(self.flat_scale_, floor)
             if cfg.count_floor:
-                sd = max(sd, math.sqrt(max(abs(forecast), 1.0)))
+                sd = max(sd, self._count_sd(forecast))
             if self.prev_ is not None and not math.isnan(yi) and abs(yi - forecast) > cfg.shift_z * sd:
                 # After a re-baseline, a return to the previous level is recovery, not a new anomaly.
                 p_level, p_flat, p_scale, p_flat_scale = self.prev_
@@ -236,16 +274,22 @@ class SeasonalBaselineDetector(OnlineDetector):
                     self.run_sign_, self.run_, self.flat_run_ = 0, [], []
                     forecast, sd = p_forecast, p_sd
                     if cfg.count_floor:
-                        sd = max(sd, math.sqrt(max(abs(forecast), 1.0)))
+                        sd = max(sd, self._count_sd(forecast))
             z_band = self.band_z()
             exp_out[i] = forecast
             lo_out[i] = forecast - z_band * sd
             hi_out[i] = forecast + z_band * sd
+            if cfg.shift_delta is not None:
+                z_up, z_down = self._shift_band()
+                lo_out[i] = max(lo_out[i], forecast - z_down * sd)
+                hi_out[i] = min(hi_out[i], forecast + z_up * sd)
             if math.isnan(yi):
                 continue
             z = (yi - forecast) / sd
             z_out[i] = z
             p_out[i] = self._calibrated_p(abs(z))
+            if cfg.shift_delta is not None:
+                ps_out[i] = self._shift_step(z)
             # -- absorb the point --
             self.n_ += 1
             self.magnitude_ += 0.01 * (abs(yi) - self.magnitude_)
@@ -266,9 +310,80 @@ class SeasonalBaselineDetector(OnlineDetector):
                 self.flat_run_ = []
             if len(self.run_) >= cfg.shift_points:
                 self._rebaseline()
+                self.cusum_ = [0.0, 0.0]  # the shift is the new level
             if hour == 0 and ti % slot_s < cfg.period_s and (ti // slot_s) % cfg.tod_slots == 0:
                 self._center_season()
-        return SeasonalOutput(p=p_out, z=z_out, expected=exp_out, lower=lo_out, upper=hi_out)
+        if cfg.log_values:  # back to the series' own units
+            exp_out, lo_out, hi_out = np.expm1(exp_out), np.expm1(lo_out), np.expm1(hi_out)
+        return SeasonalOutput(p=p_out, z=z_out, expected=exp_out, lower=lo_out, upper=hi_out, p_shift=ps_out)
+
+    def _count_sd(self, forecast: float) -> float:
+        """The Poisson sd of a count with this forecast (in log units by the delta method: sqrt(mu) / (1 +
+        mu), at least that of mu = 1)."""
+        if self.config.log_values:
+            mu = max(math.expm1(min(forecast, 700.0)), 1.0)
+            return math.sqrt(mu) / (1.0 + mu)
+        return math.sqrt(max(abs(forecast), 1.0))
+
+    def _inflation(self) -> float:
+        """Variance inflation of a sum of AR(1) residuals with the learnt lag-1 autocorrelation."""
+        num, den, _ = self.ac_
+        rho = min(max(num / den if den > 0 else 0.0, 0.0), 0.9)
+        return math.sqrt((1.0 + rho) / (1.0 - rho))
+
+    def _shift_step(self, z: float) -> float:
+        """Add one point to the shift CUSUMs; the tail probability exp(-S) after it."""
+        cfg = self.config
+        delta = cfg.shift_delta
+        assert delta is not None
+        h = -math.log(cfg.shift_p)
+        zc = max(-cfg.shift_clip, min(cfg.shift_clip, self._calibrated_z(z) / self._inflation()))
+        most = h / cfg.shift_steps
+        up = min(delta * zc - delta * delta / 2.0, most)
+        down = min(-delta * zc - delta * delta / 2.0, most)
+        cap = 1.5 * h
+        self.cusum_ = [min(max(0.0, self.cusum_[0] + up), cap), min(max(0.0, self.cusum_[1] + down), cap)]
+        if max(self.cusum_) < h / 2.0 and abs(z) < cfg.shift_clip:  # ordinary: learn the autocorrelation
+            num, den, prev = self.ac_
+            a = cfg.shift_rho_alpha
+            if not math.isnan(prev):
+                num += a * (z * prev - num)
+                den += a * (z * z - den)
+            self.ac_ = [num, den, z]
+        else:
+            self.ac_[2] = math.nan
+        return math.exp(-max(self.cusum_))
+
+    def _calibrated_z(self, z: float) -> float:
+        """z, no larger than the normal quantile of its rank among the recent |z| (the point's own
+        |z| already counted): a heavy-tailed series' routine 3-scale residual weighs what its
+        frequency says, not what a normal tail would. 0 until the calibration has calib_min values."""
+        hist = self.zsorted_
+        n = len(hist)
+        if n < self.config.calib_min:
+            return 0.0
+        az = abs(z)
+        p = (n - bisect.bisect_left(hist, az)) / (n + 1.0)
+        q = _NORMAL.inv_cdf(1.0 - p / 2.0) if p > 0 else math.inf
+        return math.copysign(min(az, q), z)
+
+    def _shift_band(self) -> tuple[float, float]:
+        """The |z| above (below) the forecast that brings the up (down) CUSUM to its alarm level now
+        (inf where no single point can)."""
+        cfg = self.config
+        delta = cfg.shift_delta
+        assert delta is not None
+        h = -math.log(cfg.shift_p)
+        infl = self._inflation()
+        out = []
+        for s in self.cusum_:
+            need = h - s
+            if need > h / cfg.shift_steps + 1e-12:
+                out.append(math.inf)
+                continue
+            zc = (need + delta * delta / 2.0) / delta
+            out.append(max(zc, 0.0) * infl if zc <= cfg.shift_clip else math.inf)
+        return out[0], out[1]
 
     def _absorb(
         self,
@@ -373,7 +488,7 @@ class SeasonalBaselineDetector(OnlineDetector):
 
     def _center_season(self) -> None:
         """Keep the seasonal offsets zero-mean (their mean belongs to the level)."""
-        m = sum(self.tod_) / 24.0
+        m = sum(self.tod_) / len(self.tod_)
         self.tod_[:] = [v - m for v in self.tod_]
         d = sum(self.dow_) / 7.0
         self.dow_[:] = [v - d for v in self.dow_]

@@ -404,3 +404,118 @@ def test_the_dispersion_stays_at_one_for_poisson_counts() -> None:
     det = CountRateDetector(CountConfig(period_s=PERIOD, seasonal=True, cusum_ratio=2.0))
     det.process(t, cold / invocations, invocations)
     assert det.dispersion_ > 1.5
+
+
+# --- sustained shifts against the seasonal expectation ----------------------------------------
+
+
+def daily_latency(days: float, *, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A latency (ms) that follows the day (70 at night, 130 at the peak) with 6 % noise."""
+    rng = np.random.default_rng(seed)
+    t = START + np.arange(int(days * DAY), dtype=np.int64) * PERIOD
+    shape = 100.0 + 30.0 * np.sin(2 * np.pi * (t % 86400) / 86400 - 1.5)
+    return t, shape * (1.0 + rng.normal(0.0, 0.06, len(t)))
+
+
+SHIFT_DAY = 12 * DAY  # the 13th day
+
+
+@pytest.mark.parametrize(
+    ("name", "hour", "points", "factor", "alerts_expected"),
+    [
+        ("+30 % for half an hour at the evening peak", 18, 6, 1.3, True),
+        ("+30 % for half an hour at a quiet hour", 3, 6, 1.3, True),
+        ("+30 % for two periods: a blip", 18, 2, 1.3, False),
+        ("+10 % for an hour: within the noise", 18, 12, 1.1, False),
+        ("no change", 18, 0, 1.0, False),
+    ],
+)
+def test_a_sustained_latency_shift_alerts_against_the_same_hour(
+    name: str, hour: int, points: int, factor: float, alerts_expected: bool
+) -> None:
+    # Given two weeks of a daily-shaped latency whose single points are never 1e-5 events at +30 %
+    t, y = daily_latency(14, seed=21)
+    start = SHIFT_DAY + hour * 12
+    y[start : start + points] *= factor
+    # When the latency profile and its rule run over it
+    opened, _ = alerts("latency", t, y)
+    opened = [i for i in opened if i >= 2 * DAY]
+    # Then a shift that lasts alerts within it, a blip or a small shift does not
+    if alerts_expected:
+        assert opened, name
+        assert start <= opened[0] < start + points, (name, opened[0] - start)
+    else:
+        assert opened == [], name
+
+
+def weekly_traffic(days: float, *, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Requests per period: 50 at night to 650 at the peak, weekends at 60 % of every hour."""
+    rng = np.random.default_rng(seed)
+    t = START + np.arange(int(days * DAY), dtype=np.int64) * PERIOD
+    weekday = (t // 86400 + 3) % 7
+    shape = 350.0 + 300.0 * np.sin(2 * np.pi * (t % 86400) / 86400 - 1.5)
+    return t, rng.poisson(shape * np.where(weekday >= 5, 0.6, 1.0)).astype(float)
+
+
+@pytest.mark.parametrize(
+    ("name", "hour", "points", "factor", "alerts_expected"),
+    [
+        pytest.param(
+            "weekends at 60 % of every hour",
+            0,
+            0,
+            1.0,
+            False,
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="known gap: a weekday offset larger than the residual clip (3 scales) is never "
+                "learnt, so the first hours of a weekend read as a drop",
+            ),
+        ),
+        ("twice the traffic at 03:00 for half an hour (still under the day's level)", 3, 6, 2.0, True),
+        pytest.param(
+            "a drop to half at 18:00 for half an hour",
+            18,
+            6,
+            0.5,
+            True,
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="known gap: the unlearnt weekend offset leaves autocorrelated residuals whose "
+                "inflation mutes the shift test on this series",
+            ),
+        ),
+    ],
+)
+def test_traffic_is_judged_in_proportion_to_its_hour(
+    name: str, hour: int, points: int, factor: float, alerts_expected: bool
+) -> None:
+    # Given four weeks of traffic with a daily and a weekly shape (weekend hours scaled, not shifted)
+    t, y = weekly_traffic(28, seed=4)
+    start = 26 * DAY + hour * 12  # a weekday
+    y[start : start + points] = np.round(y[start : start + points] * factor)
+    # When the traffic profile and its rule run over it, after a week of warm-up
+    opened, out = alerts("traffic", t, y)
+    opened = [i for i in opened if i >= 7 * DAY]
+    # Then the change opens an alert within it
+    if alerts_expected:
+        assert [i for i in opened if start <= i < start + points + 1], (name, opened)
+    else:
+        assert opened == [], name
+    # and the band is proportional: narrower at night than at the peak (12:50)
+    night, peak = 26 * DAY + 3 * 12, 26 * DAY + 154
+    assert out.upper[night] - out.lower[night] < out.upper[peak] - out.lower[peak]
+
+
+def test_the_time_of_day_offsets_stay_centred_each_midnight() -> None:
+    # Given a seasonal baseline just after each midnight of six days of a daily-shaped latency
+    t, y = daily_latency(6, seed=3)
+    det = SeasonalBaselineDetector(period_s=PERIOD)
+    sums = []
+    for day in range(5):  # each batch ends with the next day's first point (its midnight centring)
+        batch = slice(day * DAY + (day > 0), (day + 1) * DAY + 1)
+        det.process(t[batch], y[batch])
+        sums.append(sum(det.tod_))
+    # Then its time-of-day offsets have a mean of zero (their mean belongs to the level): a centring that
+    # divided by 24 over 48 half-hour slots flipped their sign every night and moved the level by twice it
+    assert max(abs(v) for v in sums) < 1e-6, sums
