@@ -10,6 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cache
 
+# The monitor schedule's input: {SCHEDULED_TIME_FIELD: <aws.scheduler.scheduled-time>} (ISO 8601, UTC).
+# The monitor runs at that time, so a retried invocation scores exactly the same periods.
+SCHEDULED_TIME_FIELD = "scheduled_time"
+
 
 @dataclass(frozen=True, kw_only=True)
 class IndexSpec:

@@ -1,8 +1,9 @@
 """Lambda entry point of the monitor (EventBridge Scheduler, every 5 minutes).
 
 Thin: parse the event, run `MonitorService.run` once, map the result to the monitor's own metrics
-(EMF, Powertools) and a JSON summary. The scheduled time in the event is the run's clock, so a
-retried invocation recomputes exactly the same periods and transitions.
+(EMF, Powertools) and a JSON summary. The schedule passes its scheduled time as the input
+(`{"scheduled_time": "<aws.scheduler.scheduled-time>"}`): it is the run's clock, so a retried
+invocation recomputes exactly the same periods and transitions.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
+from contract.topology import SCHEDULED_TIME_FIELD
 from monitor.service import MonitorService, RunResult
 from monitor.settings import MonitorSettings, get_settings
 
@@ -25,14 +27,14 @@ metrics = Metrics()
 
 
 class MonitorEvent(BaseModel):
-    """An EventBridge (Scheduler) event; only its scheduled `time` is used (absent: the wall clock)."""
+    """The schedule's input: `{"scheduled_time": <aws.scheduler.scheduled-time>}` (absent: the wall clock)."""
 
     model_config = ConfigDict(extra="ignore")
 
-    time: datetime | None = None
+    scheduled_time: datetime | None = Field(default=None, alias=SCHEDULED_TIME_FIELD)
 
     def now(self) -> int:
-        return int(self.time.timestamp()) if self.time else int(time.time())
+        return int(self.scheduled_time.timestamp()) if self.scheduled_time else int(time.time())
 
 
 def build_service(settings: MonitorSettings, *, owner: str) -> MonitorService:

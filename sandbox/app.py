@@ -363,9 +363,7 @@ class Sandbox:
         self._step("monitor schedule", lambda: thread.join(timeout=5))
 
     def run_monitor_once(self) -> Any:
-        result = self.runtimes[self.topology.monitor.key].invoke(
-            scheduled_event(self.topology.monitor_schedule)
-        )
+        result = self.runtimes[self.topology.monitor.key].invoke(scheduled_event())
         if result.error is not None:
             log.warning(
                 "monitor run failed: %s: %s", result.error.get("errorType"), result.error.get("errorMessage")

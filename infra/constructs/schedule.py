@@ -1,4 +1,8 @@
-"""An EventBridge Scheduler rate schedule that invokes a Lambda alias, with retries and a DLQ."""
+"""An EventBridge Scheduler rate schedule that invokes a Lambda alias, with retries and a DLQ.
+
+The target's input is `{"scheduled_time": "<aws.scheduler.scheduled-time>"}`: the function runs at
+the time the schedule fired, so a retried invocation does the same work as the first attempt.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_scheduler_targets as scheduler_targets
 from constructs import Construct
 
-from contract.topology import QueueSpec
+from contract.topology import SCHEDULED_TIME_FIELD, QueueSpec
 from infra.constructs.queue import TopologyQueue
 
 
@@ -40,6 +44,9 @@ class RateSchedule(Construct):
                 target,
                 dead_letter_queue=self.dead_letter_queue,
                 retry_attempts=retry_attempts,
+                input=scheduler.ScheduleTargetInput.from_object(
+                    {SCHEDULED_TIME_FIELD: scheduler.ContextAttribute.scheduled_time}
+                ),
                 # A run older than one period is superseded by the next one: do not pile up.
                 max_event_age=every,
             ),

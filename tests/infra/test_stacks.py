@@ -234,6 +234,16 @@ def test_monitor_runs_every_five_minutes_with_retries_and_a_dlq(
     assert schedule["Target"]["Arn"] == {"Ref": _alias_id(synthesized, "observability", topo.monitor.name)}
 
 
+def test_monitor_schedule_passes_its_scheduled_time(synthesized: Synthesized, topo: Topology) -> None:
+    from contract.topology import SCHEDULED_TIME_FIELD
+
+    schedule = _one(synthesized.resources("AWS::Scheduler::Schedule"), Name=topo.monitor_schedule)[
+        "Properties"
+    ]
+    # EventBridge Scheduler substitutes the context attribute; the handler reads it as the run's `now`
+    assert json.loads(schedule["Target"]["Input"]) == {SCHEDULED_TIME_FIELD: "<aws.scheduler.scheduled-time>"}
+
+
 # --- API -----------------------------------------------------------------------------------------
 
 

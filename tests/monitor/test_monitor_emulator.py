@@ -20,6 +20,7 @@ from contract.resources import FunctionName, ResourceNames
 from monitor.catalog import MetricSpec, Severity
 from monitor.source import CloudWatchMetricSource
 from monitor.store import DynamoDbIncidentStore, StateConflictError, StoreError
+from sandbox.aws.scheduler import scheduled_event
 from tests.monitor.conftest import Inbox
 
 pytestmark = pytest.mark.integration
@@ -133,13 +134,7 @@ class FakeContext:
 
 
 def _event(t: int) -> dict[str, Any]:
-    return {
-        "version": "0",
-        "detail-type": "Scheduled Event",
-        "source": "aws.scheduler",
-        "time": datetime.fromtimestamp(t, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "detail": {},
-    }
+    return scheduled_event(datetime.fromtimestamp(t, tz=UTC))
 
 
 def _alerts_for(inbox: Inbox, resource: str) -> list[dict[str, Any]]:

@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
+from contract.topology import SCHEDULED_TIME_FIELD
 from monitor import handler
 from monitor.handler import MonitorEvent
 from monitor.service import RunResult
+from sandbox.aws.scheduler import scheduled_event
 
 
 @dataclass
@@ -34,10 +37,24 @@ def _emf(out: str) -> dict[str, float]:
 
 
 def test_scheduled_time_is_the_clock_and_absent_time_is_now() -> None:
-    assert MonitorEvent.model_validate({"time": "2026-01-01T00:05:00Z", "source": "aws.scheduler"}).now() == (
-        1_767_225_900
-    )
+    # Given the input the schedule sends (EventBridge Scheduler fills in <aws.scheduler.scheduled-time>)
+    event = {SCHEDULED_TIME_FIELD: "2026-01-01T00:05:00Z"}
+    # Then that time is the run's clock; without it, the wall clock
+    assert MonitorEvent.model_validate(event).now() == 1_767_225_900
     assert abs(MonitorEvent.model_validate({}).now() - time.time()) < 5
+
+
+def test_a_retried_invocation_runs_at_the_same_scheduled_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[int] = []
+    monkeypatch.setattr(
+        handler, "run_monitor", lambda event, **_: (seen.append(event.now()), RunResult("ok", event.now()))[1]
+    )
+    # Given the sandbox's scheduler event (the shape the CDK schedule sends), delivered twice
+    event = scheduled_event(datetime(2026, 1, 1, 0, 5, 7, tzinfo=UTC))
+    handler.lambda_handler(event, Ctx())  # type: ignore[arg-type]
+    handler.lambda_handler(event, Ctx(aws_request_id="req-2"))  # type: ignore[arg-type]
+    # Then both runs use the scheduled time, not the wall clock
+    assert seen == [1_767_225_907, 1_767_225_907]
 
 
 def test_a_successful_run_emits_heartbeat_and_run_metrics(
@@ -50,7 +67,7 @@ def test_a_successful_run_emits_heartbeat_and_run_metrics(
         return RunResult(status="ok", now=event.now(), series_scored=42, open_incidents=1)
 
     monkeypatch.setattr(handler, "run_monitor", fake_run)
-    out = handler.lambda_handler({"time": "2026-01-01T00:05:00Z"}, Ctx())  # type: ignore[arg-type]
+    out = handler.lambda_handler({SCHEDULED_TIME_FIELD: "2026-01-01T00:05:00Z"}, Ctx())  # type: ignore[arg-type]
     assert out["series_scored"] == 42
     assert seen == [(1_767_225_900, "req-1")]
     metrics = _emf(capsys.readouterr().out)
