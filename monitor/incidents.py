@@ -183,7 +183,9 @@ class IncidentTracker:
             member.value, member.lower, member.upper = _num(sig.value), _num(sig.lower), _num(sig.upper)
             member.score = _num(sig.score)
             member.peak_score = max(member.peak_score, member.score or 0.0)
-        if sig.resolved:
+        # A present point of a series that is not in alert clears its member too: the series' alert
+        # state was reset (a rebuilt model state, a changed rule) and will never send `resolved`.
+        if sig.resolved or (present and member.firing and not sig.firing):
             member.firing = False
             if not inc.firing_members:
                 inc.quiet_since = sig.t

@@ -6,15 +6,18 @@ keeps between runs lives in the monitor table:
 
 1. take the run lease (a conditional write; reserved concurrency 1 is the first guard);
 2. load the model state (fitted detectors, alert states, open incidents, last scored period);
-   an unreadable state or one of another version is logged and rebuilt by retraining;
+    an unreadable state or one of another version is logged and rebuilt by retraining, keeping the
+   incidents saved open (so they still resolve);
 3. retrain series that have no model or whose model is older than the retrain interval, oldest
    first, in batches, within a time budget (the rest wait for the next run), on up to 14 days of
    history fetched for them only;
 4. fetch only the periods since the last scored one (+ a small overlap) for every raw metric, compute
    the derived rates in Python, score each new point and step its alert state;
-5. turn the decisions into incident transitions, write each to the outbox once (dedup key
-   `incident_id#seq`), save the new state (conditional on its generation), then publish whatever
-   is still unsent (pending -> publishing -> sent).
+5. turn the decisions into incident transitions and commit them to the outbox (dedup key
+   `incident_id#seq`) with the incidents they change and the new state, in one transaction
+   (conditional on the state's generation), then publish what the committed state refers to and
+   is still unsent (pending -> publishing -> sent). A run that dies before the commit leaves no
+   transition behind; its retry recomputes them from the same state.
 
 Detector states are checkpointed, not saved every run: between checkpoints (after training, or
 every `MONITOR_CHECKPOINT_PERIODS` periods) a run stores only the points each detector absorbed,
@@ -32,6 +35,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
 from monitor.catalog import Catalog, DerivedSpec, MetricSpec
 from monitor.detectors import (
@@ -41,7 +45,7 @@ from monitor.detectors import (
     build_detector,
     detector_from_state,
 )
-from monitor.incidents import IncidentTracker, PointSignal, Transition
+from monitor.incidents import Incident, IncidentTracker, PointSignal, Transition
 from monitor.notifier import Notifier, NotifierError, render
 from monitor.policy import AlertRule, AlertRuleError, SeriesAlertState, default_rule
 from monitor.settings import MonitorSettings
@@ -176,21 +180,45 @@ class MonitorService:
             result.scored_until = state.last_scored
         self._train_due(state, now, result)
         transitions = self._score(state, end, result)
-        for transition in transitions:
-            self._record(transition, now)
+        outbox = [self._outbox_item(t, now) for t in transitions]
+        incidents = {t.incident.id: t.incident.model_dump(mode="json") for t in transitions}
+        unsent = {i.dedup_key for i in self.store.unsent()}
+        kept = unsent if state.outbox is None else [k for k in state.outbox if k in unsent]
+        state.outbox = sorted({*kept, *(i.dedup_key for i in outbox)})
         blob = encode_state(state)
         models = encode_models(state) if result.checkpoint else None
         result.state_bytes = len(blob) + (len(models) if models else 0)
         self.store.save_state(
-            blob, expected_generation=generation, now=now, models=models, models_ref=models_ref
+            blob,
+            expected_generation=generation,
+            now=now,
+            models=models,
+            models_ref=models_ref,
+            outbox=outbox,
+            incidents=list(incidents.values()),
         )
         result.open_incidents = len(state.incidents.open)
-        self._publish_unsent(now, result)
+        self._publish_unsent(now, set(state.outbox), result)
 
     # -- state -------------------------------------------------------------------------------------
 
     def _fresh_state(self) -> ModelState:
         return ModelState(catalog_fingerprint=catalog_fingerprint(self.catalog), period_s=self.period)
+
+    def _rebuilt_state(self) -> ModelState:
+        """A fresh state that still holds the incidents saved open: they resolve as usual instead of
+        being forgotten (their OPEN was sent; a RESOLVED must follow)."""
+        state = self._fresh_state()
+        for raw in self.store.open_incidents():
+            try:
+                incident = Incident.model_validate(raw)
+            except ValidationError as err:
+                logger.error("open incident %s unreadable, not restored: %s", raw.get("id"), err)
+                continue
+            current = state.incidents.open.get(incident.resource)
+            if current is None or current.opened_at < incident.opened_at:
+                state.incidents.open[incident.resource] = incident
+        return state
 
     def _load_state(self, result: RunResult) -> tuple[ModelState, int, str | None]:
         """(state, generation it was loaded from, ref of its detector checkpoint or None)."""
@@ -199,7 +227,7 @@ class MonitorService:
         except StoreError as err:
             result.errors.append(f"model state unreadable, retraining: {err}")
             logger.error("model state unreadable, retraining: %s", err)
-            return self._fresh_state(), self.store.current_generation(), None
+            return self._rebuilt_state(), self.store.current_generation(), None
         if loaded is None:
             return self._fresh_state(), 0, None
         try:
@@ -207,11 +235,11 @@ class MonitorService:
         except StateDecodeError as err:
             result.errors.append(f"model state rejected, retraining: {err}")
             logger.error("model state rejected, retraining: %s", err)
-            return self._fresh_state(), loaded.generation, None
+            return self._rebuilt_state(), loaded.generation, None
         if state.period_s != self.period:
             logger.warning("period changed from %ss to %ss: retraining", state.period_s, self.period)
             fresh = self._fresh_state()
-            fresh.incidents = state.incidents
+            fresh.incidents, fresh.outbox = state.incidents, state.outbox
             return fresh, loaded.generation, None
         fingerprint = catalog_fingerprint(self.catalog)
         if state.catalog_fingerprint != fingerprint:
@@ -414,9 +442,9 @@ class MonitorService:
 
     # -- notifications -----------------------------------------------------------------------------
 
-    def _record(self, transition: Transition, now: int) -> None:
+    def _outbox_item(self, transition: Transition, now: int) -> OutboxItem:
         message = render(transition, self.catalog, region=self.settings.region, stage=self.settings.stage)
-        item = OutboxItem(
+        return OutboxItem(
             dedup_key=transition.dedup_key,
             incident_id=transition.incident_id,
             seq=transition.seq,
@@ -424,14 +452,13 @@ class MonitorService:
             created_at=now,
             message=message.publish_input(topic_arn=""),
         )
-        if not self.store.add_to_outbox(item):
-            logger.info("transition %s was recorded by an earlier run", transition.dedup_key)
-        self.store.put_incident(transition.incident.model_dump(mode="json"), now=now)
 
-    def _publish_unsent(self, now: int, result: RunResult) -> None:
+    def _publish_unsent(self, now: int, committed: set[str], result: RunResult) -> None:
+        """Publish the unsent items the committed state refers to (others were written by a run
+        that died before its commit: never sent), oldest first, each incident's in order."""
         held: set[str] = set()  # incidents whose earlier transition failed: keep their order
         for item in self.store.unsent():
-            if item.incident_id in held:
+            if item.incident_id in held or item.dedup_key not in committed:
                 continue
             if not self.store.claim(item, now=now, stale_s=self.settings.lease_s):
                 held.add(item.incident_id)

@@ -84,6 +84,9 @@ class ModelState(BaseModel):
     last_scored: int | None = None  # timestamp of the newest period scored
     series: dict[str, SeriesState] = Field(default_factory=dict)
     incidents: TrackerState = Field(default_factory=TrackerState)
+    # Outbox keys this state committed that were not yet seen sent: only these are ever published
+    # (None: a state saved before this field, or rebuilt; then every unsent item counts).
+    outbox: list[str] | None = None
 
 
 def _pack(obj: Any) -> Any:

@@ -11,13 +11,16 @@ Items:
 | `OUTBOX` | `<incident_id>#<seq>` | one notification per incident transition: `status` pending -> sent |
 | `INCIDENT` | `<incident_id>` | the incident as last seen (for the dashboard and `fleetscope alerts`) |
 
-Exactly-once-ish notifications: a transition is first written to the outbox with
-`attribute_not_exists` (its dedup key is `incident_id#seq`, deterministic, so a retried or
-overlapping run cannot add it twice), then claimed (`pending` -> `publishing`, conditional, so only
-one run publishes it), published, and marked `sent`. A run that crashes after the write leaves it
-`pending` for the next run; one that crashes while `publishing` leaves a claim that a later run
-takes over once it is older than the lease. The only window for a duplicate is a crash between
-SNS accepting the message and the `sent` write.
+Exactly-once-ish notifications: a run's transitions are written to the outbox (dedup key
+`incident_id#seq`; an existing item is never overwritten), with the incidents they change, *in the
+same* `TransactWriteItems` as the new state head: a run that dies before it leaves nothing behind,
+one that dies after it has committed both. When the items do not fit one transaction (100 actions,
+4 MB), the first ones go in transactions of their own before the last one with the head; the saved
+state lists the outbox keys it refers to, and only those are ever published, so items a dead run
+wrote before its head are never sent. An item is then claimed (`pending` -> `publishing`,
+conditional, so only one run publishes it), published, and marked `sent`; a claim older than the
+lease is taken over by a later run. The only window for a duplicate is a crash between SNS
+accepting the message and the `sent` write.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, Literal, Protocol
@@ -37,6 +40,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 logger = logging.getLogger(__name__)
 
 CHUNK_BYTES = 350 * 1024
+TRANSACT_MAX_ITEMS = 100  # DynamoDB TransactWriteItems: actions per call
+TRANSACT_MAX_BYTES = 3 * 1024 * 1024  # of the 4 MB per call, with room for names and encoding
 OutboxStatus = Literal["pending", "publishing", "sent"]
 
 
@@ -93,13 +98,14 @@ class IncidentStore(Protocol):
         now: int,
         models: bytes | None = None,
         models_ref: str | None = None,
+        outbox: Sequence[OutboxItem] = (),
+        incidents: Sequence[dict[str, Any]] = (),
     ) -> int: ...
-    def add_to_outbox(self, item: OutboxItem) -> bool: ...
     def unsent(self) -> list[OutboxItem]: ...
     def claim(self, item: OutboxItem, *, now: int, stale_s: int) -> bool: ...
     def mark_sent(self, item: OutboxItem, *, now: int, message_id: str) -> None: ...
     def release_claim(self, item: OutboxItem) -> None: ...
-    def put_incident(self, incident: dict[str, Any], *, now: int) -> None: ...
+    def open_incidents(self) -> list[dict[str, Any]]: ...
 
 
 @cache
@@ -223,12 +229,17 @@ class DynamoDbIncidentStore:
         now: int,
         models: bytes | None = None,
         models_ref: str | None = None,
+        outbox: Sequence[OutboxItem] = (),
+        incidents: Sequence[dict[str, Any]] = (),
     ) -> int:
-        """Write a new generation (online blob; a new models checkpoint or the current one's ref).
+        """Write a new generation (online blob; a new models checkpoint or the current one's ref),
+        committed with the run's outbox items and incidents.
 
         Chunks are written first under keys that carry their content hash, then the head switches
-        to them with a conditional write: a writer that loses the race cannot damage the chunks of
-        the generation that won it, and readers never see half a state. Old chunks expire by TTL.
+        to them with a conditional write in one transaction with the outbox items and incidents: a
+        writer that loses the race cannot damage the chunks of the generation that won it, readers
+        never see half a state, and no transition exists without the state that produced it. Old
+        chunks expire by TTL.
         """
         generation = expected_generation + 1
         digest = hashlib.sha256(blob).hexdigest()
@@ -238,9 +249,7 @@ class DynamoDbIncidentStore:
             models_digest = hashlib.sha256(models).hexdigest()
             n = self._write_blob(f"models#{models_digest[:16]}", models, expires_at=now + 7 * 86400)
             models_ref = f"{models_digest}:{n}"
-        condition = "attribute_not_exists(pk)" if expected_generation == 0 else "generation = :expected"
-        values: dict[str, Any] = {} if expected_generation == 0 else {":expected": expected_generation}
-        item: dict[str, Any] = {
+        head: dict[str, Any] = {
             "pk": "STATE",
             "sk": "head",
             "generation": generation,
@@ -250,20 +259,50 @@ class DynamoDbIncidentStore:
             "saved_at": now,
         }
         if models_ref:
-            item["models_ref"] = models_ref
+            head["models_ref"] = models_ref
+        put_head: dict[str, Any] = {"TableName": self.table_name, "Item": head}
+        if expected_generation == 0:
+            put_head["ConditionExpression"] = "attribute_not_exists(pk)"
+        else:
+            put_head["ConditionExpression"] = "generation = :expected"
+            put_head["ExpressionAttributeValues"] = {":expected": expected_generation}
+        actions = [self._outbox_action(i) for i in outbox] + [
+            {"Put": {"TableName": self.table_name, "Item": self._incident_item(i, now=now)}}
+            for i in incidents
+        ]
+        batches = _transactions(actions, last={"Put": put_head})
+        for batch in batches[:-1]:  # only when the run's items do not fit one transaction
+            self.table.meta.client.transact_write_items(TransactItems=batch)
         try:
-            self.table.put_item(
-                Item=item,
-                ConditionExpression=condition,
-                **({"ExpressionAttributeValues": values} if values else {}),
-            )
+            self.table.meta.client.transact_write_items(TransactItems=batches[-1])
         except ClientError as err:
-            if _conditional_failed(err):
+            reasons = err.response.get("CancellationReasons") or []
+            if reasons and reasons[-1].get("Code") == "ConditionalCheckFailed":
                 raise StateConflictError(
                     f"model state changed since generation {expected_generation} was loaded"
                 ) from err
             raise
         return generation
+
+    def _outbox_action(self, item: OutboxItem) -> dict[str, Any]:
+        """An outbox item as an update that creates it and never changes one that exists (a sent
+        item stays sent): idempotent, so it needs no condition that could cancel the transaction."""
+        attributes = {
+            **item.model_dump(mode="json", exclude_none=True, exclude={"message"}),
+            "message": _to_json_str(item.message),
+            "expires_at": item.created_at + self.ttl_s,
+        }
+        names = {f"#a{i}": k for i, k in enumerate(attributes)}
+        return {
+            "Update": {
+                "TableName": self.table_name,
+                "Key": {"pk": "OUTBOX", "sk": item.dedup_key},
+                "UpdateExpression": "SET "
+                + ", ".join(f"#a{i} = if_not_exists(#a{i}, :v{i})" for i in range(len(attributes))),
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": {f":v{i}": v for i, v in enumerate(attributes.values())},
+            }
+        }
 
     # -- outbox ----------------------------------------------------------------------------------
 
@@ -348,24 +387,36 @@ class DynamoDbIncidentStore:
     # -- incidents -------------------------------------------------------------------------------
 
     def put_incident(self, incident: dict[str, Any], *, now: int) -> None:
-        self.table.put_item(
-            Item={
-                "pk": "INCIDENT",
-                "sk": str(incident["id"]),
-                "incident": _to_json_str(incident),
-                "status": str(incident.get("status", "open")),
-                "severity": str(incident.get("severity", "")),
-                "resource": str(incident.get("resource", "")),
-                "updated_at": now,
-                "expires_at": now + self.ttl_s,
-            }
-        )
+        self.table.put_item(Item=self._incident_item(incident, now=now))
 
-    def incidents(self) -> list[dict[str, Any]]:
+    def _incident_item(self, incident: dict[str, Any], *, now: int) -> dict[str, Any]:
+        return {
+            "pk": "INCIDENT",
+            "sk": str(incident["id"]),
+            "incident": _to_json_str(incident),
+            "status": str(incident.get("status", "open")),
+            "severity": str(incident.get("severity", "")),
+            "resource": str(incident.get("resource", "")),
+            "updated_at": now,
+            "expires_at": now + self.ttl_s,
+        }
+
+    def open_incidents(self) -> list[dict[str, Any]]:
+        """Incidents last saved open (what a rebuilt model state must not forget)."""
+        return self.incidents(status="open")
+
+    def incidents(self, *, status: str | None = None) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
-        for raw in self._query(
-            KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": "INCIDENT"}
-        ):
+        query: dict[str, Any] = {
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": "INCIDENT"},
+            "ConsistentRead": True,
+        }
+        if status is not None:
+            query["FilterExpression"] = "#s = :status"
+            query["ExpressionAttributeNames"] = {"#s": "status"}
+            query["ExpressionAttributeValues"][":status"] = status
+        for raw in self._query(**query):
             try:
                 out.append(json.loads(raw["incident"]))
             except (KeyError, ValueError) as err:
@@ -377,6 +428,21 @@ class DynamoDbIncidentStore:
         paginator = self.table.meta.client.get_paginator("query")
         for page in paginator.paginate(TableName=self.table.name, **kwargs):
             yield from page.get("Items", [])
+
+
+def _transactions(actions: list[dict[str, Any]], *, last: dict[str, Any]) -> list[list[dict[str, Any]]]:
+    """`actions` then `last` in TransactWriteItems calls within DynamoDB's limits; `last` (the state
+    head) goes into the final call, with as many of the actions as fit."""
+    batches: list[list[dict[str, Any]]] = [[]]
+    size = 0
+    for action in [*actions, last]:
+        n = len(json.dumps(action, default=str))
+        if len(batches[-1]) >= TRANSACT_MAX_ITEMS or (batches[-1] and size + n > TRANSACT_MAX_BYTES):
+            batches.append([])
+            size = 0
+        batches[-1].append(action)
+        size += n
+    return batches
 
 
 def _to_json_str(value: Any) -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -196,9 +196,15 @@ class InMemoryIncidentStore:
         now: int,
         models: bytes | None = None,
         models_ref: str | None = None,
+        outbox: Sequence[OutboxItem] = (),
+        incidents: Sequence[dict[str, Any]] = (),
     ) -> int:
         if expected_generation != self.generation:
             raise StateConflictError(f"generation {self.generation} != expected {expected_generation}")
+        for item in outbox:  # committed with the state, as in one TransactWriteItems
+            self.add_to_outbox(item)
+        for incident in incidents:
+            self.put_incident(incident, now=now)
         if models is not None:
             models_ref = hashlib.sha256(models).hexdigest()
             self.models[models_ref] = models
@@ -236,6 +242,9 @@ class InMemoryIncidentStore:
 
     def put_incident(self, incident: dict[str, Any], *, now: int) -> None:
         self.incidents[str(incident["id"])] = incident
+
+    def open_incidents(self) -> list[dict[str, Any]]:
+        return [i for i in self.incidents.values() if i.get("status") == "open"]
 
 
 @dataclass

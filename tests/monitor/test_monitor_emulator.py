@@ -7,7 +7,8 @@ import hashlib
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -19,7 +20,7 @@ import pytest
 from contract.resources import FunctionName, ResourceNames
 from monitor.catalog import MetricSpec, Severity
 from monitor.source import CloudWatchMetricSource
-from monitor.store import DynamoDbIncidentStore, StateConflictError, StoreError
+from monitor.store import DynamoDbIncidentStore, OutboxItem, StateConflictError, StoreError
 from sandbox.aws.scheduler import scheduled_event
 from tests.monitor.conftest import Inbox
 
@@ -125,6 +126,33 @@ def test_detector_checkpoint_is_kept_by_reference_between_checkpoints(clean_moni
     assert len(chunks) == 2  # 500 KB in chunks of <= 350 KB, written once
 
 
+def test_outbox_items_beyond_one_transaction_are_committed_with_the_state(clean_monitor_table: str) -> None:
+    store = DynamoDbIncidentStore(clean_monitor_table)
+    # Given a run with more transitions than one TransactWriteItems call holds (100 actions)
+    items = [
+        OutboxItem(
+            dedup_key=f"inc-{uuid.uuid4().hex[:8]}#0001",
+            incident_id=f"inc-{i}",
+            seq=1,
+            kind="OPEN",
+            created_at=1000,
+            message={"Subject": f"alert {i}", "Message": "x" * 2000},
+        )
+        for i in range(130)
+    ]
+    # When it saves its state with them
+    generation = store.save_state(b"online", expected_generation=0, now=1000, outbox=items)
+    # Then the state and every item are there, each once, pending
+    assert generation == 1
+    unsent = {i.dedup_key: i for i in store.unsent()}
+    assert {i.dedup_key for i in items} <= set(unsent)
+    assert {unsent[i.dedup_key].status for i in items} == {"pending"}
+    # and committing an item again (a retried run) does not reset one that was sent meanwhile
+    store.mark_sent(items[0], now=1100, message_id="m-1")
+    store.save_state(b"online-2", expected_generation=1, now=1200, outbox=items[:1])
+    assert items[0].dedup_key not in {i.dedup_key for i in store.unsent()}
+
+
 @dataclass
 class FakeContext:
     function_name: str = "fleetscope-test-monitor"
@@ -224,3 +252,100 @@ def test_handler_end_to_end_opens_once_and_resolves(
     assert [m["MessageAttributes"]["kind"]["Value"] for m in resolved] == ["RESOLVED"]
     assert json.loads(resolved[0]["Message"])["incident_id"] == payload["incident_id"]
     assert "RESOLVED" in resolved[0]["Subject"]
+
+
+class Killed(Exception):
+    """The Lambda process dying at this point (injected)."""
+
+
+def _writes_state_head(params: dict[str, Any]) -> bool:
+    """Whether a DynamoDB request (its JSON body) writes the model state head."""
+
+    def walk(node: Any) -> bool:
+        if isinstance(node, dict):
+            if node.get("pk") == {"S": "STATE"} and node.get("sk") == {"S": "head"}:
+                return True
+            return any(walk(v) for v in node.values())
+        if isinstance(node, list):
+            return any(walk(v) for v in node)
+        return False
+
+    body = params.get("body") or b"{}"
+    return walk(json.loads(body))
+
+
+@contextmanager
+def killed_at_the_state_head_write(table_name: str) -> Iterator[list[str]]:
+    """The monitor's DynamoDB client dies when it writes the state head (whatever it wrote before stays)."""
+    from monitor.store import _default_table_resource
+
+    events = _default_table_resource(table_name).meta.client.meta.events
+    kills: list[str] = []
+
+    def die(params: dict[str, Any], model: Any, **_: Any) -> None:
+        if model.name in ("PutItem", "UpdateItem", "TransactWriteItems") and _writes_state_head(params):
+            kills.append(model.name)
+            raise Killed(f"killed before {model.name} of the state head")
+
+    events.register("before-call.dynamodb", die, unique_id="kill-at-state-head")
+    try:
+        yield kills
+    finally:
+        events.unregister("before-call.dynamodb", unique_id="kill-at-state-head")
+
+
+@pytest.mark.slow
+def test_a_run_killed_between_its_writes_and_rerun_with_a_late_datapoint_opens_once_and_resolves(
+    clean_monitor_table: str, inbox: Inbox, monitor_env: Callable[..., None]
+) -> None:
+    from monitor import handler
+
+    uid = uuid.uuid4().hex[:10]
+    names = ResourceNames(
+        stage="test",
+        namespace="Fleetscope",
+        api_name=f"kill-{uid}-api",
+        api_stage="v1",
+        functions=(FunctionName(key="cars-api", name=f"kill-{uid}-fn", service=f"kill-{uid}"),),
+        event_bus="unused",
+    )
+    monitor_env(
+        MONITOR_RESOURCES=names.to_env(),
+        MONITOR_PERIOD_S=str(P),
+        MONITOR_HISTORY_DAYS="1",
+        MONITOR_SETTLE_S="0",
+        MONITOR_COOLDOWN_S="120",
+    )
+    api_dims = {"ApiName": names.api_name, "Stage": "v1"}
+    rng = np.random.default_rng(11)
+
+    def traffic(t: np.ndarray) -> np.ndarray:
+        return rng.poisson(100 + 20 * np.sin(2 * np.pi * (t % 86400) / 86400)).astype(float)
+
+    # Given a trained monitor and 5 minutes of 40 % 5XX errors whose first datapoint is not in yet
+    t1 = (int(time.time()) // P - 60) * P
+    history = np.arange(t1 - 86400, t1, P)
+    _put("AWS/ApiGateway", "Count", api_dims, history, traffic(history))
+    assert handler.lambda_handler(_event(t1), FakeContext(aws_request_id="k1"))["transitions"] == []
+    burst = np.arange(t1, t1 + 5 * P, P)
+    _put("AWS/ApiGateway", "Count", api_dims, burst, np.full(5, 100.0))
+    _put("AWS/ApiGateway", "5XXError", api_dims, burst[1:], np.full(4, 40.0))
+    # When the run that detects it dies between its writes (before the state head is saved)
+    with killed_at_the_state_head_write(clean_monitor_table) as kills, pytest.raises(Killed):
+        handler.lambda_handler(_event(t1 + 5 * P), FakeContext(aws_request_id="k2"))
+    assert kills
+    # and the retried invocation runs after the late datapoint arrived (the incident now opens earlier)
+    _put("AWS/ApiGateway", "5XXError", api_dims, burst[:1], np.full(1, 40.0))
+    retried = handler.lambda_handler(_event(t1 + 5 * P), FakeContext(aws_request_id="k2-retry"))
+    assert "OPEN" in [t["kind"] for t in retried["transitions"]]
+    # and the errors stop
+    calm = np.arange(t1 + 5 * P, t1 + 20 * P, P)
+    _put("AWS/ApiGateway", "Count", api_dims, calm, traffic(calm))
+    later = handler.lambda_handler(_event(t1 + 20 * P), FakeContext(aws_request_id="k3"))
+    assert "RESOLVED" in [t["kind"] for t in later["transitions"]]
+    # Then subscribers got exactly one OPEN, and the incident it opened was resolved
+    alerts = [json.loads(m["Message"]) for m in _alerts_for(inbox, f"service:kill-{uid}")]
+    opened = [a["incident_id"] for a in alerts if a["kind"] == "OPEN"]
+    resolved = [a["incident_id"] for a in alerts if a["kind"] == "RESOLVED"]
+    assert len(opened) == 1
+    assert resolved == opened

@@ -15,6 +15,7 @@ from monitor.service import MonitorService
 from monitor.settings import MonitorSettings
 from monitor.source import CloudWatchMetricSource, MetricSourceError
 from monitor.state import decode_state
+from monitor.store import OutboxItem
 from ops.fakes import FakeCloudWatch, InMemoryIncidentStore, RecordingNotifier
 
 P = 300
@@ -271,3 +272,50 @@ def test_transitions_of_an_incident_are_delivered_in_order_even_after_a_failure(
     assert world.notifier.published == []
     world.service().run(T_END + 4 * P)
     assert kinds(world.notifier)[:2] == ["OPEN", "UPDATED"]
+
+
+def test_an_incident_open_when_the_state_is_lost_still_resolves(world: World) -> None:
+    world.service().run(T_END)
+    world.traffic(T_END, T_END + 4 * P)
+    world.outage(T_END, T_END + 4 * P)
+    world.service().run(T_END + 4 * P)
+    assert kinds(world.notifier)[:1] == ["OPEN"]
+    opened = json.loads(json.loads(world.notifier.published[0]["Message"])["sqs"])["incident_id"]
+    # Given the stored state is damaged while the incident is open
+    world.store.blob = b"not zlib"
+    world.traffic(T_END + 4 * P, T_END + 5 * P)
+    rebuilt = world.service().run(T_END + 5 * P)
+    assert any("model state rejected" in e for e in rebuilt.errors)
+    assert rebuilt.open_incidents == 1  # rebuilt from the incidents saved open
+    # When the errors stop
+    world.traffic(T_END + 5 * P, T_END + 12 * P)
+    for k in range(6, 13):
+        world.service().run(T_END + k * P)
+    # Then the incident that was open resolves, and nothing opened twice
+    sent = [json.loads(json.loads(m["Message"])["sqs"]) for m in world.notifier.published]
+    assert [(a["kind"], a["incident_id"]) for a in sent if a["kind"] != "UPDATED"] == [
+        ("OPEN", opened),
+        ("RESOLVED", opened),
+    ]
+
+
+def test_outbox_items_of_a_run_that_died_before_its_commit_are_never_sent(world: World) -> None:
+    world.service().run(T_END)
+    world.traffic(T_END, T_END + 4 * P)
+    world.outage(T_END, T_END + 4 * P)
+    # Given an outbox item that a run wrote before it died without saving its state
+    stray = OutboxItem(
+        dedup_key="inc-1-abc#0001",
+        incident_id="inc-1-abc",
+        seq=1,
+        kind="OPEN",
+        created_at=T_END,
+        message={"Message": "{}", "Subject": "stray"},
+    )
+    world.store.add_to_outbox(stray)
+    # When the next runs publish
+    world.service().run(T_END + 4 * P)
+    world.service().run(T_END + 5 * P)
+    # Then only the transitions a saved state refers to were sent
+    assert "stray" not in [m.get("Subject") for m in world.notifier.published]
+    assert kinds(world.notifier)[:1] == ["OPEN"]
