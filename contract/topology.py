@@ -149,6 +149,12 @@ class Topology:
         return f"{self.prefix}-monitor-every-{self.monitor_rate_minutes}m"
 
     @property
+    def monitor_health_topic(self) -> str:
+        """The topic of the alarms on the monitor itself (heartbeat, notification failures, run
+        errors), with a KMS key of its own: a broken alerts topic or key cannot silence them."""
+        return f"{self.prefix}-monitor-health"
+
+    @property
     def monitor_schedule_dlq(self) -> QueueSpec:
         """Where EventBridge Scheduler puts invocations of the monitor it could not deliver."""
         return QueueSpec(name=f"{self.prefix}-monitor-schedule-dlq", retention_s=14 * 24 * 3600)

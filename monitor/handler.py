@@ -25,6 +25,10 @@ from monitor.settings import MonitorSettings, get_settings
 logger = Logger()
 metrics = Metrics()
 
+# No heartbeat while a notification has been waiting longer than this: alerts that cannot get out
+# (SNS or its KMS key rejecting every publish) must page through the heartbeat alarm, not stay quiet.
+HEARTBEAT_MAX_UNSENT_S = 600
+
 
 class MonitorEvent(BaseModel):
     """The schedule's input: `{"scheduled_time": <aws.scheduler.scheduled-time>}` (absent: the wall clock)."""
@@ -73,6 +77,7 @@ def _record_metrics(result: RunResult) -> None:
     metrics.add_metric(name="AnomaliesOpen", unit=MetricUnit.Count, value=result.open_incidents)
     metrics.add_metric(name="NotificationsSent", unit=MetricUnit.Count, value=result.published)
     metrics.add_metric(name="NotificationFailures", unit=MetricUnit.Count, value=result.publish_failures)
+    metrics.add_metric(name="OutboxOldestUnsentAge", unit=MetricUnit.Seconds, value=result.oldest_unsent_s)
     metrics.add_metric(name="StateBytes", unit=MetricUnit.Bytes, value=result.state_bytes)
     metrics.add_metric(name="RunDurationMs", unit=MetricUnit.Milliseconds, value=result.duration_ms)
     metrics.add_metric(name="RunErrors", unit=MetricUnit.Count, value=len(result.errors))
@@ -89,7 +94,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         logger.exception("monitor run failed")
         raise
     _record_metrics(result)
-    if result.status == "ok":
+    if result.status == "ok" and result.oldest_unsent_s <= HEARTBEAT_MAX_UNSENT_S:
         metrics.add_metric(name="Heartbeat", unit=MetricUnit.Count, value=1)
+    elif result.status == "ok":
+        logger.error("heartbeat withheld: a notification is unsent for %ss", result.oldest_unsent_s)
     logger.info("monitor run finished", extra={"run": result.summary()})
     return result.summary()

@@ -83,6 +83,7 @@ class RunResult:
     transitions: list[dict[str, Any]] = field(default_factory=list)
     published: int = 0
     publish_failures: int = 0
+    oldest_unsent_s: int = 0  # age of the oldest committed notification still unsent after the run
     open_incidents: int = 0
     fetch: FetchStats = field(default_factory=FetchStats)
     state_bytes: int = 0
@@ -102,6 +103,7 @@ class RunResult:
             "transitions": self.transitions,
             "published": self.published,
             "publish_failures": self.publish_failures,
+            "oldest_unsent_s": self.oldest_unsent_s,
             "open_incidents": self.open_incidents,
             "get_metric_data_calls": self.fetch.calls,
             "metrics_requested": self.fetch.metrics_requested,
@@ -458,22 +460,28 @@ class MonitorService:
         that died before its commit: never sent), oldest first, each incident's in order."""
         held: set[str] = set()  # incidents whose earlier transition failed: keep their order
         for item in self.store.unsent():
-            if item.incident_id in held or item.dedup_key not in committed:
+            if item.dedup_key not in committed:
                 continue
-            if not self.store.claim(item, now=now, stale_s=self.settings.lease_s):
+            if item.incident_id in held or not self.store.claim(item, now=now, stale_s=self.settings.lease_s):
                 held.add(item.incident_id)
+                self._still_unsent(item, now, result)
                 continue
             try:
                 message_id = self.notifier.publish(item.message)
             except NotifierError as err:
                 held.add(item.incident_id)
                 self.store.release_claim(item)
+                self._still_unsent(item, now, result)
                 result.publish_failures += 1
                 result.errors.append(f"{item.dedup_key}: {err}")
                 logger.error("publishing %s failed (retried next run): %s", item.dedup_key, err)
                 continue
             self.store.mark_sent(item, now=now, message_id=message_id)
             result.published += 1
+
+    @staticmethod
+    def _still_unsent(item: OutboxItem, now: int, result: RunResult) -> None:
+        result.oldest_unsent_s = max(result.oldest_unsent_s, now - item.created_at)
 
 
 __all__ = ["STATE_VERSION", "MonitorService", "RunResult", "catalog_fingerprint", "rule_for"]

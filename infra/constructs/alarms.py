@@ -3,10 +3,13 @@
 - API 5XX *rate* as a share of requests with a minimum volume (the library's rate is errors/second);
 - CloudWatch anomaly-detection alarms on API traffic and latency: the built-in baseline that the
   monitor's own detectors are compared with;
-- the monitor's heartbeat, missing data treated as breaching (a dead monitor is silent otherwise);
+- the monitor's own health: its heartbeat (missing data treated as breaching: a dead monitor, or one
+  whose alerts stay unsent for 10 minutes, is silent otherwise), notification failures and run
+  errors; these notify the monitor-health topic (its own KMS key), so a broken alerts topic or key
+  cannot silence the alarm that says so;
 - failed invocations of the fleet bus rules;
 - one composite alarm over the critical ones, the single "is the service healthy" signal.
-Every alarm notifies the alerts topic on ALARM and on OK.
+Every other alarm notifies the alerts topic; every alarm notifies on ALARM and on OK.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ PERIOD = Duration.minutes(5)
 
 
 class FleetAlarms(Construct):
-    """Exposes ``alarms`` (metric alarms) and ``service_unhealthy`` (the composite)."""
+    """Exposes ``alarms`` (metric alarms to the alerts topic), ``monitor_health`` (to the monitor-health
+    topic) and ``service_unhealthy`` (the composite)."""
 
     def __init__(
         self,
@@ -34,6 +38,7 @@ class FleetAlarms(Construct):
         *,
         topology: Topology,
         alerts_topic: sns.ITopic,
+        monitor_health_topic: sns.ITopic,
         critical_alarms: Sequence[cloudwatch.IAlarm],
         api_5xx_percent: float = 1.0,
         api_min_requests: int = 20,
@@ -100,27 +105,60 @@ class FleetAlarms(Construct):
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
         heartbeat_periods = 3
+
+        def monitor_metric(name: str) -> cloudwatch.Metric:
+            return cloudwatch.Metric(
+                namespace=topology.metrics_namespace,
+                metric_name=name,
+                dimensions_map={"service": topology.monitor.service},
+                statistic="Sum",
+                period=Duration.minutes(topology.monitor_rate_minutes),
+            )
+
         self.monitor_heartbeat = cloudwatch.Alarm(
             self,
             "MonitorHeartbeat",
             alarm_name=f"{prefix}-monitor-heartbeat-missing",
             alarm_description=(
-                f"The monitor has not reported a heartbeat for {heartbeat_periods} runs: "
-                "anomaly detection is not running"
+                f"The monitor has not reported a heartbeat for {heartbeat_periods} runs: anomaly "
+                "detection is not running, or its alerts have been undeliverable for over 10 minutes"
             ),
-            metric=cloudwatch.Metric(
-                namespace=topology.metrics_namespace,
-                metric_name="Heartbeat",
-                dimensions_map={"service": topology.monitor.service},
-                statistic="Sum",
-                period=Duration.minutes(topology.monitor_rate_minutes),
-            ),
+            metric=monitor_metric("Heartbeat"),
             threshold=1,
             evaluation_periods=heartbeat_periods,
             datapoints_to_alarm=heartbeat_periods,
             comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
             treat_missing_data=cloudwatch.TreatMissingData.BREACHING,
         )
+        self.monitor_notification_failures = cloudwatch.Alarm(
+            self,
+            "MonitorNotificationFailures",
+            alarm_name=f"{prefix}-monitor-notification-failures",
+            alarm_description="The monitor's alerts were rejected by SNS (or its KMS key) in 2 runs in a row",
+            metric=monitor_metric("NotificationFailures"),
+            threshold=0,
+            evaluation_periods=2,
+            datapoints_to_alarm=2,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        self.monitor_run_errors = cloudwatch.Alarm(
+            self,
+            "MonitorRunErrors",
+            alarm_name=f"{prefix}-monitor-run-errors",
+            alarm_description="Monitor runs failed or reported errors in 2 of the last 3 runs",
+            metric=monitor_metric("RunErrors"),
+            threshold=0,
+            evaluation_periods=3,
+            datapoints_to_alarm=2,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        self.monitor_health = [
+            self.monitor_heartbeat,
+            self.monitor_notification_failures,
+            self.monitor_run_errors,
+        ]
         self.rule_failures = [
             cloudwatch.Alarm(
                 self,
@@ -145,7 +183,6 @@ class FleetAlarms(Construct):
             self.api_5xx_rate,
             self.api_traffic_anomaly,
             self.api_latency_anomaly,
-            self.monitor_heartbeat,
             *self.rule_failures,
         ]
         members = [self.api_5xx_rate, *self.rule_failures, *critical_alarms]
@@ -161,3 +198,6 @@ class FleetAlarms(Construct):
         for alarm in (*self.alarms, self.service_unhealthy):
             alarm.add_alarm_action(cw_actions.SnsAction(alerts_topic))
             alarm.add_ok_action(cw_actions.SnsAction(alerts_topic))
+        for alarm in self.monitor_health:
+            alarm.add_alarm_action(cw_actions.SnsAction(monitor_health_topic))
+            alarm.add_ok_action(cw_actions.SnsAction(monitor_health_topic))

@@ -1,4 +1,7 @@
-"""The fleet-alerts SNS topic: customer-managed KMS key, TLS only, CloudWatch alarms may publish."""
+"""An alerts SNS topic: a customer-managed KMS key of its own, TLS only, CloudWatch alarms may publish.
+
+Two are deployed: the fleet alerts (the monitor's incidents, the service's alarms) and the monitor's
+own health (alarms on the monitor itself), so one broken key policy cannot silence both."""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from constructs import Construct
 
 
 class AlertsTopic(Construct):
-    """Exposes ``topic`` and ``key``. Every alarm and the monitor publish here; e-mail subscribers read it."""
+    """Exposes ``topic`` and ``key``. E-mail subscribers read it."""
 
     def __init__(
         self,
@@ -21,6 +24,7 @@ class AlertsTopic(Construct):
         construct_id: str,
         *,
         topic_name: str,
+        display_name: str,
         emails: Sequence[str],
         removal_policy: RemovalPolicy,
     ) -> None:
@@ -48,7 +52,7 @@ class AlertsTopic(Construct):
             self,
             "Topic",
             topic_name=topic_name,
-            display_name="Fleetscope alerts",
+            display_name=display_name,
             master_key=self.key,
             enforce_ssl=True,
         )

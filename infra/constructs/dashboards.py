@@ -33,6 +33,7 @@ MONITOR_METRICS: dict[str, tuple[str, str]] = {
     "GetMetricDataCalls": ("Sum", "GetMetricData calls"),
     "NotificationsSent": ("Sum", "Notifications sent"),
     "NotificationFailures": ("Sum", "Notification failures"),
+    "OutboxOldestUnsentAge": ("Maximum", "Oldest unsent alert (s)"),
 }
 
 

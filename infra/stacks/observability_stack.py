@@ -1,4 +1,4 @@
-"""ObservabilityStack: alerts topic, the scheduled monitor, dashboards and alarms.
+"""ObservabilityStack: alerts topics, the scheduled monitor, dashboards and alarms.
 
 It watches the service by the names in ``contract.topology`` (see ``WatchedResources``), so it is deployed
 first; ServiceStack refers to the alerts topic by its topology name (the canary's rollback alarms).
@@ -55,6 +55,15 @@ class ObservabilityStack(Stack):
             self,
             "Alerts",
             topic_name=topology.alerts_topic,
+            display_name="Fleetscope alerts",
+            emails=settings.alert_emails,
+            removal_policy=removal,
+        )
+        self.monitor_health = AlertsTopic(
+            self,
+            "MonitorHealth",
+            topic_name=topology.monitor_health_topic,
+            display_name="Fleetscope monitor health",
             emails=settings.alert_emails,
             removal_policy=removal,
         )
@@ -114,6 +123,7 @@ class ObservabilityStack(Stack):
             "Alarms",
             topology=topology,
             alerts_topic=self.alerts.topic,
+            monitor_health_topic=self.monitor_health.topic,
             critical_alarms=self.service_dashboard.critical_alarms(),
         )
         console = f"https://{self.region}.console.aws.amazon.com/cloudwatch/home?region={self.region}"
@@ -123,5 +133,6 @@ class ObservabilityStack(Stack):
         ):
             CfnOutput(self, output_id, value=f"{console}#dashboards/dashboard/{dashboard}")
         CfnOutput(self, "AlertsTopicArn", value=self.alerts.topic.topic_arn)
+        CfnOutput(self, "MonitorHealthTopicArn", value=self.monitor_health.topic.topic_arn)
         CfnOutput(self, "MonitorTableName", value=self.monitor_table.table.table_name)
         CfnOutput(self, "MonitorFunctionName", value=self.monitor.function.function_name)

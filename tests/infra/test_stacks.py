@@ -310,43 +310,89 @@ def test_fleet_bus_has_an_archive_and_a_rule_to_logs(synthesized: Synthesized, t
 # --- alerts, alarms, dashboards -------------------------------------------------------------------
 
 
-def test_alerts_topic_is_kms_encrypted_and_subscribed(synthesized: Synthesized, topo: Topology) -> None:
-    topic = _one(synthesized.resources("AWS::SNS::Topic"), TopicName=topo.alerts_topic)["Properties"]
-    key_id = _logical_id(synthesized, "observability", "AWS::KMS::Key", EnableKeyRotation=True)
-    assert topic["KmsMasterKeyId"] == {"Fn::GetAtt": [key_id, "Arn"]}
-    subscriptions = synthesized.resources("AWS::SNS::Subscription")
-    assert sorted(s["Properties"]["Endpoint"] for s in subscriptions.values()) == sorted(ALERT_EMAILS)
-    assert {s["Properties"]["Protocol"] for s in subscriptions.values()} == {"email"}
-    key_policy = synthesized.templates["observability"]["Resources"][key_id]["Properties"]["KeyPolicy"]
+def _topic(synthesized: Synthesized, name: str) -> tuple[str, dict[str, Any]]:
+    topic_id = _logical_id(synthesized, "observability", "AWS::SNS::Topic", TopicName=name)
+    return topic_id, synthesized.templates["observability"]["Resources"][topic_id]["Properties"]
+
+
+@pytest.mark.parametrize("which", ["alerts_topic", "monitor_health_topic"])
+def test_alert_topics_are_kms_encrypted_and_subscribed(
+    synthesized: Synthesized, topo: Topology, which: str
+) -> None:
+    topic_id, topic = _topic(synthesized, getattr(topo, which))
+    key_id = topic["KmsMasterKeyId"]["Fn::GetAtt"][0]
+    key = synthesized.templates["observability"]["Resources"][key_id]["Properties"]
+    assert key["EnableKeyRotation"] is True
+    subscriptions = synthesized.resources("AWS::SNS::Subscription", "observability")
+    mine = [
+        s["Properties"] for s in subscriptions.values() if s["Properties"]["TopicArn"] == {"Ref": topic_id}
+    ]
+    assert sorted(s["Endpoint"] for s in mine) == sorted(ALERT_EMAILS)
+    assert {s["Protocol"] for s in mine} == {"email"}
     cloudwatch = [
-        s for s in key_policy["Statement"] if s.get("Principal") == {"Service": "cloudwatch.amazonaws.com"}
+        s
+        for s in key["KeyPolicy"]["Statement"]
+        if s.get("Principal") == {"Service": "cloudwatch.amazonaws.com"}
     ]
     assert cloudwatch
     assert {"kms:Decrypt", "kms:GenerateDataKey*"} <= set(cloudwatch[0]["Action"])
 
 
-def _topic_ref(synthesized: Synthesized) -> dict[str, str]:
+def test_the_monitor_health_topic_has_a_key_of_its_own(synthesized: Synthesized, topo: Topology) -> None:
+    # One broken key policy must not silence both the alerts and the alarms about the monitor itself
+    _, alerts = _topic(synthesized, topo.alerts_topic)
+    _, health = _topic(synthesized, topo.monitor_health_topic)
+    assert alerts["KmsMasterKeyId"] != health["KmsMasterKeyId"]
+
+
+def _topic_ref(synthesized: Synthesized, name: str | None = None) -> dict[str, str]:
     topic_id = _logical_id(
-        synthesized, "observability", "AWS::SNS::Topic", TopicName=synthesized.built.topology.alerts_topic
+        synthesized,
+        "observability",
+        "AWS::SNS::Topic",
+        TopicName=name or synthesized.built.topology.alerts_topic,
     )
     return {"Ref": topic_id}
 
 
+MONITOR_HEALTH_ALARMS = ("monitor-heartbeat-missing", "monitor-notification-failures", "monitor-run-errors")
+
+
 def test_every_alarm_notifies_the_alerts_topic_on_alarm_and_ok(synthesized: Synthesized) -> None:
+    topo = synthesized.built.topology
     ref = _topic_ref(synthesized)
+    health = _topic_ref(synthesized, topo.monitor_health_topic)
     alarms = {
         **synthesized.resources("AWS::CloudWatch::Alarm"),
         **synthesized.resources("AWS::CloudWatch::CompositeAlarm"),
     }
     assert len(alarms) >= 25
     for key, alarm in alarms.items():
+        props = alarm["Properties"]
+        name = props.get("AlarmName", "")
+        own_health = name in {f"{topo.prefix}-{a}" for a in MONITOR_HEALTH_ALARMS}
         for actions in ("AlarmActions", "OKActions"):
-            targets = alarm["Properties"].get(actions, [])
-            if key.startswith("observability:"):
+            targets = props.get(actions, [])
+            if own_health:  # the monitor's own health: through its own topic (and key) only
+                assert targets == [health], f"{key} {actions} should go to the monitor health topic"
+            elif key.startswith("observability:"):
                 assert ref in targets, f"{key} has no {actions} to the alerts topic"
             else:  # ServiceStack refers to the topic by the ARN of its topology name
-                topic = synthesized.built.topology.alerts_topic
-                assert any(_resolve(t).endswith(f":{topic}") for t in targets), f"{key} has no {actions}"
+                assert any(_resolve(t).endswith(f":{topo.alerts_topic}") for t in targets), f"{key} {actions}"
+
+
+def test_the_monitor_alarms_on_its_own_failures(synthesized: Synthesized, topo: Topology) -> None:
+    names = _alarm_names(synthesized)
+    for alarm, metric in (
+        (f"{topo.prefix}-monitor-notification-failures", "NotificationFailures"),
+        (f"{topo.prefix}-monitor-run-errors", "RunErrors"),
+    ):
+        props = names[alarm]
+        assert props["MetricName"] == metric
+        assert props["Namespace"] == topo.metrics_namespace
+        assert props["Dimensions"] == [{"Name": "service", "Value": "monitor"}]
+        assert props["Threshold"] == 0
+        assert props["ComparisonOperator"] == "GreaterThanThreshold"
 
 
 def _alarm_names(synthesized: Synthesized) -> dict[str, dict[str, Any]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import zlib
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ from monitor.source import CloudWatchMetricSource, MetricSourceError
 from monitor.state import decode_state
 from monitor.store import OutboxItem
 from ops.fakes import FakeCloudWatch, InMemoryIncidentStore, RecordingNotifier
+from tests.monitor.test_monitor_handler import Ctx, _emf
 
 P = 300
 T_END = 1_767_225_600  # aligned on the period
@@ -318,4 +320,35 @@ def test_outbox_items_of_a_run_that_died_before_its_commit_are_never_sent(world:
     world.service().run(T_END + 5 * P)
     # Then only the transitions a saved state refers to were sent
     assert "stray" not in [m.get("Subject") for m in world.notifier.published]
+    assert kinds(world.notifier)[:1] == ["OPEN"]
+
+
+def test_the_heartbeat_stops_while_sns_rejects_every_publish_for_more_than_ten_minutes(
+    world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from monitor import handler
+    from sandbox.aws.scheduler import scheduled_event
+
+    monkeypatch.setattr(handler, "get_settings", lambda: None)
+    monkeypatch.setattr(handler, "build_service", lambda settings, *, owner, **_: world.service(owner=owner))
+    world.service().run(T_END)
+    world.traffic(T_END, T_END + 9 * P)
+    world.outage(T_END, T_END + 4 * P)
+    # Given SNS (or its KMS key) rejects every publish from the run that opens an incident on
+    world.notifier.fail_next = 10**6
+    emitted: list[dict[str, float]] = []
+    for k in range(4, 9):  # runs every 5 minutes, from the one that records the OPEN
+        capsys.readouterr()
+        handler.lambda_handler(scheduled_event(datetime.fromtimestamp(T_END + k * P, tz=UTC)), Ctx(f"r{k}"))
+        emitted.append(_emf(capsys.readouterr().out))
+    # Then every run counts its failures, and the heartbeat stops once the OPEN is 10 minutes unsent
+    assert world.notifier.published == []
+    assert [m["NotificationFailures"] >= 1 for m in emitted] == [True] * 5
+    assert [m["OutboxOldestUnsentAge"] for m in emitted] == [0, 300, 600, 900, 1200]
+    assert ["Heartbeat" in m for m in emitted] == [True, True, True, False, False]
+    # When SNS is back, the backlog is sent and the heartbeat returns
+    world.notifier.fail_next = 0
+    capsys.readouterr()
+    handler.lambda_handler(scheduled_event(datetime.fromtimestamp(T_END + 9 * P, tz=UTC)), Ctx("r9"))
+    assert _emf(capsys.readouterr().out)["Heartbeat"] == 1
     assert kinds(world.notifier)[:1] == ["OPEN"]
