@@ -144,7 +144,7 @@ def main(argv: list[str]) -> None:
     service = MonitorService(
         settings=settings.model_copy(update={"history_days": args.days}),
         catalog=catalog,
-        source=CloudWatchMetricSource(fake, sleep=lambda _s: None),
+        source=CloudWatchMetricSource(fake),
         store=store,
         notifier=RecordingNotifier(),
         owner="bench",

@@ -170,7 +170,7 @@ def run_monitor(
     service = MonitorService(
         settings=settings,
         catalog=catalog,
-        source=CloudWatchMetricSource(fake, sleep=lambda _s: None),
+        source=CloudWatchMetricSource(fake),
         store=store,
         notifier=RecordingNotifier(),
         owner="quiet-week",
@@ -367,7 +367,7 @@ def main(argv: list[str]) -> None:
 
     week = run_monitor(fake, catalog, settings, minutes=minutes, every=args.every)
     week_start = int(WEEK_START.timestamp())
-    raw = CloudWatchMetricSource(fake, sleep=lambda _s: None).fetch(
+    raw = CloudWatchMetricSource(fake).fetch(
         list(catalog.metrics), start=week_start - BASELINE_WINDOW * PERIOD, end=week_start + minutes * PERIOD,
         period_s=PERIOD,
     )  # fmt: skip

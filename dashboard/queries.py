@@ -125,13 +125,13 @@ def fetch_metrics(
 ) -> MetricFrame:
     """GetMetricData for every spec at `period_s`, through the monitor's reader (`CloudWatchMetricSource`).
 
-    The reader keeps to GetMetricData's per-call limits, follows every page and retries throttling.
+    The reader keeps to GetMetricData's per-call limits and follows every page; the client's standard
+    retry mode retries throttling.
     Percentile statistics are read on their own: an endpoint that cannot compute them (plain moto
     answers HTTP 500) loses only those series, reported in `unavailable`. Specs with `fill_zero` get
     0 for periods without datapoints (CloudWatch omits zero counts).
     """
-    # Throttling: 3 attempts (each with botocore's own 3), so a page waits at most ~1.5 s before it says so.
-    source = CloudWatchMetricSource(cloudwatch, max_attempts=3, max_delay_s=2.0)
+    source = CloudWatchMetricSource(cloudwatch)
     plain = [s for s in specs if not s.statistic.startswith("p")]
     percentile = [s for s in specs if s.statistic.startswith("p")]
     frames: list[pd.DataFrame] = []

@@ -19,6 +19,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
 from contract.topology import SCHEDULED_TIME_FIELD
+from monitor.budget import RunBudget
 from monitor.service import MonitorService, RunResult
 from monitor.settings import MonitorSettings, get_settings
 
@@ -41,7 +42,7 @@ class MonitorEvent(BaseModel):
         return int(self.scheduled_time.timestamp()) if self.scheduled_time else int(time.time())
 
 
-def build_service(settings: MonitorSettings, *, owner: str) -> MonitorService:
+def build_service(settings: MonitorSettings, *, owner: str, budget: RunBudget) -> MonitorService:
     """Wire the production collaborators (clients are created lazily, once per process)."""
     from monitor.notifier import SnsNotifier
     from monitor.store import DynamoDbIncidentStore
@@ -54,6 +55,7 @@ def build_service(settings: MonitorSettings, *, owner: str) -> MonitorService:
         notifier=SnsNotifier(topic_name=settings.alerts_topic_name, topic_arn=settings.alerts_topic_arn),
         owner=owner,
         train_budget_s=settings.train_budget_s,
+        budget=budget,
     )
 
 
@@ -64,8 +66,8 @@ def _source() -> Any:
     return CloudWatchMetricSource()
 
 
-def run_monitor(event: MonitorEvent, *, owner: str) -> RunResult:
-    return build_service(get_settings(), owner=owner).run(event.now())
+def run_monitor(event: MonitorEvent, *, owner: str, budget: RunBudget) -> RunResult:
+    return build_service(get_settings(), owner=owner, budget=budget).run(event.now())
 
 
 def _record_metrics(result: RunResult) -> None:
@@ -88,7 +90,8 @@ def _record_metrics(result: RunResult) -> None:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = MonitorEvent.model_validate(event or {})
     try:
-        result = run_monitor(request, owner=context.aws_request_id)
+        budget = RunBudget(remaining_s=lambda: context.get_remaining_time_in_millis() / 1000)
+        result = run_monitor(request, owner=context.aws_request_id, budget=budget)
     except Exception:
         metrics.add_metric(name="RunErrors", unit=MetricUnit.Count, value=1)
         logger.exception("monitor run failed")

@@ -313,9 +313,10 @@ class Notifier(Protocol):
 @cache
 def _default_sns_client() -> Any:
     import boto3
-    from botocore.config import Config
 
-    return boto3.client("sns", config=Config(retries={"mode": "standard", "max_attempts": 5}))
+    from monitor.budget import SNS_READ_S, client_config
+
+    return boto3.client("sns", config=client_config(read_timeout_s=SNS_READ_S))
 
 
 class SnsNotifier:

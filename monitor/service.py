@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
+from monitor.budget import COMMIT_S, FETCH_S, PUBLISH_S, RunBudget
 from monitor.catalog import Catalog, DerivedSpec, MetricSpec
 from monitor.detectors import (
     Detector,
@@ -88,6 +89,7 @@ class RunResult:
     fetch: FetchStats = field(default_factory=FetchStats)
     state_bytes: int = 0
     checkpoint: bool = False  # detector states rewritten this run
+    deferred: list[str] = field(default_factory=list)  # work left to the next run for lack of time
     errors: list[str] = field(default_factory=list)
     duration_ms: float = 0.0
 
@@ -109,6 +111,7 @@ class RunResult:
             "metrics_requested": self.fetch.metrics_requested,
             "state_bytes": self.state_bytes,
             "checkpoint": self.checkpoint,
+            "deferred": self.deferred,
             "errors": self.errors,
             "duration_ms": round(self.duration_ms, 1),
         }
@@ -142,6 +145,7 @@ class MonitorService:
         train_budget_s: float = 60.0,
         train_batch: int = 200,
         clock: Callable[[], float] = time.monotonic,
+        budget: RunBudget | None = None,
     ) -> None:
         self.settings = settings
         self.catalog = catalog
@@ -153,6 +157,7 @@ class MonitorService:
         self.train_budget_s = train_budget_s
         self.train_batch = train_batch
         self._clock = clock
+        self.budget = budget or RunBudget()
         self.period = catalog.period_s
         self._models_dirty = False
 
@@ -272,8 +277,11 @@ class MonitorService:
         todo = [sid for _, sid in due]
         first = True
         while todo:
-            if not first and self._clock() > deadline:  # at least one batch per run: progress
+            # At least one batch per run (progress), unless the invocation could not finish it and
+            # commit (scoring then waits for the next run, which finds the models trained).
+            if (not first and self._clock() > deadline) or not self.budget.allows(FETCH_S + COMMIT_S):
                 result.series_untrained = len(todo)
+                result.deferred.append("training")
                 logger.warning("training budget spent; %d series wait for the next run", len(todo))
                 break
             first = False
@@ -328,6 +336,10 @@ class MonitorService:
         assert state.last_scored is not None
         last = state.last_scored
         tracker = IncidentTracker(state.incidents, cooldown_s=self.settings.hold_down_s)
+        if last + self.period < end and not self.budget.allows(FETCH_S + COMMIT_S):
+            result.deferred.append("scoring")
+            logger.warning("too little time left to fetch and score; the next run scores these periods")
+            end = last + self.period
         if last + self.period >= end:  # nothing new to score (e.g. a retried invocation)
             result.checkpoint = self._models_dirty
             transitions = tracker.process([], until=last)
@@ -461,6 +473,12 @@ class MonitorService:
         held: set[str] = set()  # incidents whose earlier transition failed: keep their order
         for item in self.store.unsent():
             if item.dedup_key not in committed:
+                continue
+            if not held and not self.budget.allows(PUBLISH_S) and "publishing" not in result.deferred:
+                result.deferred.append("publishing")
+                logger.warning("too little time left to publish; the next run sends the rest")
+            if "publishing" in result.deferred:
+                self._still_unsent(item, now, result)
                 continue
             if item.incident_id in held or not self.store.claim(item, now=now, stale_s=self.settings.lease_s):
                 held.add(item.incident_id)

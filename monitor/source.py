@@ -3,9 +3,9 @@
 GetMetricData limits (per call): at most 500 queries and 100,800 datapoints returned. Requests are
 split accordingly (fewer queries per call for long windows, time windows split when one query alone
 would exceed the datapoint limit), results are paged with botocore's GetMetricData paginator, a
-result with StatusCode `PartialData` is continued with the NextToken, throttling is retried by
-botocore's standard retry mode *and* by our own loop (exponential backoff with full jitter) once
-botocore gives up, and CloudWatch's `Messages` are logged. Metric math is never used: derived series
+result with StatusCode `PartialData` is continued with the NextToken, throttling and transient
+errors are retried by botocore's standard retry mode only (`monitor.budget`: one retry layer, bounded
+time per call), and CloudWatch's `Messages` are logged. Metric math is never used: derived series
 are computed here, in Python, from the raw series (`derive`).
 
 `fetch` returns series aligned on a regular grid ``t = start, start + period, ..., < end`` with NaN
@@ -17,8 +17,6 @@ returned it, for any window (the dashboard reads its metrics through it).
 from __future__ import annotations
 
 import logging
-import random
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -37,9 +35,6 @@ logger = logging.getLogger(__name__)
 
 MAX_QUERIES_PER_CALL = 500
 MAX_DATAPOINTS_PER_CALL = 100_800
-THROTTLING_CODES = frozenset(
-    {"Throttling", "ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded", "LimitExceeded"}
-)
 
 
 class MetricSourceError(RuntimeError):
@@ -117,11 +112,10 @@ def _get_metric_data_paginator(call: Callable[..., Mapping[str, Any]]) -> Pagina
 @cache
 def _default_cloudwatch_client() -> Any:
     import boto3
-    from botocore.config import Config
 
-    # Standard retry mode: exponential backoff with jitter on throttling and transient errors.
-    config = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=30)
-    return boto3.client("cloudwatch", config=config)
+    from monitor.budget import CLOUDWATCH_READ_S, client_config
+
+    return boto3.client("cloudwatch", config=client_config(read_timeout_s=CLOUDWATCH_READ_S))
 
 
 @dataclass(frozen=True)
@@ -177,22 +171,12 @@ class CloudWatchMetricSource:
         self,
         client: CloudWatchClient | None = None,
         *,
-        max_attempts: int = 6,
-        base_delay_s: float = 0.5,
-        max_delay_s: float = 20.0,
         max_pages: int = 1000,
-        sleep: Callable[[float], None] = time.sleep,
-        rng: random.Random | None = None,
         max_queries: int = MAX_QUERIES_PER_CALL,
         max_datapoints: int = MAX_DATAPOINTS_PER_CALL,
     ) -> None:
         self._client = client
-        self.max_attempts = max_attempts
-        self.base_delay_s = base_delay_s
-        self.max_delay_s = max_delay_s
         self.max_pages = max_pages
-        self._sleep = sleep
-        self._rng = rng or random.Random()
         self.max_queries = max_queries
         self.max_datapoints = max_datapoints
 
@@ -269,7 +253,7 @@ class CloudWatchMetricSource:
     def _paged_results(
         self, queries: list[dict[str, Any]], window: _Window, stats: FetchStats
     ) -> Iterator[dict[str, Any]]:
-        # botocore's paginator follows NextToken; every page goes through `_call` (throttling retries).
+        # botocore's paginator follows NextToken; every page goes through `_call`.
         pages = _get_metric_data_paginator(lambda **kwargs: self._call(kwargs, stats)).paginate(
             MetricDataQueries=queries,
             StartTime=datetime.fromtimestamp(window.start, tz=UTC),
@@ -291,20 +275,15 @@ class CloudWatchMetricSource:
             raise MetricSourceError(f"GetMetricData paging failed: {err}") from err
 
     def _call(self, kwargs: dict[str, Any], stats: FetchStats) -> Mapping[str, Any]:
-        """One GetMetricData call; throttling retried with exponential backoff and full jitter."""
-        for attempt in range(self.max_attempts):
-            stats.calls += 1
-            try:
-                return self.client.get_metric_data(**kwargs)
-            except ClientError as err:
-                code = err.response.get("Error", {}).get("Code", "")
-                if code not in THROTTLING_CODES or attempt == self.max_attempts - 1:
-                    raise MetricSourceError(f"GetMetricData failed ({code}): {err}") from err
-                stats.retries += 1
-                delay = self._rng.uniform(0.0, min(self.max_delay_s, self.base_delay_s * 2**attempt))
-                logger.warning("GetMetricData throttled (%s), retry %d in %.2fs", code, attempt + 1, delay)
-                self._sleep(delay)
-        raise MetricSourceError("GetMetricData: no attempts configured")  # max_attempts < 1
+        """One GetMetricData call (the client's standard retry mode retries it; nothing more here)."""
+        stats.calls += 1
+        try:
+            return self.client.get_metric_data(**kwargs)
+        except ClientError as err:
+            code = err.response.get("Error", {}).get("Code", "")
+            retried = err.response.get("ResponseMetadata", {}).get("RetryAttempts", 0)
+            stats.retries += int(retried)
+            raise MetricSourceError(f"GetMetricData failed ({code}) after {retried} retries: {err}") from err
 
 
 def _query(query_id: str, m: MetricSpec, period_s: int) -> dict[str, Any]:

@@ -111,10 +111,10 @@ class IncidentStore(Protocol):
 @cache
 def _default_table_resource(table_name: str) -> Any:
     import boto3
-    from botocore.config import Config
 
-    config = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=20)
-    return boto3.resource("dynamodb", config=config).Table(table_name)
+    from monitor.budget import DYNAMODB_READ_S, client_config
+
+    return boto3.resource("dynamodb", config=client_config(read_timeout_s=DYNAMODB_READ_S)).Table(table_name)
 
 
 def _conditional_failed(err: ClientError) -> bool:
@@ -271,10 +271,15 @@ class DynamoDbIncidentStore:
             for i in incidents
         ]
         batches = _transactions(actions, last={"Put": put_head})
-        for batch in batches[:-1]:  # only when the run's items do not fit one transaction
-            self.table.meta.client.transact_write_items(TransactItems=batch)
+        # The same token on a retried call (botocore's retries after a timeout) makes it idempotent
+        # for 10 minutes: a commit that did happen is not reported as a conflict with itself.
+        token = f"{generation}-{digest[:24]}"
+        for i, batch in enumerate(batches[:-1]):  # only when the run's items do not fit one transaction
+            self.table.meta.client.transact_write_items(
+                TransactItems=batch, ClientRequestToken=f"{token}-{i}"
+            )
         try:
-            self.table.meta.client.transact_write_items(TransactItems=batches[-1])
+            self.table.meta.client.transact_write_items(TransactItems=batches[-1], ClientRequestToken=token)
         except ClientError as err:
             reasons = err.response.get("CancellationReasons") or []
             if reasons and reasons[-1].get("Code") == "ConditionalCheckFailed":

@@ -127,7 +127,10 @@ def test_detector_checkpoint_is_kept_by_reference_between_checkpoints(clean_moni
 
 
 def test_outbox_items_beyond_one_transaction_are_committed_with_the_state(clean_monitor_table: str) -> None:
-    store = DynamoDbIncidentStore(clean_monitor_table)
+    # (a client with botocore's default timeouts: this test is about sizes, not time)
+    store = DynamoDbIncidentStore(
+        clean_monitor_table, table=boto3.resource("dynamodb").Table(clean_monitor_table)
+    )
     # Given a run with more transitions than one TransactWriteItems call holds (100 actions)
     items = [
         OutboxItem(
@@ -136,7 +139,7 @@ def test_outbox_items_beyond_one_transaction_are_committed_with_the_state(clean_
             seq=1,
             kind="OPEN",
             created_at=1000,
-            message={"Subject": f"alert {i}", "Message": "x" * 2000},
+            message={"Subject": f"alert {i}", "Message": "x" * 500},
         )
         for i in range(130)
     ]
@@ -159,6 +162,9 @@ class FakeContext:
     memory_limit_in_mb: int = 1024
     invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:fleetscope-test-monitor"
     aws_request_id: str = "req-1"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 120_000  # the monitor's Lambda timeout
 
 
 def _event(t: int) -> dict[str, Any]:

@@ -12,6 +12,7 @@ import pytest
 
 from contract.topology import SCHEDULED_TIME_FIELD
 from monitor import handler
+from monitor.budget import RunBudget
 from monitor.handler import MonitorEvent
 from monitor.service import RunResult
 from sandbox.aws.scheduler import scheduled_event
@@ -23,6 +24,10 @@ class Ctx:
     memory_limit_in_mb: int = 1024
     invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:fleetscope-test-monitor"
     aws_request_id: str = "req-1"
+    remaining_ms: int = 120_000
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
 
 
 def _emf(out: str) -> dict[str, float]:
@@ -62,7 +67,7 @@ def test_a_successful_run_emits_heartbeat_and_run_metrics(
 ) -> None:
     seen: list[tuple[int, str]] = []
 
-    def fake_run(event: MonitorEvent, *, owner: str) -> RunResult:
+    def fake_run(event: MonitorEvent, *, owner: str, **_: Any) -> RunResult:
         seen.append((event.now(), owner))
         return RunResult(status="ok", now=event.now(), series_scored=42, open_incidents=1)
 
@@ -80,7 +85,7 @@ def test_a_successful_run_emits_heartbeat_and_run_metrics(
 def test_a_skipped_run_sends_no_heartbeat(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(handler, "run_monitor", lambda event, owner: RunResult(status="skipped", now=0))
+    monkeypatch.setattr(handler, "run_monitor", lambda event, **_: RunResult(status="skipped", now=0))
     assert handler.lambda_handler({}, Ctx())["status"] == "skipped"  # type: ignore[arg-type]
     assert "Heartbeat" not in _emf(capsys.readouterr().out)
 
@@ -88,7 +93,7 @@ def test_a_skipped_run_sends_no_heartbeat(
 def test_a_failed_run_counts_an_error_and_raises_for_lambda_to_retry(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    def boom(event: MonitorEvent, *, owner: str) -> Any:
+    def boom(event: MonitorEvent, **_: Any) -> Any:
         raise RuntimeError("GetMetricData unavailable")
 
     monkeypatch.setattr(handler, "run_monitor", boom)
@@ -97,3 +102,18 @@ def test_a_failed_run_counts_an_error_and_raises_for_lambda_to_retry(
     metrics = _emf(capsys.readouterr().out)
     assert metrics["RunErrors"] == 1
     assert "Heartbeat" not in metrics
+
+
+def test_the_run_budget_is_the_invocation_s_remaining_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    budgets: list[float] = []
+
+    def fake_build(settings: object, *, owner: str, budget: RunBudget) -> Any:
+        budgets.append(budget.remaining_s())
+        return type("Svc", (), {"run": lambda self, now: RunResult(status="ok", now=now)})()
+
+    monkeypatch.setattr(handler, "get_settings", lambda: None)
+    monkeypatch.setattr(handler, "build_service", fake_build)
+    # Given an invocation with 42.5 s left
+    handler.lambda_handler({}, Ctx(remaining_ms=42_500))  # type: ignore[arg-type]
+    # Then the run's budget is that time (it stops starting work it could not finish)
+    assert budgets == [42.5]

@@ -6,11 +6,13 @@ import json
 import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 import pytest
 
 from contract.resources import FunctionName, ResourceNames
+from monitor.budget import FETCH_S, RunBudget
 from monitor.catalog import Catalog, build_catalog
 from monitor.service import MonitorService
 from monitor.settings import MonitorSettings
@@ -54,7 +56,7 @@ class World:
         return MonitorService(
             settings=MonitorSettings.model_validate(base | settings),
             catalog=self.catalog,
-            source=CloudWatchMetricSource(self.fake, sleep=lambda _s: None),
+            source=CloudWatchMetricSource(self.fake),
             store=self.store,
             notifier=self.notifier,
             owner=owner,
@@ -351,4 +353,52 @@ def test_the_heartbeat_stops_while_sns_rejects_every_publish_for_more_than_ten_m
     capsys.readouterr()
     handler.lambda_handler(scheduled_event(datetime.fromtimestamp(T_END + 9 * P, tz=UTC)), Ctx("r9"))
     assert _emf(capsys.readouterr().out)["Heartbeat"] == 1
+    assert kinds(world.notifier)[:1] == ["OPEN"]
+
+
+def test_publishing_stops_before_the_lambda_times_out_and_the_next_run_sends_the_rest(world: World) -> None:
+    world.service().run(T_END)
+    world.traffic(T_END, T_END + 4 * P)
+    world.outage(T_END, T_END + 4 * P)
+    # Given an invocation with 120 s left and an SNS that takes 80 s per publish (its retries)
+    spent = [0.0]
+
+    original = world.notifier.publish
+
+    def slow_publish(message: dict[str, Any]) -> str:
+        spent[0] += 80.0
+        return original(message)
+
+    world.notifier.publish = slow_publish  # type: ignore[method-assign]
+    service = world.service()
+    service.budget = RunBudget(remaining_s=lambda: 120.0 - spent[0])
+    # When the run records an OPEN and an UPDATED
+    first = service.run(T_END + 4 * P)
+    assert [t["kind"] for t in first.transitions][:2] == ["OPEN", "UPDATED"]
+    # Then it sends what fits in its time and leaves the rest pending instead of being killed mid-way
+    assert first.published == 1
+    assert "publishing" in first.deferred
+    assert kinds(world.notifier) == ["OPEN"]
+    # and the next run sends the rest, each once and in order
+    world.traffic(T_END + 4 * P, T_END + 5 * P)
+    world.service().run(T_END + 5 * P)
+    assert kinds(world.notifier)[:2] == ["OPEN", "UPDATED"]
+    keys = [json.loads(json.loads(m["Message"])["sqs"])["dedup_key"] for m in world.notifier.published]
+    assert len(keys) == len(set(keys)) == len(world.store.outbox)
+
+
+def test_a_run_with_too_little_time_left_leaves_the_scoring_to_the_next_run(world: World) -> None:
+    world.service().run(T_END)
+    world.traffic(T_END, T_END + 4 * P)
+    world.outage(T_END, T_END + 4 * P)
+    # Given an invocation that starts (a retry, a slow cold start) with less time than a fetch may take
+    late = world.service()
+    late.budget = RunBudget(remaining_s=lambda: FETCH_S / 2)
+    result = late.run(T_END + 4 * P)
+    # Then it fetches nothing and scores nothing
+    assert result.fetch.calls == 0
+    assert result.points_scored == 0
+    assert "scoring" in result.deferred
+    # and the next run scores those periods and alerts
+    assert world.service().run(T_END + 4 * P).points_scored >= 4
     assert kinds(world.notifier)[:1] == ["OPEN"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 from typing import Any
 
 import numpy as np
@@ -35,9 +34,8 @@ def _spec(i: int, *, fill_zero: bool = False) -> MetricSpec:
     )
 
 
-def _source(fake: Any, sleeps: list[float] | None = None) -> CloudWatchMetricSource:
-    sink = sleeps if sleeps is not None else []
-    return CloudWatchMetricSource(fake, sleep=sink.append, rng=random.Random(1))
+def _source(fake: Any) -> CloudWatchMetricSource:
+    return CloudWatchMetricSource(fake)
 
 
 def test_plan_respects_both_per_call_limits() -> None:
@@ -78,7 +76,7 @@ def test_next_token_paging_and_partial_data_are_followed_to_the_end() -> None:
     for i, s in enumerate(specs):
         fake.put_series(s.namespace, s.metric_name, s.dimensions, t, np.arange(800) + 1000.0 * i)
     # When the source (planning with the documented limits) fetches them in one request
-    source = CloudWatchMetricSource(fake, sleep=lambda _s: None)
+    source = CloudWatchMetricSource(fake)
     result = source.fetch(specs, start=T0, end=T0 + 800 * PERIOD, period_s=PERIOD)
     # Then each series was split across PartialData pages and reassembled in order
     assert result.stats.partial_pages == 2  # 2,400 points in pages of 1,000
@@ -89,27 +87,29 @@ def test_next_token_paging_and_partial_data_are_followed_to_the_end() -> None:
     assert result.stats.metrics_requested == fake.metrics_requested == 9
 
 
-def test_throttling_is_retried_with_full_jitter_then_succeeds() -> None:
-    # Given CloudWatch throttles the first 3 calls
-    fake = FakeCloudWatch(throttle_next=3)
-    spec = _spec(0)
-    fake.put_series(spec.namespace, spec.metric_name, spec.dimensions, [T0], [5.0])
-    sleeps: list[float] = []
-    # When fetched
-    result = _source(fake, sleeps).fetch([spec], start=T0, end=T0 + PERIOD, period_s=PERIOD)
-    # Then it slept 3 times, each within the exponential cap (full jitter: 0..base*2^n), and got the data
-    assert len(sleeps) == 3
-    assert all(0 <= s <= 0.5 * 2**n for n, s in enumerate(sleeps))
-    assert result.stats.retries == 3
-    assert result.series["m0"].y.tolist() == [5.0]
+def test_one_retry_layer_botocore_standard_mode_with_bounded_timeouts() -> None:
+    from monitor.budget import MAX_ATTEMPTS, worst_case_s
+    from monitor.notifier import _default_sns_client
+    from monitor.source import _default_cloudwatch_client
+    from monitor.store import _default_table_resource
+
+    # Given the monitor's clients (CloudWatch, DynamoDB, SNS)
+    clients = [_default_cloudwatch_client(), _default_table_resource("t").meta.client, _default_sns_client()]
+    for client in clients:
+        config = client.meta.config
+        # Then each retries in botocore's standard mode only, a bounded number of times, with short timeouts
+        assert config.retries == {"mode": "standard", "total_max_attempts": MAX_ATTEMPTS}
+        assert config.connect_timeout <= 2
+        assert worst_case_s(config.read_timeout) < 45  # one call, retries included, well inside 120 s
 
 
-def test_throttling_that_never_ends_is_a_clear_error() -> None:
+def test_throttling_past_botocore_retries_is_a_clear_error_without_more_retries() -> None:
+    # Given CloudWatch still throttles after botocore's own retries
     fake = FakeCloudWatch(throttle_next=100)
-    source = CloudWatchMetricSource(fake, sleep=lambda _s: None, max_attempts=4)
+    # When fetched, the source does not add a retry layer of its own
     with pytest.raises(MetricSourceError, match="Throttling"):
-        source.fetch([_spec(0)], start=T0, end=T0 + PERIOD, period_s=PERIOD)
-    assert fake.calls == 4
+        CloudWatchMetricSource(fake).fetch([_spec(0)], start=T0, end=T0 + PERIOD, period_s=PERIOD)
+    assert fake.calls == 1
 
 
 def test_other_client_errors_are_not_retried() -> None:
@@ -122,9 +122,7 @@ def test_other_client_errors_are_not_retried() -> None:
 
     client = Forbidden()
     with pytest.raises(MetricSourceError, match="AccessDenied"):
-        CloudWatchMetricSource(client, sleep=lambda _s: None).fetch(
-            [_spec(0)], start=T0, end=T0 + PERIOD, period_s=PERIOD
-        )
+        CloudWatchMetricSource(client).fetch([_spec(0)], start=T0, end=T0 + PERIOD, period_s=PERIOD)
     assert client.calls == 1
 
 
