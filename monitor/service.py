@@ -26,6 +26,7 @@ and the next run replays them onto the checkpoint (see `monitor.state`).
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 import math
@@ -270,7 +271,9 @@ class MonitorService:
                 due.append((-1, spec.id))
         due.sort()
         assert state.last_scored is not None
-        train_end = state.last_scored + self.period  # fit on periods already scored (or before now)
+        # Fit on periods already scored (or before now), except the last few: those are rescored
+        # with whatever arrived late (see `_score`).
+        train_end = self._settled_frontier(state.last_scored) + self.period
         history_start = (train_end - int(self.settings.history_days * 86400)) // self.period * self.period
         deadline = self._clock() + self.train_budget_s
         metrics = {m.id: m for m in self.catalog.metrics}
@@ -296,9 +299,15 @@ class MonitorService:
             result.fetch.add(fetched.stats)
             series = fetched.series | derive(self.catalog, fetched.series)
             for sid in batch:
-                self._fit_one(state, sid, series.get(sid), now, result)
+                self._fit_one(state, sid, series.get(sid), now, result, settled=train_end - self.period)
 
-    def _fit_one(self, state: ModelState, sid: str, data: Series | None, now: int, result: RunResult) -> None:
+    def _settled_frontier(self, last_scored: int) -> int:
+        """The newest period no longer rescored: `MONITOR_OVERLAP_PERIODS` before the newest scored."""
+        return last_scored - self.settings.overlap_periods * self.period
+
+    def _fit_one(
+        self, state: ModelState, sid: str, data: Series | None, now: int, result: RunResult, *, settled: int
+    ) -> None:
         spec = self.catalog.get(sid)
         previous = state.series.get(sid)
         try:
@@ -312,6 +321,8 @@ class MonitorService:
                 alert=previous.alert if previous else None,
                 trained_points=present,
                 trained_at=now,
+                settled=settled,
+                opened_sent=previous.opened_sent if previous else [],
             )
             result.series_trained += 1
             self._models_dirty = True
@@ -358,16 +369,25 @@ class MonitorService:
         new_periods = (until - last) // self.period
         result.checkpoint = self._models_dirty or backlog + new_periods >= self.settings.checkpoint_periods
         signals: list[PointSignal] = []
+        settle_at = self._settled_frontier(until)
         for spec in self.catalog.series:
             s_state = state.series.get(spec.id)
             data = series.get(spec.id)
             if s_state is None or s_state.detector is None or data is None or spec.id in failed:
                 continue
-            new = data.between(last, until)
-            if not len(new.t):
+            settled = last if s_state.settled is None else s_state.settled
+            window = data.between(settled, until)
+            if not len(window.t):
                 continue
             try:
-                signals += self._score_one(spec, s_state, new, checkpoint=result.checkpoint)
+                signals += self._score_one(
+                    spec,
+                    s_state,
+                    window,
+                    last=last,
+                    settle_at=max(settled, settle_at),
+                    checkpoint=result.checkpoint,
+                )
             except (DetectorInputError, DetectorStateError, AlertRuleError, ValueError) as err:
                 result.errors.append(f"{spec.id}: scoring failed, retrained next run: {err}")
                 logger.error("scoring %s failed, retrained next run: %s", spec.id, err)
@@ -375,7 +395,7 @@ class MonitorService:
                 s_state.replay = None
                 continue
             result.series_scored += 1
-            result.points_scored += len(new.t)
+            result.points_scored += int(np.count_nonzero(window.t > last))
         transitions = tracker.process(signals, until=until)
         state.incidents = tracker.state
         state.last_scored = until
@@ -404,12 +424,28 @@ class MonitorService:
         return until
 
     def _score_one(
-        self, spec: MetricSpec | DerivedSpec, s_state: SeriesState, new: Series, *, checkpoint: bool
+        self,
+        spec: MetricSpec | DerivedSpec,
+        s_state: SeriesState,
+        window: Series,
+        *,
+        last: int,
+        settle_at: int,
+        checkpoint: bool,
     ) -> list[PointSignal]:
+        """Score `window`: the periods after the series' settled frontier up to the newest.
+
+        Periods up to `last` were scored by an earlier run, perhaps before all their data had
+        arrived (an error count CloudWatch delivered late was a 0 then): they are rescored from the
+        state at the frontier, and of their decisions only an OPEN the incident layer was not told
+        yet is passed on, so late evidence raises its alert and nothing is sent twice. Newer periods
+        are passed on whole. The state is kept at `settle_at`; the periods after it are rescored
+        next run.
+        """
         assert s_state.detector is not None
         detector = detector_from_state(s_state.detector)
         if s_state.replay is not None and s_state.replay.t:
-            detector.update(*s_state.replay.arrays())  # back to where the previous run left it
+            detector.update(*s_state.replay.arrays())  # back to the frontier
         rule = rule_for(spec)
         alert = SeriesAlertState(rule)
         if s_state.alert is not None:
@@ -419,15 +455,49 @@ class MonitorService:
                     alert = restored
             except (AlertRuleError, KeyError, TypeError, ValueError) as err:
                 logger.warning("alert state of %s reset: %s", spec.id, err)
-        scored = detector.process(new.t, new.y, new.volume)
+        opened_sent = set(s_state.opened_sent)
         out: list[PointSignal] = []
-        for i, t in enumerate(new.t.tolist()):
-            value = float(new.y[i])
-            volume = None if new.volume is None else float(new.volume[i])
+        settling = window.between(window.t[0] - 1, settle_at) if len(window.t) else window
+        for part in (settling, window.after(settle_at)):
+            if len(part.t):
+                out += self._step(spec, detector, alert, part, last=last, opened_sent=opened_sent)
+            if part is settling:  # the state at the frontier is what the next run starts from
+                if checkpoint:  # a copy: the state may share arrays the next part goes on to change
+                    s_state.detector = copy.deepcopy(detector.to_state())
+                    s_state.replay = None
+                elif len(part.t):
+                    replay = s_state.replay or Replay()
+                    replay.extend(part.t, part.y, part.volume)
+                    s_state.replay = replay
+                s_state.alert = alert.to_state()
+        s_state.settled = settle_at
+        s_state.opened_sent = sorted(t for t in opened_sent if t > settle_at)
+        return out
+
+    @staticmethod
+    def _step(
+        spec: MetricSpec | DerivedSpec,
+        detector: Detector,
+        alert: SeriesAlertState,
+        part: Series,
+        *,
+        last: int,
+        opened_sent: set[int],
+    ) -> list[PointSignal]:
+        scored = detector.process(part.t, part.y, part.volume)
+        out: list[PointSignal] = []
+        for i, t in enumerate(part.t.tolist()):
+            value = float(part.y[i])
+            volume = None if part.volume is None else float(part.volume[i])
             score, lower, upper = float(scored.score[i]), float(scored.lower[i]), float(scored.upper[i])
             decision = alert.step(score=score, value=value, lower=lower, upper=upper, volume=volume)
             if math.isnan(value) and not decision.firing:
                 continue  # a gap: nothing to tell the incident layer
+            rescored = t <= last
+            if rescored and not (decision.opened and t not in opened_sent):
+                continue  # told already (or nothing new to tell)
+            if decision.opened:
+                opened_sent.add(int(t))
             out.append(
                 PointSignal(
                     series_id=spec.id,
@@ -444,14 +514,6 @@ class MonitorService:
                     resolved=decision.resolved,
                 )
             )
-        if checkpoint:
-            s_state.detector = detector.to_state()
-            s_state.replay = None
-        else:
-            replay = s_state.replay or Replay()
-            replay.extend(new.t, new.y, new.volume)
-            s_state.replay = replay
-        s_state.alert = alert.to_state()
         return out
 
     # -- notifications -----------------------------------------------------------------------------

@@ -73,6 +73,10 @@ class SeriesState(BaseModel):
     alert: dict[str, Any] | None = None  # monitor.policy.SeriesAlertState state
     trained_points: int = 0
     trained_at: int | None = None  # epoch seconds of this series' last (re)training
+    # The newest period the detector (checkpoint + replay) and `alert` have absorbed: the periods
+    # after it are re-read and rescored every run (late data); None: a state saved before this field
+    settled: int | None = None
+    opened_sent: list[int] = Field(default_factory=list)  # periods after `settled` already told OPEN
 
 
 class ModelState(BaseModel):

@@ -402,3 +402,23 @@ def test_a_run_with_too_little_time_left_leaves_the_scoring_to_the_next_run(worl
     # and the next run scores those periods and alerts
     assert world.service().run(T_END + 4 * P).points_scored >= 4
     assert kinds(world.notifier)[:1] == ["OPEN"]
+
+
+@pytest.mark.parametrize("arrival", ["on time", "one run late"])
+def test_an_error_outage_raises_an_open_whether_its_datapoints_arrive_on_time_or_one_run_late(
+    world: World, arrival: str
+) -> None:
+    world.service().run(T_END)
+    outage = range(T_END, T_END + 4 * P, P)
+    for k in range(1, 9):  # a run every period, each scoring the period that just ended
+        now = T_END + k * P
+        world.traffic(now - P, now)  # requests: always on time
+        # Given 40 % of the requests failing with 5XX, counted on time or only by the next run
+        ready = now if arrival == "on time" else now - P
+        for t in outage:
+            if t < ready:
+                world.errors[t] = round(world.count[t] * 0.4)
+        world.publish_series()
+        world.service().run(now)
+    # Then the outage opens one incident either way
+    assert kinds(world.notifier).count("OPEN") == 1
