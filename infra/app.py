@@ -88,7 +88,7 @@ def add_stage(
         settings=settings,
         code=_code(monitor_bundle),
         env=env,
-        description=f"Fleetscope {settings.stage}: alerts topic, monitor, dashboards and alarms",
+        description=f"Fleetscope {settings.stage}: alerts topics, monitor, dashboards and alarms",
     )
     service = ServiceStack(
         app,

@@ -41,7 +41,7 @@ def test_dev_resources_are_destroyed_with_the_stack(dev_templates: dict[str, Any
 
 def test_dev_without_alert_emails_has_no_subscriptions(dev_templates: dict[str, Any]) -> None:
     assert not _of_type(dev_templates["observability"], "AWS::SNS::Subscription")
-    assert len(_of_type(dev_templates["observability"], "AWS::SNS::Topic")) == 1
+    assert len(_of_type(dev_templates["observability"], "AWS::SNS::Topic")) == 2  # alerts, monitor health
 
 
 def test_api_gateway_account_logging_role_survives_a_dev_destroy(dev_templates: dict[str, Any]) -> None:
