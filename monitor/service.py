@@ -6,7 +6,7 @@ keeps between runs lives in the monitor table:
 
 1. take the run lease (a conditional write; reserved concurrency 1 is the first guard);
 2. load the model state (fitted detectors, alert states, open incidents, last scored period);
-    an unreadable state or one of another version is logged and rebuilt by retraining, keeping the
+   an unreadable state or one of another version is logged and rebuilt by retraining, keeping the
    incidents saved open (so they still resolve);
 3. retrain series that have no model or whose model is older than the retrain interval, oldest
    first, in batches, within a time budget (the rest wait for the next run), on up to 14 days of
@@ -457,7 +457,7 @@ class MonitorService:
                 logger.warning("alert state of %s reset: %s", spec.id, err)
         opened_sent = set(s_state.opened_sent)
         out: list[PointSignal] = []
-        settling = window.between(window.t[0] - 1, settle_at) if len(window.t) else window
+        settling = window.between(int(window.t[0]) - 1, settle_at)  # the periods up to `settle_at`
         for part in (settling, window.after(settle_at)):
             if len(part.t):
                 out += self._step(spec, detector, alert, part, last=last, opened_sent=opened_sent)
