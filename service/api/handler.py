@@ -32,6 +32,9 @@ class JsonOnlyRequestValidation(OpenAPIRequestValidationMiddleware):
     """
 
     def _get_body(self, app: EventHandlerInstance) -> dict[str, Any]:
+        limit = get_settings().max_body_bytes
+        if body_size(app) > limit:  # before parsing: a huge body is refused without being read
+            raise RequestEntityTooLargeError(f"the limit is {limit} bytes")
         content_type = app.current_event.headers.get("content-type", "").strip().lower()
         if content_type and not content_type.startswith("application/json"):
             raise RequestValidationError(
@@ -47,13 +50,17 @@ class JsonOnlyRequestValidation(OpenAPIRequestValidationMiddleware):
         try:
             return super()._get_body(app)
         except UnicodeDecodeError as err:  # a base64-encoded body that is not UTF-8 text
-            raise RequestValidationError(
-                [{"type": "json_invalid", "loc": ("body",), "msg": "the body is not UTF-8 text", "input": {}}]
-            ) from err
+            raise _malformed("the body is not UTF-8 text") from err
+        except (ValueError, RecursionError) as err:  # an int over 4,300 digits; nesting deeper than the stack
+            raise _malformed("the body is not JSON this API can read") from err
+
+
+def _malformed(msg: str) -> RequestValidationError:
+    return RequestValidationError([{"type": "json_invalid", "loc": ("body",), "msg": msg, "input": {}}])
 
 
 def reject_oversized_body(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response[Any]:
-    """413 for bodies over settings.max_body_bytes (bodies that also fail validation: see errors.py)."""
+    """413 for bodies over settings.max_body_bytes on routes without a validated body (the others: above)."""
     limit = get_settings().max_body_bytes
     if body_size(app) > limit:
         raise RequestEntityTooLargeError(f"the limit is {limit} bytes")

@@ -35,7 +35,7 @@ def problem_type(slug: str) -> str:
 PROBLEM_RESPONSES: dict[int, OpenAPIResponse] = {
     status: OpenAPIResponse(description=title, content={PROBLEM_CONTENT_TYPE: {"model": Problem}})
     for status, title in (
-        (400, "Bad request (malformed JSON, bad next_token, ambiguous version)"),
+        (400, "Bad request (malformed JSON, bad next_token, malformed If-Match, ambiguous version)"),
         (404, "Not found"),
         (409, "Conflict (stale version, illegal status move, VIN taken, idempotency key in use)"),
         (413, "Body too large"),

@@ -133,7 +133,7 @@ def _car_id_hint(body: str) -> str | None:
     """Best-effort car id for log correlation, even from a body that will fail validation."""
     try:
         data = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, an int over 4,300 digits, nesting deeper than the stack
         return None
     car_id = data.get("car_id") if isinstance(data, dict) else None
     return car_id if isinstance(car_id, str) else None

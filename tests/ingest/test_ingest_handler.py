@@ -58,6 +58,9 @@ BAD_BODIES: list[tuple[str, str, str]] = [
     ("car_id with whitespace", telemetry_body("car 1"), "car_id"),
     ("unknown extra field", telemetry_body(heading_deg=90), "heading_deg"),
     ("renamed field", telemetry_body(battery=50), "battery"),
+    ("nested 20,000 deep", "[" * 20_000 + "]" * 20_000, "body"),  # json.loads: RecursionError
+    ("object nested 20,000 deep", '{"car_id": ' * 20_000 + "1" + "}" * 20_000, "body"),
+    ("5,000-digit integer", telemetry_body().replace("42.0", "9" * 5_000), "body"),
 ]
 
 

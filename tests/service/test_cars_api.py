@@ -22,6 +22,7 @@ from tests.service.conftest import Api, car_body
 
 pytestmark = pytest.mark.usefixtures("memory_service")
 PROBLEM = "application/problem+json"
+PROBLEM_BAD_REQUEST = "urn:fleetscope:problem:bad-request"
 
 
 @pytest.fixture
@@ -120,6 +121,36 @@ def test_oversized_body_is_413_even_when_valid_json(api: Api, memory_repo: InMem
     assert memory_repo.outbox == []
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"vin": "1M8GDM9AXKP042788", "year": ' + "9" * 5_000 + "}",  # int over Python's 4,300-digit limit
+        "[" * 20_000 + "]" * 20_000,  # 40 KB, nested 20,000 deep: RecursionError in json.loads
+        '{"a": ' * 5_000 + "1" + "}" * 5_000,
+    ],
+)
+def test_hostile_json_under_the_size_limit_is_400_and_stores_nothing(
+    api: Api, memory_repo: InMemoryCarRepository, raw: str
+) -> None:
+    # Given a body under the 64 KB limit that the JSON parser cannot take
+    # When it is posted, Then it is a 400 problem (not a 500) and nothing is stored.
+    response = api("POST", "/cars", raw_body=raw)
+    assert response.status == 400, response.body
+    assert response.headers["content-type"] == PROBLEM
+    assert response.body["type"].endswith("malformed-body")
+    assert memory_repo.outbox == []
+
+
+def test_an_oversized_body_is_refused_before_it_is_parsed(
+    api: Api, memory_repo: InMemoryCarRepository
+) -> None:
+    # 70 KB of nesting: parsing it would raise RecursionError; the size check answers first.
+    response = api("POST", "/cars", raw_body="[" * 70_000)
+    assert response.status == 413, response.body
+    assert response.body["type"].endswith("body-too-large")
+    assert memory_repo.outbox == []
+
+
 def test_problem_carries_the_request_id(api: Api) -> None:
     response = api("GET", "/cars/5b0c4f6e-0000-4000-8000-000000000000", request_id="req-123")
     assert response.status == 404
@@ -157,7 +188,10 @@ def test_put_version_rules(api: Api) -> None:
     assert api("PUT", path, body=details, headers={"If-Match": "*"}).status == 400
     assert api("PUT", path, body=details | {"unknown": 1}, headers={"If-Match": "1"}).status == 422
     assert api("PUT", path, body=details | {"version": 1}).status == 200  # body version works
-    stale = api("PUT", path, body=details | {"seats": 3}, headers={"If-Match": 'W/"1"'})
+    for malformed in ('W/"1"', '"1', '1"', "1", '"1", "2"', '""'):  # weak, unbalanced, bare, a list, empty
+        refused = api("PUT", path, body=details | {"seats": 5}, headers={"If-Match": malformed})
+        assert (refused.status, refused.body["type"]) == (400, PROBLEM_BAD_REQUEST), malformed
+    stale = api("PUT", path, body=details | {"seats": 3}, headers={"If-Match": ' "1" '})
     assert stale.status == 409
     assert stale.body["current_version"] == 2
     assert api("GET", path).body["seats"] == 2  # the stale write changed nothing

@@ -21,6 +21,7 @@ from service.domain.car import NewCar
 from service.domain.cars import CarService
 from tests.service.apigw import call
 from tests.service.conftest import StepClock, car_body
+from tests.service.hostile import hostile_requests
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::UserWarning")]
 EXAMPLES_PER_OPERATION = 100  # 6 parameterised operations -> >= 500 generated requests
@@ -72,3 +73,14 @@ def test_no_generated_request_gets_a_server_error(case: schemathesis.Case, known
     if response.status >= 400:
         assert response.headers["content-type"] == "application/problem+json"
         assert response.body["status"] == response.status
+
+
+def test_hostile_requests_get_a_problem_never_a_server_error(known_car_ids: list[str]) -> None:
+    # Given every hostile case for every operation that takes it (tests/service/hostile.py)
+    cases = hostile_requests(openapi_json(), known_car_ids[0])
+    assert len(cases) >= 40
+    for case in cases:
+        # When it is sent, Then it is a 4xx problem, not a 5xx
+        response = call(lambda_handler, case.method, case.path, raw_body=case.raw_body, headers=case.headers)
+        assert 400 <= response.status < 500, (case.name, response.status, response.body)
+        assert response.headers["content-type"] == "application/problem+json", case.name

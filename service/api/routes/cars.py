@@ -32,7 +32,15 @@ IdempotencyStore = Annotated[BasePersistenceLayer, Depends(get_idempotency_store
 CarId = Annotated[str, Path(min_length=1, max_length=64, description="the car's id (a UUID)")]
 IfMatch = Annotated[
     str | None,
-    Header(alias="If-Match", max_length=64, description='the version the change is based on, e.g. "3"'),
+    Header(
+        alias="If-Match",
+        max_length=64,
+        description=(
+            "the version the change is based on, as the ETag GET returned: one strong entity tag, a quoted "
+            'decimal version, e.g. "3". Weak tags (W/"3"), unquoted or unbalanced values ("3), lists and * '
+            "are malformed (400)."
+        ),
+    ),
 ]
 IdempotencyKey = Annotated[
     str | None,
@@ -42,7 +50,7 @@ IdempotencyKey = Annotated[
         description="retrying with the same key returns the first response and creates nothing new",
     ),
 ]
-_ETAG = re.compile(r'^\s*(?:W/)?"?(\d{1,12})"?\s*$')
+_ETAG = re.compile(r'^[ \t]*"(\d{1,12})"[ \t]*$')  # one strong entity tag (RFC 9110 8.8.3), nothing else
 
 
 def _observe(route: str, car_id: str | None = None) -> None:
@@ -76,7 +84,7 @@ def _version_from(if_match: str | None, body_version: int | None) -> int | None:
     if if_match is not None:
         match = _ETAG.match(if_match)
         if match is None:
-            raise BadRequestError('If-Match must name one version, e.g. "3"')
+            raise BadRequestError('If-Match must be one strong ETag naming a version, e.g. "3"')
         header_version = int(match.group(1))
     if header_version is not None and body_version is not None and header_version != body_version:
         raise BadRequestError("If-Match and the body's version disagree")
