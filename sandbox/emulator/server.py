@@ -26,6 +26,10 @@ LOCAL_CREDENTIALS = {
     "AWS_REGION": "us-east-1",
 }
 
+NO_CROSS_ORIGIN = {"MOTO_DISABLE_GLOBAL_CORS": "true"}
+"""moto answers any web page's cross-origin requests unless this is set before it is imported: a page open in
+the user's browser could otherwise read and change the sandbox through 127.0.0.1."""
+
 
 class EmulatorError(RuntimeError):
     """The emulator process did not start or answer."""
@@ -82,7 +86,7 @@ class Emulator:
         ]
         if self.sqs_metrics_interval_s:
             cmd += ["--sqs-metrics-interval", str(self.sqs_metrics_interval_s)]
-        env = os.environ | LOCAL_CREDENTIALS
+        env = os.environ | LOCAL_CREDENTIALS | NO_CROSS_ORIGIN
         self._process = subprocess.Popen(
             cmd,
             stdout=subprocess.PIPE,
@@ -173,6 +177,7 @@ def install_extensions() -> None:
 
 
 def serve(host: str, port: int, *, sqs_metrics_interval_s: float | None = None) -> None:
+    os.environ.update(NO_CROSS_ORIGIN)  # before moto is imported (moto.settings reads it once)
     from moto.server import ThreadedMotoServer
 
     from sandbox.emulator.sqs_metrics import SqsMetricsPublisher

@@ -7,10 +7,13 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
 
+from sandbox.emulator.server import Emulator
 from sandbox.home.state import pid_alive
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,3 +44,16 @@ def test_emulator_stops_when_its_owner_is_killed() -> None:
     if alive:
         os.kill(emulator_pid, signal.SIGKILL)
     assert not alive
+
+
+@pytest.mark.integration
+def test_the_emulator_answers_no_cross_origin_request(emulator: Emulator) -> None:
+    # Given a web page on another origin that reads the emulator's queues (moto's global CORS would let it)
+    request = urllib.request.Request(
+        f"{emulator.endpoint_url}/?Action=ListQueues", headers={"Origin": "https://evil.example"}
+    )
+    # When the browser sends it
+    with urllib.request.urlopen(request, timeout=10) as response:
+        headers = response.headers
+    # Then the answer grants the page no access to what it says
+    assert "Access-Control-Allow-Origin" not in headers
