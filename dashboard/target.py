@@ -11,10 +11,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict
 
@@ -127,6 +129,12 @@ class Target(BaseModel):
         return self.kind == "sandbox"
 
     @property
+    def is_local_sandbox(self) -> bool:
+        """A sandbox whose emulator listens on this machine's loopback: the only target faults may be
+        injected into (sandbox.json is a file; it could name any address)."""
+        return self.kind == "sandbox" and self.endpoint_url is not None and _is_loopback(self.endpoint_url)
+
+    @property
     def inbox_file(self) -> Path:
         return self.home / "alerts.jsonl"
 
@@ -142,6 +150,16 @@ class Target(BaseModel):
             how = "embedded sandbox" if self.embedded else "sandbox"
             return f"{how} · stage `{self.stage}` · emulator {self.endpoint_url}"
         return f"AWS · stage `{self.stage}` · {self.region} · names from {self.resources.source}"
+
+
+def _is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name other than localhost
+        return False
 
 
 def read_sandbox_file(home: Path) -> SandboxState | None:

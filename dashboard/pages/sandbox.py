@@ -72,6 +72,12 @@ def inbox() -> None:
 
 
 st.subheader("Inject an incident")
-ui.section("Incident injection", inject)
+if target.is_local_sandbox:
+    ui.section("Incident injection", inject)
+else:
+    st.warning(
+        f"Injection refused: the emulator {target.endpoint_url} is not on this machine's loopback "
+        "(127.0.0.1/localhost); faults are injected only into a local sandbox."
+    )
 st.subheader("Alert inbox")
 ui.section("Alert inbox", inbox)

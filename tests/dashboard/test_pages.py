@@ -157,6 +157,21 @@ def test_no_sandbox_running_gives_a_message_not_a_traceback(
     assert "no running sandbox" in at.error[0].value
 
 
+def test_sandbox_page_refuses_to_inject_into_a_sandbox_that_is_not_local(
+    fresh_caches: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a sandbox file whose emulator is not on the loopback (0.0.0.0: listening on every interface)
+    write_state(fresh_caches, SandboxState(emulator_url="http://0.0.0.0:9", stage="test", pid=os.getpid()))
+    monkeypatch.setenv("FLEETSCOPE_TARGET", "sandbox")
+    # When the Sandbox page is opened
+    at = run_page("pages/sandbox.py")
+    # Then it offers no injection button, says why, and writes no incidents file
+    assert not at.exception, [e.value for e in at.exception]
+    assert not [b for b in at.button if b.key and b.key.startswith("inject_")]
+    assert any("Injection refused" in w.value for w in at.warning)
+    assert not (fresh_caches / "incidents.json").exists()
+
+
 def test_unreachable_endpoint_shows_messages_on_every_page(
     fresh_caches: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -61,6 +61,33 @@ def test_sandbox_target_uses_local_credentials_and_the_sandbox_stage(tmp_path: P
     assert target.resources.cars_table == topology("local").cars_table.name
 
 
+@pytest.mark.parametrize(
+    ("emulator_url", "local"),
+    [
+        ("http://127.0.0.1:5055", True),
+        ("http://localhost:5055", True),
+        ("http://[::1]:5055", True),
+        ("http://0.0.0.0:5055", False),  # a sandbox listening on every interface
+        ("http://10.1.2.3:5055", False),
+        ("http://sandbox.example.com:5055", False),
+    ],
+)
+def test_only_a_sandbox_on_this_machine_counts_as_local(
+    tmp_path: Path, emulator_url: str, local: bool
+) -> None:
+    # Given a sandbox file naming an emulator address (the file is writable by anyone with the home dir)
+    info = SandboxState(emulator_url=emulator_url, stage="local", pid=os.getpid())
+    target = sandbox_target(info, DashboardSettings(FLEETSCOPE_HOME=tmp_path))
+    # Then only a loopback emulator makes it a local sandbox (the one the Sandbox page may inject into)
+    assert target.is_sandbox
+    assert target.is_local_sandbox is local
+
+
+def test_an_aws_target_is_never_a_local_sandbox() -> None:
+    target = aws_target(DashboardSettings(FLEETSCOPE_TARGET="aws"), list)
+    assert target.is_local_sandbox is False
+
+
 def test_aws_target_reads_stack_outputs() -> None:
     stacks = [
         {
