@@ -3,7 +3,8 @@
 Every reading ends in exactly one of two ways:
 - acknowledged: applied, or stale (the car already holds a reading at least as new — duplicates
   and out-of-order deliveries land here, and never overwrite newer state);
-- rejected with a `TelemetryRejectedError`: the batch reports the record as failed, SQS retries
+- rejected with a `TelemetryRejectedError` (invalid, unknown or retired car, dated more than
+  ``MAX_CLOCK_SKEW`` ahead or ``MAX_AGE`` ago): the batch reports the record as failed, SQS retries
   it and, after ``maxReceiveCount`` receives, moves it to the dead-letter queue.
 """
 
@@ -18,7 +19,10 @@ from service.ingest.models import TelemetryMessage
 from service.ingest.repository import ApplyOutcome, TelemetryRepository
 
 MAX_CLOCK_SKEW = timedelta(minutes=5)
-"""Readings dated further ahead than this are rejected: one would block all later telemetry."""
+"""Readings dated further ahead than this are rejected. One within it is stored as taken when it was received
+(its ``ts`` capped at the ingest's clock), so it cannot make the car's next real readings look stale."""
+MAX_AGE = timedelta(hours=1)
+"""Readings older than this are rejected: a car's position an hour ago is not its telemetry now."""
 
 
 class TelemetryRejectedError(Exception):
@@ -43,6 +47,10 @@ class FutureTelemetryError(TelemetryRejectedError):
     reason = "future_ts"
 
 
+class TooOldTelemetryError(TelemetryRejectedError):
+    reason = "too_old"
+
+
 REJECTION_REASONS: tuple[str, ...] = tuple(
     cls.reason
     for cls in (
@@ -50,6 +58,7 @@ REJECTION_REASONS: tuple[str, ...] = tuple(
         UnknownCarError,
         RetiredCarError,
         FutureTelemetryError,
+        TooOldTelemetryError,
         TelemetryRejectedError,
     )
 )
@@ -76,6 +85,13 @@ def apply_telemetry(
             f"reading of car {message.car_id} is dated {message.ts.isoformat()}, "
             f"more than {MAX_CLOCK_SKEW} ahead of {now.isoformat()}"
         )
+    if now - message.ts > MAX_AGE:
+        raise TooOldTelemetryError(
+            f"reading of car {message.car_id} is dated {message.ts.isoformat()}, "
+            f"more than {MAX_AGE} before {now.isoformat()}"
+        )
+    if message.ts > now:  # a fast clock within MAX_CLOCK_SKEW: ordered as received, not as dated
+        message = message.model_copy(update={"ts": now})
     outcome = repository.apply(message)
     if outcome is ApplyOutcome.UNKNOWN_CAR:
         raise UnknownCarError(f"no car {message.car_id!r}")

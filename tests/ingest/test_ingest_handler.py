@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Callable
-from datetime import timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -23,8 +23,9 @@ from ingest_helpers import FUTURE, NOW, InMemoryTelemetryRepository, sqs_event, 
 
 from contract.topology import topology
 from service.ingest import handler as ingest_handler
-from service.ingest.logic import REJECTION_REASONS
+from service.ingest.logic import REJECTION_REASONS, apply_telemetry
 from service.ingest.models import TelemetryMessage
+from service.ingest.repository import ApplyOutcome
 
 Invoke = Callable[[dict[str, Any]], Any]
 
@@ -198,6 +199,43 @@ def test_reading_dated_in_the_future_is_rejected(repo: InMemoryTelemetryReposito
     assert "telemetry_ts" not in repo.cars["car-1"]
 
 
+def test_a_reading_more_than_an_hour_old_is_rejected_with_its_reason(
+    repo: InMemoryTelemetryRepository, invoke: Invoke, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a known car and a reading taken 61 minutes ago (a car that was offline, a queue backlog)
+    repo.add_car("car-1")
+    event = sqs_event(telemetry_body("car-1", ts=NOW - timedelta(minutes=61)))
+    # When it is processed
+    response = invoke(event)
+    # Then it fails (retried, then dead-lettered with the others), is never stored, and is counted as too_old
+    assert failed_ids(response) == [event["Records"][0]["messageId"]]
+    assert repo.calls == 0
+    out = capsys.readouterr().out
+    assert metric_values(out, "TelemetryRejected", reason="too_old", service="telemetry-ingest") == [1.0]
+
+
+def test_a_reading_from_up_to_5_minutes_ahead_does_not_make_later_real_readings_stale() -> None:
+    # Given a car whose clock ran 4 minutes fast for one reading, received at t0
+    repo = InMemoryTelemetryRepository()
+    repo.add_car("car-1")
+    t0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+    ahead = TelemetryMessage.model_validate_json(telemetry_body("car-1", ts=t0 + timedelta(minutes=4)))
+    assert apply_telemetry(ahead, repo, now=t0) is ApplyOutcome.APPLIED
+    # When the car's real readings of the next minutes arrive, each as it is taken
+    outcomes = []
+    for seconds in (10, 60, 200):
+        real = TelemetryMessage.model_validate_json(
+            telemetry_body("car-1", ts=t0 + timedelta(seconds=seconds), speed_kmh=float(seconds))
+        )
+        outcomes.append(apply_telemetry(real, repo, now=t0 + timedelta(seconds=seconds)))
+    # Then every one is applied (the early reading counts as taken when it was received), the last one is held
+    assert outcomes == [ApplyOutcome.APPLIED] * 3
+    assert repo.cars["car-1"]["speed_kmh"] == 200.0
+    # and a reading older than what the car holds is still stale
+    late = TelemetryMessage.model_validate_json(telemetry_body("car-1", ts=t0 + timedelta(seconds=30)))
+    assert apply_telemetry(late, repo, now=t0 + timedelta(seconds=210)) is ApplyOutcome.STALE
+
+
 def test_out_of_order_and_duplicate_readings_never_overwrite_newer_state(
     repo: InMemoryTelemetryRepository, invoke: Invoke, warm: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -290,7 +328,14 @@ def test_event_without_records_is_a_crash_not_a_silent_success(
 
 def test_service_name_matches_the_topology_and_reasons_are_a_small_fixed_set() -> None:
     assert topology().telemetry_ingest.service == ingest_handler.SERVICE_NAME
-    assert set(REJECTION_REASONS) == {"invalid_schema", "unknown_car", "retired", "future_ts", "error"}
+    assert set(REJECTION_REASONS) == {
+        "invalid_schema",
+        "unknown_car",
+        "retired",
+        "future_ts",
+        "too_old",
+        "error",
+    }
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

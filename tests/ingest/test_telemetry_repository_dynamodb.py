@@ -160,3 +160,19 @@ def test_in_memory_fake_gives_the_same_outcomes_as_dynamodb(
         ApplyOutcome.UNKNOWN_CAR,
     ]
     assert [mine for mine, _ in outcomes] == [real for _, real in outcomes]
+
+
+def test_the_ingest_client_gives_up_well_inside_the_function_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given the ingest's DynamoDB client (botocore's defaults: 60 s connect + 60 s read, legacy retries)
+    from contract.topology import topology
+    from service.ingest import repository
+
+    repository.dynamodb_client.cache_clear()
+    config = repository.dynamodb_client().meta.config
+    repository.dynamodb_client.cache_clear()
+    # Then a call that hangs costs at most attempts x (connect + read), well inside the 9 s function
+    retries = config.retries or {}
+    assert retries.get("mode") == "standard"
+    attempts = retries["total_max_attempts"]
+    worst_case_s = attempts * (config.connect_timeout + config.read_timeout)
+    assert worst_case_s <= topology().telemetry_ingest.timeout_s * 2 / 3, worst_case_s
