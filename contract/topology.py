@@ -127,6 +127,22 @@ class Topology:
         return QueueSpec(name=f"{self.prefix}-outbox-relay-failures", retention_s=14 * 24 * 3600)
 
     @property
+    def event_source(self) -> str:
+        """`source` of every event the service puts on the fleet bus (its relay may publish no other)."""
+        return "fleetscope.cars"
+
+    @property
+    def event_detail_types(self) -> tuple[str, ...]:
+        """`detail-type`s of the service's events (service/domain/events.py; a test keeps them equal)."""
+        return ("CarRegistered", "CarUpdated", "CarStatusChanged", "CarRetired")
+
+    @property
+    def pagination_secret(self) -> str:
+        """Secrets Manager secret holding the key that signs the cars API's next_token (AWSCURRENT signs,
+        AWSCURRENT and AWSPREVIOUS verify)."""
+        return f"{self.prefix}-cars-api-pagination-key"
+
+    @property
     def event_log_rule(self) -> str:
         """Rule on the fleet bus that copies every event to a CloudWatch log group."""
         return f"{self.prefix}-fleet-events-to-logs"
@@ -185,6 +201,7 @@ class Topology:
             "IDEMPOTENCY_TABLE_NAME": self.idempotency_table.name,
             "OUTBOX_TABLE_NAME": self.outbox_table.name,
             "EVENT_BUS_NAME": self.event_bus,
+            "PAGINATION_SECRET_ID": self.pagination_secret,
         }
         monitor = {
             "MONITOR_TABLE_NAME": self.monitor_table.name,

@@ -15,6 +15,9 @@ class ServiceSettings(BaseSettings):
     idempotency_table_name: str
     outbox_table_name: str
     event_bus_name: str
+    pagination_secret_id: str = Field(
+        validation_alias="PAGINATION_SECRET_ID", description="secret whose value signs next_token"
+    )
     stage: str = Field(default="local", validation_alias="FLEETSCOPE_STAGE")
     max_body_bytes: int = Field(default=64 * 1024, gt=0)
 

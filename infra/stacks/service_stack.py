@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from aws_cdk import CfnOutput, Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
+from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
@@ -19,6 +21,18 @@ from infra.constructs.table import TopologyTable
 from infra.nag import acknowledge, ref
 from infra.settings import StageSettings
 from infra.stacks.common import log_retention, removal_policy
+
+TELEMETRY_ATTRIBUTES = (
+    "car_id",  # the key
+    "record_type",  # read by the condition (only car items take telemetry)
+    "status",  # read by the condition (retired cars take none)
+    "position",
+    "battery_level",
+    "speed_kmh",
+    "telemetry_ts",
+)
+"""What the telemetry ingest's UpdateItem touches (service/ingest/repository.py), the `dynamodb:Attributes`
+it is allowed."""
 
 
 class ServiceStack(Stack):
@@ -64,6 +78,26 @@ class ServiceStack(Stack):
             removal_policy=removal,
         )
 
+        # The key that signs the cars API's next_token: random, never in the template or the code.
+        # Rotate with `aws secretsmanager put-secret-value` (a random value): AWSCURRENT signs, AWSCURRENT and
+        # AWSPREVIOUS verify, so tokens in flight stay valid; the Lambdas re-read it within 5 minutes.
+        self.pagination_key = secretsmanager.Secret(
+            self,
+            "PaginationKey",
+            secret_name=topology.pagination_secret,
+            description="Signs the cars API's next_token (AWSCURRENT signs, AWSPREVIOUS still verifies)",
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                password_length=64, exclude_punctuation=True
+            ),
+            removal_policy=removal,
+        )
+        acknowledge(
+            self.pagination_key,
+            "SMG4",
+            "A MAC key, not a credential: rotated by putting a new random value (README, 'Pagination key'); "
+            "the previous value keeps verifying, so no rotation Lambda is needed.",
+        )
+
         def house(construct_id: str, spec_key: str) -> HouseFunction:
             spec = next(f for f in topology.functions if f.key == spec_key)
             return HouseFunction(
@@ -81,27 +115,57 @@ class ServiceStack(Stack):
         self.telemetry_ingest = house("TelemetryIngestFunction", topology.telemetry_ingest.key)
         self.outbox_relay = house("OutboxRelayFunction", topology.outbox_relay.key)
 
-        # cars-api: cars + outbox written in one transaction; idempotency records; reads by GSI.
-        self.cars.table.grant_read_write_data(self.cars_api.function)
-        self.idempotency.table.grant_read_write_data(self.cars_api.function)
-        self.outbox.table.grant_write_data(self.cars_api.function)
-        # telemetry-ingest: conditional UpdateItem of a car's telemetry attributes.
-        self.cars.table.grant(self.telemetry_ingest.function, "dynamodb:UpdateItem", "dynamodb:GetItem")
-        for reader in (self.cars_api, self.telemetry_ingest):
-            acknowledge(
-                reader.role,
-                f"IAM5[Resource::{ref(self.cars.table, 'Arn')}/index/*]",
-                "Queries by GSI (by_listing, by_status, by_model) need the table's index ARNs; the "
-                "wildcard covers only this table's indexes.",
+        # cars-api: reads cars (by key and by GSI), writes a car and its outbox item in one transaction
+        # (Put/Update/ConditionCheck items; never Delete or BatchWrite); idempotency records (Powertools
+        # deletes a record when the request fails); the pagination key.
+        self.cars.table.grant(
+            self.cars_api.function,
+            "dynamodb:GetItem",
+            "dynamodb:Query",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:ConditionCheckItem",
+        )
+        self.idempotency.table.grant(
+            self.cars_api.function,
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:DeleteItem",
+        )
+        self.outbox.table.grant(self.cars_api.function, "dynamodb:PutItem")
+        self.pagination_key.grant_read(self.cars_api.function)
+        acknowledge(
+            self.cars_api.role,
+            f"IAM5[Resource::{ref(self.cars.table, 'Arn')}/index/*]",
+            "Queries by GSI (by_listing, by_status, by_model) need the table's index ARNs; the "
+            "wildcard covers only this table's indexes.",
+        )
+        # telemetry-ingest: one conditional UpdateItem per reading, on the telemetry attributes only.
+        self.telemetry_ingest.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:UpdateItem"],
+                resources=[self.cars.table.table_arn],
+                conditions={"ForAllValues:StringEquals": {"dynamodb:Attributes": list(TELEMETRY_ATTRIBUTES)}},
             )
+        )
         acknowledge(
             self.outbox_relay.role,
             "IAM5[Resource::*]",
             "Resource '*' only for actions without resource-level permissions: dynamodb:ListStreams "
             "(added by the stream event source mapping) and X-Ray PutTraceSegments/PutTelemetryRecords.",
         )
-        # outbox-relay: reads the outbox stream, publishes to the fleet bus.
-        self.events.bus.grant_put_events_to(self.outbox_relay.function)
+        # outbox-relay: reads the outbox stream, publishes the service's own events to the fleet bus.
+        self.outbox_relay.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["events:PutEvents"],
+                resources=[self.events.bus.event_bus_arn],
+                conditions={
+                    "StringEquals": {"events:source": [topology.event_source]},
+                    "ForAllValues:StringEquals": {"events:detail-type": list(topology.event_detail_types)},
+                },
+            )
+        )
 
         telemetry = topology.telemetry_source
         self.telemetry_ingest.alias.add_event_source(

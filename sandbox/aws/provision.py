@@ -7,6 +7,7 @@ test fixtures, so tests see tables, queues, bus and topic exactly as the service
 from __future__ import annotations
 
 import json
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +50,7 @@ def provision(topo: Topology, *, session: boto3.Session | None = None) -> Provis
     for group in (*(fn.log_group for fn in topo.functions), topo.event_log_group):
         _create_log_group(logs, group)
     _create_event_log_rule(events, topo, bus_arn)
+    _create_pagination_secret(session.client("secretsmanager"), topo.pagination_secret)
     return Provisioned(
         telemetry_queue_url=queue_url,
         telemetry_queue_arn=queue_arn,
@@ -60,6 +62,15 @@ def provision(topo: Topology, *, session: boto3.Session | None = None) -> Provis
         relay_failures_url=relay_failures_url,
         monitor_schedule_dlq_url=schedule_dlq_url,
     )
+
+
+def _create_pagination_secret(secretsmanager: Any, name: str) -> None:
+    """The sandbox's own random next_token key (the CDK app creates the stage's on AWS); kept if it exists."""
+    try:
+        secretsmanager.create_secret(Name=name, SecretString=secrets.token_urlsafe(48))
+    except ClientError as err:
+        if err.response["Error"]["Code"] != "ResourceExistsException":
+            raise
 
 
 def _create_table(ddb: Any, table: TableSpec) -> str | None:

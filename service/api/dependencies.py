@@ -7,8 +7,9 @@ from functools import cache
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig
 from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
 
-from service.adapters.aws import dynamodb_client
+from service.adapters.aws import dynamodb_client, secretsmanager_client
 from service.adapters.dynamodb import DynamoDbCarRepository
+from service.adapters.secrets import SecretsManagerSigningKeys
 from service.domain.cars import CarService
 from service.domain.pagination import CursorCodec
 from service.settings import get_settings
@@ -23,9 +24,17 @@ def get_car_service() -> CarService:
         client=dynamodb_client(),
         cars_table=settings.cars_table_name,
         outbox_table=settings.outbox_table_name,
-        cursor_codec=CursorCodec(settings.cars_table_name.encode()),
+        cursor_codec=CursorCodec(get_signing_keys()),
     )
     return CarService(repository)
+
+
+@cache
+def get_signing_keys() -> SecretsManagerSigningKeys:
+    """The next_token keys: the pagination secret's current and previous values, cached in the process."""
+    return SecretsManagerSigningKeys(
+        client=secretsmanager_client(), secret_id=get_settings().pagination_secret_id
+    )
 
 
 @cache

@@ -69,6 +69,7 @@ def _service_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         dependencies.get_car_service,
         dependencies.get_idempotency_store,
         dependencies.get_idempotency_config,
+        dependencies.get_signing_keys,
     )
     for cached in caches:
         cached.cache_clear()

@@ -16,7 +16,7 @@ from service.domain.errors import (
     VinAlreadyRegisteredError,
 )
 from service.domain.events import CarRegistered, CarRetired, CarStatusChanged, CarUpdated, parse_event
-from service.domain.pagination import CursorCodec
+from service.domain.pagination import CursorCodec, StaticKeys
 from service.domain.ports import ListQuery
 from service.domain.status import CarStatus
 from tests.service.conftest import StepClock, make_vin
@@ -185,6 +185,40 @@ def test_listing_pages_filters_and_rejects_foreign_tokens(cars: CarService) -> N
     assert r1.next_token
     with pytest.raises(InvalidCursorError, match="other filters"):
         cars.list(ListQuery(model="R2", limit=2, next_token=r1.next_token))
+
+
+class RotatingKeys:
+    """A key source whose key the test rotates; counts how often it is asked to refresh."""
+
+    def __init__(self, *keys: bytes) -> None:
+        self.cached = self.latest = keys
+        self.refreshes = 0
+
+    def get(self, *, refresh: bool = False) -> tuple[bytes, ...]:
+        if refresh:
+            self.refreshes += 1
+            self.cached = self.latest
+        return self.cached
+
+
+def test_tokens_survive_a_key_rotation_and_a_stale_cache_refreshes_once() -> None:
+    filters: dict[str, str | None] = {"status": None, "model": None}
+    # Given a token signed with key k1
+    keys = RotatingKeys(b"k1")
+    codec = CursorCodec(keys)
+    old_token = codec.encode({"list_sk": "a"}, filters)
+    # When the key is rotated (k2 current, k1 previous) and another environment signs with k2
+    keys.latest = (b"k2", b"k1")
+    new_token = CursorCodec(StaticKeys(b"k2", b"k1")).encode({"list_sk": "b"}, filters)
+    # Then this environment, still caching k1 alone, accepts both: the unknown MAC refreshes its keys once
+    assert codec.decode(old_token, filters) == {"list_sk": "a"}
+    assert keys.refreshes == 0
+    assert codec.decode(new_token, filters) == {"list_sk": "b"}
+    assert keys.refreshes == 1
+    assert codec.decode(old_token, filters) == {"list_sk": "a"}  # the previous key still verifies
+    # and a token under a key the secret never held is refused
+    with pytest.raises(InvalidCursorError, match="altered or not issued"):
+        codec.decode(CursorCodec(b"guessed").encode({"list_sk": "c"}, filters), filters)
 
 
 def test_cursor_tampering_is_detected() -> None:

@@ -16,7 +16,9 @@ from sandbox.aws.provision import Provisioned
 from sandbox.aws.stream_source import StreamSource, sqs_failure_destination
 from service.adapters.aws import dynamodb_client, events_client
 from service.adapters.eventbridge import EventBridgePublisher
+from service.api import dependencies
 from service.domain.events import EVENT_SOURCE, parse_event
+from service.domain.pagination import CursorCodec
 from service.relay import handler as relay
 from tests.service.conftest import Api, car_body
 
@@ -93,6 +95,40 @@ def test_garbage_and_foreign_tokens_are_400(api: Api) -> None:
     if first["next_token"]:
         assert api("GET", f"/cars?status=charging&next_token={first['next_token']}").status == 400
     assert api("GET", "/cars?next_token=eyJ2IjoxfQ.AAAA").status == 400
+
+
+def test_a_token_forged_with_public_knowledge_or_from_another_filter_is_400(api: Api, topo: Topology) -> None:
+    for _ in range(3):
+        register(api, model="Forge R1")
+    page = api("GET", "/cars?model=Forge%20R1&limit=1").body
+    filters: dict[str, str | None] = {"status": None, "model": "Forge R1"}
+    # Given a token an attacker signs with what is public: the table name (the key before the secret)
+    position = {"list_sk": "0", "car_id": "x", "model": "Forge R1"}
+    forged = CursorCodec(topo.cars_table.name.encode()).encode(position, filters)
+    # Then it is refused, as is a genuine token replayed against another filter
+    refused = api("GET", f"/cars?model=Forge%20R1&next_token={forged}")
+    assert (refused.status, refused.body["type"]) == (400, "urn:fleetscope:problem:invalid-next-token")
+    assert api("GET", f"/cars?model=Other&next_token={page['next_token']}").status == 400
+    # while the genuine token pages on
+    assert api("GET", f"/cars?model=Forge%20R1&limit=1&next_token={page['next_token']}").status == 200
+
+
+def test_tokens_in_flight_survive_a_rotation_of_the_pagination_secret(api: Api, topo: Topology) -> None:
+    for _ in range(3):
+        register(api, model="Rotate R1")
+    # Given a token issued under the current key
+    first = api("GET", "/cars?model=Rotate%20R1&limit=1").body
+    # When the secret is rotated and the API runs in a fresh environment (nothing cached)
+    boto3.client("secretsmanager").put_secret_value(
+        SecretId=topo.pagination_secret, SecretString=f"rotated-{uuid.uuid4()}"
+    )
+    dependencies.get_car_service.cache_clear()
+    dependencies.get_signing_keys.cache_clear()
+    # Then the token still pages (AWSPREVIOUS verifies) and the next one is signed with the new key
+    second = api("GET", f"/cars?model=Rotate%20R1&limit=1&next_token={first['next_token']}")
+    assert second.status == 200, second.body
+    assert second.body["next_token"]
+    assert api("GET", f"/cars?model=Rotate%20R1&limit=1&next_token={second.body['next_token']}").status == 200
 
 
 def test_idempotent_registration_replays_and_creates_nothing_new(api: Api, topo: Topology) -> None:

@@ -144,3 +144,17 @@ def test_stream_source_retries_from_the_first_failed_record() -> None:
     assert attempts == [["1001", "1002", "1003", "1004"], ["1003", "1004"], ["1003", "1004"]]
     assert stats.retries == 2
     assert source.failed == []
+
+
+def test_the_relay_may_publish_exactly_the_events_the_service_defines() -> None:
+    # The relay's IAM policy allows the topology's source and detail types: they must be the service's.
+    from contract.topology import topology
+    from service.domain.events import EVENT_SOURCE, CarRegistered, CarRetired, CarStatusChanged, CarUpdated
+
+    topo = topology()
+    assert topo.event_source == EVENT_SOURCE
+    defined = {
+        cls.model_fields["event_type"].default
+        for cls in (CarRegistered, CarUpdated, CarStatusChanged, CarRetired)
+    }
+    assert set(topo.event_detail_types) == defined
