@@ -153,6 +153,26 @@ class Topology:
         return (self.event_log_rule,)
 
     @property
+    def event_log_input(self) -> dict[str, object]:
+        """The log rule's InputTransformer: ids, type, version and status only, no VIN and no position
+        (personal data; the CDK context ``logEventPositions`` logs whole events instead)."""
+        return {
+            "InputPathsMap": {
+                "time": "$.time",
+                "type": "$.detail-type",
+                "event_id": "$.detail.event_id",
+                "car_id": "$.detail.car_id",
+                "version": "$.detail.version",
+                "status": "$.detail.car.status",
+            },
+            # CloudWatch Logs targets take exactly {"timestamp", "message"}, the message a string.
+            "InputTemplate": (
+                '{"timestamp": <time>, "message": "<type> event_id=<event_id> car_id=<car_id> '
+                'version=<version> status=<status>"}'
+            ),
+        }
+
+    @property
     def event_log_group(self) -> str:
         return f"/aws/events/{self.prefix}-fleet"
 

@@ -22,7 +22,15 @@ _EMAIL = re.compile(r"^[^@\s,]+@[^@\s,]+\.[^@\s,]+$")
 _STAGE = re.compile(r"^[a-z][a-z0-9-]{1,15}$")
 
 # Keys read from context, besides the per-stage presets.
-CONTEXT_KEYS = ("alertEmails", "logRetentionDays", "canary", "memoryMb", "removalPolicy", "apiThrottle")
+CONTEXT_KEYS = (
+    "alertEmails",
+    "logRetentionDays",
+    "canary",
+    "memoryMb",
+    "removalPolicy",
+    "apiThrottle",
+    "logEventPositions",
+)
 
 
 class SettingsError(ValueError):
@@ -48,6 +56,11 @@ class StageSettings(BaseModel):
     memory_mb: dict[str, int] = Field(default_factory=dict, alias="memoryMb")
     removal_policy: Literal["destroy", "retain"] = Field(default="destroy", alias="removalPolicy")
     api_throttle: ApiThrottle = Field(default_factory=ApiThrottle, alias="apiThrottle")
+    log_event_positions: bool = Field(
+        default=False,
+        alias="logEventPositions",
+        description="copy whole fleet events (VIN, position) to the event log group, not only ids and status",
+    )
 
     @field_validator("stage")
     @classmethod

@@ -1,4 +1,6 @@
-"""The ``fleet`` EventBridge bus with an archive (replay) and a rule that logs every event."""
+"""The ``fleet`` EventBridge bus with an archive (replay, every event whole, `archive_retention`) and a rule
+that logs every event: its ids, type, version and status, or the whole event (VIN and position included)
+when `log_positions` is set (CDK context ``logEventPositions``)."""
 
 from __future__ import annotations
 
@@ -42,6 +44,7 @@ class FleetEventBus(Construct):
         archive_retention: Duration,
         log_retention: logs.RetentionDays,
         removal_policy: RemovalPolicy,
+        log_positions: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
         self.bus = events.EventBus(
@@ -70,6 +73,10 @@ class FleetEventBus(Construct):
             event_pattern=events.EventPattern(source=events.Match.prefix("fleetscope")),
             targets=[cast(events.IRuleTarget, _LogGroupTarget(self.event_logs))],
         )
+        if not log_positions:  # ids, type, version and status only (Topology.event_log_input)
+            rule = self.log_rule.node.default_child
+            assert isinstance(rule, events.CfnRule)
+            rule.add_property_override("Targets.0.InputTransformer", topology.event_log_input)
         self.event_logs.add_to_resource_policy(
             iam.PolicyStatement(
                 sid="EventBridgeWritesFleetEvents",

@@ -76,6 +76,7 @@ class ServiceStack(Stack):
             archive_retention=Duration.days(90 if settings.removal_policy != "destroy" else 14),
             log_retention=retention,
             removal_policy=removal,
+            log_positions=settings.log_event_positions,
         )
 
         # The key that signs the cars API's next_token: random, never in the template or the code.

@@ -136,7 +136,7 @@ def _create_bus(events: Any, name: str) -> str:
 
 
 def _create_event_log_rule(events: Any, topo: Topology, bus_arn: str) -> None:
-    """The bus rule that copies every fleet event to a log group, as the CDK app deploys it."""
+    """The bus rule copying each fleet event's ids and status to a log group, as the CDK app deploys it."""
     events.put_rule(
         Name=topo.event_log_rule,
         EventBusName=topo.event_bus,
@@ -148,7 +148,11 @@ def _create_event_log_rule(events: Any, topo: Topology, bus_arn: str) -> None:
         Rule=topo.event_log_rule,
         EventBusName=topo.event_bus,
         Targets=[
-            {"Id": "event-log", "Arn": f"arn:aws:logs:{region}:{account}:log-group:{topo.event_log_group}"}
+            {
+                "Id": "event-log",
+                "Arn": f"arn:aws:logs:{region}:{account}:log-group:{topo.event_log_group}",
+                "InputTransformer": topo.event_log_input,
+            }
         ],
     )
 

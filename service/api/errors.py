@@ -14,6 +14,7 @@ from aws_lambda_powertools.event_handler.exceptions import (
     ServiceError,
 )
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyAlreadyInProgressError,
     IdempotencyValidationError,
@@ -35,8 +36,8 @@ from service.settings import get_settings
 _MALFORMED_BODY_TYPES = {"json_invalid", "unsupported_content_type"}
 
 
-def body_size(app: APIGatewayRestResolver) -> int:
-    event = app.current_event
+def body_size(event: BaseProxyEvent) -> int:
+    """The request body's size in bytes (decoded when API Gateway base64-encoded it)."""
     if not event.body:
         return 0
     if event.is_base64_encoded:  # the bytes themselves: they need not be UTF-8 text
@@ -68,7 +69,7 @@ def register_error_handlers(app: APIGatewayRestResolver) -> None:
     @app.exception_handler(RequestValidationError)
     def _invalid(err: RequestValidationError) -> Response[Any]:
         limit = get_settings().max_body_bytes
-        if body_size(app) > limit:
+        if body_size(app.current_event) > limit:
             return problem(413, "body-too-large", "Request body too large", f"the limit is {limit} bytes")
         errors = list(err.errors())
         if any(e.get("type") in _MALFORMED_BODY_TYPES for e in errors):

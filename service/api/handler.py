@@ -33,7 +33,7 @@ class JsonOnlyRequestValidation(OpenAPIRequestValidationMiddleware):
 
     def _get_body(self, app: EventHandlerInstance) -> dict[str, Any]:
         limit = get_settings().max_body_bytes
-        if body_size(app) > limit:  # before parsing: a huge body is refused without being read
+        if body_size(app.current_event) > limit:  # before parsing: a huge body is refused without being read
             raise RequestEntityTooLargeError(f"the limit is {limit} bytes")
         content_type = app.current_event.headers.get("content-type", "").strip().lower()
         if content_type and not content_type.startswith("application/json"):
@@ -62,7 +62,7 @@ def _malformed(msg: str) -> RequestValidationError:
 def reject_oversized_body(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response[Any]:
     """413 for bodies over settings.max_body_bytes on routes without a validated body (the others: above)."""
     limit = get_settings().max_body_bytes
-    if body_size(app) > limit:
+    if body_size(app.current_event) > limit:
         raise RequestEntityTooLargeError(f"the limit is {limit} bytes")
     return next_middleware(app)
 

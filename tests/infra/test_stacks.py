@@ -307,6 +307,41 @@ def test_fleet_bus_has_an_archive_and_a_rule_to_logs(synthesized: Synthesized, t
     assert log_group_id in policy
 
 
+def test_the_event_log_keeps_ids_and_status_but_no_vin_or_position(
+    synthesized: Synthesized, topo: Topology
+) -> None:
+    rule = _one(synthesized.resources("AWS::Events::Rule"), Name=topo.event_log_rule)["Properties"]
+    transformer = rule["Targets"][0]["InputTransformer"]
+    assert transformer == topo.event_log_input
+    paths = set(transformer["InputPathsMap"].values())
+    assert {"$.detail.event_id", "$.detail.car_id", "$.detail.car.status"} <= paths
+    assert not any("position" in p or "vin" in p or p in ("$", "$.detail", "$.detail.car") for p in paths)
+
+
+def test_log_event_positions_logs_whole_events() -> None:
+    # Given the bus construct with the setting on (CDK context logEventPositions=true)
+    from aws_cdk import App, Duration, RemovalPolicy, Stack
+    from aws_cdk import aws_logs as logs
+    from aws_cdk.assertions import Template
+
+    from contract.topology import topology
+    from infra.constructs.event_bus import FleetEventBus
+
+    stack = Stack(App(), "Bus")
+    FleetEventBus(
+        stack,
+        "Bus",
+        topology=topology("test"),
+        archive_retention=Duration.days(1),
+        log_retention=logs.RetentionDays.ONE_DAY,
+        removal_policy=RemovalPolicy.DESTROY,
+        log_positions=True,
+    )
+    # Then the rule sends the event as it is
+    [rule] = Template.from_stack(stack).find_resources("AWS::Events::Rule").values()
+    assert "InputTransformer" not in rule["Properties"]["Targets"][0]
+
+
 # --- alerts, alarms, dashboards -------------------------------------------------------------------
 
 

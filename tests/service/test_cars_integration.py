@@ -270,6 +270,26 @@ def test_every_change_is_published_exactly_as_recorded(api: Api, bus_queue: str,
     assert all(e["detail"]["schema_version"] == "1.0" for e in mine)
 
 
+def test_the_event_log_holds_ids_and_status_not_vin_or_position(api: Api, topo: Topology) -> None:
+    # Given a registered car whose event the relay published
+    car = register(api)
+    make_source_for(topo).drain_once()
+    # When the fleet bus's log rule has copied it
+    logs = boto3.client("logs")
+    messages = [
+        e["message"]
+        for e in logs.filter_log_events(logGroupName=topo.event_log_group)["events"]
+        if car["car_id"] in e["message"]
+    ]
+    # Then the log line names the event, the car, its version and status, and nothing personal
+    assert len(messages) == 1, messages
+    assert "CarRegistered" in messages[0]
+    assert "status=available" in messages[0]
+    assert car["vin"] not in messages[0]
+    assert "52.52" not in messages[0]
+    assert "lat" not in messages[0]
+
+
 def make_source_for(topo: Topology) -> StreamSource:
     """The relay fed from the outbox stream like the CDK event source mapping (batch, retries, bisect)."""
     arn = dynamodb_client().describe_table(TableName=topo.outbox_table.name)["Table"]["LatestStreamArn"]
