@@ -259,6 +259,8 @@ def topology(stage: str = "local") -> Topology:
         outbox_table=TableSpec(
             name=f"{prefix}-outbox",
             partition_key="event_id",
+            # Sparse: only items not yet published carry `pending`; the sweeper queries the oldest.
+            indexes=(IndexSpec(name="by_pending", partition_key="pending", sort_key="occurred_at"),),
             ttl_attribute="expires_at",
             stream="NEW_IMAGE",
         ),

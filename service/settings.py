@@ -20,6 +20,18 @@ class ServiceSettings(BaseSettings):
     )
     stage: str = Field(default="local", validation_alias="FLEETSCOPE_STAGE")
     max_body_bytes: int = Field(default=64 * 1024, gt=0)
+    outbox_sweep_after_s: int = Field(
+        default=600,
+        gt=0,
+        validation_alias="OUTBOX_SWEEP_AFTER_S",
+        description="the sweeper republishes outbox items still unpublished this long after they occurred",
+    )
+    outbox_claim_s: int = Field(
+        default=60,
+        gt=0,
+        validation_alias="OUTBOX_CLAIM_S",
+        description="how long a relay or sweeper holds an item it is publishing",
+    )
 
 
 @cache

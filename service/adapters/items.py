@@ -10,7 +10,10 @@ Cars table (key `car_id`):
   (written in the registration transaction) and never appears in an index.
 
 Outbox table (key `event_id`, TTL `expires_at`, stream NEW_IMAGE): one item per event, written in the same
-transaction as the car change; the relay publishes it.
+transaction as the car change; the relay publishes it. Until it is published the item carries `pending` = "1"
+(the key of the sparse `by_pending` index, sorted by `occurred_at`); publishing claims the item
+(`claim_until`, epoch s), puts the event on the bus, then sets `published_at` and removes `pending`, so the
+sweeper finds exactly the items nobody published (service/relay/outbox.py).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from service.domain.status import CarStatus
 LIST_PK = "CAR"
 VIN_CLAIM_PREFIX = "vin#"
 OUTBOX_RETENTION = timedelta(days=7)
+PENDING = "1"
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -135,6 +139,8 @@ class OutboxItem(BaseModel):
     car_id: str
     occurred_at: datetime
     expires_at: int
+    pending: str | None = PENDING
+    published_at: datetime | None = None
 
     @classmethod
     def from_event(cls, event: CarEvent) -> OutboxItem:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -15,11 +16,12 @@ from contract.topology import Topology
 from sandbox.aws.provision import Provisioned
 from sandbox.aws.stream_source import StreamSource, sqs_failure_destination
 from service.adapters.aws import dynamodb_client, events_client
-from service.adapters.eventbridge import EventBridgePublisher
+from service.adapters.eventbridge import EventBridgePublisher, EventPublishError
 from service.api import dependencies
 from service.domain.events import EVENT_SOURCE, parse_event
 from service.domain.pagination import CursorCodec
 from service.relay import handler as relay
+from service.settings import get_settings
 from tests.service.conftest import Api, car_body
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("live")]
@@ -357,3 +359,62 @@ def test_retries_exhausted_go_to_the_failure_destination_and_nothing_is_lost_sil
     info = json.loads(message["Body"])["DDBStreamBatchInfo"]
     assert info["startSequenceNumber"] == failed["dynamodb"]["SequenceNumber"]
     sqs.delete_queue(QueueUrl=failures_url)
+
+
+class SimulatedClock:
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class OutagePublisher:
+    """EventBridge that fails every PutEvents until `until` on the simulated clock, then the real bus."""
+
+    def __init__(self, clock: SimulatedClock, until: datetime, bus: str) -> None:
+        self.clock, self.until = clock, until
+        self.real = EventBridgePublisher(client=events_client(), bus_name=bus)
+        self.failed = 0
+
+    def publish(self, item: Any) -> None:
+        if self.clock() < self.until:
+            self.failed += 1
+            raise EventPublishError("injected outage: EventBridge unavailable")
+        self.real.publish(item)
+
+
+def test_changes_made_during_a_70_minute_outage_are_delivered_exactly_once_afterwards(
+    api: Api, bus_queue: str, topo: Topology, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the relay and sweeper publishing to an EventBridge that is down for 70 minutes (simulated clock;
+    # the sweeper's window shortened to 5 minutes through its setting)
+    monkeypatch.setenv("OUTBOX_SWEEP_AFTER_S", "300")
+    get_settings.cache_clear()
+    clock = SimulatedClock()
+    outage = OutagePublisher(clock, clock.now + timedelta(minutes=70), topo.event_bus)
+    monkeypatch.setattr(relay, "get_publisher", lambda: outage)
+    source = make_source_for(topo)
+    source.drain_once()
+    received_events(bus_queue)
+    # When changes are made every 10 minutes through the outage, the stream relay gives up on every one of
+    # them (retries exhausted) and the sweeper, running every 10 minutes, fails too
+    car_ids: set[str] = set()
+    expected: list[str] = []
+    for _ in range(7):
+        ids, types = drive_changes(api)
+        car_ids |= ids
+        expected += types
+        assert source.drain_once().sent_to_failure_destination >= len(types)
+        clock.now += timedelta(minutes=9)
+        assert relay.run_sweep(clock.now).published == 0
+        clock.now += timedelta(minutes=1)
+    assert received_events(bus_queue) == []
+    # Then, once EventBridge is back, the next sweep delivers every change, and later sweeps nothing more
+    clock.now += timedelta(minutes=1)
+    assert relay.run_sweep(clock.now).published >= len(expected)
+    assert relay.run_sweep(clock.now + timedelta(minutes=10)).published == 0
+    source.drain_once()  # the relay's MODIFY records (claims, marks) publish nothing
+    mine = check_delivery(bus_queue, car_ids, expected, topo)
+    ids = [e["detail"]["event_id"] for e in mine]
+    assert len(ids) == len(set(ids)) == len(expected)  # exactly once: none lost, none twice

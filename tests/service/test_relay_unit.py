@@ -14,6 +14,7 @@ from service.domain.car import Car, Position
 from service.domain.events import CarRegistered
 from service.domain.status import CarStatus
 from service.relay import handler as relay
+from service.relay.outbox import InMemoryOutbox
 from tests.service.apigw import FakeLambdaContext
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -76,12 +77,22 @@ def test_relay_publishes_inserts_reports_failures_and_ignores_ttl_removals(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     publisher = FakePublisher(failing={"evt-2"})
+    outbox = InMemoryOutbox([outbox_item(n) for n in (1, 2, 3)])
     monkeypatch.setattr(relay, "get_publisher", lambda: publisher)
+    monkeypatch.setattr(relay, "get_outbox", lambda: outbox)
     event = {"Records": [stream_record(1), stream_record(2), stream_record(3), stream_record(4, "REMOVE")]}
     response = relay.lambda_handler(event, FakeLambdaContext())
     assert response == {"batchItemFailures": [{"itemIdentifier": "1002"}]}
     assert [p.event_id for p in publisher.published] == ["evt-1", "evt-3"]
     assert publisher.published[0].detail == outbox_item(1).detail  # published exactly as recorded
+    # the published ones are marked; the failed one is still pending and not claimed (a retry may claim it)
+    assert [i for i, item in outbox.items.items() if item.pending] == ["evt-2"]
+    assert outbox.claims == {}
+    # and a redelivered record of a published item is not published twice
+    assert relay.lambda_handler({"Records": [stream_record(1)]}, FakeLambdaContext()) == {
+        "batchItemFailures": []
+    }
+    assert [p.event_id for p in publisher.published] == ["evt-1", "evt-3"]
 
 
 class FakeStreams:
