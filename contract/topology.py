@@ -191,6 +191,15 @@ class Topology:
         return f"{self.prefix}-monitor-health"
 
     @property
+    def outbox_sweep_schedule(self) -> str:
+        """Schedule that runs the outbox sweeper (the relay function, invoked without stream records)."""
+        return f"{self.prefix}-outbox-sweep-every-5m"
+
+    @property
+    def outbox_sweep_schedule_dlq(self) -> QueueSpec:
+        return QueueSpec(name=f"{self.prefix}-outbox-sweep-schedule-dlq", retention_s=14 * 24 * 3600)
+
+    @property
     def monitor_schedule_dlq(self) -> QueueSpec:
         """Where EventBridge Scheduler puts invocations of the monitor it could not deliver."""
         return QueueSpec(name=f"{self.prefix}-monitor-schedule-dlq", retention_s=14 * 24 * 3600)

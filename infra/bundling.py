@@ -118,7 +118,8 @@ def service_bundle_spec(python_version: str) -> BundleSpec:
         name="service",
         requirements=locked_requirements(),
         packages=("contract", "service"),
-        exclude=("service/ingest/redrive",),  # the `python -m service.ingest.redrive` entry point
+        # the `python -m service.ingest.redrive` and `python -m service.relay.redrive` entry points
+        exclude=("service/ingest/redrive", "service/relay/redrive"),
         python_version=python_version,
     )
 

@@ -17,6 +17,7 @@ from infra.constructs.cars_api import CarsApi
 from infra.constructs.event_bus import FleetEventBus
 from infra.constructs.lambda_function import HouseFunction
 from infra.constructs.queue import TopologyQueue
+from infra.constructs.schedule import RateSchedule
 from infra.constructs.table import TopologyTable
 from infra.nag import acknowledge, ref
 from infra.settings import StageSettings
@@ -134,7 +135,9 @@ class ServiceStack(Stack):
             "dynamodb:UpdateItem",
             "dynamodb:DeleteItem",
         )
-        self.outbox.table.grant(self.cars_api.function, "dynamodb:PutItem")
+        self.cars_api.role.add_to_policy(
+            iam.PolicyStatement(actions=["dynamodb:PutItem"], resources=[self.outbox.table.table_arn])
+        )
         self.pagination_key.grant_read(self.cars_api.function)
         acknowledge(
             self.cars_api.role,
@@ -156,7 +159,25 @@ class ServiceStack(Stack):
             "Resource '*' only for actions without resource-level permissions: dynamodb:ListStreams "
             "(added by the stream event source mapping) and X-Ray PutTraceSegments/PutTelemetryRecords.",
         )
-        # outbox-relay: reads the outbox stream, publishes the service's own events to the fleet bus.
+        # outbox-relay: reads the outbox stream, claims and marks items (UpdateItem), the sweeper finds the
+        # unpublished ones in the by_pending index, publishes the service's own events to the fleet bus.
+        self.outbox_relay.role.add_to_policy(
+            iam.PolicyStatement(actions=["dynamodb:UpdateItem"], resources=[self.outbox.table.table_arn])
+        )
+        self.outbox_relay.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:Query"],
+                resources=[f"{self.outbox.table.table_arn}/index/{topology.outbox_table.indexes[0].name}"],
+            )
+        )
+        self.sweep_schedule = RateSchedule(
+            self,
+            "OutboxSweepSchedule",
+            schedule_name=topology.outbox_sweep_schedule,
+            target=self.outbox_relay.alias,
+            every=Duration.minutes(5),
+            dead_letter=topology.outbox_sweep_schedule_dlq,
+        )
         self.outbox_relay.role.add_to_policy(
             iam.PolicyStatement(
                 actions=["events:PutEvents"],

@@ -101,6 +101,22 @@ def test_relay_publishes_only_the_service_events(synthesized: Synthesized, topo:
     )
 
 
+def test_the_relay_claims_and_marks_outbox_items_and_sweeps_every_five_minutes(
+    synthesized: Synthesized, topo: Topology
+) -> None:
+    statements = role_statements(synthesized, topo.outbox_relay.name)
+    outbox = _logical_id(synthesized, "AWS::DynamoDB::Table", "TableName", topo.outbox_table.name)
+    assert actions_on(statements, outbox) >= {"dynamodb:UpdateItem", "dynamodb:Query"}
+    assert not actions_on(statements, outbox) & {"dynamodb:DeleteItem", "dynamodb:PutItem", "dynamodb:Scan"}
+    [schedule] = [
+        r["Properties"]
+        for r in synthesized.resources("AWS::Scheduler::Schedule", "service").values()
+        if r["Properties"]["Name"] == topo.outbox_sweep_schedule
+    ]
+    assert schedule["ScheduleExpression"] == "rate(5 minutes)"
+    assert "DeadLetterConfig" in schedule["Target"]
+
+
 def test_only_the_cars_api_reads_the_pagination_key(synthesized: Synthesized, topo: Topology) -> None:
     secret = _logical_id(synthesized, "AWS::SecretsManager::Secret", "Name", topo.pagination_secret)
     props = synthesized.resources("AWS::SecretsManager::Secret", "service")[f"service:{secret}"]["Properties"]
