@@ -39,6 +39,7 @@ from contract.topology import FunctionSpec, Topology, topology
 from sandbox.aws.event_source import SqsEventSource
 from sandbox.aws.gateway import Gateway, GatewayConfig
 from sandbox.aws.inbox import AlertPrinter, Inbox
+from sandbox.aws.outbox_sweeper import OutboxSweeper
 from sandbox.aws.provision import Provisioned, provision
 from sandbox.aws.runtime import PROJECT_ROOT, LambdaRuntime
 from sandbox.aws.scheduler import scheduled_event
@@ -118,6 +119,10 @@ class SandboxConfig:
     calibration_s: float = field(default_factory=lambda: _settings().calibration_s)
     monitor: bool = True
     monitor_interval_s: float = 60.0
+    # The outbox sweeper thread (AWS: a schedule on the relay every 5 min): how often, and how old an
+    # unpublished item must be before it sweeps it.
+    outbox_sweep_interval_s: float = 60.0
+    outbox_sweep_after_s: float = 600.0
     monitor_period_s: int = 60
     tracing: bool = True
     max_environments: int = 4
@@ -154,6 +159,7 @@ class Sandbox:
         self.xray: XRayDaemon | None = None
         self.hooks = FileFaultInjector(self.config.home)  # the runtime's FaultHook, the fleet's controls
         self.runtimes: dict[str, LambdaRuntime] = {}
+        self.outbox_sweeper: OutboxSweeper | None = None
         self.gateway: Gateway | None = None
         self.dashboard_process: subprocess.Popen[bytes] | None = None
         self.started_at: datetime | None = None
@@ -344,6 +350,14 @@ class Sandbox:
                 on_failure=sqs_failure_destination(self.provisioned.relay_failures_url),
             ).start()
             self._step("outbox stream source", stream.stop)
+            sweeper = OutboxSweeper(
+                topo,
+                interval_s=self.config.outbox_sweep_interval_s,
+                older_than_s=self.config.outbox_sweep_after_s,
+                fails=self.hooks.eventbridge_fails,
+            ).start()
+            self.outbox_sweeper = sweeper
+            self._step("outbox sweeper", sweeper.stop)
 
     def _start_inbox(self) -> None:
         assert self.provisioned is not None

@@ -53,6 +53,9 @@ KINDS: dict[str, KindSpec] = {
     "traffic-spike": KindSpec("multiplier of fleet traffic", 4.0, 1.0, 20.0),
     "poison-telemetry": KindSpec("share of telemetry sent malformed", 0.3, 0.0, 1.0),
     "consumer-stall": KindSpec("share of telemetry-ingest polls skipped", 1.0, 0.0, 1.0, False, None),
+    "eventbridge-outage": KindSpec(
+        "share of EventBridge PutEvents that fail (relay and sweeper)", 1.0, 0.0, 1.0
+    ),
 }
 KindName = Literal[
     "error-burst",
@@ -63,6 +66,7 @@ KindName = Literal[
     "traffic-spike",
     "poison-telemetry",
     "consumer-stall",
+    "eventbridge-outage",
 ]
 
 

@@ -126,6 +126,9 @@ class FileFaultInjector:
     # -- FaultHook ------------------------------------------------------------------------------------
 
     def before_invoke(self, function_key: str, event: dict[str, Any]) -> FaultAction:
+        if function_key == "outbox-relay" and self.eventbridge_fails():
+            # The relay's PutEvents fails: the invocation errors, the stream mapping retries, then gives up.
+            return FaultAction(raise_error="Injected fault (eventbridge-outage): PutEvents unavailable")
         now = self._clock()
         active = [i for i in self.injections() if i.active(now) and i.target == function_key]
         if not active:
@@ -146,6 +149,10 @@ class FileFaultInjector:
         return FaultAction(
             delay_s=delay, raise_error=error, cold_start=self._chance(strongest("cold-start-storm"))
         )
+
+    def eventbridge_fails(self) -> bool:
+        """Whether one PutEvents call fails now (an `eventbridge-outage` of intensity 1 fails every call)."""
+        return self._chance(self._strongest("eventbridge-outage"))
 
     def consumer_paused(self, function_key: str) -> bool:
         if function_key != "telemetry-ingest":

@@ -238,6 +238,31 @@ def test_consumer_stall_pauses_only_the_ingest_consumer(tmp_path: Path) -> None:
     assert not hook.consumer_paused("outbox-relay")
 
 
+def test_eventbridge_outage_fails_the_relay_and_every_put_events_for_its_minutes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given `fleetscope incident eventbridge-outage --minutes 70`
+    assert run_cli(tmp_path, "eventbridge-outage", "--minutes", "70", monkeypatch=monkeypatch) == 0
+    [outage] = IncidentFile(tmp_path).read()
+    clock = FixedClock(outage.start + timedelta(minutes=69))
+    hook = injector(tmp_path, clock)
+    # Then during it every relay invocation and every PutEvents (the sandbox's sweeper) fails ...
+    assert all(hook.before_invoke("outbox-relay", {}).raise_error for _ in range(20))
+    assert all(hook.eventbridge_fails() for _ in range(20))
+    assert hook.before_invoke("cars-api", {}).is_noop  # ... and nothing else
+    # and after it nothing does
+    clock.now = outage.end
+    assert hook.before_invoke("outbox-relay", {}).is_noop
+    assert not hook.eventbridge_fails()
+
+
+def test_a_partial_eventbridge_outage_fails_about_its_share(tmp_path: Path) -> None:
+    IncidentFile(tmp_path).add("eventbridge-outage", minutes=5, intensity=0.2, start=T0)
+    hook = injector(tmp_path, FixedClock(T0))
+    share = sum(hook.eventbridge_fails() for _ in range(2_000)) / 2_000
+    assert 0.15 < share < 0.25
+
+
 def test_traffic_and_poison_kinds_drive_the_fleet_controls(tmp_path: Path) -> None:
     incidents = IncidentFile(tmp_path)
     incidents.add("traffic-drop", minutes=5, intensity=0.75, start=T0)
@@ -262,6 +287,7 @@ def test_every_kind_has_an_effect_while_active_and_none_after(tmp_path: Path) ->
         def effect(hook: FileFaultInjector = hook) -> bool:
             return (
                 not hook.before_invoke("cars-api", {}).is_noop
+                or hook.eventbridge_fails()
                 or hook.consumer_paused("telemetry-ingest")
                 or hook.traffic_factor() != 1.0
                 or hook.poison_fraction() > 0
