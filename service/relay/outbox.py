@@ -129,7 +129,7 @@ class DynamoDbOutbox:
 
 
 def deliver(
-    event_id: str, *, outbox: DynamoDbOutbox, publisher: Publisher, now: datetime, lease: timedelta
+    event_id: str, *, outbox: Outbox, publisher: Publisher, now: datetime, lease: timedelta
 ) -> bool:
     """Publish the item once: True if this call published it, False if it was published or claimed already."""
     item = outbox.claim(event_id, now=now, lease=lease)
