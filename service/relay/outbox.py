@@ -128,9 +128,7 @@ class DynamoDbOutbox:
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
-def deliver(
-    event_id: str, *, outbox: Outbox, publisher: Publisher, now: datetime, lease: timedelta
-) -> bool:
+def deliver(event_id: str, *, outbox: Outbox, publisher: Publisher, now: datetime, lease: timedelta) -> bool:
     """Publish the item once: True if this call published it, False if it was published or claimed already."""
     item = outbox.claim(event_id, now=now, lease=lease)
     if item is None:
