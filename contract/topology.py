@@ -78,6 +78,8 @@ class StreamSourceSpec:
     max_record_age_s: int = 3600
     bisect_batch_on_error: bool = True
     report_batch_item_failures: bool = True
+    # Filter criteria on eventName: the outbox's MODIFY records (claim, published mark) invoke nothing.
+    event_names: tuple[str, ...] | None = ("INSERT",)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -210,6 +210,11 @@ class ServiceStack(Stack):
                 bisect_batch_on_error=outbox.bisect_batch_on_error,
                 report_batch_item_failures=outbox.report_batch_item_failures,
                 on_failure=sources.SqsDlq(self.relay_failures.queue),
+                filters=[
+                    lambda_.FilterCriteria.filter({"eventName": lambda_.FilterRule.or_(*outbox.event_names)})
+                ]
+                if outbox.event_names
+                else None,
             )
         )
 

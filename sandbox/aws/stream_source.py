@@ -77,8 +77,10 @@ class StreamSource:
         poll_interval_s: float = 0.25,
         on_failure: Callable[[dict[str, Any], str], None] | None = None,
         client: Any = None,
+        event_names: tuple[str, ...] | None = None,
     ) -> None:
         self.stream_arn = stream_arn
+        self.event_names = event_names  # the mapping's filter criteria on eventName (None: every record)
         self.handler = handler
         self.function_name = function_name
         self.batch_size = batch_size
@@ -107,6 +109,7 @@ class StreamSource:
             batch_size=spec.batch_size,
             max_retries=spec.retry_attempts,
             bisect_on_error=spec.bisect_batch_on_error,
+            event_names=spec.event_names,
             **kwargs,
         )
 
@@ -204,11 +207,15 @@ class StreamSource:
             description = self.client.describe_stream(StreamArn=self.stream_arn)["StreamDescription"]
             for shard in description.get("Shards", []):
                 shard_id = shard["ShardId"]
-                records = [self._lambda_record(r) for r in self._read_shard(shard_id)]
+                read = [self._lambda_record(r) for r in self._read_shard(shard_id)]
+                # Filter criteria (eventName), as on AWS: records that do not match never invoke the function.
+                records = [r for r in read if self.event_names is None or r["eventName"] in self.event_names]
                 for start in range(0, len(records), self.batch_size):
                     batch = records[start : start + self.batch_size]
                     self._deliver(batch, stats)
                     self._checkpoints[shard_id] = batch[-1]["dynamodb"]["SequenceNumber"]
+                if read:
+                    self._checkpoints[shard_id] = read[-1]["dynamodb"]["SequenceNumber"]
         return stats
 
     # --- background ----------------------------------------------------------------------------------------

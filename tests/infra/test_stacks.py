@@ -169,6 +169,9 @@ def test_outbox_stream_feeds_the_relay_with_retries_and_an_on_failure_queue(
         "OnFailure": {"Destination": {"Fn::GetAtt": [failures_id, "Arn"]}}
     }
     assert _alias_id(synthesized, "service", topo.outbox_relay.name) in json.dumps(mapping["FunctionName"])
+    # only INSERTs invoke the relay: the claim and the published mark (MODIFY) do not
+    [pattern] = mapping["FilterCriteria"]["Filters"]
+    assert json.loads(pattern["Pattern"]) == {"eventName": ["INSERT"]}
 
 
 # --- functions ---------------------------------------------------------------------------------

@@ -209,3 +209,27 @@ def test_redrive_cli_refuses_bad_ranges(capsys: pytest.CaptureFixture[str]) -> N
             main(argv)
         assert exit_info.value.code == 2
     assert "--until must be after --since" in capsys.readouterr().err
+
+
+def test_the_stream_mapping_filters_the_outbox_modify_records_out() -> None:
+    # Given an INSERT followed by the claim and the published mark (MODIFY) of the same item
+    records = [stream_record(1), stream_record(2, "MODIFY"), stream_record(3, "MODIFY"), stream_record(4)]
+    invoked: list[str] = []
+
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        invoked.extend(r["eventName"] for r in event["Records"])
+        return {"batchItemFailures": []}
+
+    from contract.topology import topology
+
+    source = StreamSource.from_spec(
+        topology().outbox_source,
+        stream_arn="arn",
+        handler=handler,
+        function_name="relay",
+        client=FakeStreams(records),
+    )
+    # When the stream is drained, then only the INSERTs invoke the relay, and nothing is read twice
+    source.drain_once()
+    assert invoked == ["INSERT", "INSERT"]
+    assert source.drain_once().invocations == 0
