@@ -382,6 +382,7 @@ def outbox_under_failures(total: int, topo: Topology) -> Row:
     )
     relay.get_publisher = lambda: publisher  # type: ignore[assignment]
     cars: list[str] = []
+    state: dict[str, str] = {}  # car id -> status after our last change
     expected = 0
     minutes = 60
     per_minute = -(-total // minutes)
@@ -393,8 +394,7 @@ def outbox_under_failures(total: int, topo: Topology) -> Row:
                 cars.append(_register()["car_id"])
             else:
                 car_id = cars[expected % len(cars)]
-                status = _call("GET", f"/cars/{car_id}").body["status"]
-                target = "charging" if status == "available" else "available"
+                target = "charging" if state.get(car_id, "available") == "available" else "available"
                 changed = _call(
                     "PATCH",
                     f"/cars/{car_id}/status",
@@ -402,6 +402,7 @@ def outbox_under_failures(total: int, topo: Topology) -> Row:
                     {"Content-Type": "application/json"},
                 )
                 assert changed.status == 200, changed.body
+                state[car_id] = target
             expected += 1
         source.drain_once()
         now[0] += timedelta(minutes=1)
