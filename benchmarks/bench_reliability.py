@@ -382,7 +382,6 @@ def outbox_under_failures(total: int, topo: Topology) -> Row:
     )
     relay.get_publisher = lambda: publisher  # type: ignore[assignment]
     cars: list[str] = []
-    state: dict[str, str] = {}  # car id -> status after our last change
     expected = 0
     minutes = 60
     per_minute = -(-total // minutes)
@@ -394,15 +393,15 @@ def outbox_under_failures(total: int, topo: Topology) -> Row:
                 cars.append(_register()["car_id"])
             else:
                 car_id = cars[expected % len(cars)]
-                target = "charging" if state.get(car_id, "available") == "available" else "available"
+                body = {"model": f"R{expected}", "year": 2024, "seats": 4, "bike_rack": False}
+                version = _call("GET", f"/cars/{car_id}").body["version"]
                 changed = _call(
-                    "PATCH",
-                    f"/cars/{car_id}/status",
-                    json.dumps({"status": target}),
+                    "PUT",
+                    f"/cars/{car_id}",
+                    json.dumps(body | {"version": version}),
                     {"Content-Type": "application/json"},
                 )
                 assert changed.status == 200, changed.body
-                state[car_id] = target
             expected += 1
         source.drain_once()
         now[0] += timedelta(minutes=1)
