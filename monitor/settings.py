@@ -19,7 +19,7 @@ class MonitorConfigError(ValueError):
 class MonitorSettings(BaseSettings):
     # No populate_by_name: every field is read from its alias only, never from a variable that merely
     # shares its name (`stage` from STAGE, `region` from REGION in a Lambda's environment).
-    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", case_sensitive=True)
 
     monitor_table_name: str = Field(min_length=1, validation_alias="MONITOR_TABLE_NAME")
     alerts_topic_name: str = Field(min_length=1, validation_alias="ALERTS_TOPIC_NAME")

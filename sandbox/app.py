@@ -49,7 +49,7 @@ from sandbox.aws.xray import XRayDaemon
 from sandbox.emulator.server import Emulator, EmulatorError, aws_environment, stop_process
 from sandbox.history.backfill import HistoryProfile, run_backfill
 from sandbox.history.calibration import LatencyRecorder
-from sandbox.home.settings import SandboxSettings, SettingsError, read_settings
+from sandbox.home.settings import SandboxSettings, SettingsError, read_monitor_overrides, read_settings
 from sandbox.home.state import SandboxState, StateFileError, read_state, remove_state, state_path, write_state
 from sandbox.traffic.faults import FileFaultInjector
 from sandbox.traffic.fleet import FleetSimulator
@@ -312,14 +312,14 @@ class Sandbox:
         Metrics are flushed every few seconds here, so a minute is complete long before CloudWatch's
         2-minute settle; and history older than the backfill's 1-minute tail is 5-minute data.
         """
-        defaults = {
-            "MONITOR_PERIOD_S": str(cfg.monitor_period_s),
-            "MONITOR_SETTLE_S": "10",
-            "MONITOR_HISTORY_DAYS": "2",
-        }
+        try:
+            overrides = read_monitor_overrides()
+        except SettingsError as err:
+            raise SandboxError(str(err)) from err
         return {
-            key: os.environ.get(key, value) if key != "MONITOR_PERIOD_S" else value
-            for key, value in defaults.items()
+            "MONITOR_PERIOD_S": str(cfg.monitor_period_s),
+            "MONITOR_SETTLE_S": str(10 if overrides.settle_s is None else overrides.settle_s),
+            "MONITOR_HISTORY_DAYS": f"{2 if overrides.history_days is None else overrides.history_days:g}",
         }
 
     def _start_event_sources(self) -> None:

@@ -12,7 +12,6 @@ PutMetricData to the emulator's own endpoint. Not modelled: the NumberOfMessages
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from typing import Any
@@ -20,7 +19,7 @@ from typing import Any
 import boto3
 
 logger = logging.getLogger(__name__)
-INTERVAL_ENV = "FLEETSCOPE_SQS_METRICS_INTERVAL_S"
+EMULATOR_REGION = "us-east-1"  # the region every sandbox client uses (LOCAL_CREDENTIALS)
 
 
 def queue_metrics(now_s: float) -> list[dict[str, Any]]:
@@ -59,12 +58,10 @@ def queue_metrics(now_s: float) -> list[dict[str, Any]]:
 class SqsMetricsPublisher:
     """A daemon thread that publishes `queue_metrics` every `interval_s` seconds."""
 
-    def __init__(self, endpoint_url: str, *, interval_s: float | None = None) -> None:
-        self.interval_s = interval_s or float(os.environ.get(INTERVAL_ENV, "60"))
+    def __init__(self, endpoint_url: str, *, interval_s: float = 60.0) -> None:
+        self.interval_s = interval_s
         self._client: Any = boto3.session.Session().client(
-            "cloudwatch",
-            endpoint_url=endpoint_url,
-            region_name=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+            "cloudwatch", endpoint_url=endpoint_url, region_name=EMULATOR_REGION
         )
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sqs-metrics", daemon=True)

@@ -49,3 +49,11 @@ def test_a_bad_calibration_window_is_a_clear_error(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("FLEETSCOPE_CALIBRATION_S", raw)
     with pytest.raises(SandboxError, match="FLEETSCOPE_CALIBRATION_S"):
         Sandbox(SandboxConfig())
+
+
+def test_a_bad_monitor_override_stops_the_sandbox_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a monitor setting the sandbox cannot pass on
+    monkeypatch.setenv("MONITOR_SETTLE_S", "soon")
+    # When the sandbox builds the monitor's environment, it stops before anything starts, naming it
+    with pytest.raises(SandboxError, match="MONITOR_SETTLE_S='soon'"):
+        Sandbox._monitor_environment(SandboxConfig(monitor_period_s=60))
