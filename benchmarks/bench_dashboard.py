@@ -111,10 +111,10 @@ def main(argv: list[str]) -> None:
         # Warm the interpreter (imports of streamlit, altair, scikit-learn for the detectors) so that
         # "cold" means cold caches: every query and every detector fit, not module imports.
         render(None, "overview_window", "1 h")
-        render("pages/health.py", "health_window", "1 h")
+        render("views/health.py", "health_window", "1 h")
         for label, page, key in (
             ("Overview", None, "overview_window"),
-            ("Service health", "pages/health.py", "health_window"),
+            ("Service health", "views/health.py", "health_window"),
         ):
             for window in ("24 h", "14 d"):
                 st.cache_data.clear()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,7 +21,7 @@ from dashboard.analysis import Band, BandUnavailableError, expected_band, traini
 from dashboard.settings import get_settings
 from dashboard.target import Target, TargetError, aws_target, read_sandbox_file, sandbox_target
 from monitor.catalog import DerivedSpec, MetricSpec
-from sandbox.home import EmbeddedSandbox, StateFileError
+from sandbox.home import EmbeddedSandbox, SandboxState, StateFileError, read_state
 
 # Query results stay cached this long (seconds): CloudWatch's finest period is a minute, and the
 # sandbox's fleet changes by the second, so a minute keeps pages fresh while reruns stay instant.
@@ -29,41 +30,65 @@ _embedded_lock = threading.Lock()
 _embedded: list[EmbeddedSandbox] = []  # the sandbox this process started, if any (stopped at exit)
 
 
+class SandboxStartingError(TargetError):
+    """The embedded sandbox was launched and its API does not answer yet (the page says so and waits)."""
+
+    def __init__(self, elapsed_s: float, log_path: str) -> None:
+        super().__init__(f"Starting the AWS emulator and the local API ({elapsed_s:.0f} s)…")
+        self.elapsed_s = elapsed_s
+        self.log_path = log_path
+
+
 @st.cache_resource(show_spinner="Connecting…")
 def get_target() -> Target:
-    """Resolve the target once per process (FLEETSCOPE_TARGET; see dashboard.settings)."""
+    """Resolve the target once per process (FLEETSCOPE_TARGET; see dashboard.settings).
+
+    With `auto` and no running sandbox, an embedded one is launched: until its API answers this
+    raises `SandboxStartingError` (not cached), so each rerun checks again without blocking."""
     settings = get_settings()
     if settings.target == "aws":
         return aws_target(
             settings, lambda: queries.describe_stacks(queries.aws_client(settings.region, "cloudformation"))
         )
     info = read_sandbox_file(settings.home)
-    if info is not None:
-        return sandbox_target(info, settings)
+    embedded = _embedded_sandbox() if _embedded else None
+    if info is not None and (embedded is None or info.pid == embedded.pid):
+        return sandbox_target(info, settings, embedded=embedded is not None)
     if settings.target == "sandbox":
         raise TargetError(
             f"FLEETSCOPE_TARGET=sandbox but no running sandbox is described in {settings.sandbox_file}: "
             "start one with `fleetscope sandbox up --no-dashboard`."
         )
-    return _start_embedded_sandbox()
+    return _embedded_target()
 
 
-def _start_embedded_sandbox() -> Target:
-    """No target configured and no sandbox running: start `fleetscope sandbox up --no-dashboard` with
-    the same home as a child process, wait for its state file, and stop it when this process exits."""
+def _embedded_sandbox() -> EmbeddedSandbox:
+    """The sandbox this process started, launched on first use (`fleetscope sandbox up --no-dashboard`
+    with the same home as a child process) and stopped when this process exits."""
     settings = get_settings()
     with _embedded_lock:
-        sandbox = EmbeddedSandbox(settings.home, start_timeout_s=settings.sandbox_start_timeout_s)
-        _embedded.append(sandbox)
-        atexit.register(stop_embedded_sandbox)
-        try:
-            info = sandbox.start()
-        except StateFileError as err:
-            raise TargetError(
-                f"No sandbox is running and the embedded sandbox did not start: {err}. Start one with "
-                "`fleetscope sandbox up --no-dashboard`, or set FLEETSCOPE_TARGET=aws."
-            ) from err
-    return sandbox_target(info, settings, embedded=True)
+        if not _embedded:
+            sandbox = EmbeddedSandbox(settings.home, start_timeout_s=settings.sandbox_start_timeout_s)
+            _embedded.append(sandbox)
+            atexit.register(stop_embedded_sandbox)
+            sandbox.launch()
+        return _embedded[0]
+
+
+def _embedded_target() -> Target:
+    sandbox = _embedded_sandbox()
+    try:
+        info = sandbox.poll()
+    except StateFileError as err:
+        with _embedded_lock:
+            _embedded.clear()  # the next rerun may try again
+        raise TargetError(
+            f"No sandbox is running and the embedded sandbox did not start: {err}. Start one with "
+            "`fleetscope sandbox up --no-dashboard`, or set FLEETSCOPE_TARGET=aws."
+        ) from err
+    if info is None:
+        raise SandboxStartingError(time.monotonic() - sandbox.launched_at, str(sandbox.log_path))
+    return sandbox_target(info, get_settings(), embedded=True)
 
 
 def stop_embedded_sandbox() -> None:
@@ -72,6 +97,17 @@ def stop_embedded_sandbox() -> None:
         while _embedded:
             _embedded.pop().stop()
     get_target.clear()
+
+
+def sandbox_phase() -> SandboxState | None:
+    """The shown sandbox's state file, read fresh (its phase and progress change while it starts)."""
+    target = get_target()
+    if not target.is_sandbox:
+        return None
+    try:
+        return read_state(target.home)
+    except StateFileError:
+        return None
 
 
 def target_key() -> str:

@@ -147,7 +147,8 @@ class Target(BaseModel):
 
     def describe(self) -> str:
         if self.kind == "sandbox":
-            how = "embedded sandbox" if self.embedded else "sandbox"
+            how = "embedded sandbox" if self.embedded else "running sandbox"
+            how += f" (pid {self.sandbox_pid})" if self.sandbox_pid else ""
             return f"{how} · stage `{self.stage}` · emulator {self.endpoint_url}"
         return f"AWS · stage `{self.stage}` · {self.region} · names from {self.resources.source}"
 

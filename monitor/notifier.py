@@ -19,6 +19,7 @@ import re
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any, Literal, Protocol
+from urllib.parse import urlencode
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -80,6 +81,7 @@ class AlertPayload(BaseModel):
     anomalies: list[Anomaly]
     related_metrics: list[str]
     console_url: str
+    dashboard_url: str | None = None  # the dashboard's Service health page of the lead resource
 
 
 class SnsMessage(BaseModel):
@@ -200,8 +202,17 @@ def _subject(severity: str, kind: str, owner: str, headline: str) -> str:
     return subject if len(subject) <= SUBJECT_MAX else subject[: SUBJECT_MAX - 3] + "..."
 
 
-def render(transition: Transition, catalog: Catalog, *, region: str, stage: str) -> SnsMessage:
-    """The alert for one incident transition (pure)."""
+def dashboard_link(base_url: str, resource: str, period_s: int) -> str:
+    """The dashboard's Service health page for `resource`, over the last 24 h (6 h at 1-minute periods)."""
+    window = "6h" if period_s < 300 else "24h"
+    return f"{base_url.rstrip('/')}/health?{urlencode({'resource': resource, 'window': window})}"
+
+
+def render(
+    transition: Transition, catalog: Catalog, *, region: str, stage: str, dashboard_url: str | None = None
+) -> SnsMessage:
+    """The alert for one incident transition (pure); `dashboard_url` (the dashboard's base URL), when
+    known, adds a link to the Service health page of the incident's lead resource."""
     inc = transition.incident
     members = sorted(inc.members.values(), key=lambda m: (-m.severity.rank, -m.peak_score, m.series_id))
     specs = {m.series_id: _safe_spec(catalog, m.series_id) for m in members}
@@ -237,6 +248,11 @@ def render(transition: Transition, catalog: Catalog, *, region: str, stage: str)
         anomalies=anomalies,
         related_metrics=related,
         console_url=url,
+        dashboard_url=(
+            dashboard_link(dashboard_url, lead_spec.resource, catalog.period_s)
+            if dashboard_url and lead_spec
+            else None
+        ),
     )
     owner = inc.resource.split(":", 1)[-1]
     lines = [
@@ -258,7 +274,10 @@ def render(transition: Transition, catalog: Catalog, *, region: str, stage: str)
         )
     if related:
         lines += ["", f"Other metrics of {inc.resource}: " + ", ".join(related)]
-    lines += ["", f"CloudWatch: {url}", "", f"dedup key: {transition.dedup_key}"]
+    lines += ["", f"CloudWatch: {url}"]
+    if payload.dashboard_url:
+        lines += [f"Dashboard: {payload.dashboard_url}"]
+    lines += ["", f"dedup key: {transition.dedup_key}"]
     attributes = {
         "severity": str(inc.severity),
         "service": service,

@@ -519,7 +519,13 @@ class MonitorService:
     # -- notifications -----------------------------------------------------------------------------
 
     def _outbox_item(self, transition: Transition, now: int) -> OutboxItem:
-        message = render(transition, self.catalog, region=self.settings.region, stage=self.settings.stage)
+        message = render(
+            transition,
+            self.catalog,
+            region=self.settings.region,
+            stage=self.settings.stage,
+            dashboard_url=self.settings.dashboard_url,
+        )
         return OutboxItem(
             dedup_key=transition.dedup_key,
             incident_id=transition.incident_id,

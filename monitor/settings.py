@@ -70,6 +70,11 @@ class MonitorSettings(BaseSettings):
         description="longer than the Lambda timeout (120 s), shorter than the schedule (300 s)",
     )
     incident_ttl_days: int = Field(default=30, ge=1, validation_alias="MONITOR_INCIDENT_TTL_DAYS")
+    dashboard_url: str | None = Field(
+        default=None,
+        validation_alias="MONITOR_DASHBOARD_URL",
+        description="the Fleetscope dashboard's base URL: alerts then link to its Service health page",
+    )
     console_url: str = Field(
         default="https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}",
         validation_alias="MONITOR_CONSOLE_URL",

@@ -50,7 +50,15 @@ from sandbox.emulator.server import Emulator, EmulatorError, aws_environment, st
 from sandbox.history.backfill import HistoryProfile, run_backfill
 from sandbox.history.calibration import LatencyRecorder
 from sandbox.home.settings import SandboxSettings, SettingsError, read_monitor_overrides, read_settings
-from sandbox.home.state import SandboxState, StateFileError, read_state, remove_state, state_path, write_state
+from sandbox.home.state import (
+    Phase,
+    SandboxState,
+    StateFileError,
+    read_state,
+    remove_state,
+    state_path,
+    write_state,
+)
 from sandbox.traffic.faults import FileFaultInjector
 from sandbox.traffic.fleet import FleetSimulator
 
@@ -172,6 +180,22 @@ class Sandbox:
         self.fleet: FleetSimulator | None = None
         self.history_ready = threading.Event()
         self.fleet_started_at: datetime | None = None  # with a calibrated history: where it ends
+        self._state_lock = threading.Lock()
+        # What the state file says the sandbox is doing once its API answers (see `set_phase`).
+        self.phase: tuple[Phase, float, str] = self._first_phase()
+
+    def _first_phase(self) -> tuple[Phase, float, str]:
+        cfg = self.config
+        if cfg.backfill and cfg.fleet and cfg.calibration_s > 0:
+            return "calibrating", 0.0, f"0 of {cfg.calibration_s:.0f} s"
+        if cfg.backfill:
+            return "backfilling", 0.0, f"0 of {cfg.backfill_days} days"
+        return "live", 1.0, ""
+
+    def set_phase(self, phase: Phase, progress: float, detail: str = "") -> None:
+        """Record what the sandbox is doing (and how far it is) in its state file."""
+        self.phase = (phase, min(max(progress, 0.0), 1.0), detail)
+        self.update_state()
 
     # ---- urls ---------------------------------------------------------------------------------
     @property
@@ -316,7 +340,10 @@ class Sandbox:
             overrides = read_monitor_overrides()
         except SettingsError as err:
             raise SandboxError(str(err)) from err
-        return {
+        dashboard_url = overrides.dashboard_url
+        if dashboard_url is None and cfg.dashboard and cfg.dashboard_port:
+            dashboard_url = f"http://127.0.0.1:{cfg.dashboard_port}"
+        return ({"MONITOR_DASHBOARD_URL": dashboard_url} if dashboard_url else {}) | {
             "MONITOR_PERIOD_S": str(cfg.monitor_period_s),
             "MONITOR_SETTLE_S": str(10 if overrides.settle_s is None else overrides.settle_s),
             "MONITOR_HISTORY_DAYS": f"{2 if overrides.history_days is None else overrides.history_days:g}",
@@ -421,11 +448,13 @@ class Sandbox:
                 self._start_fleet()
         except Exception:  # a broken piece must not take the platform down
             log.exception("sandbox traffic/backfill failed")
+            self.set_phase("live", 1.0, "without history: the backfill failed (see the sandbox's log)")
         finally:
             self.history_ready.set()
 
     def _history_done(self, t0: float) -> None:
         self.timings["live_with_history_s"] = time.perf_counter() - t0
+        self.set_phase("live", 1.0)
         self.history_ready.set()
         if self.config.backfill:
             log.info("live with history %.1f s after start", self.timings["live_with_history_s"])
@@ -444,7 +473,7 @@ class Sandbox:
             except Exception:  # no fleet: the history is still written, with what was measured
                 log.exception("the fleet failed to start")
             if recorder is not None:
-                self._stop.wait(cfg.calibration_s)
+                self._calibrate(calibration_started)
         finally:
             if recorder is not None and self.sink is not None:
                 self.sink.remove_observer(recorder)
@@ -457,6 +486,16 @@ class Sandbox:
             profile, calibration = self._calibrated_profile(recorder.samples())
         self._backfill(end=floor_minute(fleet_started), profile=profile, calibration=calibration)
         self._history_done(t0)
+
+    def _calibrate(self, started: float) -> None:
+        """Let the fleet run for `calibration_s` seconds, telling how far along in the state file."""
+        total = self.config.calibration_s
+        while not self._stop.is_set():
+            elapsed = time.perf_counter() - started
+            if elapsed >= total:
+                return
+            self.set_phase("calibrating", elapsed / total, f"{elapsed:.0f} of {total:.0f} s")
+            self._stop.wait(min(1.0, total - elapsed))
 
     def _calibrated_profile(
         self, measured: dict[str, list[float]]
@@ -483,13 +522,18 @@ class Sandbox:
 
     def _backfill(self, **calibrated: Any) -> None:
         """Run the backfill; `calibrated` (end, profile, calibration) is passed on when given."""
-        log.info("backfilling %d days of metric history", self.config.backfill_days)
+        days = self.config.backfill_days
+        log.info("backfilling %d days of metric history", days)
+        self.set_phase("backfilling", 0.0, f"0 of {days} days")
         report = run_backfill(
             self.topology,
             days=self.config.backfill_days,
             session=boto3.Session(),
             home=self.config.home,
             fleet_size=self.config.fleet_size,
+            progress=lambda done: self.set_phase(
+                "backfilling", done, f"backfilling {int(done * days)} of {days} days"
+            ),
             **{key: value for key, value in calibrated.items() if value is not None},
         )
         log.info("backfill done: %s datums in %.1fs", report.datums, report.seconds)
@@ -568,15 +612,19 @@ class Sandbox:
             inbox=str((self.config.home / "alerts.jsonl").resolve()),
             xray_daemon=self.xray.address if self.xray else None,
             emulator_pid=self.emulator.pid if self.emulator else None,
+            phase=self.phase[0],
+            progress=self.phase[1],
+            detail=self.phase[2],
         )
 
     def _write_state(self) -> None:
-        self.started_at = self.started_at or datetime.now(UTC)
-        write_state(self.config.home, self.state())
-        self._wrote_state = True
+        with self._state_lock:
+            self.started_at = self.started_at or datetime.now(UTC)
+            write_state(self.config.home, self.state())
+            self._wrote_state = True
 
     def update_state(self) -> None:
-        if self._wrote_state:
+        if self._wrote_state and not self._stop.is_set():
             self._write_state()
 
     def stop(self) -> None:

@@ -186,6 +186,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     else:
         started = state.started_at.isoformat() if state.started_at else None
         print(f"sandbox running (pid {state.pid}, stage {state.stage}, since {started})")
+        if state.phase != "live":
+            print(f"  starting: {state.phase} {state.detail}".rstrip())
         for key, value in (
             ("api_url", state.api_url),
             ("emulator_url", state.emulator_url),

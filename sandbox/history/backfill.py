@@ -34,7 +34,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -468,10 +468,12 @@ def backfill_history(
     home: Path | str | None = None,
     workers: int = 3,
     calibration: dict[str, Any] | None = None,
+    progress: Callable[[float], None] | None = None,
 ) -> BackfillReport:
     """Write the simulated history into CloudWatch (the emulator) and the marker file; return figures.
 
-    `calibration` is the report of `HistoryProfile.calibrated` that made `profile`, for the marker.
+    `calibration` is the report of `HistoryProfile.calibrated` that made `profile`, for the marker;
+    `progress` is called with the share of the history written so far (0 to 1).
     """
     if not 0 < days <= 15:
         raise ValueError(f"days must be in (0, 15], got {days}")
@@ -537,7 +539,11 @@ def backfill_history(
         for i in range(0, len(data), MAX_DATUMS_PER_CALL)
     ]
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        list(pool.map(lambda c: client.put_metric_data(Namespace=c[0], MetricData=c[1]), calls))
+        for done, _ in enumerate(
+            pool.map(lambda c: client.put_metric_data(Namespace=c[0], MetricData=c[1]), calls), start=1
+        ):
+            if progress is not None and (done % 10 == 0 or done == len(calls)):
+                progress(done / len(calls))
     report = BackfillReport(
         start=start,
         end=end_t,
@@ -590,6 +596,7 @@ def run_backfill(
     profile: HistoryProfile | None = None,
     end: datetime | None = None,
     calibration: dict[str, Any] | None = None,
+    progress: Callable[[float], None] | None = None,
 ) -> BackfillReport:
     """The sandbox's entry point: history for a fleet of `fleet_size` (the same demand model it drives).
 
@@ -614,4 +621,5 @@ def run_backfill(
         cloudwatch=client,
         home=home,
         calibration=calibration,
+        progress=progress,
     )

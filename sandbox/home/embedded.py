@@ -12,9 +12,10 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-from sandbox.home.state import SandboxState, StateFileError, wait_for_state
+from sandbox.home.state import SandboxState, StateFileError, read_state, state_path, wait_for_state
 
 LOG_FILE = "sandbox.log"
 
@@ -27,12 +28,25 @@ class EmbeddedSandbox:
         self.start_timeout_s = start_timeout_s
         self.stop_timeout_s = stop_timeout_s
         self.process: subprocess.Popen[bytes] | None = None
+        self.launched_at = 0.0
 
     @property
     def log_path(self) -> Path:
         return self.home / LOG_FILE
 
     def start(self) -> SandboxState:
+        """Launch and wait (up to `start_timeout_s`) until the sandbox's API answers."""
+        self.launch()
+        try:
+            return wait_for_state(self.home, self.start_timeout_s, give_up=self._exited)
+        except StateFileError as err:
+            self.stop()
+            raise StateFileError(f"{err} (its log: {self.log_path})") from err
+
+    def launch(self) -> None:
+        """Start the child process and return at once (`poll()` tells when it is up). Idempotent."""
+        if self.process is not None:
+            return
         self.home.mkdir(parents=True, exist_ok=True)
         command = [sys.executable, "-m", "sandbox.cli", "sandbox", "up", "--no-dashboard"]
         with open(self.log_path, "ab") as log:
@@ -43,11 +57,26 @@ class EmbeddedSandbox:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        try:
-            return wait_for_state(self.home, self.start_timeout_s, give_up=self._exited)
-        except StateFileError as err:
+        self.launched_at = time.monotonic()
+
+    def poll(self) -> SandboxState | None:
+        """The launched sandbox's state once its API answers, None while it starts; `StateFileError`
+        (and the child stopped) if it exited or did not come up within `start_timeout_s`."""
+        state = read_state(self.home)
+        if state is not None and self.process is not None and state.pid == self.process.pid:
+            return state
+        reason = self._exited()
+        if reason is None and time.monotonic() - self.launched_at > self.start_timeout_s:
+            reason = f"it did not come up within {self.start_timeout_s:.0f}s"
+        if reason is not None:
             self.stop()
-            raise StateFileError(f"{err} (its log: {self.log_path})") from err
+            where = state_path(self.home)
+            raise StateFileError(f"no sandbox in {where}: {reason} (its log: {self.log_path})")
+        return None
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
 
     def _exited(self) -> str | None:
         code = self.process.poll() if self.process is not None else None

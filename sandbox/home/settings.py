@@ -9,7 +9,8 @@
 | `FLEETSCOPE_CALIBRATION_S` | 20 | seconds of live traffic measured to calibrate the history (0 = off) |
 
 `MonitorOverrides` reads the two monitor settings a user may override for the sandbox's monitor
-(`MONITOR_SETTLE_S`, `MONITOR_HISTORY_DAYS`; the sandbox's defaults are 10 s and 2 days).
+(`MONITOR_SETTLE_S`, `MONITOR_HISTORY_DAYS`; the sandbox's defaults are 10 s and 2 days) and the
+dashboard URL its alerts link to (`MONITOR_DASHBOARD_URL`; default: the dashboard `sandbox up` starts).
 
 An empty variable counts as unset. `read_settings()` reads the environment each time it is called
 (the CLI and the orchestrator call it once per command or sandbox).
@@ -55,6 +56,7 @@ class MonitorOverrides(BaseSettings):
 
     settle_s: int | None = Field(default=None, ge=0, validation_alias="MONITOR_SETTLE_S")
     history_days: float | None = Field(default=None, gt=0, le=15, validation_alias="MONITOR_HISTORY_DAYS")
+    dashboard_url: str | None = Field(default=None, validation_alias="MONITOR_DASHBOARD_URL")
 
 
 _WHAT = {

@@ -13,10 +13,15 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer
 
 STATE_FILE = "sandbox.json"
+
+# What a sandbox is doing once its API answers: measuring its own latencies, writing the 14 days of
+# history, or done (live with history). A file without a phase is a live sandbox.
+Phase = Literal["calibrating", "backfilling", "live"]
 
 
 class StateFileError(RuntimeError):
@@ -37,6 +42,9 @@ class SandboxState(BaseModel):
     inbox: str | None = None
     xray_daemon: str | None = None
     emulator_pid: int | None = None
+    phase: Phase = "live"
+    progress: float = Field(default=1.0, ge=0.0, le=1.0, description="of the current phase")
+    detail: str = Field(default="", description="the phase in words, e.g. 'backfilling 6 of 14 days'")
 
     @field_serializer("started_at")
     def _iso(self, value: datetime | None) -> str | None:

@@ -30,7 +30,7 @@ CHROMIUM_ARGS = [
 ]
 # url path -> what must be drawn there
 PAGES: dict[str, list[str]] = {
-    "": ['[data-testid="stMetric"]', '[data-testid="stMetric"] svg'],
+    "overview": ['[data-testid="stMetric"]', '[data-testid="stMetric"] svg'],
     "fleet": [
         '[data-testid="stDeckGlJsonChart"]',
         '[data-testid="stVegaLiteChart"]',
@@ -130,12 +130,13 @@ def test_every_page_renders_its_charts_in_chromium(dashboard_url: str) -> None:
                         timeout=60_000,
                     )
                 page.wait_for_timeout(800)
-                timings[path or "overview"] = time.perf_counter() - started
+                timings[path] = time.perf_counter() - started
+                assert page.url.rstrip("/").endswith(f"/{path}"), (path, page.url)  # its own stable URL
                 exceptions = page.locator('[data-testid="stException"]').count()
                 assert exceptions == 0, f"page /{path} shows an exception"
                 for selector in selectors:
                     assert page.locator(selector).count() > 0, (path, selector)
-                page.screenshot(path=str(ARTIFACTS / f"{path or 'overview'}.png"), full_page=True)
+                page.screenshot(path=str(ARTIFACTS / f"{path}.png"), full_page=True)
         finally:
             browser.close()
     for name in timings:

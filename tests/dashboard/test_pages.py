@@ -56,7 +56,7 @@ def test_overview_shows_kpis_with_deltas_and_sparklines(dashboard_env: SeededSan
 
 
 def test_fleet_shows_map_charts_and_searchable_table(dashboard_env: SeededSandbox) -> None:
-    at = run_page("pages/fleet.py")
+    at = run_page("views/fleet.py")
     assert_clean(at)
     assert len(at.get("deck_gl_json_chart")) == 1
     assert len(at.get("vega_lite_chart")) >= 3  # status mix, trips per hour, battery
@@ -80,7 +80,7 @@ def test_fleet_shows_map_charts_and_searchable_table(dashboard_env: SeededSandbo
 
 def test_service_health_marks_the_injected_anomaly(dashboard_env: SeededSandbox) -> None:
     # Given 5XX errors that jumped by 40 per period in the last 45 minutes
-    at = run_page("pages/health.py")
+    at = run_page("views/health.py")
     assert_clean(at)
     # Then the monitor's detectors draw bands for the API's series and mark anomalous points
     assert int(metrics(at)["Anomalous points in the window"]) > 0
@@ -92,8 +92,32 @@ def test_service_health_marks_the_injected_anomaly(dashboard_env: SeededSandbox)
     assert_clean(at)
 
 
+def test_service_health_keeps_its_resource_and_window_in_the_query_string(
+    dashboard_env: SeededSandbox,
+) -> None:
+    # Given the page opened once, to learn the catalog's resources
+    at = run_page("views/health.py")
+    wanted = at.selectbox(key="health_resource").options[1].replace(" · ", ":", 1)  # options are labels
+    # When a link opens it with a resource and a window in the query string
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.query_params["resource"] = wanted
+    at.query_params["window"] = "6h"
+    at.run()
+    at.switch_page("views/health.py")
+    at.query_params["resource"] = wanted
+    at.query_params["window"] = "6h"
+    at.run()
+    # Then that chart is shown, and the query string follows what the user picks next
+    assert_clean(at)
+    assert at.selectbox(key="health_resource").value == wanted
+    assert at.selectbox(key="health_window").value == "6 h"
+    at.selectbox(key="health_window").select("3 d").run()
+    assert at.query_params["window"] == "3d"
+    assert at.query_params["resource"] == wanted
+
+
 def test_incidents_show_timeline_bands_and_sent_message(dashboard_env: SeededSandbox) -> None:
-    at = run_page("pages/incidents.py")
+    at = run_page("views/incidents.py")
     assert_clean(at)
     values = metrics(at)
     assert values["Open"] == "1"
@@ -112,7 +136,7 @@ def test_incidents_show_timeline_bands_and_sent_message(dashboard_env: SeededSan
 
 
 def test_cost_estimates_from_usage_metrics(dashboard_env: SeededSandbox) -> None:
-    at = run_page("pages/cost.py")
+    at = run_page("views/cost.py")
     assert_clean(at)
     values = metrics(at)
     assert values["Cost per 1,000 API requests"].startswith("$")
@@ -125,7 +149,7 @@ def test_cost_estimates_from_usage_metrics(dashboard_env: SeededSandbox) -> None
 
 
 def test_sandbox_page_injects_an_incident_and_lists_the_inbox(dashboard_env: SeededSandbox) -> None:
-    at = run_page("pages/sandbox.py")
+    at = run_page("views/sandbox.py")
     assert_clean(at)
     assert metrics(at)["Alerts delivered"] == "3"
     at.button(key="inject_latency").click().run()
@@ -155,6 +179,29 @@ def test_no_sandbox_running_gives_a_message_not_a_traceback(
     at = run_page(None)
     assert not at.exception
     assert "no running sandbox" in at.error[0].value
+    # And the navigation is still the app's: every page is there and says the same, no traceback
+    at = run_page("views/fleet.py")
+    assert not at.exception
+    assert "no running sandbox" in at.error[0].value
+
+
+def test_a_sandbox_writing_its_history_says_so_on_every_page(
+    fresh_caches: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a sandbox that is backfilling (its emulator does not answer: port 9 is closed on loopback)
+    state = SandboxState(emulator_url="http://127.0.0.1:9", stage="test", pid=os.getpid())
+    write_state(
+        fresh_caches,
+        state.model_copy(
+            update={"phase": "backfilling", "progress": 0.4, "detail": "backfilling 5 of 14 days"}
+        ),
+    )
+    monkeypatch.setenv("FLEETSCOPE_TARGET", "sandbox")
+    for page in (None, "views/health.py"):
+        at = run_page(page)
+        # Then the page says what the sandbox is doing, with its progress
+        assert not at.exception, (page, [e.value for e in at.exception])
+        assert any("backfilling 5 of 14 days" in i.value for i in at.info), page
 
 
 def test_sandbox_page_refuses_to_inject_into_a_sandbox_that_is_not_local(
@@ -181,7 +228,7 @@ def test_unreachable_endpoint_shows_messages_on_every_page(
         SandboxState(emulator_url="http://127.0.0.1:9", stage="test", pid=os.getpid()),
     )
     monkeypatch.setenv("FLEETSCOPE_TARGET", "sandbox")
-    for page in (None, "pages/fleet.py", "pages/health.py", "pages/incidents.py", "pages/cost.py"):
+    for page in (None, "views/fleet.py", "views/health.py", "views/incidents.py", "views/cost.py"):
         at = run_page(page)
         # Then each page explains what it cannot reach instead of raising
         assert not at.exception, (page, [e.value for e in at.exception])
@@ -215,9 +262,9 @@ def test_aws_target_shows_the_same_pages_from_stack_outputs(
     assert metrics(at)["Cars in trip"] == "14"
     # And the sandbox-only page is not offered
     with pytest.raises(ValueError, match=r"not a registered page|Could not find"):
-        at.switch_page("pages/sandbox.py")
+        at.switch_page("views/sandbox.py")
     # And the Cost page shows Cost Explorer actuals, or says why not, never a traceback
-    at = run_page("pages/cost.py")
+    at = run_page("views/cost.py")
     assert_clean(at)
     shown = [i.value for i in at.info] + [w.value for w in at.warning]
     assert any("Cost Explorer" in text for text in shown)  # the emulator's Cost Explorer has no cost
@@ -255,7 +302,7 @@ def test_nothing_configured_starts_an_embedded_sandbox_with_a_living_fleet(
         deadline = time.monotonic() + 150
         while True:
             st.cache_data.clear()
-            at = run_page("pages/fleet.py")
+            at = run_page("views/fleet.py")
             assert_clean(at)
             if at.get("deck_gl_json_chart"):
                 break

@@ -417,3 +417,18 @@ def test_bad_backfill_ranges_are_rejected(topo: Topology, tmp_path: Path) -> Non
     for kwargs in ({"days": 0}, {"days": 20}, {"period_s": 90}, {"fine_hours": -1}):
         with pytest.raises(ValueError):
             backfill_history(topo, cloudwatch=object(), home=tmp_path, **kwargs)  # type: ignore[arg-type]
+
+
+def test_backfill_progress_rises_to_one_as_the_calls_complete(topo: Topology, tmp_path: Path) -> None:
+    # Given a client that keeps the calls, and a progress callback
+    client = _CollectingCloudWatch()
+    seen: list[float] = []
+    # When a day of history is written
+    backfill_history(
+        topo, end=END, days=1, fine_hours=1, cloudwatch=client, home=tmp_path, progress=seen.append
+    )
+    # Then progress was told in steps, never backwards, ending at 1 when the last call returned
+    assert len(seen) >= 2
+    assert seen == sorted(seen)
+    assert seen[-1] == 1.0
+    assert 0 < seen[0] < 1

@@ -133,3 +133,18 @@ def test_jsurl_matches_the_console_encoding() -> None:
     assert jsurl({"metrics": [["AWS/Lambda", "Errors", {"stat": "Sum"}]], "period": 300}) == (
         "~(metrics~(~(~'AWS*2fLambda~'Errors~(stat~'Sum)))~period~300)"
     )
+
+
+def test_with_the_dashboards_url_the_alert_links_to_its_service_health_chart(catalog: Catalog) -> None:
+    # Given an incident led by the API's 5XX rate, and the dashboard's URL known
+    updated_again = _transitions(catalog)[2]
+    message = render(
+        updated_again, catalog, region="eu-west-1", stage="test", dashboard_url="http://127.0.0.1:8501/"
+    )
+    # Then both the text and the JSON carry the Service health page of that resource, 24 h window
+    api = next(d for d in catalog.derived if d.title == "API 5XX rate").resource
+    link = f"http://127.0.0.1:8501/health?resource={api.replace(':', '%3A')}&window=24h"
+    assert message.payload.dashboard_url == link
+    assert f"Dashboard: {link}" in message.text
+    # And without it, no link
+    assert render(updated_again, catalog, region="eu-west-1", stage="test").payload.dashboard_url is None

@@ -57,3 +57,16 @@ def test_a_bad_monitor_override_stops_the_sandbox_naming_it(monkeypatch: pytest.
     # When the sandbox builds the monitor's environment, it stops before anything starts, naming it
     with pytest.raises(SandboxError, match="MONITOR_SETTLE_S='soon'"):
         Sandbox._monitor_environment(SandboxConfig(monitor_period_s=60))
+
+
+def test_alerts_link_to_the_dashboard_the_sandbox_starts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MONITOR_DASHBOARD_URL", raising=False)
+    env = Sandbox._monitor_environment(SandboxConfig(dashboard=True, dashboard_port=8599))
+    assert env["MONITOR_DASHBOARD_URL"] == "http://127.0.0.1:8599"
+    # A port picked at start (0) is not known yet: no link rather than a wrong one; a set URL wins
+    assert "MONITOR_DASHBOARD_URL" not in Sandbox._monitor_environment(
+        SandboxConfig(dashboard=True, dashboard_port=0)
+    )
+    monkeypatch.setenv("MONITOR_DASHBOARD_URL", "https://dash.example")
+    env = Sandbox._monitor_environment(SandboxConfig(dashboard=True, dashboard_port=8599))
+    assert env["MONITOR_DASHBOARD_URL"] == "https://dash.example"

@@ -90,6 +90,22 @@ def test_with_fleet_and_backfill_the_fleet_starts_first_and_the_history_is_fitte
     assert sandbox.sink._observers == ()
 
 
+def test_the_state_file_tells_the_phase_calibrating_then_live(tmp_path: Path) -> None:
+    # Given a sandbox that records each phase it would write to its state file
+    sandbox = _sandbox(tmp_path, calibration_s=2.5)
+    Seams(sandbox, latencies_ms=[20.0] * 10)
+    phases: list[tuple[str, float, str]] = [sandbox.phase]
+    sandbox.update_state = lambda: phases.append(sandbox.phase)  # type: ignore[method-assign]
+    # When its traffic and history start
+    sandbox._history_then_fleet(time.perf_counter())
+    # Then it starts as calibrating, counts the seconds of the window up, and ends live
+    assert phases[0] == ("calibrating", 0.0, "0 of 2 s")
+    calibrating = [p for p in phases if p[0] == "calibrating"]
+    assert len(calibrating) >= 3
+    assert [p[1] for p in calibrating] == sorted(p[1] for p in calibrating)
+    assert phases[-1] == ("live", 1.0, "")
+
+
 def test_calibration_off_still_ends_the_history_where_the_fleet_starts(tmp_path: Path) -> None:
     sandbox = _sandbox(tmp_path, calibration_s=0)
     seams = Seams(sandbox, latencies_ms=[20.0] * 60)

@@ -8,26 +8,32 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import data, specs, ui
-from dashboard.analysis import Band, period_for
+from dashboard.analysis import WINDOWS, Band, period_for
 
 st.title("Service health")
 target = data.get_target()
 res = target.resources
+# The selection lives in the query string (`?resource=api:...&window=24h`), so a link opens this chart.
+windows = {label.replace(" ", ""): label for label in WINDOWS}
 cols = st.columns([1, 2])
 with cols[0]:
-    label, hours = ui.window_picker("health_window", "24 h")
+    label, hours = ui.window_picker("health_window", windows.get(st.query_params.get("window", ""), "24 h"))
 period_s = period_for(hours)
 cat = specs.catalog(res, period_s)
 resources = list(dict.fromkeys(s.resource for s in cat.series))
+asked_resource = st.query_params.get("resource", "")
+if asked_resource and asked_resource not in resources:
+    st.warning(f"No resource {asked_resource!r} in this deployment's catalog; showing the first.")
 with cols[1]:
     resource = st.selectbox(
         "Resource",
         resources,
-        index=0,
+        index=resources.index(asked_resource) if asked_resource in resources else 0,
         key="health_resource",
         format_func=lambda r: r.replace(":", " · ", 1),
     )
 assert resource is not None
+st.query_params.update({"resource": resource, "window": label.replace(" ", "")})
 end = data.now_aligned(period_s)
 start = end - timedelta(hours=hours)
 st.caption(
