@@ -9,10 +9,40 @@ import pandas as pd
 import pydeck as pdk
 import streamlit as st
 
-from dashboard import data, ui
+from dashboard import city, data, ui
 from dashboard.queries import status_mix
 
 st.title("Fleet")
+
+
+def city_layers() -> list[pdk.Layer]:
+    """The service area's districts, their names and the main roads (shipped data, no tile server)."""
+    return [
+        pdk.Layer(
+            "GeoJsonLayer",
+            data={"type": "FeatureCollection", "features": city.districts()},
+            stroked=True,
+            filled=True,
+            get_fill_color=[96, 125, 139, 18],
+            get_line_color=[96, 125, 139, 160],
+            line_width_min_pixels=1,
+        ),
+        pdk.Layer(
+            "PathLayer",
+            data=city.roads(),
+            get_path="path",
+            get_color=[255, 152, 0, 170],
+            width_min_pixels=2,
+        ),
+        pdk.Layer(
+            "TextLayer",
+            data=city.district_labels(),
+            get_position="position",
+            get_text="name",
+            get_size=12,
+            get_color=[69, 90, 100, 200],
+        ),
+    ]
 
 
 def fleet_map(cars: pd.DataFrame) -> None:
@@ -35,9 +65,11 @@ def fleet_map(cars: pd.DataFrame) -> None:
     )
     st.pydeck_chart(
         pdk.Deck(
-            layers=[layer],
+            layers=[*city_layers(), layer],
             initial_view_state=view,
-            map_style=None,
+            # A light basemap when its tiles can be fetched; offline, the city layers alone.
+            map_provider="carto",
+            map_style=pdk.map_styles.CARTO_LIGHT,
             tooltip={"text": "{car_id} · {model}\n{status} · battery {battery_level}%"},
         ),
         height=420,
