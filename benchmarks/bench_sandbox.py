@@ -358,10 +358,23 @@ def _start_timed(config: SandboxConfig) -> tuple[Sandbox, float, float]:
     return sandbox, live, time.perf_counter() - started
 
 
+PREVIOUS_CALIBRATION_S = 20.0  # the default until issue 12: the baseline of the start-up figure
+
+
 def bench_startup_as_users_start_it() -> None:
-    """`sandbox up` defaults (fleet, calibration, backfill; no monitor/dashboard, which start aside)."""
+    """`sandbox up` defaults (fleet, calibration, backfill; no monitor/dashboard, which start aside),
+    next to the same start with the previous calibration window (the baseline)."""
+    _startup(
+        f"baseline: FLEETSCOPE_CALIBRATION_S={PREVIOUS_CALIBRATION_S:g} (before)", PREVIOUS_CALIBRATION_S
+    )
+    _startup("ours: the defaults", None)
+
+
+def _startup(label: str, calibration_s: float | None) -> None:
     with tempfile.TemporaryDirectory(prefix="fleetscope-bench-") as tmp:
         config = SandboxConfig(home=Path(tmp), emulator_port=0, api_port=0, dashboard=False, monitor=False)
+        if calibration_s is not None:
+            config.calibration_s = calibration_s
         sandbox, live, with_history = _start_timed(config)
         try:
             marker = json.loads((Path(tmp) / "backfill.json").read_text())
@@ -369,8 +382,11 @@ def bench_startup_as_users_start_it() -> None:
             sandbox.stop()
     calibration = marker.get("latency_calibration") or {}
     api = (calibration.get("series") or {}).get("api_latency") or {}
-    print("Start-up as `fleetscope sandbox up` (fleet of 50 first, latency calibration, 14-day backfill):")
-    print(f"  live in {live:.1f}s; live with history in {with_history:.1f}s")
+    print(f"Start-up as `fleetscope sandbox up` (fleet of 50 first, calibration, 14-day backfill), {label}:")
+    print(
+        f"  live in {live:.1f}s; live with history in {with_history:.1f}s "
+        f"(backfill {sandbox.timings.get('backfill_s', float('nan')):.1f}s)"
+    )
     print(
         f"  calibration {sandbox.timings.get('calibration_s', float('nan')):.1f}s: "
         f"API n={api.get('n', 0)} p50={api.get('p50', float('nan'))} ms; "
@@ -384,10 +400,13 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--seconds", type=int, default=30)
     parser.add_argument("--baseline-hours", type=float, default=6.0)
     parser.add_argument("--no-locust", action="store_true")
+    parser.add_argument("--startup-only", action="store_true", help="only the start-up figures")
     args = parser.parse_args(argv)
     if args.users < 1 or args.seconds < 1 or not 0 < args.baseline_hours <= 14 * 24:
         parser.error("--users and --seconds must be >= 1, --baseline-hours in (0, 336]")
     bench_startup_as_users_start_it()
+    if args.startup_only:
+        return
     with tempfile.TemporaryDirectory(prefix="fleetscope-bench-") as tmp:
         home = Path(tmp)
         config = SandboxConfig(

@@ -536,6 +536,7 @@ class Sandbox:
             ),
             **{key: value for key, value in calibrated.items() if value is not None},
         )
+        self.timings["backfill_s"] = report.seconds
         log.info("backfill done: %s datums in %.1fs", report.datums, report.seconds)
 
     def _start_fleet(self) -> None:

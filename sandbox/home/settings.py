@@ -6,7 +6,7 @@
 | `FLEETSCOPE_API_PORT` | 3000 | the local API gateway (0 = a free port) |
 | `FLEETSCOPE_EMULATOR_PORT` | 5055 | the AWS emulator (0 = a free port) |
 | `FLEETSCOPE_DASHBOARD_PORT` | 8501 | the dashboard `sandbox up` starts (0 = a free port) |
-| `FLEETSCOPE_CALIBRATION_S` | 20 | seconds of live traffic measured to calibrate the history (0 = off) |
+| `FLEETSCOPE_CALIBRATION_S` | 8 | seconds of live traffic measured to calibrate the history (0 = off) |
 
 `MonitorOverrides` reads the two monitor settings a user may override for the sandbox's monitor
 (`MONITOR_SETTLE_S`, `MONITOR_HISTORY_DAYS`; the sandbox's defaults are 10 s and 2 days) and the
@@ -46,7 +46,7 @@ class SandboxSettings(HomeSettings):
     api_port: int = Field(default=3000, ge=0, le=65535, validation_alias="FLEETSCOPE_API_PORT")
     emulator_port: int = Field(default=5055, ge=0, le=65535, validation_alias="FLEETSCOPE_EMULATOR_PORT")
     dashboard_port: int = Field(default=8501, ge=0, le=65535, validation_alias="FLEETSCOPE_DASHBOARD_PORT")
-    calibration_s: float = Field(default=20.0, validation_alias="FLEETSCOPE_CALIBRATION_S")
+    calibration_s: float = Field(default=8.0, validation_alias="FLEETSCOPE_CALIBRATION_S")
 
 
 class MonitorOverrides(BaseSettings):

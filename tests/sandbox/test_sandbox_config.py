@@ -29,12 +29,12 @@ def test_a_monitor_setting_in_the_environment_wins_but_the_period_follows_the_co
     assert env["MONITOR_PERIOD_S"] == "60"
 
 
-def test_the_calibration_window_defaults_to_20_s_and_follows_the_environment(
+def test_the_calibration_window_defaults_to_8_s_and_follows_the_environment(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # Given no setting, the sandbox measures itself for 20 s before writing the history
+    # Given no setting, the sandbox measures itself for 8 s before writing the history
     monkeypatch.delenv("FLEETSCOPE_CALIBRATION_S", raising=False)
-    assert SandboxConfig().calibration_s == 20.0
+    assert SandboxConfig().calibration_s == 8.0
     # When FLEETSCOPE_CALIBRATION_S is set, it wins; 0 turns calibration off
     monkeypatch.setenv("FLEETSCOPE_CALIBRATION_S", "7.5")
     assert SandboxConfig().calibration_s == 7.5

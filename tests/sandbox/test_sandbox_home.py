@@ -46,7 +46,7 @@ def test_settings_default_to_the_documented_values_whatever_home_is(clean_env: p
     assert settings == SandboxSettings.model_validate({})
     assert settings.home == Path(".fleetscope")
     assert (settings.api_port, settings.emulator_port, settings.dashboard_port) == (3000, 5055, 8501)
-    assert settings.calibration_s == 20.0
+    assert settings.calibration_s == 8.0
 
 
 def test_settings_come_from_their_variables_and_empty_means_unset(
@@ -86,7 +86,8 @@ def test_the_state_file_keeps_its_documented_shape(tmp_path: Path) -> None:
     )
     # When it is written
     path = write_state(tmp_path, state)
-    # Then the file has the same keys and formats as before, and reads back equal
+    # Then the file has the same keys and formats as before (plus what the sandbox is doing), and
+    # reads back equal; a file without a phase (an older sandbox's) reads as live
     assert json.loads(path.read_text()) == {
         "pid": os.getpid(),
         "emulator_url": "http://127.0.0.1:5055",
@@ -97,7 +98,14 @@ def test_the_state_file_keeps_its_documented_shape(tmp_path: Path) -> None:
         "inbox": str(tmp_path / "alerts.jsonl"),
         "xray_daemon": "127.0.0.1:2000",
         "emulator_pid": 123,
+        "phase": "live",
+        "progress": 1.0,
+        "detail": "",
     }
+    assert read_state(tmp_path) == state
+    new_keys = ("phase", "progress", "detail")
+    older = {k: v for k, v in json.loads(path.read_text()).items() if k not in new_keys}
+    path.write_text(json.dumps(older))
     assert read_state(tmp_path) == state
 
 
