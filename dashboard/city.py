@@ -19,7 +19,7 @@ CITY_FILE = Path(__file__).with_name("city.geojson")
 @cache
 def city() -> dict[str, Any]:
     """The whole GeoJSON FeatureCollection."""
-    return json.loads(CITY_FILE.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+    return json.loads(CITY_FILE.read_text(encoding="utf-8"))
 
 
 def districts() -> list[dict[str, Any]]:
