@@ -1,0 +1,241 @@
+"""Canary judge: compares a Lambda version under canary with its baseline over the same minutes.
+
+The approach of Kayenta (Netflix/Google automated canary analysis), kept small: the judge is a pure
+function of two per-minute metric series (baseline version, canary version, minute for minute, as
+AWS/Lambda publishes them per ``ExecutedVersion``) and a `CanaryJudgeConfig`; it returns PASS, FAIL
+or INCONCLUSIVE with a reason per metric. Fetching the metrics and acting on the verdict (CodeDeploy
+alarm, sandbox rollback) live outside it.
+
+Per metric, over every minute judged so far:
+
+- **error ratio** (and throttle ratio): errors / invocations summed over the minutes, canary against
+  baseline, by Fisher's exact one-sided two-proportion test. FAIL when the canary is worse with
+  p < ``alpha`` *and* by at least ``error_min_increase`` (so a huge fleet does not roll back over
+  +0.1 point). PASS only when the canary's one-sided (1 - ``pass_alpha``) upper bound (Clopper-Pearson)
+  is below the baseline ratio + ``error_floor``: the volume gate. 17 clean invocations cannot rule
+  out +2 points (about 150 can), so too little canary traffic is INCONCLUSIVE, never a silent PASS.
+  Throttles are a guard: they can FAIL the canary, but a lack of volume does not make them
+  inconclusive (throttling is mostly account concurrency, not the version).
+- **duration p50 / p90 / p99**: the per-minute percentiles of each version (minutes where both have
+  one), by a one-sided Mann-Whitney U rank test (canary slower), plus an effect-size floor: FAIL only
+  when p < ``alpha`` *and* the median of the canary's per-minute values is at least
+  ``latency_floor`` above the baseline's (a 3 % slower p50 is not a failure, +50 % is). One slow
+  minute moves a rank test little. Fewer than ``min_minutes`` minutes or ``min_invocations`` canary
+  invocations: INCONCLUSIVE.
+
+The verdict is FAIL when any metric fails, else INCONCLUSIVE when any is inconclusive, else PASS.
+
+`next_action` is the rollout policy on top, also pure: FAIL rolls back at once; at the end of the
+window PASS promotes; INCONCLUSIVE extends the window once (as long again), and is then promoted or
+rolled back as ``on_inconclusive`` says (default: promote, with the INCONCLUSIVE verdict reported).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from scipy import stats
+
+
+class Outcome(StrEnum):
+    PASS = "PASS"
+    FAIL = "FAIL"
+    INCONCLUSIVE = "INCONCLUSIVE"
+
+
+class Action(StrEnum):
+    CONTINUE = "CONTINUE"
+    PROMOTE = "PROMOTE"
+    ROLLBACK = "ROLLBACK"
+
+
+class VersionMinute(BaseModel):
+    """One version's AWS/Lambda metrics for one minute (percentiles None when it had no invocation)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    invocations: int = Field(ge=0)
+    errors: int = Field(default=0, ge=0)
+    throttles: int = Field(default=0, ge=0)
+    p50_ms: float | None = Field(default=None, ge=0)
+    p90_ms: float | None = Field(default=None, ge=0)
+    p99_ms: float | None = Field(default=None, ge=0)
+
+
+class CanaryJudgeConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    alpha: float = Field(default=0.01, gt=0, lt=1)  # one-sided significance of a FAIL, per metric
+    pass_alpha: float = Field(default=0.05, gt=0, lt=1)  # one-sided error of the PASS upper bound
+    error_floor: float = Field(default=0.02, gt=0, lt=1)  # increase in error ratio a PASS rules out
+    error_min_increase: float = Field(default=0.005, ge=0, lt=1)  # smallest increase that can FAIL
+    latency_floor: float = Field(default=0.25, ge=0)  # relative slow-down of the median that can FAIL
+    min_minutes: int = Field(default=3, ge=1)
+    min_invocations: int = Field(default=10, ge=1)
+
+
+class MetricVerdict(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    metric: str
+    outcome: Outcome
+    reason: str
+    baseline: float | None = None  # error ratio, or median of the per-minute percentiles (ms)
+    canary: float | None = None
+    p_value: float | None = None
+
+
+class CanaryVerdict(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    outcome: Outcome
+    minutes: int
+    canary_invocations: int
+    baseline_invocations: int
+    metrics: tuple[MetricVerdict, ...]
+
+    @property
+    def reasons(self) -> list[str]:
+        """The reasons of the metrics that decided the outcome (all of them for a PASS)."""
+        deciding = [m for m in self.metrics if m.outcome == self.outcome] or list(self.metrics)
+        return [f"{m.metric}: {m.reason}" for m in deciding]
+
+
+LATENCY_METRICS: tuple[Literal["p50_ms", "p90_ms", "p99_ms"], ...] = ("p50_ms", "p90_ms", "p99_ms")
+
+
+def judge(
+    baseline: Sequence[VersionMinute],
+    canary: Sequence[VersionMinute],
+    config: CanaryJudgeConfig | None = None,
+) -> CanaryVerdict:
+    """Judges the canary against the baseline over the same minutes (index i is the same minute)."""
+    if len(baseline) != len(canary):
+        raise ValueError(f"baseline has {len(baseline)} minutes, canary {len(canary)}: give the same minutes")
+    cfg = config or CanaryJudgeConfig()
+    n_canary = sum(m.invocations for m in canary)
+    n_base = sum(m.invocations for m in baseline)
+    metrics = [
+        _ratio(
+            "error_ratio",
+            sum(m.errors for m in canary),
+            n_canary,
+            sum(m.errors for m in baseline),
+            n_base,
+            cfg,
+            guard=False,
+        ),
+        _ratio(
+            "throttle_ratio",
+            sum(m.throttles for m in canary),
+            n_canary,
+            sum(m.throttles for m in baseline),
+            n_base,
+            cfg,
+            guard=True,
+        ),
+    ]
+    for name in LATENCY_METRICS:
+        pairs = [
+            (b_value, c_value)
+            for b, c in zip(baseline, canary, strict=True)
+            if (b_value := getattr(b, name)) is not None and (c_value := getattr(c, name)) is not None
+        ]
+        metrics.append(_latency(name.removesuffix("_ms"), pairs, n_canary, cfg))
+    outcomes = {m.outcome for m in metrics}
+    outcome = (
+        Outcome.FAIL
+        if Outcome.FAIL in outcomes
+        else Outcome.INCONCLUSIVE
+        if Outcome.INCONCLUSIVE in outcomes
+        else Outcome.PASS
+    )
+    return CanaryVerdict(
+        outcome=outcome,
+        minutes=len(canary),
+        canary_invocations=n_canary,
+        baseline_invocations=n_base,
+        metrics=tuple(metrics),
+    )
+
+
+def _ratio(
+    name: str, e_c: int, n_c: int, e_b: int, n_b: int, cfg: CanaryJudgeConfig, *, guard: bool
+) -> MetricVerdict:
+    if e_c > n_c or e_b > n_b:
+        raise ValueError(f"{name}: more events than invocations ({e_c}/{n_c}, {e_b}/{n_b})")
+    if n_c == 0 or n_b == 0:
+        outcome = Outcome.PASS if guard else Outcome.INCONCLUSIVE
+        return MetricVerdict(metric=name, outcome=outcome, reason="no invocations to compare")
+    r_c, r_b = e_c / n_c, e_b / n_b
+    common = {"metric": name, "baseline": r_b, "canary": r_c}
+    seen = f"{e_c}/{n_c} = {r_c:.2%} on the canary against {e_b}/{n_b} = {r_b:.2%} on the baseline"
+    p = 1.0
+    if e_c > 0:
+        p = float(stats.fisher_exact([[e_c, n_c - e_c], [e_b, n_b - e_b]], alternative="greater").pvalue)
+    if p < cfg.alpha and r_c - r_b >= cfg.error_min_increase:
+        return MetricVerdict(outcome=Outcome.FAIL, reason=f"{seen} (p = {p:.2g})", p_value=p, **common)
+    if guard:
+        return MetricVerdict(outcome=Outcome.PASS, reason=seen, p_value=p, **common)
+    upper = float(stats.binomtest(e_c, n_c).proportion_ci(confidence_level=1 - 2 * cfg.pass_alpha).high)
+    if upper < r_b + cfg.error_floor:
+        reason = f"{seen}; at most {upper:.2%} on the canary ({1 - cfg.pass_alpha:.0%} bound)"
+        return MetricVerdict(outcome=Outcome.PASS, reason=reason, p_value=p, **common)
+    reason = (
+        f"{seen}: too little canary traffic to rule out +{cfg.error_floor:.0%} "
+        f"(could be {upper:.2%}; about {_invocations_to_rule_out(r_b, cfg)} canary invocations needed)"
+    )
+    return MetricVerdict(outcome=Outcome.INCONCLUSIVE, reason=reason, p_value=p, **common)
+
+
+def _invocations_to_rule_out(r_b: float, cfg: CanaryJudgeConfig) -> int:
+    """Clean canary invocations (no error) whose upper bound stays under baseline + floor."""
+    return math.ceil(math.log(cfg.pass_alpha) / math.log(1 - min(0.999, r_b + cfg.error_floor)))
+
+
+def _latency(name: str, pairs: list[tuple[float, float]], n_c: int, cfg: CanaryJudgeConfig) -> MetricVerdict:
+    metric = f"duration_{name}"
+    if len(pairs) < cfg.min_minutes or n_c < cfg.min_invocations:
+        reason = (
+            f"{len(pairs)} minutes with both versions and {n_c} canary invocations "
+            f"(at least {cfg.min_minutes} and {cfg.min_invocations} needed)"
+        )
+        return MetricVerdict(metric=metric, outcome=Outcome.INCONCLUSIVE, reason=reason)
+    base = [b for b, _ in pairs]
+    can = [c for _, c in pairs]
+    m_b, m_c = statistics.median(base), statistics.median(can)
+    p = float(stats.mannwhitneyu(can, base, alternative="greater").pvalue)
+    if math.isnan(p):  # every value tied
+        p = 1.0
+    effect = m_c / m_b - 1 if m_b > 0 else (math.inf if m_c > 0 else 0.0)
+    seen = (
+        f"per-minute {name} median {m_c:.1f} ms on the canary against {m_b:.1f} ms "
+        f"({effect:+.0%}, Mann-Whitney p = {p:.2g}, {len(pairs)} minutes)"
+    )
+    common = {"metric": metric, "baseline": m_b, "canary": m_c, "p_value": p}
+    if p < cfg.alpha and effect >= cfg.latency_floor:
+        return MetricVerdict(outcome=Outcome.FAIL, reason=seen, **common)
+    return MetricVerdict(outcome=Outcome.PASS, reason=seen, **common)
+
+
+def next_action(
+    verdict: CanaryVerdict,
+    *,
+    window_minutes: int,
+    on_inconclusive: Literal["promote", "rollback"] = "promote",
+) -> Action:
+    """What a rollout does after judging `verdict.minutes` minutes of a `window_minutes` canary."""
+    if verdict.outcome == Outcome.FAIL:
+        return Action.ROLLBACK
+    if verdict.minutes < window_minutes:
+        return Action.CONTINUE
+    if verdict.outcome == Outcome.PASS:
+        return Action.PROMOTE
+    if verdict.minutes < 2 * window_minutes:  # INCONCLUSIVE: extend the window once
+        return Action.CONTINUE
+    return Action.PROMOTE if on_inconclusive == "promote" else Action.ROLLBACK

@@ -1,0 +1,129 @@
+"""The canary judge (monitor/canary.py): table-driven verdicts, the reasons, the rollout policy."""
+
+from __future__ import annotations
+
+import pytest
+
+from monitor.canary import (
+    Action,
+    CanaryJudgeConfig,
+    Outcome,
+    VersionMinute,
+    judge,
+    next_action,
+)
+
+# Five minutes of a 10 % canary at ten times the sandbox's traffic (about 340 invocations a minute):
+# the per-minute percentiles move together, as both versions serve the same minutes.
+P50 = (41.0, 44.0, 39.0, 47.0, 42.0)
+P90 = (88.0, 95.0, 84.0, 101.0, 90.0)
+P99 = (160.0, 171.0, 150.0, 190.0, 166.0)
+
+
+def _minutes(
+    invocations: int,
+    errors: int = 0,
+    *,
+    scale: tuple[float, ...] = (1.0,) * 5,
+    p99_scale: float = 1.0,
+) -> list[VersionMinute]:
+    return [
+        VersionMinute(
+            invocations=invocations,
+            errors=errors,
+            p50_ms=P50[i] * scale[i],
+            p90_ms=P90[i] * scale[i],
+            p99_ms=P99[i] * scale[i] * p99_scale,
+        )
+        for i in range(5)
+    ]
+
+
+BASELINE = _minutes(306, errors=1)  # 0.33 % errors
+
+CASES = {
+    "identical versions": (_minutes(34), Outcome.PASS, None),
+    "+50 % p99": (_minutes(34, p99_scale=1.5), Outcome.FAIL, "duration_p99"),
+    "+2 points error ratio on 10 % of traffic": (_minutes(34, errors=1), Outcome.FAIL, "error_ratio"),
+    "a single slow minute": (_minutes(34, scale=(1.0, 1.0, 3.0, 1.0, 1.0)), Outcome.PASS, None),
+}
+
+
+@pytest.mark.parametrize(("canary", "expected", "failing"), CASES.values(), ids=CASES.keys())
+def test_judge_verdicts(canary: list[VersionMinute], expected: Outcome, failing: str | None) -> None:
+    # Given the baseline and the canary over the same five minutes, When judged
+    verdict = judge(BASELINE, canary)
+    # Then the verdict is the expected one, and a FAIL names the metric that failed
+    assert verdict.outcome == expected, verdict.reasons
+    assert [m.metric for m in verdict.metrics if m.outcome == Outcome.FAIL] == ([failing] if failing else [])
+    assert len(verdict.reasons) >= 1
+
+
+def test_three_canary_invocations_are_inconclusive_never_a_silent_pass() -> None:
+    # Given a canary that served 3 invocations in 3 minutes, all fine
+    baseline = [VersionMinute(invocations=30, p50_ms=40, p90_ms=80, p99_ms=150) for _ in range(3)]
+    canary = [VersionMinute(invocations=1, p50_ms=40, p90_ms=40, p99_ms=40) for _ in range(3)]
+    # When judged
+    verdict = judge(baseline, canary)
+    # Then it is INCONCLUSIVE, and the error ratio says how much traffic it would take
+    assert verdict.outcome == Outcome.INCONCLUSIVE
+    errors = next(m for m in verdict.metrics if m.metric == "error_ratio")
+    assert errors.outcome == Outcome.INCONCLUSIVE
+    assert "too little canary traffic" in errors.reason
+    assert "canary invocations needed" in errors.reason
+
+
+def test_error_fail_needs_a_minimum_increase_even_when_significant() -> None:
+    # Given a huge fleet where the canary is significantly but only 0.2 points worse
+    baseline = [VersionMinute(invocations=1_000_000, errors=1_000)]
+    canary = [VersionMinute(invocations=100_000, errors=300)]
+    # When judged with the latency gate out of the way
+    verdict = judge(baseline, canary, CanaryJudgeConfig(min_minutes=1))
+    errors = next(m for m in verdict.metrics if m.metric == "error_ratio")
+    # Then the error ratio is no FAIL (below error_min_increase), and the volume rules out +2 points
+    assert errors.p_value is not None and errors.p_value < 0.01
+    assert errors.outcome == Outcome.PASS
+
+
+def test_throttles_fail_the_canary_but_do_not_need_volume() -> None:
+    baseline = _minutes(306)
+    canary = [m.model_copy(update={"throttles": 5}) for m in _minutes(34)]
+    verdict = judge(baseline, canary)
+    assert verdict.outcome == Outcome.FAIL
+    assert [m.metric for m in verdict.metrics if m.outcome == Outcome.FAIL] == ["throttle_ratio"]
+
+
+def test_three_percent_slower_is_not_a_failure() -> None:
+    # Given a canary whose every percentile is 3 % slower in every minute (significant by rank)
+    verdict = judge(BASELINE, _minutes(34, scale=(1.03,) * 5))
+    # Then the effect-size floor keeps it a PASS
+    assert verdict.outcome == Outcome.PASS
+
+
+def test_unequal_minutes_are_bad_input() -> None:
+    with pytest.raises(ValueError, match="same minutes"):
+        judge(BASELINE, BASELINE[:3])
+
+
+def test_more_errors_than_invocations_are_bad_input() -> None:
+    with pytest.raises(ValueError, match="more events than invocations"):
+        judge([VersionMinute(invocations=1, errors=2)], [VersionMinute(invocations=1)])
+
+
+POLICY = {
+    "FAIL rolls back at once": (Outcome.FAIL, 1, "promote", Action.ROLLBACK),
+    "PASS inside the window continues": (Outcome.PASS, 3, "promote", Action.CONTINUE),
+    "PASS at the end promotes": (Outcome.PASS, 5, "promote", Action.PROMOTE),
+    "INCONCLUSIVE at the end extends once": (Outcome.INCONCLUSIVE, 5, "promote", Action.CONTINUE),
+    "INCONCLUSIVE after the extension promotes": (Outcome.INCONCLUSIVE, 10, "promote", Action.PROMOTE),
+    "or rolls back when so set": (Outcome.INCONCLUSIVE, 10, "rollback", Action.ROLLBACK),
+}
+
+
+@pytest.mark.parametrize(
+    ("outcome", "minutes", "on_inconclusive", "action"), POLICY.values(), ids=POLICY.keys()
+)
+def test_next_action(outcome: Outcome, minutes: int, on_inconclusive: str, action: Action) -> None:
+    verdict = judge([VersionMinute(invocations=0)] * minutes, [VersionMinute(invocations=0)] * minutes)
+    verdict = verdict.model_copy(update={"outcome": outcome})
+    assert next_action(verdict, window_minutes=5, on_inconclusive=on_inconclusive) == action  # type: ignore[arg-type]
