@@ -81,7 +81,8 @@ def test_error_fail_needs_a_minimum_increase_even_when_significant() -> None:
     verdict = judge(baseline, canary, CanaryJudgeConfig(min_minutes=1))
     errors = next(m for m in verdict.metrics if m.metric == "error_ratio")
     # Then the error ratio is no FAIL (below error_min_increase), and the volume rules out +2 points
-    assert errors.p_value is not None and errors.p_value < 0.01
+    assert errors.p_value is not None
+    assert errors.p_value < 0.01
     assert errors.outcome == Outcome.PASS
 
 
