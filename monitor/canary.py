@@ -10,7 +10,7 @@ Per metric, over every minute judged so far:
 
 - **error ratio** (and throttle ratio): errors / invocations summed over the minutes, canary against
   baseline, by Fisher's exact one-sided two-proportion test. FAIL when the canary is worse with
-  p < ``alpha`` *and* by at least ``error_min_increase`` (so a huge fleet does not roll back over
+  p < ``error_alpha`` *and* by at least ``error_min_increase`` (so a huge fleet does not roll back over
   +0.1 point). PASS only when the canary's one-sided (1 - ``pass_alpha``) upper bound (Clopper-Pearson)
   is below the baseline ratio + ``error_floor``: the volume gate. 17 clean invocations cannot rule
   out +2 points (about 150 can), so too little canary traffic is INCONCLUSIVE, never a silent PASS.
@@ -18,7 +18,7 @@ Per metric, over every minute judged so far:
   inconclusive (throttling is mostly account concurrency, not the version).
 - **duration p50 / p90 / p99**: the per-minute percentiles of each version (minutes where both have
   one), by a one-sided Mann-Whitney U rank test (canary slower), plus an effect-size floor: FAIL only
-  when p < ``alpha`` *and* the median of the canary's per-minute values is at least
+  when p < ``latency_alpha`` *and* the median of the canary's per-minute values is at least
   ``latency_floor`` above the baseline's (a 3 % slower p50 is not a failure, +50 % is). One slow
   minute moves a rank test little. Fewer than ``min_minutes`` minutes or ``min_invocations`` canary
   invocations: INCONCLUSIVE.
@@ -70,8 +70,9 @@ class VersionMinute(BaseModel):
 class CanaryJudgeConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    alpha: float = Field(default=0.01, gt=0, lt=1)  # one-sided significance of a FAIL, per metric
-    pass_alpha: float = Field(default=0.05, gt=0, lt=1)  # one-sided error of the PASS upper bound
+    error_alpha: float = Field(default=0.01, gt=0, lt=1)  # one-sided significance of an error FAIL
+    latency_alpha: float = Field(default=0.005, gt=0, lt=1)  # one-sided significance of a latency FAIL
+    pass_alpha: float = Field(default=0.02, gt=0, lt=1)  # one-sided error of the PASS upper bound
     error_floor: float = Field(default=0.02, gt=0, lt=1)  # increase in error ratio a PASS rules out
     error_min_increase: float = Field(default=0.005, ge=0, lt=1)  # smallest increase that can FAIL
     latency_floor: float = Field(default=0.25, ge=0)  # relative slow-down of the median that can FAIL
@@ -131,11 +132,11 @@ def judge(
             guard=False,
         ),
         _ratio(
-            "throttle_ratio",
+            "throttle_ratio",  # of the attempts: a throttled invocation is not an Invocation
             sum(m.throttles for m in canary),
-            n_canary,
+            n_canary + sum(m.throttles for m in canary),
             sum(m.throttles for m in baseline),
-            n_base,
+            n_base + sum(m.throttles for m in baseline),
             cfg,
             guard=True,
         ),
@@ -178,7 +179,7 @@ def _ratio(
     p = 1.0
     if e_c > 0:
         p = float(stats.fisher_exact([[e_c, n_c - e_c], [e_b, n_b - e_b]], alternative="greater").pvalue)
-    if p < cfg.alpha and r_c - r_b >= cfg.error_min_increase:
+    if p < cfg.error_alpha and r_c - r_b >= cfg.error_min_increase:
         return MetricVerdict(outcome=Outcome.FAIL, reason=f"{seen} (p = {p:.2g})", p_value=p, **common)
     if guard:
         return MetricVerdict(outcome=Outcome.PASS, reason=seen, p_value=p, **common)
@@ -218,7 +219,7 @@ def _latency(name: str, pairs: list[tuple[float, float]], n_c: int, cfg: CanaryJ
         f"({effect:+.0%}, Mann-Whitney p = {p:.2g}, {len(pairs)} minutes)"
     )
     common = {"metric": metric, "baseline": m_b, "canary": m_c, "p_value": p}
-    if p < cfg.alpha and effect >= cfg.latency_floor:
+    if p < cfg.latency_alpha and effect >= cfg.latency_floor:
         return MetricVerdict(outcome=Outcome.FAIL, reason=seen, **common)
     return MetricVerdict(outcome=Outcome.PASS, reason=seen, **common)
 
