@@ -45,6 +45,7 @@ from sandbox.aws.runtime import PROJECT_ROOT, LambdaRuntime
 from sandbox.aws.scheduler import scheduled_event
 from sandbox.aws.stream_source import StreamSource, sqs_failure_destination
 from sandbox.aws.telemetry import TelemetrySink
+from sandbox.aws.versions import AliasRouter
 from sandbox.aws.xray import XRayDaemon
 from sandbox.emulator.server import Emulator, EmulatorError, aws_environment, stop_process
 from sandbox.history.backfill import HistoryProfile, run_backfill
@@ -166,6 +167,7 @@ class Sandbox:
         self.sink: TelemetrySink | None = None
         self.xray: XRayDaemon | None = None
         self.hooks = FileFaultInjector(self.config.home)  # the runtime's FaultHook, the fleet's controls
+        self.router = AliasRouter(self.config.home)  # `live` alias routing (`fleetscope deploy`)
         self.runtimes: dict[str, LambdaRuntime] = {}
         self.outbox_sweeper: OutboxSweeper | None = None
         self.gateway: Gateway | None = None
@@ -280,6 +282,7 @@ class Sandbox:
                 xray=self.xray,
                 max_environments=cfg.max_environments,
                 extra_env=extra,
+                router=self.router,
             )
             self.runtimes[fn.key] = runtime
             self._step(f"runtime {fn.key}", runtime.stop)

@@ -4,7 +4,9 @@
   starts everything, prints the endpoints and runs until Ctrl-C / SIGTERM;
 - ``fleetscope sandbox status`` says whether a sandbox is running and where (exit 1 if none);
 - ``fleetscope incident KIND --minutes N`` / ``fleetscope incident list`` (sandbox.traffic.faults);
-- ``fleetscope alerts`` (sandbox.aws.inbox).
+- ``fleetscope alerts`` (sandbox.aws.inbox);
+- ``fleetscope deploy FUNCTION [--canary-percent P] [--canary-minutes M] [--fault KIND]``
+  (sandbox.aws.deploy).
 """
 
 from __future__ import annotations
@@ -103,6 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
     incident = commands.add_parser("incident", help="inject an incident into the running sandbox")
     _add_delegated_arguments(incident, "sandbox.traffic.faults", "add_incident_arguments")
     incident.set_defaults(handler=_delegate("sandbox.traffic.faults", "cli_incident", "incident"))
+
+    deploy = commands.add_parser(
+        "deploy", help="canary a new version of a function (judged, then promoted or rolled back)"
+    )
+    _add_delegated_arguments(deploy, "sandbox.aws.deploy", "add_deploy_arguments")
+    deploy.set_defaults(handler=_delegate("sandbox.aws.deploy", "cli_deploy", "deploy"))
 
     alerts = commands.add_parser("alerts", help="alerts received on the SNS topic, one JSON per line")
     _add_delegated_arguments(alerts, "sandbox.aws.inbox", "add_alerts_arguments")

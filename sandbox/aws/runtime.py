@@ -42,8 +42,10 @@ from typing import Any
 from contract.topology import FunctionSpec, Topology
 from sandbox.aws.hooks import FaultHook, NoFaults
 from sandbox.aws.telemetry import MetricSample, TelemetrySink, dims, parse_emf
+from sandbox.aws.versions import AliasRouter, merge
 from sandbox.aws.xray import XRayDaemon, new_segment_id, new_trace_id, parse_trace_header, trace_header
 from sandbox.emulator.server import aws_environment
+from sandbox.home.aliases import LIVE_ALIAS
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +179,7 @@ class LambdaRuntime:
         extra_env: dict[str, str] | None = None,
         init_timeout_s: float = 60.0,
         python: str = sys.executable,
+        router: AliasRouter | None = None,
     ) -> None:
         if max_environments < 1:
             raise ValueError(f"max_environments must be >= 1, got {max_environments}")
@@ -184,6 +187,7 @@ class LambdaRuntime:
         self.fn = fn
         self.sink = sink
         self.hooks: FaultHook = hooks or NoFaults()
+        self.router = router
         self.xray = xray
         self.max_environments = max_environments
         if fn.reserved_concurrency is not None:
@@ -262,22 +266,26 @@ class LambdaRuntime:
     def invoke(self, event: dict[str, Any], *, trace_header_value: str | None = None) -> Invocation:
         request_id = str(uuid.uuid4())
         action = self.hooks.before_invoke(self.fn.key, event)
+        routed = self.router.route(self.fn.key) if self.router is not None else None
+        version = None
+        if routed is not None:
+            action, version = merge(action, routed.fault), routed.version
         if action.throttle:
-            self._metric("Throttles", 1, "Count")
+            self._metric("Throttles", 1, "Count", version=version)
             return Invocation(request_id, throttled=True)
         if action.cold_start:
             self.reset_environments()
         try:
             environment, concurrency = self._acquire()
         except LambdaInvocationError as err:  # the environment failed to initialise
-            self._metric("Invocations", 1, "Count")
-            self._metric("Errors", 1, "Count")
+            self._metric("Invocations", 1, "Count", version=version)
+            self._metric("Errors", 1, "Count", version=version)
             return Invocation(request_id, error=err.error)
         if environment is None:
-            self._metric("Throttles", 1, "Count")
+            self._metric("Throttles", 1, "Count", version=version)
             return Invocation(request_id, throttled=True)
         try:
-            return self._run(environment, concurrency, event, request_id, action, trace_header_value)
+            return self._run(environment, concurrency, event, request_id, action, trace_header_value, version)
         finally:
             self._release(environment)
 
@@ -345,6 +353,7 @@ class LambdaRuntime:
         request_id: str,
         action: Any,
         trace_header_value: str | None,
+        version: str | None = None,
     ) -> Invocation:
         started_wall = time.time()
         header = None
@@ -395,17 +404,25 @@ class LambdaRuntime:
         if cold:
             result.init_ms = environment.init_ms
         result.logs = [line for _, line in lines]
-        self._record(environment, result, lines, concurrency, memory, started_wall, header)
+        self._record(environment, result, lines, concurrency, memory, started_wall, header, version)
         if self.xray is not None and header is not None and segment_id is not None:
             self._trace_segment(header, segment_id, upstream.get("Parent"), started_wall, result)
         return result
 
     # ---- recording ----------------------------------------------------------------------------
-    def _metric(self, name: str, value: float, unit: str, timestamp: float = 0.0) -> None:
-        if self.sink is not None:
-            self.sink.add_metric(
-                MetricSample("AWS/Lambda", name, dims(FunctionName=self.fn.name), value, unit, timestamp)
-            )
+    def _metric(
+        self, name: str, value: float, unit: str, timestamp: float = 0.0, *, version: str | None = None
+    ) -> None:
+        """Per function; invoked through the alias also per alias and per ``ExecutedVersion``, as on AWS."""
+        if self.sink is None:
+            return
+        dimension_sets = [dims(FunctionName=self.fn.name)]
+        if version is not None:
+            resource = f"{self.fn.name}:{LIVE_ALIAS}"
+            dimension_sets.append(dims(FunctionName=self.fn.name, Resource=resource))
+            dimension_sets.append(dims(FunctionName=self.fn.name, Resource=resource, ExecutedVersion=version))
+        for dimensions in dimension_sets:
+            self.sink.add_metric(MetricSample("AWS/Lambda", name, dimensions, value, unit, timestamp))
 
     def _record_logs(self, environment: _Environment, lines: list[tuple[int, str]]) -> None:
         if self.sink is None:
@@ -423,6 +440,7 @@ class LambdaRuntime:
         memory_mb: int,
         started_wall: float,
         header: str | None,
+        version: str | None = None,
     ) -> None:
         if self.sink is None:
             return
@@ -440,15 +458,15 @@ class LambdaRuntime:
             fields = parse_trace_header(header)
             report += f"\t\nXRAY TraceId: {fields['Root']}\tSegmentId: {fields['Parent']}\tSampled: true"
         framed = [
-            (start_ms, f"START RequestId: {result.request_id} Version: $LATEST"),
+            (start_ms, f"START RequestId: {result.request_id} Version: {version or '$LATEST'}"),
             *lines,
             (end_ms, f"END RequestId: {result.request_id}"),
             (end_ms, report),
         ]
         self._record_logs(environment, framed)
-        self._metric("Invocations", 1, "Count", started_wall)
-        self._metric("Errors", 0 if result.error is None else 1, "Count", started_wall)
-        self._metric("Duration", round(result.duration_ms, 3), "Milliseconds", started_wall)
+        self._metric("Invocations", 1, "Count", started_wall, version=version)
+        self._metric("Errors", 0 if result.error is None else 1, "Count", started_wall, version=version)
+        self._metric("Duration", round(result.duration_ms, 3), "Milliseconds", started_wall, version=version)
         self._metric("ConcurrentExecutions", concurrency, "Count", started_wall)
 
     def _trace_segment(

@@ -1,0 +1,129 @@
+"""Deployments of the watched functions: the record a judging loop keeps, and how incidents cite them.
+
+A `Deployment` is one canary (or plain alias update) of one function: from which version to which,
+what share of traffic the new version took, its state and the canary judge's verdict with the
+per-metric comparison. Judging loops (the sandbox's `fleetscope deploy`, the AWS judging loop)
+write it to the monitor's table through `DynamoDbDeploymentLog`, at the start and after every
+verdict; the monitor reads the last 30 minutes of them when an incident opens
+(`deployments_before`) and says plainly how they line up (`describe_deployment`).
+
+Items in the monitor table (see monitor/store.py): pk ``DEPLOYMENT``, sk ``<started_at>#<id>``
+(ISO-8601 UTC, so a key-range Query returns a time window in order), ``doc`` the JSON of the record,
+``expires_at`` 30 days later.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from boto3.dynamodb.conditions import Key
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from monitor.canary import MetricVerdict, Outcome
+
+logger = logging.getLogger(__name__)
+
+PK = "DEPLOYMENT"
+WINDOW = timedelta(minutes=30)
+RETENTION = timedelta(days=30)
+
+
+class DeploymentState(StrEnum):
+    IN_PROGRESS = "IN_PROGRESS"
+    SUCCEEDED = "SUCCEEDED"
+    ROLLED_BACK = "ROLLED_BACK"
+
+
+class Deployment(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    deployment_id: str = Field(min_length=1)
+    function: str  # topology key: "cars-api"
+    function_name: str  # physical name
+    from_version: str
+    to_version: str
+    canary_percent: float = Field(ge=0, le=100)
+    state: DeploymentState
+    started_at: datetime  # when the new version took its first share of traffic
+    ended_at: datetime | None = None
+    verdict: Outcome | None = None
+    reasons: list[str] = Field(default_factory=list)
+    metrics: list[MetricVerdict] = Field(default_factory=list)  # the judge's last per-metric comparison
+
+    def summary(self) -> dict[str, Any]:
+        """What an incident payload lists about it."""
+        return {
+            "deployment_id": self.deployment_id,
+            "function": self.function,
+            "from_version": self.from_version,
+            "to_version": self.to_version,
+            "canary_percent": self.canary_percent,
+            "state": self.state.value,
+            "verdict": self.verdict.value if self.verdict else None,
+            "started_at": self.started_at.isoformat(),
+        }
+
+
+def _sk(t: datetime) -> str:
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class DynamoDbDeploymentLog:
+    """Deployments in the monitor table (a boto3 Table resource, created by the caller)."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+
+    def put(self, deployment: Deployment) -> None:
+        self.table.put_item(
+            Item={
+                "pk": PK,
+                "sk": f"{_sk(deployment.started_at)}#{deployment.deployment_id}",
+                "doc": deployment.model_dump_json(),
+                "expires_at": int((deployment.started_at + RETENTION).timestamp()),
+            }
+        )
+
+    def between(self, start: datetime, end: datetime) -> list[Deployment]:
+        """Deployments that started in [start, end], oldest first; malformed items are skipped."""
+        condition = Key("pk").eq(PK) & Key("sk").between(_sk(start), _sk(end) + "~")
+        kwargs: dict[str, Any] = {"KeyConditionExpression": condition}
+        found: list[Deployment] = []
+        while True:
+            page = self.table.query(**kwargs)
+            for item in page.get("Items", []):
+                try:
+                    found.append(Deployment.model_validate_json(str(item["doc"])))
+                except (KeyError, ValidationError) as err:
+                    logger.warning("skipping malformed deployment item %s: %s", item.get("sk"), err)
+            if "LastEvaluatedKey" not in page:
+                return found
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def deployments_before(
+    opened_at: datetime, deployments: Sequence[Deployment], *, window: timedelta = WINDOW
+) -> list[Deployment]:
+    """The deployments that started in the `window` before an incident opened, newest first."""
+    chosen = [d for d in deployments if opened_at - window <= d.started_at <= opened_at]
+    return sorted(chosen, key=lambda d: d.started_at, reverse=True)
+
+
+def describe_deployment(deployment: Deployment, opened_at: datetime) -> str:
+    """E.g. "began 2 min after cars-api version 8 took 10 % of traffic (rolled back, canary FAIL)"."""
+    minutes = max(0, round((opened_at - deployment.started_at).total_seconds() / 60))
+    outcome = {
+        DeploymentState.IN_PROGRESS: "still in progress",
+        DeploymentState.SUCCEEDED: "since promoted",
+        DeploymentState.ROLLED_BACK: "rolled back",
+    }[deployment.state]
+    verdict = f", canary {deployment.verdict.value}" if deployment.verdict else ""
+    return (
+        f"began {minutes} min after {deployment.function} version {deployment.to_version} took "
+        f"{deployment.canary_percent:g} % of traffic ({outcome}{verdict}; "
+        f"deployment {deployment.deployment_id}, from version {deployment.from_version})"
+    )
