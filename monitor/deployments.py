@@ -18,12 +18,15 @@ import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from boto3.dynamodb.conditions import Key
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from monitor.canary import MetricVerdict, Outcome
+
+if TYPE_CHECKING:
+    from monitor.incidents import Incident
 
 logger = logging.getLogger(__name__)
 
@@ -73,10 +76,18 @@ def _sk(t: datetime) -> str:
 
 
 class DynamoDbDeploymentLog:
-    """Deployments in the monitor table (a boto3 Table resource, created by the caller)."""
+    """Deployments in the monitor table: a boto3 Table resource, or its name (resource made lazily)."""
 
     def __init__(self, table: Any) -> None:
-        self.table = table
+        self._table = table
+
+    @property
+    def table(self) -> Any:
+        if isinstance(self._table, str):
+            import boto3
+
+            self._table = boto3.resource("dynamodb").Table(self._table)
+        return self._table
 
     def put(self, deployment: Deployment) -> None:
         self.table.put_item(
@@ -103,6 +114,26 @@ class DynamoDbDeploymentLog:
             if "LastEvaluatedKey" not in page:
                 return found
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+class DeploymentLog(Protocol):
+    def between(self, start: datetime, end: datetime) -> list[Deployment]: ...
+
+
+def deployments_of(incident: Incident, log: DeploymentLog, *, window: timedelta = WINDOW) -> list[Deployment]:
+    """The deployments of an incident's functions in the `window` before it opened, newest first.
+
+    A deployment belongs to the incident when its function is one of the incident's resources, or the
+    incident's group is that function's service (``service:cars-api``).
+    """
+    opened = datetime.fromtimestamp(incident.opened_at, tz=UTC)
+    names = {incident.resource, *incident.resources}
+    mine = [
+        d
+        for d in log.between(opened - window, opened)
+        if d.function_name in names or f"service:{d.function}" in names
+    ]
+    return deployments_before(opened, mine, window=window)
 
 
 def deployments_before(

@@ -44,6 +44,7 @@ class MonitorEvent(BaseModel):
 
 def build_service(settings: MonitorSettings, *, owner: str, budget: RunBudget) -> MonitorService:
     """Wire the production collaborators (clients are created lazily, once per process)."""
+    from monitor.deployments import DynamoDbDeploymentLog
     from monitor.notifier import SnsNotifier
     from monitor.store import DynamoDbIncidentStore
 
@@ -56,6 +57,7 @@ def build_service(settings: MonitorSettings, *, owner: str, budget: RunBudget) -
         owner=owner,
         train_budget_s=settings.train_budget_s,
         budget=budget,
+        deployments=DynamoDbDeploymentLog(settings.monitor_table_name),
     )
 
 

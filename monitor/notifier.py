@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any, Literal, Protocol
@@ -24,6 +25,7 @@ from urllib.parse import urlencode
 from pydantic import BaseModel, ConfigDict, Field
 
 from monitor.catalog import Catalog, DerivedSpec, MetricSpec
+from monitor.deployments import Deployment, describe_deployment
 from monitor.incidents import Member, Transition
 
 SUBJECT_MAX = 100
@@ -57,6 +59,21 @@ class Anomaly(BaseModel):
     metrics: list[MetricRef]
 
 
+class DeploymentRef(BaseModel):
+    """A deployment of the incident's functions in the 30 minutes before it opened."""
+
+    deployment_id: str
+    function: str
+    from_version: str
+    to_version: str
+    canary_percent: float
+    state: str
+    verdict: str | None
+    started_at: str
+    began_after_min: int  # minutes from the deployment's traffic shift to the incident's opening
+    text: str  # "began 2 min after cars-api version 8 took 10 % of traffic (...)"
+
+
 class AlertPayload(BaseModel):
     """The machine-readable part of every alert (the `sqs`/`lambda`/`https` message)."""
 
@@ -82,6 +99,7 @@ class AlertPayload(BaseModel):
     related_metrics: list[str]
     console_url: str
     dashboard_url: str | None = None  # the dashboard's Service health page of the lead resource
+    deployments: list[DeploymentRef] = Field(default_factory=list)  # newest first
 
 
 class SnsMessage(BaseModel):
@@ -208,11 +226,31 @@ def dashboard_link(base_url: str, resource: str, period_s: int) -> str:
     return f"{base_url.rstrip('/')}/health?{urlencode({'resource': resource, 'window': window})}"
 
 
+def deployment_refs(deployments: Sequence[Deployment], opened_at: int) -> list[DeploymentRef]:
+    """The deployments as an alert lists them (pure; `deployments` already chosen for the incident)."""
+    opened = datetime.fromtimestamp(opened_at, tz=UTC)
+    return [
+        DeploymentRef(
+            **d.summary(),
+            began_after_min=max(0, round((opened - d.started_at).total_seconds() / 60)),
+            text=describe_deployment(d, opened),
+        )
+        for d in deployments
+    ]
+
+
 def render(
-    transition: Transition, catalog: Catalog, *, region: str, stage: str, dashboard_url: str | None = None
+    transition: Transition,
+    catalog: Catalog,
+    *,
+    region: str,
+    stage: str,
+    dashboard_url: str | None = None,
+    deployments: Sequence[Deployment] = (),
 ) -> SnsMessage:
-    """The alert for one incident transition (pure); `dashboard_url` (the dashboard's base URL), when
-    known, adds a link to the Service health page of the incident's lead resource."""
+    """The alert for one incident transition (pure). `dashboard_url` (the dashboard's base URL), when
+    known, adds a link to the Service health page of the incident's lead resource; `deployments`:
+    of its functions, before it opened."""
     inc = transition.incident
     members = sorted(inc.members.values(), key=lambda m: (-m.severity.rank, -m.peak_score, m.series_id))
     specs = {m.series_id: _safe_spec(catalog, m.series_id) for m in members}
@@ -253,6 +291,7 @@ def render(
             if dashboard_url and lead_spec
             else None
         ),
+        deployments=deployment_refs(deployments, inc.opened_at),
     )
     owner = inc.resource.split(":", 1)[-1]
     lines = [
@@ -261,6 +300,7 @@ def render(
         f"Incident {inc.id}, open since {_hm(inc.opened_at)}"
         + (f", resolved at {_hm(inc.resolved_at)}" if inc.resolved_at else ""),
         f"Why this message: {transition.reason}",
+        *(f"Deployment: this incident {d.text}" for d in payload.deployments),
         "",
         "What is anomalous:" if transition.kind != "RESOLVED" else "What was anomalous:",
     ]

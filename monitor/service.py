@@ -31,7 +31,7 @@ import hashlib
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -40,6 +40,7 @@ from pydantic import ValidationError
 
 from monitor.budget import COMMIT_S, FETCH_S, PUBLISH_S, RunBudget
 from monitor.catalog import Catalog, DerivedSpec, MetricSpec
+from monitor.deployments import Deployment, DeploymentLog, deployments_of
 from monitor.detectors import (
     Detector,
     DetectorInputError,
@@ -48,7 +49,7 @@ from monitor.detectors import (
     detector_from_state,
 )
 from monitor.incidents import Incident, IncidentTracker, PointSignal, Transition
-from monitor.notifier import Notifier, NotifierError, render
+from monitor.notifier import Notifier, NotifierError, deployment_refs, render
 from monitor.policy import AlertRule, AlertRuleError, SeriesAlertState, default_rule
 from monitor.settings import MonitorSettings
 from monitor.source import FetchStats, MetricSource, Series, derive
@@ -147,8 +148,10 @@ class MonitorService:
         train_batch: int = 200,
         clock: Callable[[], float] = time.monotonic,
         budget: RunBudget | None = None,
+        deployments: DeploymentLog | None = None,
     ) -> None:
         self.settings = settings
+        self.deployments = deployments
         self.catalog = catalog
         self.source = source
         self.store = store
@@ -188,8 +191,12 @@ class MonitorService:
             result.scored_until = state.last_scored
         self._train_due(state, now, result)
         transitions = self._score(state, end, result)
-        outbox = [self._outbox_item(t, now) for t in transitions]
-        incidents = {t.incident.id: t.incident.model_dump(mode="json") for t in transitions}
+        outbox: list[OutboxItem] = []
+        incidents: dict[str, dict[str, Any]] = {}
+        for t in transitions:
+            deployments = self._deployments_before(t)
+            outbox.append(self._outbox_item(t, now, deployments))
+            incidents[t.incident.id] = self._incident_record(t, deployments)
         unsent = {i.dedup_key for i in self.store.unsent()}
         kept = unsent if state.outbox is None else [k for k in state.outbox if k in unsent]
         state.outbox = sorted({*kept, *(i.dedup_key for i in outbox)})
@@ -518,13 +525,16 @@ class MonitorService:
 
     # -- notifications -----------------------------------------------------------------------------
 
-    def _outbox_item(self, transition: Transition, now: int) -> OutboxItem:
+    def _outbox_item(
+        self, transition: Transition, now: int, deployments: Sequence[Deployment] = ()
+    ) -> OutboxItem:
         message = render(
             transition,
             self.catalog,
             region=self.settings.region,
             stage=self.settings.stage,
             dashboard_url=self.settings.dashboard_url,
+            deployments=deployments,
         )
         return OutboxItem(
             dedup_key=transition.dedup_key,
@@ -534,6 +544,25 @@ class MonitorService:
             created_at=now,
             message=message.publish_input(topic_arn=""),
         )
+
+    @staticmethod
+    def _incident_record(transition: Transition, deployments: Sequence[Deployment]) -> dict[str, Any]:
+        """The stored incident: its model plus the deployments it names (when there are any)."""
+        incident = transition.incident.model_dump(mode="json")
+        if deployments:
+            refs = deployment_refs(deployments, transition.incident.opened_at)
+            incident["deployments"] = [ref.model_dump(mode="json") for ref in refs]
+        return incident
+
+    def _deployments_before(self, transition: Transition) -> list[Deployment]:
+        """Deployments of the incident's functions in the 30 minutes before it opened (none on error)."""
+        if self.deployments is None:
+            return []
+        try:
+            return deployments_of(transition.incident, self.deployments)
+        except Exception:  # an alert without the deployments beats no alert
+            logger.exception("could not read the deployments for incident %s", transition.incident_id)
+            return []
 
     def _publish_unsent(self, now: int, committed: set[str], result: RunResult) -> None:
         """Publish the unsent items the committed state refers to (others were written by a run
