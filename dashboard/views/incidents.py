@@ -61,6 +61,16 @@ def notifications(incident_id: str) -> None:
         st.info("No notification recorded for this incident yet.")
 
 
+def deployments(item: Any) -> None:
+    """The deployments of its functions in the 30 minutes before it opened (monitor/deployments.py)."""
+    listed = (item or {}).get("deployments") if isinstance(item, dict) else None
+    if not listed:
+        return
+    st.markdown("**Deployments in the 30 minutes before it opened**")
+    for d in listed:
+        st.markdown(f"- `{d.get('deployment_id')}`: {d.get('text', '')}")
+
+
 def detail(row: pd.Series) -> None:
     opened: pd.Timestamp = row["opened_at"]
     resolved: pd.Timestamp | None = None if pd.isna(row["resolved_at"]) else row["resolved_at"]
@@ -79,6 +89,7 @@ def detail(row: pd.Series) -> None:
     cols[3].metric("Resolved at", "—" if resolved is None else f"{resolved:%m-%d %H:%M}")
     if row["reason"]:
         st.caption(f"Resolution: {row['reason']}")
+    deployments(row["item"])
     members = list(row["series"])
     cat = specs.catalog(target.resources, period_s)
     known = {s.id for s in cat.series}

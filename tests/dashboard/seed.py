@@ -180,7 +180,21 @@ def seed_incidents(topo: Topology, *, now: datetime, inbox: Path | None = None) 
             }
         )
     for incident in (opened, resolved):
-        store.put_incident(incident.model_dump(mode="json"), now=incident.updated_at)
+        doc = incident.model_dump(mode="json")
+        if incident is opened:  # as the monitor stores it when a deployment came just before
+            doc["deployments"] = [
+                {
+                    "deployment_id": "d-seeded",
+                    "function": "cars-api",
+                    "from_version": "7",
+                    "to_version": "8",
+                    "state": "ROLLED_BACK",
+                    "verdict": "FAIL",
+                    "text": "began 2 min after cars-api version 8 took 10 % of traffic "
+                    "(rolled back, canary FAIL)",
+                }
+            ]
+        store.put_incident(doc, now=incident.updated_at)
     if inbox is not None:
         inbox.parent.mkdir(parents=True, exist_ok=True)
         inbox.write_text("".join(json.dumps(m) + "\n" for m in delivered))

@@ -125,6 +125,8 @@ def test_incidents_show_timeline_bands_and_sent_message(dashboard_env: SeededSan
     assert len(at.get("vega_lite_chart")) >= 2  # timeline + observed vs expected
     sent = [json.loads(c.value) for c in at.code]
     assert any("TopicArn" in m and "Subject" in m for m in sent), "the SNS Publish input is shown"
+    # The open incident (selected first) lists the deployment that came just before it
+    assert any("began 2 min after cars-api version 8 took 10 % of traffic" in m.value for m in at.markdown)
     # The resolved incident has its two notifications (OPEN, RESOLVED)
     resolved = [i for i in at.selectbox(key="incident_choice").options if "resolved" in i]
     assert resolved
