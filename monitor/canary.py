@@ -72,7 +72,7 @@ class CanaryJudgeConfig(BaseModel):
 
     error_alpha: float = Field(default=0.01, gt=0, lt=1)  # one-sided significance of an error FAIL
     latency_alpha: float = Field(default=0.005, gt=0, lt=1)  # one-sided significance of a latency FAIL
-    pass_alpha: float = Field(default=0.02, gt=0, lt=1)  # one-sided error of the PASS upper bound
+    pass_alpha: float = Field(default=0.01, gt=0, lt=1)  # one-sided error of the PASS upper bound
     error_floor: float = Field(default=0.02, gt=0, lt=1)  # increase in error ratio a PASS rules out
     error_min_increase: float = Field(default=0.005, ge=0, lt=1)  # smallest increase that can FAIL
     latency_floor: float = Field(default=0.25, ge=0)  # relative slow-down of the median that can FAIL

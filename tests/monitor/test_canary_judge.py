@@ -13,8 +13,8 @@ from monitor.canary import (
     next_action,
 )
 
-# Five minutes of a 10 % canary at ten times the sandbox's traffic (about 340 invocations a minute):
-# the per-minute percentiles move together, as both versions serve the same minutes.
+# Five minutes of a 10 % canary at 1,000 invocations a minute (ten times the sandbox's fleet at its
+# evening peak): the per-minute percentiles move together, as both versions serve the same minutes.
 P50 = (41.0, 44.0, 39.0, 47.0, 42.0)
 P90 = (88.0, 95.0, 84.0, 101.0, 90.0)
 P99 = (160.0, 171.0, 150.0, 190.0, 166.0)
@@ -22,7 +22,7 @@ P99 = (160.0, 171.0, 150.0, 190.0, 166.0)
 
 def _minutes(
     invocations: int,
-    errors: int = 0,
+    errors: tuple[int, ...] = (0,) * 5,
     *,
     scale: tuple[float, ...] = (1.0,) * 5,
     p99_scale: float = 1.0,
@@ -30,7 +30,7 @@ def _minutes(
     return [
         VersionMinute(
             invocations=invocations,
-            errors=errors,
+            errors=errors[i],
             p50_ms=P50[i] * scale[i],
             p90_ms=P90[i] * scale[i],
             p99_ms=P99[i] * scale[i] * p99_scale,
@@ -39,13 +39,18 @@ def _minutes(
     ]
 
 
-BASELINE = _minutes(306, errors=1)  # 0.33 % errors
+BASELINE = _minutes(900, errors=(2,) * 5)  # 10 / 4,500 = 0.22 % errors
 
 CASES = {
-    "identical versions": (_minutes(34), Outcome.PASS, None),
-    "+50 % p99": (_minutes(34, p99_scale=1.5), Outcome.FAIL, "duration_p99"),
-    "+2 points error ratio on 10 % of traffic": (_minutes(34, errors=1), Outcome.FAIL, "error_ratio"),
-    "a single slow minute": (_minutes(34, scale=(1.0, 1.0, 3.0, 1.0, 1.0)), Outcome.PASS, None),
+    "identical versions": (_minutes(100), Outcome.PASS, None),
+    "+50 % p99": (_minutes(100, p99_scale=1.5), Outcome.FAIL, "duration_p99"),
+    # 11 / 500 = 2.2 %: two points above the baseline's 0.22 %
+    "+2 points error ratio on 10 % of traffic": (
+        _minutes(100, errors=(2, 2, 2, 2, 3)),
+        Outcome.FAIL,
+        "error_ratio",
+    ),
+    "a single slow minute": (_minutes(100, scale=(1.0, 1.0, 3.0, 1.0, 1.0)), Outcome.PASS, None),
 }
 
 
@@ -87,8 +92,8 @@ def test_error_fail_needs_a_minimum_increase_even_when_significant() -> None:
 
 
 def test_throttles_fail_the_canary_but_do_not_need_volume() -> None:
-    baseline = _minutes(306)
-    canary = [m.model_copy(update={"throttles": 5}) for m in _minutes(34)]
+    baseline = _minutes(900)
+    canary = [m.model_copy(update={"throttles": 5}) for m in _minutes(100)]
     verdict = judge(baseline, canary)
     assert verdict.outcome == Outcome.FAIL
     assert [m.metric for m in verdict.metrics if m.outcome == Outcome.FAIL] == ["throttle_ratio"]
@@ -96,7 +101,7 @@ def test_throttles_fail_the_canary_but_do_not_need_volume() -> None:
 
 def test_three_percent_slower_is_not_a_failure() -> None:
     # Given a canary whose every percentile is 3 % slower in every minute (significant by rank)
-    verdict = judge(BASELINE, _minutes(34, scale=(1.03,) * 5))
+    verdict = judge(BASELINE, _minutes(100, scale=(1.03,) * 5))
     # Then the effect-size floor keeps it a PASS
     assert verdict.outcome == Outcome.PASS
 
