@@ -32,6 +32,9 @@ logger = logging.getLogger(__name__)
 
 PK = "DEPLOYMENT"
 WINDOW = timedelta(minutes=30)
+# An incident opens at the start of its first anomalous period: a deployment that shifted traffic
+# within that period (up to a 5-minute period on AWS) came before the anomaly, not after it.
+GRACE = timedelta(minutes=5)
 RETENTION = timedelta(days=30)
 
 
@@ -130,7 +133,7 @@ def deployments_of(incident: Incident, log: DeploymentLog, *, window: timedelta 
     names = {incident.resource, *incident.resources}
     mine = [
         d
-        for d in log.between(opened - window, opened)
+        for d in log.between(opened - window, opened + GRACE)
         if d.function_name in names or f"service:{d.function}" in names
     ]
     return deployments_before(opened, mine, window=window)
@@ -139,8 +142,9 @@ def deployments_of(incident: Incident, log: DeploymentLog, *, window: timedelta 
 def deployments_before(
     opened_at: datetime, deployments: Sequence[Deployment], *, window: timedelta = WINDOW
 ) -> list[Deployment]:
-    """The deployments that started in the `window` before an incident opened, newest first."""
-    chosen = [d for d in deployments if opened_at - window <= d.started_at <= opened_at]
+    """The deployments that started in the `window` before an incident opened (or within its first
+    period, `GRACE`), newest first."""
+    chosen = [d for d in deployments if opened_at - window <= d.started_at <= opened_at + GRACE]
     return sorted(chosen, key=lambda d: d.started_at, reverse=True)
 
 

@@ -1,0 +1,143 @@
+"""End to end: canary deployments of cars-api with `fleetscope deploy`, on a sandbox of its own.
+
+One `fleetscope sandbox up --no-dashboard` subprocess serves the module, in real time. Canary
+"minutes" are 30 s (`FLEETSCOPE_CANARY_MINUTE_S`), the canary takes 50 % of `live` (so the judge
+sees enough invocations in a short test) for 5 of them.
+
+- A clean canary, deployed while the monitor warms up, is promoted (exit 0) and raises no alert.
+- A canary published with ``--fault latency`` (+0.8 s on the new version only) is rolled back inside
+  its window (exit 3, verdict FAIL on latency), and the monitor sends exactly one OPEN alert, the
+  cars-api service's incident, that names the deployment and the new version — then its RESOLVED.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from e2e_sandbox import (
+    DETECT_WITHIN,
+    FLEETSCOPE,
+    RESOLVE_WITHIN,
+    ROOT,
+    SandboxProcess,
+    describe,
+    warm_up,
+)
+
+from sandbox.aws.inbox import AlertLog, attribute
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(1800)]
+
+CARS_API = "service:cars-api"
+MINUTE_S = 30
+MINUTES = 5
+
+
+def _deploy(sandbox: SandboxProcess, *extra: str) -> subprocess.Popen[str]:
+    env = sandbox.env | {"FLEETSCOPE_CANARY_MINUTE_S": str(MINUTE_S)}
+    cmd = [str(FLEETSCOPE), "deploy", "cars-api", "--canary-percent", "50", "--canary-minutes", str(MINUTES)]
+    return subprocess.Popen(
+        [*cmd, *extra], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def _finish(process: subprocess.Popen[str]) -> tuple[int, list[dict[str, Any]], str]:
+    # The window is 5 canary minutes, extended once at most: 10 x 30 s + settle, and a margin.
+    out, err = process.communicate(timeout=2 * MINUTES * MINUTE_S + 120)
+    return process.returncode, [json.loads(line) for line in out.splitlines() if line.strip()], err
+
+
+def _payloads(sandbox: SandboxProcess) -> list[dict[str, Any]]:
+    envelopes, problems = AlertLog(sandbox.home).read()
+    assert problems == [], problems
+    out = []
+    for envelope in envelopes:
+        payload = json.loads(envelope.get("Message") or "{}")
+        out.append(
+            payload | {"_kind": attribute(envelope, "kind"), "_resource": attribute(envelope, "resource")}
+        )
+    return out
+
+
+@pytest.fixture(scope="module")
+def clean(sandbox: SandboxProcess) -> tuple[int, list[dict[str, Any]], str, int]:
+    """A clean canary deployed while the monitor warms up; the alerts of the warm-up."""
+    process = _deploy(sandbox)
+    warmup = warm_up(sandbox)
+    code, lines, err = _finish(process)
+    sandbox.figures["clean_canary_s"] = lines[-1].get("duration_s") if lines else None
+    sandbox.figures["clean_canary_verdict"] = lines[-1].get("verdict") if lines else None
+    return code, lines, err, len(warmup)
+
+
+@pytest.fixture(scope="module")
+def bad(sandbox: SandboxProcess, clean: tuple[int, list[dict[str, Any]], str, int]) -> dict[str, Any]:
+    alerts_before = len(sandbox.alerts())
+    started = datetime.now(UTC)
+    code, lines, err = _finish(_deploy(sandbox, "--fault", "latency"))
+    ended = datetime.now(UTC)
+    sandbox.figures["bad_canary_rolled_back_after_s"] = lines[-1].get("duration_s") if lines else None
+    return {
+        "code": code,
+        "lines": lines,
+        "err": err,
+        "before": alerts_before,
+        "started": started,
+        "ended": ended,
+    }
+
+
+def test_a_clean_canary_is_promoted_with_no_alert(clean: tuple[int, list[dict[str, Any]], str, int]) -> None:
+    code, lines, err, warmup_alerts = clean
+    assert code == 0, (lines, err)
+    final = lines[-1]
+    assert final["status"] == "SUCCEEDED"
+    assert final["verdict"] in ("PASS", "INCONCLUSIVE")  # thin sandbox traffic: the volume gate
+    assert (final["from_version"], final["to_version"]) == ("1", "2")
+    assert warmup_alerts == 0
+
+
+def test_a_latency_canary_is_rolled_back_inside_its_window(bad: dict[str, Any]) -> None:
+    assert bad["code"] == 3, (bad["lines"], bad["err"])
+    final = bad["lines"][-1]
+    assert final["status"] == "ROLLED_BACK"
+    assert final["verdict"] == "FAIL"
+    assert any(r.startswith("duration_p") for r in final["reasons"]), final["reasons"]
+    judged = [line for line in bad["lines"] if line.get("step") == "judged"]
+    assert len(judged) <= MINUTES  # inside the window, not in its extension
+    assert (final["from_version"], final["to_version"]) == ("2", "3")
+
+
+def test_the_monitor_alerts_once_naming_the_deployment_then_resolves(
+    sandbox: SandboxProcess, bad: dict[str, Any]
+) -> None:
+    final = bad["lines"][-1]
+    deployment_id = final["deployment_id"]
+
+    def window() -> list[dict[str, Any]]:
+        return _payloads(sandbox)[bad["before"] :]
+
+    def opened() -> dict[str, Any] | None:
+        return next((p for p in window() if p["_kind"] == "OPEN" and p["_resource"] == CARS_API), None)
+
+    sandbox.wait_until(lambda: opened() is not None, bad["started"] + DETECT_WITHIN + timedelta(seconds=30))
+    alert = opened()
+    assert alert is not None
+    assert [d["deployment_id"] for d in alert["deployments"]][:1] == [deployment_id], alert["deployments"]
+    named = alert["deployments"][0]
+    assert (named["to_version"], named["function"]) == ("3", "cars-api")
+    assert "cars-api version 3 took 50 % of traffic" in named["text"]
+
+    def resolved() -> bool:
+        return any(p["_kind"] == "RESOLVED" and p["_resource"] == CARS_API for p in window())
+
+    sandbox.wait_until(resolved, bad["ended"] + RESOLVE_WITHIN, poll_s=10)
+    opens = [p["_resource"] for p in window() if p["_kind"] == "OPEN"]
+    sandbox.figures["bad_canary_detection_s"] = round(
+        (datetime.fromisoformat(alert["opened_at"].replace("Z", "+00:00")) - bad["started"]).total_seconds()
+    )
+    assert opens == [CARS_API], describe(sandbox.alerts()[bad["before"] :])
