@@ -1,4 +1,10 @@
-"""CodeDeploy canary for a Lambda alias: 10 % for 5 minutes, rolled back when its alarms fire."""
+"""CodeDeploy canary for a Lambda alias: 10 % for 5 minutes, rolled back when its alarms fire.
+
+Its alarms: the alias's errors, the API's 5XX (for the API's function), and the canary judge's
+verdict (``Fleetscope/Canary`` ``CanaryFail`` of this deployment group, published every minute by
+the judging loop, ``infra.constructs.canary_judge``). Application and group carry literal names
+(``canary_group_name``) so the verdict alarm names its group without a reference cycle.
+"""
 
 from __future__ import annotations
 
@@ -12,12 +18,13 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from infra.constructs.canary_judge import VERDICT_METRIC, VERDICT_NAMESPACE
 from infra.constructs.lambda_function import LIVE_ALIAS
 from infra.nag import acknowledge
 
 
 class CanaryDeployment(Construct):
-    """Exposes ``deployment_group`` and ``alarms`` (alias errors, API 5xx) that stop a bad rollout."""
+    """Exposes ``deployment_group`` and ``alarms`` (alias errors, API 5xx, verdict) that stop a rollout."""
 
     def __init__(
         self,
@@ -26,7 +33,8 @@ class CanaryDeployment(Construct):
         *,
         alias: lambda_.Alias,
         function_name: str,
-        api_5xx: cloudwatch.IMetric,
+        group_name: str,
+        api_5xx: cloudwatch.IMetric | None,
         alarm_name_prefix: str,
         alerts_topic: sns.ITopic,
         extra_alarms: Sequence[cloudwatch.IAlarm] = (),
@@ -52,18 +60,37 @@ class CanaryDeployment(Construct):
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
-        api_errors = cloudwatch.Alarm(
+        verdict = cloudwatch.Alarm(
             self,
-            "Api5xx",
-            alarm_name=f"{alarm_name_prefix}-canary-api-5xx",
-            alarm_description="API 5XX responses during a deployment (roll the canary back)",
-            metric=api_5xx,
+            "VerdictFail",
+            alarm_name=f"{alarm_name_prefix}-canary-verdict-fail",
+            alarm_description=f"The canary judge says FAIL for {group_name} (roll the canary back)",
+            metric=cloudwatch.Metric(
+                namespace=VERDICT_NAMESPACE,
+                metric_name=VERDICT_METRIC,
+                dimensions_map={"DeploymentGroup": group_name},
+                statistic="Maximum",
+                period=Duration.minutes(1),
+            ),
             threshold=1,
             evaluation_periods=1,
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
-        self.alarms: tuple[cloudwatch.Alarm, ...] = (alias_errors, api_errors)
+        self.alarms: tuple[cloudwatch.Alarm, ...] = (alias_errors, verdict)
+        if api_5xx is not None:
+            api_errors = cloudwatch.Alarm(
+                self,
+                "Api5xx",
+                alarm_name=f"{alarm_name_prefix}-canary-api-5xx",
+                alarm_description="API 5XX responses during a deployment (roll the canary back)",
+                metric=api_5xx,
+                threshold=1,
+                evaluation_periods=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )
+            self.alarms += (api_errors,)
         for alarm in self.alarms:
             alarm.add_alarm_action(cw_actions.SnsAction(alerts_topic))
             alarm.add_ok_action(cw_actions.SnsAction(alerts_topic))
@@ -71,6 +98,8 @@ class CanaryDeployment(Construct):
             self,
             "DeploymentGroup",
             alias=alias,
+            application=codedeploy.LambdaApplication(self, "Application", application_name=group_name),
+            deployment_group_name=group_name,
             deployment_config=codedeploy.LambdaDeploymentConfig.CANARY_10_PERCENT_5_MINUTES,
             alarms=[*self.alarms, *extra_alarms],
             auto_rollback=codedeploy.AutoRollbackConfig(

@@ -15,6 +15,7 @@ from contract.resources import ResourceNames
 from contract.topology import Topology
 from infra.constructs.alarms import FleetAlarms
 from infra.constructs.alerts import AlertsTopic
+from infra.constructs.canary_judge import CANARY_FUNCTIONS, CanaryJudgeLoop, canary_group_name
 from infra.constructs.dashboards import FleetMonitorDashboard, FleetServiceDashboard
 from infra.constructs.lambda_function import HouseFunction
 from infra.constructs.schedule import RateSchedule
@@ -102,6 +103,20 @@ class ObservabilityStack(Stack):
             "Publishing to the KMS-encrypted alerts topic needs a data key; CDK's grant names the "
             "GenerateDataKey family, on the alerts key only.",
         )
+        self.canary_judge: CanaryJudgeLoop | None = None
+        if settings.canary:
+            self.canary_judge = CanaryJudgeLoop(
+                self,
+                "CanaryJudge",
+                topology=topology,
+                code=code,
+                memory_mb=settings.memory_for(spec.key, spec.memory_mb),
+                monitor_table=self.monitor_table.table,
+                environment=monitor_environment(topology, alerts_topic_arn=self.alerts.topic.topic_arn),
+                log_retention=retention,
+                removal_policy=removal,
+                groups=[canary_group_name(topology, key) for key in CANARY_FUNCTIONS],
+            )
         self.schedule = RateSchedule(
             self,
             "MonitorSchedule",

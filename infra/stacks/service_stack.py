@@ -13,6 +13,7 @@ from constructs import Construct
 
 from contract.topology import Topology
 from infra.constructs.canary import CanaryDeployment
+from infra.constructs.canary_judge import canary_group_name
 from infra.constructs.cars_api import CarsApi
 from infra.constructs.event_bus import FleetEventBus
 from infra.constructs.lambda_function import HouseFunction
@@ -230,12 +231,14 @@ class ServiceStack(Stack):
         )
 
         self.canary: CanaryDeployment | None = None
+        self.ingest_canary: CanaryDeployment | None = None
         if settings.canary:
             self.canary = CanaryDeployment(
                 self,
                 "CarsApiCanary",
                 alias=self.cars_api.alias,
                 function_name=topology.cars_api.name,
+                group_name=canary_group_name(topology, topology.cars_api.key),
                 api_5xx=cloudwatch.Metric(
                     namespace="AWS/ApiGateway",
                     metric_name="5XXError",
@@ -244,6 +247,16 @@ class ServiceStack(Stack):
                     period=Duration.minutes(1),
                 ),
                 alarm_name_prefix=topology.prefix,
+                alerts_topic=alerts_topic,
+            )
+            self.ingest_canary = CanaryDeployment(
+                self,
+                "TelemetryIngestCanary",
+                alias=self.telemetry_ingest.alias,
+                function_name=topology.telemetry_ingest.name,
+                group_name=canary_group_name(topology, topology.telemetry_ingest.key),
+                api_5xx=None,
+                alarm_name_prefix=f"{topology.prefix}-ingest",
                 alerts_topic=alerts_topic,
             )
 

@@ -86,7 +86,8 @@ _IGNORED = [
     (
         "W3005",
         re.compile(
-            r"'\w+Role[0-9A-F]{8}' dependency already enforced by a 'GetAtt' at '\S+/Properties/Role'"
+            # Role: a Lambda's; RoleArn: a Step Functions state machine's (CDK adds both DependsOn and GetAtt)
+            r"'\w+Role[0-9A-F]{8}' dependency already enforced by a 'GetAtt' at '\S+/Properties/Role(Arn)?'"
         ),
     ),
 ]
@@ -112,12 +113,31 @@ def test_cfn_lint_is_clean_on_every_template(synthesized: Synthesized) -> None:
 # Where AWS requires Resource "*": the actions, and why.
 RESOURCE_STAR_ALLOWED: dict[frozenset[str], str] = {
     frozenset(
-        {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+        {
+            "xray:PutTraceSegments",
+            "xray:PutTelemetryRecords",
+            "xray:GetSamplingRules",
+            "xray:GetSamplingTargets",
+        }
     ): "X-Ray has no resource-level permissions",
     frozenset(
         {"cloudwatch:GetMetricData", "cloudwatch:ListMetrics"}
     ): "CloudWatch reads have no resource ARNs",
     frozenset({"dynamodb:ListStreams"}): "ListStreams has no resource-level permissions (stream mapping)",
+    # The canary judge's verdict metric; its statement is limited to the Fleetscope/Canary namespace.
+    frozenset({"cloudwatch:PutMetricData"}): "PutMetricData has no resource ARNs",
+    frozenset(
+        {
+            "logs:CreateLogDelivery",
+            "logs:GetLogDelivery",
+            "logs:UpdateLogDelivery",
+            "logs:DeleteLogDelivery",
+            "logs:ListLogDeliveries",
+            "logs:PutResourcePolicy",
+            "logs:DescribeResourcePolicies",
+            "logs:DescribeLogGroups",
+        }
+    ): "Step Functions' vended log delivery has no resource-level permissions",
 }
 
 
@@ -262,4 +282,6 @@ def test_monitor_catalog_names_resources_that_exist(synthesized: Synthesized) ->
                 f"{metric.id}: {dimension}={value} is not deployed"
             )
     watched_functions = {m.dimensions.get("FunctionName") for m in metrics} - {None}
-    assert watched_functions == set(functions)
+    # The canary judge (infra/constructs/canary_judge.py) runs only during deployments and is not in the
+    # topology the catalog is built from; its failures show as a Step Functions execution failing.
+    assert watched_functions == set(functions) - {f"{topo.prefix}-canary-judge"}

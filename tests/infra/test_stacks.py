@@ -179,7 +179,10 @@ def test_outbox_stream_feeds_the_relay_with_retries_and_an_on_failure_queue(
 
 def test_every_function_has_the_house_defaults(synthesized: Synthesized, topo: Topology) -> None:
     functions = synthesized.resources("AWS::Lambda::Function")
-    assert {f["Properties"]["FunctionName"] for f in functions.values()} == {f.name for f in topo.functions}
+    judge = f"{topo.prefix}-canary-judge"  # the canary judging loop's function (a HouseFunction too)
+    assert {f["Properties"]["FunctionName"] for f in functions.values()} == {
+        f.name for f in topo.functions
+    } | {judge}
     log_groups = synthesized.resources("AWS::Logs::LogGroup")
     for spec in topo.functions:
         stack = "observability" if spec.key == "monitor" else "service"
@@ -281,15 +284,50 @@ def test_api_stage_logs_json_traces_and_throttles(synthesized: Synthesized, topo
     assert settings["LoggingLevel"] == "ERROR"
 
 
-def test_cars_api_deploys_through_a_codedeploy_canary(synthesized: Synthesized) -> None:
-    group = next(iter(synthesized.resources("AWS::CodeDeploy::DeploymentGroup").values()))["Properties"]
-    assert group["DeploymentConfigName"] == "CodeDeployDefault.LambdaCanary10Percent5Minutes"
-    assert group["AutoRollbackConfiguration"]["Enabled"] is True
-    assert "DEPLOYMENT_STOP_ON_ALARM" in group["AutoRollbackConfiguration"]["Events"]
-    alarm_ids = {a["Name"]["Ref"] for a in group["AlarmConfiguration"]["Alarms"]}
+def test_cars_api_and_ingest_deploy_through_codedeploy_canaries_that_alarm_on_the_verdict(
+    synthesized: Synthesized, topo: Topology
+) -> None:
+    groups = {
+        g["Properties"]["DeploymentGroupName"]: g["Properties"]
+        for g in synthesized.resources("AWS::CodeDeploy::DeploymentGroup").values()
+    }
+    assert set(groups) == {f"{topo.prefix}-cars-api", f"{topo.prefix}-telemetry-ingest"}
     alarms = synthesized.resources("AWS::CloudWatch::Alarm", "service")
-    metrics = {alarms[f"service:{i}"]["Properties"]["MetricName"] for i in alarm_ids}
-    assert metrics == {"Errors", "5XXError"}
+    for name, group in groups.items():
+        assert group["DeploymentConfigName"] == "CodeDeployDefault.LambdaCanary10Percent5Minutes"
+        assert group["AutoRollbackConfiguration"]["Enabled"] is True
+        assert "DEPLOYMENT_STOP_ON_ALARM" in group["AutoRollbackConfiguration"]["Events"]
+        alarm_ids = {a["Name"]["Ref"] for a in group["AlarmConfiguration"]["Alarms"]}
+        watched = {alarms[f"service:{i}"]["Properties"]["MetricName"] for i in alarm_ids}
+        api = {"5XXError"} if name.endswith("cars-api") else set()
+        assert watched == {"Errors", "CanaryFail"} | api
+        verdict = next(
+            alarms[f"service:{i}"]["Properties"]
+            for i in alarm_ids
+            if alarms[f"service:{i}"]["Properties"]["MetricName"] == "CanaryFail"
+        )
+        assert verdict["Namespace"] == "Fleetscope/Canary"
+        assert verdict["Dimensions"] == [{"Name": "DeploymentGroup", "Value": name}]
+
+
+def test_codedeploy_start_events_run_the_judging_loop(synthesized: Synthesized, topo: Topology) -> None:
+    rules = [
+        r["Properties"]
+        for r in synthesized.resources("AWS::Events::Rule", "observability").values()
+        if r["Properties"].get("EventPattern", {}).get("source") == ["aws.codedeploy"]
+    ]
+    (rule,) = rules
+    assert rule["EventPattern"]["detail"] == {
+        "state": ["START"],
+        "deploymentGroup": [f"{topo.prefix}-cars-api", f"{topo.prefix}-telemetry-ingest"],
+    }
+    (machine,) = synthesized.resources("AWS::StepFunctions::StateMachine", "observability").values()
+    assert machine["Properties"]["TracingConfiguration"] == {"Enabled": True}
+    definition = json.dumps(machine["Properties"]["DefinitionString"])
+    assert "WaitOneMinute" in definition
+    assert "StillInProgress" in definition
+    judge = _one(synthesized.resources("AWS::Lambda::Function"), FunctionName=f"{topo.prefix}-canary-judge")
+    assert judge["Properties"]["Handler"] == "monitor.canary_handler.lambda_handler"
 
 
 # --- events --------------------------------------------------------------------------------------

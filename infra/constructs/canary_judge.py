@@ -1,0 +1,164 @@
+"""The AWS judging loop: CodeDeploy's START event starts a Step Functions wait loop that calls the
+canary judge (``monitor.canary_handler``) every minute until the deployment has ended.
+
+Why a Step Functions wait loop rather than EventBridge Scheduler: the loop exists only while a
+deployment is in progress, carries the deployment's id from the event that started it, and ends by
+itself when the judge reports the deployment finished; a schedule would run every minute forever
+(or need creating and deleting per deployment). A Standard workflow: ~12 state transitions a
+minute, a few cents a month at a few deployments a day.
+
+The judge publishes ``Fleetscope/Canary`` ``CanaryFail`` per ``DeploymentGroup``; each deployment
+group (``infra.constructs.canary``) alarms on it, so CodeDeploy rolls the canary back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+
+from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
+from constructs import Construct
+
+from contract.topology import Topology
+from infra.constructs.lambda_function import HouseFunction
+from infra.nag import acknowledge
+
+JUDGE_HANDLER = "monitor.canary_handler.lambda_handler"
+VERDICT_NAMESPACE = "Fleetscope/Canary"
+VERDICT_METRIC = "CanaryFail"
+CANARY_FUNCTIONS = ("cars-api", "telemetry-ingest")  # deployed through `live` with CodeDeploy
+
+
+def canary_group_name(topology: Topology, function_key: str) -> str:
+    """The CodeDeploy application and deployment group name of a function (literal: no token cycle)."""
+    return f"{topology.prefix}-{function_key}"
+
+
+class CanaryJudgeLoop(Construct):
+    """Exposes ``function`` (the judge), ``state_machine`` and ``rule``."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        topology: Topology,
+        code: lambda_.Code,
+        memory_mb: int,
+        monitor_table: dynamodb.ITable,
+        environment: Mapping[str, str],
+        log_retention: logs.RetentionDays,
+        removal_policy: RemovalPolicy,
+        groups: Sequence[str],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        spec = replace(topology.monitor, name=f"{topology.prefix}-canary-judge", handler=JUDGE_HANDLER)
+        self.function = HouseFunction(
+            self,
+            "Judge",
+            spec=spec,
+            topology=topology,
+            code=code,
+            memory_mb=memory_mb,
+            log_retention=log_retention,
+            removal_policy=removal_policy,
+            extra_environment=environment,
+        )
+        monitor_table.grant_read_write_data(self.function.function)
+        stack = Stack.of(self)
+        self.function.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["codedeploy:GetDeployment"],
+                resources=[
+                    stack.format_arn(
+                        service="codedeploy",
+                        resource="deploymentgroup",
+                        resource_name=f"{group}/{group}",
+                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                    for group in groups
+                ],
+            )
+        )
+        self.function.role.add_to_policy(
+            iam.PolicyStatement(actions=["cloudwatch:GetMetricData"], resources=["*"])
+        )
+        self.function.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringEquals": {"cloudwatch:namespace": VERDICT_NAMESPACE}},
+            )
+        )
+        acknowledge(
+            self.function.role,
+            "IAM5[Resource::*]",
+            "cloudwatch:GetMetricData and PutMetricData (limited to the Fleetscope/Canary namespace by a "
+            "condition) and X-Ray's PutTraceSegments support no resource-level permissions.",
+        )
+
+        judge = tasks.LambdaInvoke(
+            self,
+            "JudgeOneMinute",
+            lambda_function=self.function.alias,
+            payload=sfn.TaskInput.from_json_path_at("$.deployment"),
+            payload_response_only=True,
+            result_path="$.verdict",
+            retry_on_service_exceptions=True,
+        )
+        wait = sfn.Wait(self, "WaitOneMinute", time=sfn.WaitTime.duration(Duration.minutes(1)))
+        done = sfn.Succeed(self, "DeploymentEnded")
+        loop = sfn.Choice(self, "StillInProgress").when(
+            sfn.Condition.boolean_equals("$.verdict.continue", True), wait
+        )
+        definition = wait.next(judge).next(loop.otherwise(done))
+        log_group = logs.LogGroup(
+            self,
+            "Logs",
+            log_group_name=f"/aws/vendedlogs/states/{topology.prefix}-canary-judge",
+            retention=log_retention,
+            removal_policy=removal_policy,
+        )
+        self.state_machine = sfn.StateMachine(
+            self,
+            "Loop",
+            state_machine_name=f"{topology.prefix}-canary-judge",
+            definition_body=sfn.DefinitionBody.from_chainable(definition),
+            timeout=Duration.hours(2),
+            tracing_enabled=True,
+            logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL),
+        )
+        acknowledge(
+            self.state_machine,
+            "IAM5[Resource::*]",
+            "Step Functions' log delivery (logs:CreateLogDelivery and friends) and X-Ray tracing support "
+            "no resource-level permissions.",
+        )
+        self.rule = events.Rule(
+            self,
+            "OnDeploymentStart",
+            rule_name=f"{topology.prefix}-canary-judge-start",
+            description="Start the canary judging loop when CodeDeploy starts a Lambda deployment",
+            event_pattern=events.EventPattern(
+                source=["aws.codedeploy"],
+                detail_type=["CodeDeploy Deployment State-change Notification"],
+                detail={"state": ["START"], "deploymentGroup": list(groups)},
+            ),
+            targets=[
+                targets.SfnStateMachine(
+                    self.state_machine,
+                    input=events.RuleTargetInput.from_object(
+                        {"deployment": events.EventField.from_path("$.detail")}
+                    ),
+                )
+            ],
+        )
+
