@@ -133,4 +133,3 @@ def test_an_unreadable_deployment_log_still_sends_the_alert() -> None:
     messages, _ = _outage_alerts(ListLog([], broken=True))
     assert json.loads(messages[0]["sqs"])["kind"] == "OPEN"
     assert json.loads(messages[0]["sqs"])["deployments"] == []
-
