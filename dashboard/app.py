@@ -1,6 +1,6 @@
 """Fleetscope dashboard: `streamlit run dashboard/app.py`.
 
-Routes with `st.navigation`; each page under `dashboard/pages/` only draws and has a stable URL
+Routes with `st.navigation`; each page under `dashboard/views/` only draws and has a stable URL
 (`/overview`, `/fleet`, `/health`, `/incidents`, `/cost`, `/sandbox`; the root opens Overview). With
 no target configured and no sandbox running, an embedded sandbox is started (see
 `dashboard.settings`): until its API answers every page says so and waits; while it calibrates and

@@ -29,6 +29,7 @@ DOCUMENTED: dict[type[BaseSettings], dict[str, str]] = {
         "IDEMPOTENCY_TABLE_NAME": "idem",
         "OUTBOX_TABLE_NAME": "outbox",
         "EVENT_BUS_NAME": "bus",
+        "PAGINATION_SECRET_ID": "secret",
     },
     MonitorSettings: {"MONITOR_TABLE_NAME": "monitor", "ALERTS_TOPIC_NAME": "alerts"},
     HomeSettings: {},

@@ -213,7 +213,7 @@ def test_sandbox_page_refuses_to_inject_into_a_sandbox_that_is_not_local(
     write_state(fresh_caches, SandboxState(emulator_url="http://0.0.0.0:9", stage="test", pid=os.getpid()))
     monkeypatch.setenv("FLEETSCOPE_TARGET", "sandbox")
     # When the Sandbox page is opened
-    at = run_page("pages/sandbox.py")
+    at = run_page("views/sandbox.py")
     # Then it offers no injection button, says why, and writes no incidents file
     assert not at.exception, [e.value for e in at.exception]
     assert not [b for b in at.button if b.key and b.key.startswith("inject_")]

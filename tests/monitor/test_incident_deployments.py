@@ -77,7 +77,7 @@ def _outage_alerts(log: ListLog) -> tuple[list[dict[str, object]], InMemoryIncid
         MonitorService(
             settings=settings,
             catalog=build_catalog(NAMES, period_s=P),
-            source=CloudWatchMetricSource(fake, sleep=lambda _s: None),
+            source=CloudWatchMetricSource(fake),
             store=store,
             notifier=notifier,
             owner="run",
