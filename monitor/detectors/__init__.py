@@ -57,7 +57,10 @@ def profile_config(profile: str, *, period_s: int) -> EnsembleConfig:
         )
     # Operational profiles react faster than the NAB-tuned default: a shorter likelihood window.
     fast = LikelihoodConfig(short_window=6)
-    shifts = replace(seasonal, shift_delta=SHIFT_DELTA)  # and sustained shifts against the season
+    # They also look for sustained shifts against the season, keep an incident's own outliers out of
+    # the calibration until it is over (its second point is as surprising as its first), and read the
+    # daily shape between half-hour slots (a steep evening ramp is no staircase of residuals).
+    shifts = replace(seasonal, shift_delta=SHIFT_DELTA, calib_hold=12, tod_interp=True)
     if profile == "latency":
         return EnsembleConfig(seasonal=shifts, likelihood=fast, novelty_margin=0.0, domain="nonnegative")
     if profile == "traffic":
@@ -67,7 +70,7 @@ def profile_config(profile: str, *, period_s: int) -> EnsembleConfig:
         return EnsembleConfig(seasonal=counts, likelihood=fast, novelty_margin=0.0, domain="nonnegative")
     if profile == "backlog":
         return EnsembleConfig(
-            seasonal=replace(seasonal, shift_points=36),
+            seasonal=replace(seasonal, shift_points=36, calib_hold=12),
             knn=None,
             likelihood=fast,
             novelty_margin=0.0,

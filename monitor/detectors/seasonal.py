@@ -36,6 +36,12 @@ weekday is 60 % at every hour, and noise grows with the level. The model then ru
 (a negative value counts as 0) and its forecast and band are mapped back, so the band is narrow at
 night and wide at the peak, in proportion.
 
+Two refinements for the operational profiles: ``tod_interp`` reads the time-of-day profile linearly
+between the centres of its slots (and each point teaches both slots by their weights), so a steep
+ramp is not forecast as a staircase whose steps look like shifts; ``calib_hold`` keeps the |z| of an
+excursion's first points out of the calibration until the excursion ends, so an incident's second
+point is judged against the series' history and not against its own first point.
+
 Counts (``count_floor``): the scale is at least the Poisson sd ``sqrt(max(forecast, 1))``, and
 |z| up to ``calib_z_floor`` is never surprising, so a series that has always been 1 per period does
 not alarm at 2.
@@ -95,6 +101,8 @@ class SeasonalConfig:
     shift_steps: int = 4  # one point adds at most h / shift_steps
     shift_clip: float = 3.0  # |z| fed to the CUSUM is clipped here
     shift_rho_alpha: float = 0.01  # EW weight of a point in the lag-1 autocorrelation
+    calib_hold: int = 0  # |z| of an excursion's first points join the calibration once it is over
+    tod_interp: bool = False  # time-of-day profile read (and learnt) linearly between slot centres
 
 
 @dataclass
@@ -142,6 +150,7 @@ class SeasonalBaselineDetector(OnlineDetector):
         self.zsorted_: list[float] = []  # the same values, sorted
         self.cusum_ = [0.0, 0.0]  # sustained-shift CUSUMs, up and down (nats)
         self.ac_ = [0.0, 1.0, math.nan]  # EW z(t) z(t-1), EW z^2, the previous ordinary z
+        self.held_: list[float] = []  # |z| of the current excursion, not yet in the calibration
 
     def to_state(self) -> dict[str, Any]:
         return {
@@ -166,6 +175,7 @@ class SeasonalBaselineDetector(OnlineDetector):
             "zhist": list(self.zhist_),
             "cusum": floats_to_json(self.cusum_),
             "ac": floats_to_json(self.ac_),
+            "held": floats_to_json(self.held_),
         }
 
     @classmethod
@@ -192,6 +202,7 @@ class SeasonalBaselineDetector(OnlineDetector):
         if "cusum" in state:  # states written before the shift CUSUM have none
             det.cusum_ = floats_from_json(state["cusum"])
             det.ac_ = floats_from_json(state["ac"])
+        det.held_ = floats_from_json(state.get("held", []))
         return det
 
     # -- scoring -----------------------------------------------------------------------------
@@ -253,7 +264,14 @@ class SeasonalBaselineDetector(OnlineDetector):
                     exp_out[i] = float(np.median(self.warm_))
                 continue
             seasonal = self.uses_season(ti)
-            season = tod[hour] + dow[day]
+            slot2, w2 = hour, 0.0  # the second slot and its weight (tod_interp)
+            if cfg.tod_interp:
+                x = (ti % 86400) / slot_s - 0.5  # position between the centres of two slots
+                near = math.floor(x)
+                w2 = x - near
+                hour, slot2 = near % cfg.tod_slots, (near + 1) % cfg.tod_slots
+            day_shape = (1.0 - w2) * tod[hour] + w2 * tod[slot2]
+            season = day_shape + dow[day]
             floor = max(1e-12, cfg.rel_floor * self.magnitude_)
             if seasonal:
                 forecast = self.level_ + season
@@ -288,14 +306,15 @@ class SeasonalBaselineDetector(OnlineDetector):
             z = (yi - forecast) / sd
             z_out[i] = z
             p_out[i] = self._calibrated_p(abs(z))
+            sign = 1 if z > cfg.shift_z else (-1 if z < -cfg.shift_z else 0)
+            self._calibrate(abs(z), held=sign != 0)
             if cfg.shift_delta is not None:
                 ps_out[i] = self._shift_step(z)
             # -- absorb the point --
             self.n_ += 1
             self.magnitude_ += 0.01 * (abs(yi) - self.magnitude_)
-            sign = 1 if z > cfg.shift_z else (-1 if z < -cfg.shift_z else 0)
             if sign == 0:
-                self._absorb(yi, season, hour, day, floor, alpha, beta, g_tod, g_dow)
+                self._absorb(yi, season, (hour, slot2, w2), day, floor, alpha, beta, g_tod, g_dow)
             # -- confirmed level shift: re-baseline once the excursion persists --
             if sign != 0 and sign == self.run_sign_:
                 self.run_.append(yi - season)
@@ -311,7 +330,7 @@ class SeasonalBaselineDetector(OnlineDetector):
             if len(self.run_) >= cfg.shift_points:
                 self._rebaseline()
                 self.cusum_ = [0.0, 0.0]  # the shift is the new level
-            if hour == 0 and ti % slot_s < cfg.period_s and (ti // slot_s) % cfg.tod_slots == 0:
+            if ti % 86400 < cfg.period_s:  # the day's first point
                 self._center_season()
         if cfg.log_values:  # back to the series' own units
             exp_out, lo_out, hi_out = np.expm1(exp_out), np.expm1(lo_out), np.expm1(hi_out)
@@ -389,7 +408,7 @@ class SeasonalBaselineDetector(OnlineDetector):
         self,
         yi: float,
         season: float,
-        slot: int,
+        slots: tuple[int, int, float],
         day: int,
         floor: float,
         alpha: float,
@@ -398,7 +417,8 @@ class SeasonalBaselineDetector(OnlineDetector):
         g_dow: float,
     ) -> None:
         """Move level, seasonal offsets and scales by the clipped residual (points beyond shift_z
-        are held back: they either stay outliers or become the new level at the re-baseline)."""
+        are held back: they either stay outliers or become the new level at the re-baseline).
+        `slots`: the time-of-day slot, the next one and its weight (0 without interpolation)."""
         clip_z = self.config.clip_z
         obs_day = max(1, 86400 // max(self.config.period_s, 1))
         g_dow_first = 1.0 / obs_day
@@ -407,9 +427,12 @@ class SeasonalBaselineDetector(OnlineDetector):
         rc = max(-clip_z * s_sd, min(clip_z * s_sd, r))
         a_s = alpha * self.config.seasonal_level_share
         self.level_ += a_s * rc
-        self.tod_n_[slot] += 1
+        slot, slot2, w2 = slots
+        self.tod_n_[slot if w2 <= 0.5 else slot2] += 1
         self.dow_n_[day] += 1
-        self.tod_[slot] += max(g_tod, 1.0 / self.tod_n_[slot]) * (1.0 - a_s) * rc
+        for k, weight in ((slot, 1.0 - w2), (slot2, w2)):
+            if weight > 0.0:
+                self.tod_[k] += weight * max(g_tod, 1.0 / max(self.tod_n_[k], 1)) * (1.0 - a_s) * rc
         # the first weeks: a weekday's offset is the mean residual of the days seen so far
         self.dow_[day] += max(g_dow, g_dow_first / (1 + self.dow_n_[day] // obs_day)) * (1.0 - a_s) * rc
         self.scale_ += beta * (_MEAN_ABS_TO_SD * abs(rc) - self.scale_)
@@ -439,7 +462,7 @@ class SeasonalBaselineDetector(OnlineDetector):
         return max(z, cfg.calib_z_floor)
 
     def _calibrated_p(self, az: float) -> float:
-        """Conformal upper-tail probability of |z| against the recent |z| history; then absorb it."""
+        """Conformal upper-tail probability of |z| against the recent |z| history."""
         cfg = self.config
         hist = self.zsorted_
         n = len(hist)
@@ -451,12 +474,29 @@ class SeasonalBaselineDetector(OnlineDetector):
                 p = (at_least + 1.0) / (n + 1.0)
             elif az > 0.0:
                 p = min(1.0, (top / az) ** cfg.tail_power if top > 0 else 0.0) / (n + 1.0)
+        return p
+
+    def _calibrate(self, az: float, *, held: bool) -> None:
+        """Add |z| to the calibration history. The |z| of the first ``calib_hold`` points of an
+        excursion beyond ``shift_z`` wait (`held`) until a point inside it ends the excursion: the
+        second point of an incident is judged against the series' history, not against the first
+        point's own outlier, so two in a row confirm it. Later points go in (with the held ones), so
+        a long, mild excursion is soon judged against itself, as before. An excursion that becomes
+        the new level (re-baseline) drops what it held: a shift is not noise."""
+        if held and len(self.held_) < self.config.calib_hold:
+            self.held_.append(az)
+            return
+        for v in (*self.held_, az):
+            self._insert(v)
+        self.held_ = []
+
+    def _insert(self, az: float) -> None:
+        hist = self.zsorted_
         bisect.insort(hist, az)
         self.zhist_.append(az)
-        if len(self.zhist_) > cfg.calib_points:
+        if len(self.zhist_) > self.config.calib_points:
             old = self.zhist_.popleft()
             del hist[bisect.bisect_left(hist, old)]
-        return p
 
     def _finish_warmup(self) -> None:
         values = np.asarray(self.warm_)
@@ -485,6 +525,7 @@ class SeasonalBaselineDetector(OnlineDetector):
         self.run_ = []
         self.flat_run_ = []
         self.shifts_ += 1
+        self.held_ = []  # an excursion that became the new level was a shift, not noise to calibrate on
 
     def _center_season(self) -> None:
         """Keep the seasonal offsets zero-mean (their mean belongs to the level)."""
