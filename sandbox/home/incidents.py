@@ -46,7 +46,7 @@ class KindSpec:
 
 KINDS: dict[str, KindSpec] = {
     "error-burst": KindSpec("a share of invocations raise", 0.5, 0.0, 1.0, True, "cars-api"),
-    "latency": KindSpec("seconds of delay added to each invocation", 0.8, 0.0, 30.0, True, "cars-api"),
+    "latency": KindSpec("seconds of delay added to each invocation", 3.0, 0.0, 30.0, True, "cars-api"),
     "throttling": KindSpec("a share of invocations is throttled", 0.5, 0.0, 1.0, True, "cars-api"),
     "cold-start-storm": KindSpec("a share of invocations cold-start", 0.6, 0.0, 1.0, True, "cars-api"),
     "traffic-drop": KindSpec("share of fleet traffic lost", 0.8, 0.0, 1.0),
