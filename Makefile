@@ -7,8 +7,10 @@ STAMP  := $(VENV)/.installed-stamp
 NODE_STAMP := node_modules/.installed-stamp
 PYTEST_ARGS ?=
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+# Material for MkDocs prints a banner about its successor on every build; the build is what matters here.
+export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: install run test test-unit test-integration test-e2e lint format typecheck bench bench-nab synth bundle clean
+.PHONY: install run test test-unit test-integration test-e2e lint format typecheck bench bench-nab synth bundle docs docs-serve clean
 
 # The venv holds exactly what uv.lock pins (the project editable, with the dev extra); a lock that no
 # longer matches pyproject.toml fails here (`uv lock` updates it) instead of being re-resolved.
@@ -66,5 +68,14 @@ synth: install
 bundle: install
 	$(PY) -m infra.bundling
 
+# The documentation site (mkdocs.yml, docs/): --strict turns every warning (a broken link between pages,
+# a missing anchor, a link to a repository file that does not exist) into a failed build.
+DOCS_ADDR ?= 127.0.0.1:8000
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --site-dir site
+
+docs-serve: $(STAMP)
+	$(BIN)/mkdocs serve --strict --dev-addr $(DOCS_ADDR)
+
 clean:
-	rm -rf $(VENV) node_modules cdk.out .mypy_cache .ruff_cache .pytest_cache test-artifacts
+	rm -rf $(VENV) node_modules cdk.out .mypy_cache .ruff_cache .pytest_cache test-artifacts site
