@@ -71,10 +71,10 @@ bundle: install
 # The documentation site (mkdocs.yml, docs/): --strict turns every warning (a broken link between pages,
 # a missing anchor, a link to a repository file that does not exist) into a failed build.
 DOCS_ADDR ?= 127.0.0.1:8000
-docs: $(STAMP)
+docs: $(STAMP) $(NODE_STAMP)
 	$(BIN)/mkdocs build --strict --site-dir site
 
-docs-serve: $(STAMP)
+docs-serve: $(STAMP) $(NODE_STAMP)
 	$(BIN)/mkdocs serve --strict --dev-addr $(DOCS_ADDR)
 
 clean:

@@ -11,6 +11,11 @@ link to a missing page (only `docs/` is its world). This hook, at build time:
   folder as a listing of the files git tracks in it, and rewrites the link to that page.
 
 So the same Markdown links work on GitHub, in the built site and offline, without a `repo_url`.
+
+It also makes the Mermaid diagrams render offline: when `make install` has put the pinned `mermaid`
+npm package in `node_modules/`, its `mermaid.min.js` is added to the site and loaded on every page, and
+Material uses it instead of fetching Mermaid from a CDN in the reader's browser (without it, that fetch
+is Material's default).
 Link targets are resolved without the `#fragment`; external URLs and links inside `docs/` are left to
 MkDocs. The functions below are pure (paths in, paths or text out) and tested in
 `tests/test_docs_site.py`; the `on_*` functions are MkDocs' hook events.
@@ -43,6 +48,8 @@ LANGUAGES = {
     ".txt": "text",
 }
 NAMED_LANGUAGES = {"Makefile": "makefile", "run": "bash"}
+MERMAID_JS = Path("node_modules/mermaid/dist/mermaid.min.js")
+MERMAID_URI = "assets/javascripts/mermaid.min.js"
 
 
 @dataclass
@@ -54,6 +61,7 @@ class SourceLinks:
     rewrites: dict[str, dict[str, str]] = field(default_factory=dict)
     generated: dict[str, Path] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    mermaid: Path | None = None
 
 
 def is_external(target: str) -> bool:
@@ -62,10 +70,15 @@ def is_external(target: str) -> bool:
 
 
 def source_page_uri(repo_path: str, *, is_dir: bool) -> str:
-    """The generated page of a repository file or folder, as a path inside the site's sources."""
+    """The generated page of a repository file or folder, as a path inside the site's sources.
+
+    MkDocs leaves out of the site every path with a part that starts with a dot, so `.ci/run` becomes
+    `src/dot.ci/run.md`.
+    """
+    parts = [f"dot{part}" if part.startswith(".") else part for part in repo_path.split("/") if part]
     if is_dir:
-        return posixpath.join(SOURCE_PREFIX, repo_path, "index.md")
-    return posixpath.join(SOURCE_PREFIX, f"{repo_path}.md")
+        return posixpath.join(SOURCE_PREFIX, *parts, "index.md")
+    return posixpath.join(SOURCE_PREFIX, *parts[:-1], f"{parts[-1]}.md")
 
 
 def resolve_link(page_uri: str, target: str, *, repo_root: Path, docs_dir: Path) -> tuple[str, bool] | None:
@@ -137,7 +150,7 @@ def file_page(repo_path: str, text: str, language: str) -> str:
     return (
         f"# `{repo_path}`\n\n"
         "This repository's file as it was when the site was built.\n\n"
-        f"{fence}{language}\n{body}{fence}\n"
+        f'{fence}{language} linenums="1"\n{body}{fence}\n'
     )
 
 
@@ -177,10 +190,16 @@ _state: SourceLinks | None = None
 
 def on_config(config: Any) -> Any:
     global _state
-    _state = SourceLinks(
-        repo_root=Path(config.config_file_path).resolve().parent,
-        docs_dir=Path(config.docs_dir).resolve(),
-    )
+    repo_root = Path(config.config_file_path).resolve().parent
+    _state = SourceLinks(repo_root=repo_root, docs_dir=Path(config.docs_dir).resolve())
+    if (repo_root / MERMAID_JS).is_file():
+        from mkdocs.config.config_options import ExtraScriptValue
+
+        _state.mermaid = repo_root / MERMAID_JS
+        if MERMAID_URI not in [str(script) for script in config.extra_javascript]:
+            config.extra_javascript.append(ExtraScriptValue(MERMAID_URI))
+    else:
+        log.info("%s not installed (make install): Mermaid will load from Material's CDN", MERMAID_JS)
     return config
 
 
@@ -196,6 +215,8 @@ def on_files(files: Any, config: Any) -> Any:
     for uri, source in sorted(_state.generated.items()):
         if files.get_file_from_path(uri) is None:
             files.append(File.generated(config, uri, content=render(uri, source, _state.repo_root)))
+    if _state.mermaid is not None and files.get_file_from_path(MERMAID_URI) is None:
+        files.append(File.generated(config, MERMAID_URI, abs_src_path=str(_state.mermaid)))
     return files
 
 

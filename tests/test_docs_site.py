@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from ops.docs_links import SourceLinks, fence_for, rewrite_links, scan_page
+from ops.docs_links import SourceLinks, fence_for, rewrite_links, scan_page, source_page_uri
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -104,6 +104,12 @@ def test_a_link_to_a_missing_repository_file_is_a_problem() -> None:
     assert not links.generated
 
 
+def test_dot_folders_get_pages_mkdocs_keeps() -> None:
+    assert source_page_uri(".ci/run", is_dir=False) == "src/dot.ci/run.md"
+    assert source_page_uri("monitor/detectors", is_dir=True) == "src/monitor/detectors/index.md"
+    assert source_page_uri("", is_dir=True) == "src/index.md"
+
+
 def test_a_source_page_fence_is_longer_than_any_backtick_run_in_the_file() -> None:
     assert fence_for("no ticks") == "```"
     assert fence_for("a ```` b") == "`````"
@@ -125,14 +131,22 @@ def test_the_site_builds_strictly_with_every_answer_anchor(tmp_path: Path) -> No
     # When the site is built as `make docs` builds it
     result = _build(ROOT / "mkdocs.yml", tmp_path / "site")
 
-    # Then the strict build passes (no broken link, anchor or repository link)
+    # Then the strict build passes (no broken link, anchor or repository link), and no link leads to a
+    # page MkDocs leaves out of the site (it says so only at INFO level)
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "excluded from the built site" not in result.stdout + result.stderr
 
     # And every answer's anchor is in the built HTML of its page, and the repository files it links are pages
     for match in INDEX_ENTRY.finditer(QUESTIONS.read_text(encoding="utf-8")):
         page = tmp_path / "site" / match.group("page").replace(".md", "").removesuffix("index") / "index.html"
         assert f'id="{match.group("anchor")}"' in page.read_text(encoding="utf-8"), page
     assert (tmp_path / "site" / "src" / "monitor" / "canary.py" / "index.html").is_file()
+    assert (tmp_path / "site" / "src" / "dot.ci" / "run" / "index.html").is_file()
+    # And Mermaid is served by the site itself (the pinned npm package), not fetched from a CDN
+    assert (tmp_path / "site" / "assets" / "javascripts" / "mermaid.min.js").is_file()
+    assert 'src="../assets/javascripts/mermaid.min.js"' in (
+        tmp_path / "site" / "architecture" / "index.html"
+    ).read_text(encoding="utf-8")
 
 
 @pytest.mark.slow
