@@ -70,7 +70,7 @@ def profile_config(profile: str, *, period_s: int) -> EnsembleConfig:
         return EnsembleConfig(seasonal=counts, likelihood=fast, novelty_margin=0.0, domain="nonnegative")
     if profile == "backlog":
         return EnsembleConfig(
-            seasonal=replace(seasonal, shift_points=36, calib_hold=12),
+            seasonal=replace(seasonal, shift_points=36),
             knn=None,
             likelihood=fast,
             novelty_margin=0.0,

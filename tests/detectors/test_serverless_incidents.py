@@ -189,7 +189,7 @@ INCIDENTS = [
     IncidentCase("error burst 50% at the evening rush", "error-burst", 0.5, 18, (API, CARS_LAMBDA), seed=2),
     IncidentCase("error burst 20% mid-afternoon", "error-burst", 0.2, 15, (API, CARS_LAMBDA), seed=3),
     IncidentCase("error burst 30% at night", "error-burst", 0.3, 3, (API, CARS_LAMBDA), seed=4),
-    # fleetscope incident latency: 0.8 s added (the CLI default was 0.8 s; now 3 s), 1.5 s (the e2e test), 0.5 s
+    # fleetscope incident latency: 0.8 s (the old CLI default; now 3 s), 1.5 s (the e2e test), 0.5 s
     IncidentCase("latency +800 ms at night", "latency", 800.0, 2, (API,)),
     IncidentCase("latency +1.5 s at the evening rush", "latency", 1500.0, 18, (API,), seed=2),
     IncidentCase("latency +500 ms mid-afternoon", "latency", 500.0, 15, (API,), seed=3),
