@@ -125,7 +125,10 @@ def hostile_requests(total: int) -> Row:
     from tests.service.hostile import hostile_requests as hostile
 
     cars = [_register()["car_id"] for _ in range(3)]
-    schema = schemathesis.openapi.from_dict(json.loads(openapi_json()))
+    from contract.telemetry_api import TELEMETRY_PATH
+
+    # the function's operations (the telemetry route is API Gateway's own, tested with the local gateway)
+    schema = schemathesis.openapi.from_dict(json.loads(openapi_json())).exclude(path=TELEMETRY_PATH)
     operations = [result.ok() for result in schema.get_all_operations()]
     statuses: list[int] = []
     server_errors: list[str] = []

@@ -42,6 +42,14 @@ class ApiThrottle(BaseModel):
 
     rate_limit: float = Field(default=50, gt=0, alias="rateLimit", description="steady requests/s")
     burst_limit: int = Field(default=100, gt=0, alias="burstLimit", description="burst requests")
+    # POST /cars/{car_id}/telemetry: a method throttle of its own (every car reports every ~20 s, so the
+    # fleet's telemetry must neither starve the inventory routes nor be starved by them).
+    telemetry_rate_limit: float = Field(
+        default=100, gt=0, alias="telemetryRateLimit", description="steady telemetry readings/s"
+    )
+    telemetry_burst_limit: int = Field(
+        default=200, gt=0, alias="telemetryBurstLimit", description="burst telemetry readings"
+    )
 
 
 class StageSettings(BaseModel):

@@ -45,6 +45,7 @@ from sandbox.aws.runtime import PROJECT_ROOT, LambdaRuntime
 from sandbox.aws.scheduler import scheduled_event
 from sandbox.aws.stream_source import StreamSource, sqs_failure_destination
 from sandbox.aws.telemetry import TelemetrySink
+from sandbox.aws.telemetry_route import TelemetryRoute
 from sandbox.aws.versions import AliasRouter
 from sandbox.aws.xray import XRayDaemon
 from sandbox.emulator.server import Emulator, EmulatorError, aws_environment, stop_process
@@ -300,6 +301,7 @@ class Sandbox:
             sink=self.sink,
             xray=self.xray,
             port=cfg.api_port,
+            telemetry=TelemetryRoute(self.provisioned.telemetry_queue_url),
         )
         try:
             self.gateway.start()
@@ -548,7 +550,6 @@ class Sandbox:
         assert self.provisioned is not None
         self.fleet = FleetSimulator(
             self.api_url,
-            self.provisioned.telemetry_queue_url,
             size=self.config.fleet_size,
             controls=self.hooks,
             stats_file=self.config.home / "fleet.json",

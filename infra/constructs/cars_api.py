@@ -6,19 +6,40 @@ directory and access is granted with ordinary policies (``execute-api:Invoke`` o
 ``CarsApi.grant_invoke``). Only ``GET /health`` is open, for load-balancer style probes; it reveals
 nothing. Stage throttling caps the blast radius of a runaway client; access logs are JSON; X-Ray traces
 every request end to end with the function's segments.
+
+``POST /cars/{car_id}/telemetry`` has no Lambda: a request validator checks the body against the
+``TelemetryReading`` model, and an AWS service integration sends the ingest's message to the telemetry
+queue (SQS, AWS JSON protocol) with a role that may only send to that queue; 202 ``{"messageId"}`` only
+for an SQS 2xx, 503 otherwise, 400 with the model's reason for a bad body. It has a method throttle of
+its own. The templates and the model are ``contract.telemetry_api``'s, which the sandbox's gateway plays.
 """
 
 from __future__ import annotations
 
 import json
 
-from aws_cdk import RemovalPolicy
+from aws_cdk import Aws, RemovalPolicy
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from contract.telemetry_api import (
+    ACCEPTED_SELECTION_PATTERN,
+    ACCEPTED_STATUS,
+    ACCEPTED_TEMPLATE,
+    BAD_REQUEST_BODY_TEMPLATE,
+    NOT_QUEUED_STATUS,
+    NOT_QUEUED_TEMPLATE,
+    READING_MODEL_NAME,
+    READING_SCHEMA,
+    SQS_REQUEST_HEADERS,
+    TELEMETRY_PATH,
+    TELEMETRY_RESOURCE,
+    send_message_template,
+)
 from infra.nag import acknowledge
 from infra.settings import ApiThrottle
 
@@ -54,6 +75,7 @@ class CarsApi(Construct):
         api_name: str,
         stage_name: str,
         handler: lambda_.IFunction,
+        telemetry_queue: sqs.IQueue,
         throttle: ApiThrottle,
         log_retention: logs.RetentionDays,
         removal_policy: RemovalPolicy,
@@ -86,26 +108,106 @@ class CarsApi(Construct):
                 data_trace_enabled=False,
                 throttling_rate_limit=throttle.rate_limit,
                 throttling_burst_limit=throttle.burst_limit,
+                method_options={
+                    f"{TELEMETRY_PATH}/POST": apigw.MethodDeploymentOptions(
+                        throttling_rate_limit=throttle.telemetry_rate_limit,
+                        throttling_burst_limit=throttle.telemetry_burst_limit,
+                    )
+                },
             ),
             default_method_options=apigw.MethodOptions(authorization_type=apigw.AuthorizationType.IAM),
         )
         integration = apigw.LambdaIntegration(handler, proxy=True)
         cars = self.api.root.add_resource("cars")
         cars.add_method("ANY", integration)
-        cars.add_resource("{proxy+}").add_method("ANY", integration)
+        # API Gateway allows one variable child per resource, so the car is {car_id} (not {proxy+}) and the
+        # routes below it a {proxy+} beside the static `telemetry`.
+        car = cars.add_resource("{car_id}")
+        car.add_method("ANY", integration)
+        car.add_resource("{proxy+}").add_method("ANY", integration)
+        self.telemetry_method = self._telemetry(car.add_resource(TELEMETRY_RESOURCE), telemetry_queue)
         self.health_method = self.api.root.add_resource("health").add_method(
             "GET", integration, authorization_type=apigw.AuthorizationType.NONE
         )
         self.stage = self.api.deployment_stage
         self._acknowledge()
 
+    def _telemetry(self, resource: apigw.Resource, queue: sqs.IQueue) -> apigw.Method:
+        """POST a reading: request model → SQS SendMessage (no Lambda) → 202 {messageId}."""
+        self.telemetry_role = iam.Role(
+            self,
+            "TelemetrySendRole",
+            assumed_by=iam.ServicePrincipal("apigateway.amazonaws.com"),
+            description="API Gateway's telemetry route: SendMessage to the telemetry queue, nothing else",
+        )
+        self.telemetry_role.add_to_policy(
+            iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[queue.queue_arn])
+        )
+        integration = apigw.AwsIntegration(
+            service="sqs",
+            path=f"{Aws.ACCOUNT_ID}/{queue.queue_name}",
+            integration_http_method="POST",
+            options=apigw.IntegrationOptions(
+                credentials_role=self.telemetry_role,
+                passthrough_behavior=apigw.PassthroughBehavior.NEVER,
+                request_parameters={
+                    f"integration.request.header.{name}": f"'{value}'"
+                    for name, value in SQS_REQUEST_HEADERS.items()
+                },
+                request_templates={"application/json": send_message_template(queue.queue_url)},
+                integration_responses=[
+                    apigw.IntegrationResponse(
+                        status_code=str(ACCEPTED_STATUS),
+                        selection_pattern=ACCEPTED_SELECTION_PATTERN,
+                        response_templates={"application/json": ACCEPTED_TEMPLATE},
+                    ),
+                    # The default (no pattern): whatever else SQS answered. Nothing was queued.
+                    apigw.IntegrationResponse(
+                        status_code=str(NOT_QUEUED_STATUS),
+                        response_templates={"application/json": NOT_QUEUED_TEMPLATE},
+                    ),
+                ],
+            ),
+        )
+        model = apigw.CfnModel(
+            self,
+            "TelemetryReadingModel",
+            rest_api_id=self.api.rest_api_id,
+            name=READING_MODEL_NAME,
+            content_type="application/json",
+            description="One telemetry reading (contract.telemetry_api.READING_SCHEMA)",
+            schema=READING_SCHEMA,
+        )
+        validator = self.api.add_request_validator(
+            "TelemetryBodyValidator", validate_request_body=True, validate_request_parameters=False
+        )
+        self.api.add_gateway_response(
+            "BadRequestBody",
+            type=apigw.ResponseType.BAD_REQUEST_BODY,
+            templates={"application/json": BAD_REQUEST_BODY_TEMPLATE},
+        )
+        method = resource.add_method(
+            "POST",
+            integration,
+            request_validator=validator,
+            request_models={
+                "application/json": apigw.Model.from_model_name(self, "TelemetryReading", model.ref)
+            },
+            method_responses=[
+                apigw.MethodResponse(status_code=str(ACCEPTED_STATUS)),
+                apigw.MethodResponse(status_code=str(NOT_QUEUED_STATUS)),
+            ],
+        )
+        return method
+
     def _acknowledge(self) -> None:
         acknowledge(
             self.api,
             "APIG2",
-            "Requests are validated in the Lambda against the same Pydantic models that produce the "
-            "OpenAPI document (Powertools enable_validation, 422 problem+json); gateway JSON-schema "
-            "models would duplicate them and drift.",
+            "The telemetry route validates its body with a request model (no Lambda behind it); the Lambda "
+            "routes are validated in the function against the same Pydantic models that produce the "
+            "OpenAPI document (Powertools enable_validation, 422 problem+json); gateway models for them "
+            "would duplicate those and drift.",
         )
         acknowledge(
             self.api,

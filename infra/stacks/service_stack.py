@@ -225,6 +225,7 @@ class ServiceStack(Stack):
             api_name=topology.api_name,
             stage_name=topology.api_stage,
             handler=self.cars_api.alias,
+            telemetry_queue=self.telemetry.queue,
             throttle=settings.api_throttle,
             log_retention=retention,
             removal_policy=removal,

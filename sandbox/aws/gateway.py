@@ -14,6 +14,11 @@ Like API Gateway it also:
 - records AWS/ApiGateway Count, 4XXError, 5XXError, Latency and IntegrationLatency per request
   (dimensions ApiName, and ApiName + Stage), batched through the `TelemetrySink`;
 - with tracing, records the stage's X-Ray segment and passes the trace header to the function.
+
+``POST /cars/{car_id}/telemetry`` is not a Lambda route: with a `TelemetryRoute` the gateway serves it
+as API Gateway's direct SQS integration does (request model, SendMessage, ``202 {"messageId"}``;
+`sandbox.aws.telemetry_route`), throttled by the method's own token bucket as the stage's method
+settings do on AWS; another method on that path is API Gateway's ``403 Missing Authentication Token``.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from werkzeug.wrappers import Request, Response
 
 from sandbox.aws.runtime import Invocation
 from sandbox.aws.telemetry import MetricSample, TelemetrySink, dims
+from sandbox.aws.telemetry_route import TelemetryRoute, telemetry_car_id
 from sandbox.aws.xray import XRayDaemon, new_segment_id, new_trace_id, trace_header
 
 log = logging.getLogger(__name__)
@@ -77,6 +83,9 @@ class GatewayConfig:
     rate: float = 10_000.0  # API Gateway's default account-level limits
     burst: int = 5_000
     max_payload_bytes: int = MAX_PAYLOAD_BYTES
+    # POST /cars/{car_id}/telemetry has a throttle of its own (a method setting of the stage on AWS).
+    telemetry_rate: float = 10_000.0
+    telemetry_burst: int = 5_000
 
 
 def _json_response(status: int, message: str, request_id: str) -> Response:
@@ -89,18 +98,28 @@ def _json_response(status: int, message: str, request_id: str) -> Response:
 
 
 _ERROR_TYPES = {
+    400: "BadRequestException",
+    403: "MissingAuthenticationTokenException",
+    415: "UnsupportedMediaTypeException",
     413: "RequestTooLongException",
     429: "TooManyRequestsException",
     500: "InternalServerErrorException",
     502: "InternalServerErrorException",
+    503: "ServiceUnavailableException",
 }
+
+
+def resource_path(request: Request, stage: str) -> str:
+    """The request's path without the stage (``/v1/cars`` and ``/cars`` are both ``/cars``)."""
+    path = request.path or "/"
+    if path == f"/{stage}" or path.startswith(f"/{stage}/"):
+        path = path[len(stage) + 1 :] or "/"
+    return path
 
 
 def build_proxy_event(request: Request, body: bytes, *, stage: str, request_id: str) -> dict[str, Any]:
     """The REST API proxy event for a request on a ``/{proxy+}`` resource."""
-    path = request.path or "/"
-    if path == f"/{stage}" or path.startswith(f"/{stage}/"):
-        path = path[len(stage) + 1 :] or "/"
+    path = resource_path(request, stage)
     multi_headers: dict[str, list[str]] = {}
     for name, value in request.headers.items():
         multi_headers.setdefault(name, []).append(value)
@@ -206,12 +225,15 @@ class Gateway:
         sink: TelemetrySink | None = None,
         xray: XRayDaemon | None = None,
         port: int = 3000,
+        telemetry: TelemetryRoute | None = None,
     ) -> None:
         self.invoker = invoker
         self.config = config
         self.sink = sink
         self.xray = xray
+        self.telemetry = telemetry
         self.bucket = TokenBucket(config.rate, config.burst)
+        self.telemetry_bucket = TokenBucket(config.telemetry_rate, config.telemetry_burst)
         self.requested_port = port
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
@@ -260,7 +282,9 @@ class Gateway:
         trace: tuple[str, str] | None = None
         if self.xray is not None:
             trace = (new_trace_id(started_wall), new_segment_id())
-        if not self.bucket.take():
+        car_id = telemetry_car_id(resource_path(request, self.config.stage)) if self.telemetry else None
+        bucket = self.telemetry_bucket if car_id is not None else self.bucket
+        if not bucket.take():
             response = _json_response(429, "Too Many Requests", request_id)
         elif (request.content_length or 0) > self.config.max_payload_bytes:
             response = _json_response(413, "Request Too Long", request_id)
@@ -268,6 +292,10 @@ class Gateway:
             body = request.get_data(cache=False)
             if len(body) > self.config.max_payload_bytes:
                 response = _json_response(413, "Request Too Long", request_id)
+            elif car_id is not None:
+                integration_started = time.perf_counter()
+                response = self._telemetry(request, car_id, body, request_id)
+                integration_ms = (time.perf_counter() - integration_started) * 1000
             else:
                 event = build_proxy_event(request, body, stage=self.config.stage, request_id=request_id)
                 header = trace_header(*trace) if trace else None
@@ -293,6 +321,18 @@ class Gateway:
         if trace:
             self._trace(trace, request, response.status_code, started_wall, latency_ms)
         return response(environ, start_response)
+
+    def _telemetry(self, request: Request, car_id: str, body: bytes, request_id: str) -> Response:
+        assert self.telemetry is not None
+        if request.method != "POST":  # the resource has no other method
+            return _json_response(403, "Missing Authentication Token", request_id)
+        answer = self.telemetry.handle(
+            car_id=car_id, body=body, content_type=request.headers.get("Content-Type"), request_id=request_id
+        )
+        response = Response(json.dumps(answer.body), status=answer.status, content_type="application/json")
+        if answer.status >= 400:
+            response.headers["x-amzn-ErrorType"] = _ERROR_TYPES.get(answer.status, "")
+        return response
 
     def _map_result(self, result: Invocation, request_id: str) -> Response:
         if result.throttled:

@@ -1,4 +1,4 @@
-"""The simulated robotaxi fleet: real HTTP traffic on the cars API and real telemetry on SQS.
+"""The simulated robotaxi fleet: real HTTP traffic on the cars API, telemetry included.
 
 `FleetSimulator` registers `size` robotaxis through the API (valid VINs, positions in Lisbon), then,
 in a background thread, plays a day in the city:
@@ -7,8 +7,9 @@ in a background thread, plays a day in the city:
   listing of available cars (GET), then reserve → in_trip → available (PATCH /cars/{id}/status);
 - cars with a low battery go charging, now and then one goes to maintenance;
 - a back office reads listings and single cars (GET);
-- every car reports telemetry (`service.ingest.models.TelemetryMessage`) to the telemetry queue:
-  moving and draining its battery during trips, parked otherwise.
+- every car reports telemetry (`service.ingest.models.TelemetryMessage`) through the API's
+  ``POST /cars/{car_id}/telemetry`` (API Gateway → SQS, no Lambda): moving and draining its battery
+  during trips, parked otherwise.
 
 Trip, pickup, charging and maintenance durations are real-world durations multiplied by
 `time_scale` (default 0.1: a 15-minute trip takes 90 s), so the state machine is exercised often;
@@ -21,7 +22,7 @@ one `random.Random` in the tick loop, so a seed and a `ManualClock` replay the s
 
 This module is the simulation (cars, trips, the schedule of their steps); its parts live beside it:
 `vins` (VINs by the service's own check digit), `clock`, `api` (the cars API over HTTP), `telemetry`
-(readings and batches to SQS), `stats` (the counters in ``$FLEETSCOPE_HOME/fleet.json``) and
+(readings, posted to the telemetry route), `stats` (the counters in ``$FLEETSCOPE_HOME/fleet.json``) and
 `controls` (what an incident may change).
 """
 
@@ -48,7 +49,7 @@ from sandbox.traffic.clock import Clock, SystemClock
 from sandbox.traffic.controls import FleetControls, NormalTraffic
 from sandbox.traffic.demand import LOOKUPS_PER_TRIP, MAINTENANCE_SHARE, DemandModel, poisson
 from sandbox.traffic.stats import FleetStats, write_stats_file
-from sandbox.traffic.telemetry import SqsTelemetry, poisoned, reading
+from sandbox.traffic.telemetry import REFUSED_KINDS, ApiTelemetry, poisoned, reading
 from sandbox.traffic.vins import random_vin
 
 log = logging.getLogger(__name__)
@@ -104,7 +105,6 @@ class FleetSimulator:
     def __init__(
         self,
         api_url: str | None,
-        queue_url: str | None,
         *,
         size: int = 50,
         clock: Clock | None = None,
@@ -116,7 +116,7 @@ class FleetSimulator:
         tick_s: float = 0.5,
         workers: int = 4,
         api: FleetApi | None = None,
-        telemetry_sink: Callable[[list[str]], list[bool]] | None = None,
+        telemetry_sink: Callable[[list[str]], list[int]] | None = None,
         stats_file: Path | str | None = None,
     ) -> None:
         if size < 1:
@@ -125,8 +125,8 @@ class FleetSimulator:
             raise ValueError(f"time_scale must be in (0, 10], got {time_scale}")
         if api is None and api_url is None:
             raise ValueError("FleetSimulator needs api_url or api")
-        if telemetry_sink is None and queue_url is None:
-            raise ValueError("FleetSimulator needs queue_url or telemetry_sink")
+        if telemetry_sink is None and api_url is None:
+            raise ValueError("FleetSimulator needs api_url or telemetry_sink")
         self.size = size
         self.clock: Clock = clock or SystemClock()
         self.rng = rng or random.Random(seed)
@@ -136,8 +136,7 @@ class FleetSimulator:
         self.tick_s = tick_s
         self.workers = workers
         self.api: FleetApi = api or HttpFleetApi(str(api_url))
-        self.queue_url = queue_url
-        self._sink = telemetry_sink or SqsTelemetry(str(queue_url))
+        self._sink = telemetry_sink or ApiTelemetry(str(api_url))
         self.cars: list[SimCar] = []
         self._lock = threading.RLock()
         self._stats = FleetStats()
@@ -242,6 +241,7 @@ class FleetSimulator:
                 unserved=self._stats.unserved,
                 telemetry_valid=self._stats.telemetry_valid,
                 telemetry_poison=self._stats.telemetry_poison,
+                telemetry_refused=self._stats.telemetry_refused,
                 telemetry_send_failed=self._stats.telemetry_send_failed,
             )
 
@@ -467,7 +467,7 @@ class FleetSimulator:
     def _send_telemetry(self, now: datetime) -> None:
         poison = min(1.0, max(0.0, self.controls.poison_fraction()))
         interval = timedelta(seconds=self.demand.telemetry_interval_s)
-        bodies: list[tuple[str, bool]] = []
+        bodies: list[tuple[str, str | None]] = []  # (message, poison kind)
         with self._lock:
             for car in self.cars:
                 if car.next_telemetry > now:
@@ -476,20 +476,26 @@ class FleetSimulator:
                 if car.trip is not None:
                     self._advance_on_trip(car, interval.total_seconds())
                 if poison > 0 and self.rng.random() < poison:
-                    bodies.append((self._poison_body(car, now), True))
+                    kind, body = poisoned(self.rng, self._telemetry_body(car, now), now)
+                    bodies.append((body, kind))
                 else:
-                    bodies.append((self._telemetry_body(car, now), False))
+                    bodies.append((self._telemetry_body(car, now), None))
         for start in range(0, len(bodies), 10):
             chunk = bodies[start : start + 10]
-            delivered = self._sink([b for b, _ in chunk])
+            statuses = self._sink([b for b, _ in chunk])
             with self._lock:
-                for (_, is_poison), ok in zip(chunk, delivered, strict=True):
-                    if not ok:
-                        self._stats.telemetry_send_failed += 1
-                    elif is_poison:
-                        self._stats.telemetry_poison += 1
+                for (_, poison_kind), status in zip(chunk, statuses, strict=True):
+                    if status == 202:  # queued: SQS has it
+                        if poison_kind is None:
+                            self._stats.telemetry_valid += 1
+                        else:
+                            self._stats.telemetry_poison += 1
+                    elif status == 400 and poison_kind in REFUSED_KINDS:  # the request model refused it
+                        self._stats.telemetry_refused += 1
                     else:
-                        self._stats.telemetry_valid += 1
+                        self._stats.telemetry_send_failed += 1
+                        if status == 400:
+                            log.warning("fleet: a reading the simulator meant as valid was refused")
 
     def _advance_on_trip(self, car: SimCar, real_s: float) -> None:
         """Move a car on its trip by `real_s` of clock time: position and battery follow progress."""
@@ -509,9 +515,6 @@ class FleetSimulator:
         return reading(
             car.car_id, lat=car.lat, lon=car.lon, battery=car.battery, speed_kmh=car.speed_kmh, now=now
         )
-
-    def _poison_body(self, car: SimCar, now: datetime) -> str:
-        return poisoned(self.rng, self._telemetry_body(car, now), now)
 
 
 def _km(lat0: float, lon0: float, lat1: float, lon1: float) -> float:

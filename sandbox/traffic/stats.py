@@ -23,7 +23,8 @@ class FleetStats:
     trips_completed: int = 0
     unserved: int = 0
     telemetry_valid: int = 0
-    telemetry_poison: int = 0
+    telemetry_poison: int = 0  # broken but well-formed: queued (202), then dead-lettered by the ingest
+    telemetry_refused: int = 0  # malformed: refused by the API's request model (400), never queued
     telemetry_send_failed: int = 0
 
     @property
@@ -44,6 +45,7 @@ class FleetStats:
             "unserved": self.unserved,
             "telemetry_valid": self.telemetry_valid,
             "telemetry_poison": self.telemetry_poison,
+            "telemetry_refused": self.telemetry_refused,
             "telemetry_send_failed": self.telemetry_send_failed,
         }
 

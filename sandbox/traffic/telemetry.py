@@ -1,15 +1,16 @@
-"""The robotaxis' telemetry: readings as the service's `TelemetryMessage`, malformed ones as buggy
-firmware would send them, and `SqsTelemetry`, which sends batches to the telemetry queue."""
+"""The robotaxis' telemetry: readings as the service's `TelemetryMessage`, broken ones as buggy
+firmware would send them, and `ApiTelemetry`, which posts them to the cars API's telemetry route (API
+Gateway's direct SQS integration; the cars hold no SQS credentials)."""
 
 from __future__ import annotations
 
 import json
 import logging
 import random
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from urllib.parse import quote
 
-import boto3
+import requests
 
 from service.ingest.models import Position, TelemetryMessage
 
@@ -28,37 +29,54 @@ def reading(car_id: str, *, lat: float, lon: float, battery: float, speed_kmh: f
     return message.model_dump_json()
 
 
-def poisoned(rng: random.Random, good: str, now: datetime) -> str:
-    """`good` made malformed in one of four ways a buggy car firmware would."""
-    kind = rng.randrange(4)
+POISON_KINDS = ("string_number", "epoch_ts", "stale_clock", "fast_clock", "unknown_car")
+"""How buggy firmware breaks a reading. The first two are malformed: the API's request model refuses them
+(400, nothing queued). The others are well-formed and queued (202), and the telemetry ingest dead-letters
+them: a clock 2 h behind (too old), 1 h ahead (in the future), a car id nobody registered."""
+REFUSED_KINDS = frozenset(POISON_KINDS[:2])
+
+
+def poisoned(rng: random.Random, good: str, now: datetime) -> tuple[str, str]:
+    """`good` (a `reading`) broken in one of `POISON_KINDS`: (kind, message JSON)."""
+    kind = rng.choice(POISON_KINDS)
     body = json.loads(good)
-    if kind == 0:
+    if kind == "string_number":
         body["battery_level"] = "87%"  # a string where a number belongs
-    elif kind == 1:
+    elif kind == "epoch_ts":
         body["ts"] = int(now.timestamp())  # epoch seconds instead of ISO-8601
-    elif kind == 2:
-        del body["position"]
+    elif kind == "stale_clock":
+        body["ts"] = (now - timedelta(hours=2)).isoformat()
+    elif kind == "fast_clock":
+        body["ts"] = (now + timedelta(hours=1)).isoformat()
     else:
-        body["speed_kmh"] = -12.5
-    return json.dumps(body)
+        body["car_id"] = f"ghost-{rng.randrange(10**9):09d}"
+    return kind, json.dumps(body)
 
 
-class SqsTelemetry:
-    """Sends batches of up to 10 bodies to one queue; a client is created on first use."""
+class ApiTelemetry:
+    """Posts each message to the cars API's ``POST /cars/{car_id}/telemetry`` (the car from the message,
+    the rest as the body): the HTTP status per message, 0 if the API was not reached."""
 
-    def __init__(self, queue_url: str) -> None:
-        self.queue_url = queue_url
-        self._sqs: Any = None
+    def __init__(self, api_url: str, *, timeout_s: float = 10.0) -> None:
+        self.api_url = api_url.rstrip("/")
+        self.timeout_s = timeout_s
+        self._session: requests.Session | None = None
 
-    def __call__(self, bodies: list[str]) -> list[bool]:
-        """Send one batch; True per message SQS accepted."""
-        if self._sqs is None:
-            self._sqs = boto3.client("sqs")
-        entries = [{"Id": str(i), "MessageBody": body} for i, body in enumerate(bodies)]
-        try:
-            result = self._sqs.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
-        except Exception as err:
-            log.warning("fleet: telemetry batch not sent: %s", err)
-            return [False] * len(bodies)
-        ok = {int(entry["Id"]) for entry in result.get("Successful", [])}
-        return [i in ok for i in range(len(bodies))]
+    def __call__(self, messages: list[str]) -> list[int]:
+        if self._session is None:
+            self._session = requests.Session()
+        statuses: list[int] = []
+        for message in messages:
+            body = json.loads(message)
+            car_id = str(body.pop("car_id"))
+            url = f"{self.api_url}/cars/{quote(car_id, safe='')}/telemetry"
+            try:
+                response = self._session.post(url, json=body, timeout=self.timeout_s)
+            except requests.RequestException as err:
+                log.warning("fleet: telemetry not sent: %s", err)
+                statuses.append(0)
+                continue
+            if response.status_code != 202:
+                log.debug("fleet: telemetry answered %s: %s", response.status_code, response.text[:200])
+            statuses.append(response.status_code)
+        return statuses

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
@@ -15,6 +16,7 @@ from aws_lambda_powertools.event_handler.types import EventHandlerInstance
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from contract.telemetry_api import TELEMETRY_PATH, openapi_operation
 from service.api.errors import body_size, register_error_handlers
 from service.api.routes import cars, health
 from service.observability import logger, metrics, tracer
@@ -78,8 +80,12 @@ app.enable_swagger(path="/swagger", title=API_TITLE, version=API_VERSION)
 
 
 def openapi_json() -> str:
-    """The OpenAPI document of this API (what /openapi.json serves)."""
-    return app.get_openapi_json_schema(title=API_TITLE, version=API_VERSION)
+    """The OpenAPI document of this API (what /openapi.json serves): this function's routes, and
+    ``POST /cars/{car_id}/telemetry``, which API Gateway serves itself (request model + SQS integration,
+    marked ``x-amazon-apigateway-integration``; ``contract.telemetry_api``)."""
+    document = json.loads(app.get_openapi_json_schema(title=API_TITLE, version=API_VERSION))
+    document["paths"][TELEMETRY_PATH] = openapi_operation()
+    return json.dumps(document, indent=2)
 
 
 @app.get("/openapi.json", include_in_schema=False)

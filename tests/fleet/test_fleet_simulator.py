@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
 
+from sandbox.aws.telemetry_route import validation_reason
 from sandbox.traffic.api import ApiResponse
 from sandbox.traffic.clock import ManualClock
 from sandbox.traffic.demand import DemandModel
@@ -92,13 +92,20 @@ def simulate(
     api = InMemoryCarsApi()
     sent: list[str] = []
 
-    def sink(bodies: list[str]) -> list[bool]:
-        sent.extend(bodies)
-        return [True] * len(bodies)
+    def sink(bodies: list[str]) -> list[int]:
+        """The telemetry route's request model: 400 for what it refuses, else 202 (queued)."""
+        statuses = []
+        for body in bodies:
+            reading = json.loads(body)
+            reading.pop("car_id")
+            refused = validation_reason(reading) is not None
+            statuses.append(400 if refused else 202)
+            if not refused:
+                sent.append(body)
+        return statuses
 
     clock = ManualClock(WEDNESDAY_1PM)
     sim = FleetSimulator(
-        None,
         None,
         size=size,
         clock=clock,
@@ -179,27 +186,34 @@ def test_the_traffic_factor_scales_rider_and_back_office_traffic() -> None:
     assert dropped_gets == pytest.approx(0.2 * normal_gets, rel=0.3)
 
 
-def test_poison_telemetry_is_invalid_and_counted() -> None:
-    sim, _, sent = simulate(5, controls=Controls(poison=0.5))
-    invalid = 0
-    for body in sent:
-        try:
-            TelemetryMessage.model_validate_json(body)
-        except ValidationError:
-            invalid += 1
-            assert json.loads(body)["car_id"]  # still attributable to a car
+def test_poison_telemetry_is_refused_by_the_model_or_queued_for_the_dead_letter_queue() -> None:
+    # Given half the readings broken by buggy firmware, over 5 minutes
+    sim, api, queued = simulate(5, controls=Controls(poison=0.5))
     stats = sim.stats()
-    assert stats.telemetry_poison == invalid
-    assert stats.telemetry_valid == len(sent) - invalid
-    assert invalid == pytest.approx(0.5 * len(sent), rel=0.15)
+    # Then the malformed ones were refused (400) and only well-formed messages were queued
+    assert stats.telemetry_refused > 0
+    messages = [TelemetryMessage.model_validate_json(body) for body in queued]
+    assert stats.telemetry_valid + stats.telemetry_poison == len(messages)
+    # And the queued poison is what the ingest dead-letters: a car nobody registered, or a clock more
+    # than 1 h behind or 5 min ahead of the simulator's
+    now = WEDNESDAY_1PM + timedelta(minutes=5)
+    poison = [
+        m
+        for m in messages
+        if m.car_id not in api.cars
+        or m.ts < WEDNESDAY_1PM - timedelta(hours=1)
+        or m.ts > now + timedelta(minutes=5)
+    ]
+    assert len(poison) == stats.telemetry_poison
+    sent_broken = stats.telemetry_poison + stats.telemetry_refused
+    assert sent_broken == pytest.approx(0.5 * (sent_broken + stats.telemetry_valid), rel=0.15)
+    assert stats.telemetry_send_failed == 0
 
 
 def test_failed_sends_are_not_counted_as_sent() -> None:
     api = InMemoryCarsApi()
     clock = ManualClock(WEDNESDAY_1PM)
-    sim = FleetSimulator(
-        None, None, size=10, clock=clock, api=api, telemetry_sink=lambda bodies: [False] * len(bodies)
-    )
+    sim = FleetSimulator(None, size=10, clock=clock, api=api, telemetry_sink=lambda bodies: [0] * len(bodies))
     sim.register_fleet()
     for _ in range(120):
         clock.advance(0.5)
@@ -212,4 +226,4 @@ def test_failed_sends_are_not_counted_as_sent() -> None:
 @pytest.mark.parametrize("kwargs", [{"size": 0}, {"time_scale": 0}, {"time_scale": 50}])
 def test_invalid_settings_are_rejected(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
-        FleetSimulator("http://127.0.0.1:1", "q", **kwargs)
+        FleetSimulator("http://127.0.0.1:1", **kwargs)

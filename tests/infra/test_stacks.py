@@ -253,24 +253,97 @@ def test_monitor_schedule_passes_its_scheduled_time(synthesized: Synthesized, to
 # --- API -----------------------------------------------------------------------------------------
 
 
-def test_api_uses_iam_auth_except_health(synthesized: Synthesized, topo: Topology) -> None:
-    _one(synthesized.resources("AWS::ApiGateway::RestApi"), Name=topo.api_name)
+def _api_methods(synthesized: Synthesized) -> dict[tuple[str, str], dict[str, Any]]:
+    """(resource path, HTTP method) → the method's properties."""
     resources = synthesized.resources("AWS::ApiGateway::Resource", "service")
-    paths = {key.split(":", 1)[1]: r["Properties"]["PathPart"] for key, r in resources.items()}
-    methods = {
-        (paths[m["Properties"]["ResourceId"]["Ref"]], m["Properties"]["HttpMethod"]): m["Properties"]
+    by_id = {key.split(":", 1)[1]: r["Properties"] for key, r in resources.items()}
+
+    def path(logical_id: str) -> str:
+        resource = by_id[logical_id]
+        parent = resource["ParentId"]
+        prefix = path(parent["Ref"]) if "Ref" in parent else ""
+        return f"{prefix}/{resource['PathPart']}"
+
+    return {
+        (path(m["Properties"]["ResourceId"]["Ref"]), m["Properties"]["HttpMethod"]): m["Properties"]
         for m in synthesized.resources("AWS::ApiGateway::Method", "service").values()
     }
-    assert set(methods) == {("cars", "ANY"), ("{proxy+}", "ANY"), ("health", "GET")}
+
+
+def test_api_uses_iam_auth_except_health(synthesized: Synthesized, topo: Topology) -> None:
+    _one(synthesized.resources("AWS::ApiGateway::RestApi"), Name=topo.api_name)
+    methods = _api_methods(synthesized)
     assert {k: m["AuthorizationType"] for k, m in methods.items()} == {
-        ("cars", "ANY"): "AWS_IAM",
-        ("{proxy+}", "ANY"): "AWS_IAM",
-        ("health", "GET"): "NONE",
+        ("/cars", "ANY"): "AWS_IAM",
+        ("/cars/{car_id}", "ANY"): "AWS_IAM",
+        ("/cars/{car_id}/{proxy+}", "ANY"): "AWS_IAM",
+        ("/cars/{car_id}/telemetry", "POST"): "AWS_IAM",
+        ("/health", "GET"): "NONE",
     }
     alias_id = _alias_id(synthesized, "service", topo.cars_api.name)
-    for method in methods.values():
+    for key, method in methods.items():
+        if key[0].endswith("/telemetry"):
+            continue
         assert method["Integration"]["Type"] == "AWS_PROXY"
         assert alias_id in json.dumps(method["Integration"]["Uri"]), "the API must invoke the live alias"
+
+
+def test_telemetry_route_validates_the_body_and_sends_to_sqs_without_a_lambda(
+    synthesized: Synthesized, topo: Topology
+) -> None:
+    from contract.telemetry_api import (
+        ACCEPTED_TEMPLATE,
+        BAD_REQUEST_BODY_TEMPLATE,
+        READING_MODEL_NAME,
+        READING_SCHEMA,
+    )
+
+    method = _api_methods(synthesized)[("/cars/{car_id}/telemetry", "POST")]
+    integration = method["Integration"]
+    # A direct AWS service integration (SQS, JSON protocol), not a Lambda
+    assert integration["Type"] == "AWS"
+    assert ":sqs:path/" in json.dumps(integration["Uri"])
+    assert integration["PassthroughBehavior"] == "NEVER"
+    assert integration["RequestParameters"] == {
+        "integration.request.header.Content-Type": "'application/x-amz-json-1.0'",
+        "integration.request.header.X-Amz-Target": "'AmazonSQS.SendMessage'",
+    }
+    template = json.dumps(integration["RequestTemplates"]["application/json"])
+    assert "MessageBody" in template
+    assert "Telemetry" in template, "the template names the telemetry queue's URL"
+    # 202 with the message id only for an SQS 2xx; anything else (the default) is 503
+    responses = {r["StatusCode"]: r for r in integration["IntegrationResponses"]}
+    assert responses["202"]["SelectionPattern"] == r"2\d{2}"
+    assert responses["202"]["ResponseTemplates"]["application/json"] == ACCEPTED_TEMPLATE
+    assert "SelectionPattern" not in responses["503"]
+    # The body is checked by the request model (the contract's schema) before anything is sent
+    validator = synthesized.resources("AWS::ApiGateway::RequestValidator", "service")
+    (validator_id,) = [key.split(":", 1)[1] for key in validator]
+    assert method["RequestValidatorId"] == {"Ref": validator_id}
+    assert next(iter(validator.values()))["Properties"]["ValidateRequestBody"] is True
+    model = _one(synthesized.resources("AWS::ApiGateway::Model", "service"), Name=READING_MODEL_NAME)
+    assert model["Properties"]["Schema"] == READING_SCHEMA
+    assert model["Properties"]["ContentType"] == "application/json"
+    assert method["RequestModels"]["application/json"]["Ref"]
+    bad_body = _one(
+        synthesized.resources("AWS::ApiGateway::GatewayResponse", "service"), ResponseType="BAD_REQUEST_BODY"
+    )
+    assert bad_body["Properties"]["ResponseTemplates"]["application/json"] == BAD_REQUEST_BODY_TEMPLATE
+    # The integration's role may send to the telemetry queue and do nothing else
+    role_id = integration["Credentials"]["Fn::GetAtt"][0]
+    policies = [
+        p["Properties"]["PolicyDocument"]["Statement"]
+        for p in synthesized.resources("AWS::IAM::Policy", "service").values()
+        if {"Ref": role_id} in p["Properties"]["Roles"]
+    ]
+    (statements,) = policies
+    assert [s["Action"] for s in statements] == ["sqs:SendMessage"]
+    queue_id = _logical_id(synthesized, "service", "AWS::SQS::Queue", QueueName=topo.telemetry_queue.name)
+    assert statements[0]["Resource"] == {"Fn::GetAtt": [queue_id, "Arn"]}
+    role = synthesized.resources("AWS::IAM::Role", "service")[f"service:{role_id}"]
+    assert role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
+        "Service": "apigateway.amazonaws.com"
+    }
 
 
 def test_api_stage_logs_json_traces_and_throttles(synthesized: Synthesized, topo: Topology) -> None:
@@ -278,10 +351,14 @@ def test_api_stage_logs_json_traces_and_throttles(synthesized: Synthesized, topo
     assert stage["TracingEnabled"] is True
     access_format = json.loads(stage["AccessLogSetting"]["Format"])
     assert {"requestId", "status", "responseLatency", "user", "xrayTraceId"} <= set(access_format)
-    settings = stage["MethodSettings"][0]
-    assert settings["ThrottlingRateLimit"] == 100
-    assert settings["ThrottlingBurstLimit"] == 200
-    assert settings["LoggingLevel"] == "ERROR"
+    settings = {(m["ResourcePath"], m["HttpMethod"]): m for m in stage["MethodSettings"]}
+    assert settings[("/*", "*")]["ThrottlingRateLimit"] == 100
+    assert settings[("/*", "*")]["ThrottlingBurstLimit"] == 200
+    assert settings[("/*", "*")]["LoggingLevel"] == "ERROR"
+    # The telemetry route has a throttle of its own (the settings' defaults)
+    telemetry = settings[("/~1cars~1{car_id}~1telemetry", "POST")]
+    assert telemetry["ThrottlingRateLimit"] == 100
+    assert telemetry["ThrottlingBurstLimit"] == 200
 
 
 def test_cars_api_and_ingest_deploy_through_codedeploy_canaries_that_alarm_on_the_verdict(
