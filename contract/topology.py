@@ -193,6 +193,11 @@ class Topology:
         return f"{self.prefix}-monitor-health"
 
     @property
+    def topics(self) -> tuple[str, ...]:
+        """Every SNS topic: the alerts, and the monitor's own health (the CDK app and the sandbox make both)."""
+        return (self.alerts_topic, self.monitor_health_topic)
+
+    @property
     def outbox_sweep_schedule(self) -> str:
         """Schedule that runs the outbox sweeper (the relay function, invoked without stream records)."""
         return f"{self.prefix}-outbox-sweep-every-5m"

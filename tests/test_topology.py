@@ -61,3 +61,7 @@ def test_provisioning_creates_every_queue_rule_and_log_group_the_cdk_app_deploys
     groups = logs.describe_log_groups()["logGroups"]
     expected = {fn.log_group for fn in topo.functions} | {topo.event_log_group}
     assert expected <= {g["logGroupName"] for g in groups}
+    # And both topics: the alerts, and the monitor's own health (its heartbeat and failure alarms)
+    topics = {t["TopicArn"].rsplit(":", 1)[-1] for t in boto3.client("sns").list_topics()["Topics"]}
+    assert {topo.alerts_topic, topo.monitor_health_topic} <= topics
+    assert provisioned.monitor_health_topic_arn.endswith(f":{topo.monitor_health_topic}")

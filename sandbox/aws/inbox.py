@@ -1,7 +1,8 @@
-"""The alert inbox: an SQS queue subscribed to the SNS alerts topic, and `fleetscope alerts`.
+"""The alert inbox: an SQS queue subscribed to the SNS topics, and `fleetscope alerts`.
 
 `Inbox.ensure(topo)` creates the queue ``<prefix>-alerts-inbox`` in the emulator and subscribes it to
-the alerts topic with raw message delivery *off*, so every message is the SNS envelope (Type,
+every topic of the topology (the alerts topic and the monitor-health topic, whose messages carry its
+TopicArn) with raw message delivery *off*, so every message is the SNS envelope (Type,
 MessageId, TopicArn, Subject, Message, Timestamp, MessageAttributes, ...) exactly as SNS delivers it.
 
 Who reads the queue: only the running sandbox. Its `AlertPrinter` thread receives alerts as they
@@ -140,11 +141,13 @@ class Inbox:
         home: Path | str | None = None,
         topic_arn: str | None = None,
     ) -> Inbox:
-        """Create the inbox queue and its subscription to the alerts topic (idempotent)."""
+        """Create the inbox queue and its subscriptions to the alerts topic (`topic_arn` or the topology's)
+        and the monitor-health topic (idempotent)."""
         session = session or boto3.Session()
         sqs = session.client("sqs")
         sns = session.client("sns")
-        topic = topic_arn or sns.create_topic(Name=topo.alerts_topic)["TopicArn"]
+        topics = [topic_arn or sns.create_topic(Name=topo.alerts_topic)["TopicArn"]]
+        topics.append(sns.create_topic(Name=topo.monitor_health_topic)["TopicArn"])
         queue_url: str = sqs.create_queue(
             QueueName=inbox_queue_name(topo), Attributes={"MessageRetentionPeriod": str(14 * 24 * 3600)}
         )["QueueUrl"]
@@ -159,19 +162,20 @@ class Inbox:
                     "Principal": {"Service": "sns.amazonaws.com"},
                     "Action": "sqs:SendMessage",
                     "Resource": queue_arn,
-                    "Condition": {"ArnEquals": {"aws:SourceArn": topic}},
+                    "Condition": {"ArnEquals": {"aws:SourceArn": topics}},
                 }
             ],
         }
         sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": json.dumps(policy)})
-        existing = sns.list_subscriptions_by_topic(TopicArn=topic).get("Subscriptions", [])
-        if not any(s.get("Endpoint") == queue_arn and s.get("Protocol") == "sqs" for s in existing):
-            sns.subscribe(
-                TopicArn=topic,
-                Protocol="sqs",
-                Endpoint=queue_arn,
-                Attributes={"RawMessageDelivery": "false"},
-            )
+        for topic in topics:
+            existing = sns.list_subscriptions_by_topic(TopicArn=topic).get("Subscriptions", [])
+            if not any(s.get("Endpoint") == queue_arn and s.get("Protocol") == "sqs" for s in existing):
+                sns.subscribe(
+                    TopicArn=topic,
+                    Protocol="sqs",
+                    Endpoint=queue_arn,
+                    Attributes={"RawMessageDelivery": "false"},
+                )
         return cls(queue_url, home=home, sqs=sqs)
 
     def receive(self, *, wait_s: int = 1, max_messages: int = 10) -> list[dict[str, Any]]:

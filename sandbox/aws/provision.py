@@ -1,7 +1,8 @@
 """Create Fleetscope's resources in the emulator from the shared topology (contract/topology.py).
 
 Idempotent: provisioning twice leaves one of everything. Used by the sandbox and by the integration
-test fixtures, so tests see tables, queues, bus and topic exactly as the service expects them.
+test fixtures, so tests see tables, queues, bus and topics exactly as the service expects them (the
+alerts topic and the monitor-health topic, where the CDK app sends the monitor's own-health alarms).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class Provisioned:
     telemetry_dlq_arn: str
     event_bus_arn: str
     alerts_topic_arn: str
+    monitor_health_topic_arn: str
     outbox_stream_arn: str | None
     relay_failures_url: str
     monitor_schedule_dlq_url: str
@@ -46,7 +48,7 @@ def provision(topo: Topology, *, session: boto3.Session | None = None) -> Provis
     relay_failures_url, _ = _create_queue(sqs, topo.relay_failures)
     schedule_dlq_url, _ = _create_queue(sqs, topo.monitor_schedule_dlq)
     bus_arn = _create_bus(events, topo.event_bus)
-    topic_arn = sns.create_topic(Name=topo.alerts_topic)["TopicArn"]
+    topic_arns = {name: sns.create_topic(Name=name)["TopicArn"] for name in topo.topics}
     for group in (*(fn.log_group for fn in topo.functions), topo.event_log_group):
         _create_log_group(logs, group)
     _create_event_log_rule(events, topo, bus_arn)
@@ -57,7 +59,8 @@ def provision(topo: Topology, *, session: boto3.Session | None = None) -> Provis
         telemetry_dlq_url=dlq_url,
         telemetry_dlq_arn=dlq_arn,
         event_bus_arn=bus_arn,
-        alerts_topic_arn=topic_arn,
+        alerts_topic_arn=topic_arns[topo.alerts_topic],
+        monitor_health_topic_arn=topic_arns[topo.monitor_health_topic],
         outbox_stream_arn=stream_arns[topo.outbox_table.name],
         relay_failures_url=relay_failures_url,
         monitor_schedule_dlq_url=schedule_dlq_url,

@@ -44,8 +44,9 @@ def test_alerts_arrive_as_sns_envelopes_and_are_kept_in_order(
     Inbox.ensure(topo, home=tmp_path, topic_arn=provisioned.alerts_topic_arn)
     inbox = Inbox.ensure(topo, home=tmp_path, topic_arn=provisioned.alerts_topic_arn)
     inbox.drain()
-    subs = boto3.client("sns").list_subscriptions_by_topic(TopicArn=provisioned.alerts_topic_arn)
-    assert sum(1 for s in subs["Subscriptions"] if s["Protocol"] == "sqs") == 1
+    for topic in (provisioned.alerts_topic_arn, provisioned.monitor_health_topic_arn):
+        subs = boto3.client("sns").list_subscriptions_by_topic(TopicArn=topic)
+        assert sum(1 for s in subs["Subscriptions"] if s["Protocol"] == "sqs") == 1
     # When two alerts are published and the printer runs
     ids = [
         publish(provisioned.alerts_topic_arn, "API 5XX rate", "OPEN"),
@@ -75,6 +76,15 @@ def test_alerts_arrive_as_sns_envelopes_and_are_kept_in_order(
     assert "RESOLVED" in lines[1]
     # And the queue is empty (each alert moved once)
     assert inbox.drain() == []
+    # And an alarm on the monitor's own health (its own topic) reaches the inbox too, with its topic
+    health_id = publish(provisioned.monitor_health_topic_arn, "Monitor heartbeat missing", "ALARM")
+    deadline = time.monotonic() + 20
+    received: list[dict[str, object]] = []
+    while not received and time.monotonic() < deadline:
+        received = inbox.drain()
+    assert [(m["MessageId"], m["TopicArn"]) for m in received] == [
+        (health_id, provisioned.monitor_health_topic_arn)
+    ]
 
 
 def test_cli_prints_one_json_object_per_line(
