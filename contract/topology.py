@@ -194,7 +194,7 @@ class Topology:
 
     @property
     def topics(self) -> tuple[str, ...]:
-        """Every SNS topic: the alerts, and the monitor's own health (the CDK app and the sandbox make both)."""
+        """Every SNS topic: the alerts and the monitor's own health (the CDK app and sandbox make both)."""
         return (self.alerts_topic, self.monitor_health_topic)
 
     @property

@@ -186,7 +186,7 @@ class CarsApi(Construct):
             type=apigw.ResponseType.BAD_REQUEST_BODY,
             templates={"application/json": BAD_REQUEST_BODY_TEMPLATE},
         )
-        method = resource.add_method(
+        return resource.add_method(
             "POST",
             integration,
             request_validator=validator,
@@ -198,7 +198,6 @@ class CarsApi(Construct):
                 apigw.MethodResponse(status_code=str(NOT_QUEUED_STATUS)),
             ],
         )
-        return method
 
     def _acknowledge(self) -> None:
         acknowledge(
