@@ -234,3 +234,21 @@ class IncidentTracker:
             reason=reason,
             incident=inc.model_copy(deep=True),
         )
+
+
+def supersede(older: Incident, newer: Incident) -> Transition:
+    """RESOLVED for `older`, an incident saved open in the same group as `newer`, which carries on.
+
+    A group has one open incident at a time (`TrackerState.open`). Two saved open means a RESOLVED was
+    lost (a run died, or a rebuild kept only one); the older one's OPEN went out, so it gets its
+    RESOLVED now, at the newest data time either knows, naming the incident that carries on.
+    """
+    inc = older.model_copy(deep=True)
+    at = max(inc.updated_at, newer.updated_at)
+    reason = f"superseded by {newer.id}, open in the same group when the model state was rebuilt"
+    inc.status = "resolved"
+    inc.resolved_at = at
+    inc.resolve_reason = reason
+    for member in inc.members.values():
+        member.firing = False
+    return IncidentTracker._transition(inc, "RESOLVED", at, reason)

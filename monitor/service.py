@@ -7,7 +7,7 @@ keeps between runs lives in the monitor table:
 1. take the run lease (a conditional write; reserved concurrency 1 is the first guard);
 2. load the model state (fitted detectors, alert states, open incidents, last scored period);
    an unreadable state or one of another version is logged and rebuilt by retraining, keeping the
-   incidents saved open (so they still resolve);
+   incidents saved open (so they still resolve; older ones of a group resolve as superseded);
 3. retrain series that have no model or whose model is older than the retrain interval, oldest
    first, in batches, within a time budget (the rest wait for the next run), on up to 14 days of
    history fetched for them only;
@@ -48,7 +48,7 @@ from monitor.detectors import (
     build_detector,
     detector_from_state,
 )
-from monitor.incidents import Incident, IncidentTracker, PointSignal, Transition
+from monitor.incidents import Incident, IncidentTracker, PointSignal, Transition, supersede
 from monitor.notifier import Notifier, NotifierError, deployment_refs, render
 from monitor.policy import AlertRule, AlertRuleError, SeriesAlertState, default_rule
 from monitor.settings import MonitorSettings
@@ -164,6 +164,7 @@ class MonitorService:
         self.budget = budget or RunBudget()
         self.period = catalog.period_s
         self._models_dirty = False
+        self._superseded: list[Transition] = []  # RESOLVED of older incidents a rebuild found open
 
     # -- the run -----------------------------------------------------------------------------------
 
@@ -182,6 +183,7 @@ class MonitorService:
         return result
 
     def _run(self, now: int, result: RunResult) -> None:
+        self._superseded = []
         state, generation, models_ref = self._load_state(result)
         self._models_dirty = models_ref is None
         end = (now - self.settings.settle_s) // self.period * self.period  # exclusive
@@ -190,7 +192,7 @@ class MonitorService:
         if state.last_scored >= end - self.period:
             result.scored_until = state.last_scored
         self._train_due(state, now, result)
-        transitions = self._score(state, end, result)
+        transitions = [*self._superseded, *self._score(state, end, result)]
         outbox: list[OutboxItem] = []
         incidents: dict[str, dict[str, Any]] = {}
         for t in transitions:
@@ -222,17 +224,24 @@ class MonitorService:
 
     def _rebuilt_state(self) -> ModelState:
         """A fresh state that still holds the incidents saved open: they resolve as usual instead of
-        being forgotten (their OPEN was sent; a RESOLVED must follow)."""
+        being forgotten (their OPEN was sent; a RESOLVED must follow). A group holds one open incident,
+        so when several of a group were saved open the newest carries on and each older one gets its
+        RESOLVED in this run's commit (`self._superseded`), naming the newest."""
         state = self._fresh_state()
+        by_group: dict[str, list[Incident]] = {}
         for raw in self.store.open_incidents():
             try:
                 incident = Incident.model_validate(raw)
             except ValidationError as err:
                 logger.error("open incident %s unreadable, not restored: %s", raw.get("id"), err)
                 continue
-            current = state.incidents.open.get(incident.resource)
-            if current is None or current.opened_at < incident.opened_at:
-                state.incidents.open[incident.resource] = incident
+            by_group.setdefault(incident.resource, []).append(incident)
+        for group, incidents in by_group.items():
+            *older, newest = sorted(incidents, key=lambda i: (i.opened_at, i.id))
+            state.incidents.open[group] = newest
+            for incident in older:
+                logger.warning("incident %s superseded by %s in group %s", incident.id, newest.id, group)
+                self._superseded.append(supersede(incident, newest))
         return state
 
     def _load_state(self, result: RunResult) -> tuple[ModelState, int, str | None]:

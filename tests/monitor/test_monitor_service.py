@@ -303,6 +303,40 @@ def test_an_incident_open_when_the_state_is_lost_still_resolves(world: World) ->
     ]
 
 
+def test_a_rebuilt_state_resolves_every_incident_saved_open_in_a_group_not_only_the_newest(
+    world: World,
+) -> None:
+    world.service().run(T_END)
+    world.traffic(T_END, T_END + 4 * P)
+    world.outage(T_END, T_END + 4 * P)
+    world.service().run(T_END + 4 * P)
+    (newer,) = world.store.open_incidents()
+    # Given an older incident of the same group also saved open (its OPEN went out, its RESOLVED was lost,
+    # e.g. by an earlier rebuild), and then the stored state is damaged
+    older = json.loads(json.dumps(newer)) | {
+        "id": "inc-older",
+        "opened_at": newer["opened_at"] - 6 * P,
+        "seq": 3,
+    }
+    world.store.put_incident(older, now=T_END)
+    world.store.blob = b"not zlib"
+    # When the state is rebuilt and the errors stop
+    world.traffic(T_END + 4 * P, T_END + 12 * P)
+    rebuilt = world.service().run(T_END + 5 * P)
+    assert any("model state rejected" in e for e in rebuilt.errors)
+    for k in range(6, 13):
+        world.service().run(T_END + k * P)
+    # Then both incidents resolve, each exactly once, and none opens again
+    sent = [json.loads(json.loads(m["Message"])["sqs"]) for m in world.notifier.published]
+    closing = [(a["kind"], a["incident_id"]) for a in sent if a["kind"] != "UPDATED"]
+    assert sorted(closing) == sorted(
+        [("OPEN", newer["id"]), ("RESOLVED", "inc-older"), ("RESOLVED", newer["id"])]
+    ), closing
+    superseded = next(a for a in sent if a["incident_id"] == "inc-older")
+    assert newer["id"] in superseded["reason"]
+    assert world.store.open_incidents() == []
+
+
 def test_outbox_items_of_a_run_that_died_before_its_commit_are_never_sent(world: World) -> None:
     world.service().run(T_END)
     world.traffic(T_END, T_END + 4 * P)
