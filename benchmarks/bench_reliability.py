@@ -377,6 +377,15 @@ def outbox_under_failures(total: int, topo: Topology) -> Row:
         retry_delay_s=0,
     )
     source.drain_once()  # earlier sections' events: not part of this one
+    # Attempts of the service's TransactWriteItems that botocore retried (a read timeout, a 5xx): each one
+    # is repeated with its ClientRequestToken, which DynamoDB (and the emulator) answer without writing again.
+    retried = [0]
+
+    def count_retry(caught_exception: Exception | None = None, **_: Any) -> None:
+        if caught_exception is not None:
+            retried[0] += 1
+
+    dynamodb_client().meta.events.register("needs-retry.dynamodb.TransactWriteItems", count_retry)
     _drain_events(sqs, url)
     now = [datetime.now(UTC)]
     outage = (now[0] + timedelta(minutes=20), now[0] + timedelta(minutes=30))
@@ -434,7 +443,7 @@ def outbox_under_failures(total: int, topo: Topology) -> Row:
     return Row(
         "changes, EventBridge failing 20 % + a 10-min outage: lost / duplicated",
         f"{len(outbox_ids):,} changes, {publisher.failures:,} of {publisher.calls:,} PutEvents failed, "
-        f"{len(source.failed):,} given up by the stream",
+        f"{len(source.failed):,} given up by the stream, {retried[0]} transaction attempts retried",
         f"{lost} / {duplicated}",
         "0 / 0",
         lost == 0 and duplicated == 0 and len(outbox_ids) == expected,

@@ -57,3 +57,50 @@ def test_the_emulator_answers_no_cross_origin_request(emulator: Emulator) -> Non
         headers = response.headers
     # Then the answer grants the page no access to what it says
     assert "Access-Control-Allow-Origin" not in headers
+
+
+@pytest.mark.integration
+def test_a_transaction_repeated_with_its_client_request_token_is_not_applied_twice(
+    emulator: Emulator,
+) -> None:
+    import uuid
+
+    import boto3
+    from botocore.exceptions import ClientError
+
+    ddb = boto3.client("dynamodb", endpoint_url=emulator.endpoint_url, region_name="us-east-1")
+    table = f"tokens-{uuid.uuid4().hex[:8]}"
+    ddb.create_table(
+        TableName=table,
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    ddb.put_item(TableName=table, Item={"id": {"S": "car"}, "version": {"N": "1"}})
+    bump = [
+        {
+            "Update": {
+                "TableName": table,
+                "Key": {"id": {"S": "car"}},
+                "UpdateExpression": "SET version = version + :one",
+                "ConditionExpression": "version = :expected",
+                "ExpressionAttributeValues": {":one": {"N": "1"}, ":expected": {"N": "1"}},
+            }
+        }
+    ]
+    # Given a conditional transaction that committed
+    ddb.transact_write_items(TransactItems=bump, ClientRequestToken="token-1")
+    # When it is sent again with the same token (botocore's retry after a read timeout does exactly this)
+    ddb.transact_write_items(TransactItems=bump, ClientRequestToken="token-1")
+    # Then it succeeds, as on DynamoDB, without writing again
+    assert ddb.get_item(TableName=table, Key={"id": {"S": "car"}})["Item"]["version"] == {"N": "2"}
+    # And another token is a new transaction: its condition fails
+    with pytest.raises(ClientError) as cancelled:
+        ddb.transact_write_items(TransactItems=bump, ClientRequestToken="token-2")
+    assert cancelled.value.response["Error"]["Code"] == "TransactionCanceledException"
+    # And the same token with other items is refused
+    other = [{"Put": {"TableName": table, "Item": {"id": {"S": "other"}}}}]
+    with pytest.raises(ClientError) as mismatch:
+        ddb.transact_write_items(TransactItems=other, ClientRequestToken="token-1")
+    assert mismatch.value.response["Error"]["Code"] == "IdempotentParameterMismatchException"
+    ddb.delete_table(TableName=table)
