@@ -300,6 +300,9 @@ class HistoryModel:
         e5 = rng.binomial(requests, p.api_5xx_share)
         e4 = rng.binomial(requests - e5, p.api_4xx_share)
         telemetry = rng.poisson(np.full(n, d.telemetry_per_minute() * minutes))
+        # Every reading is a POST /cars/{car_id}/telemetry through API Gateway (its SQS integration): the
+        # stage's Count, 4XX/5XX denominators and Latency cover it as well as the cars-api requests.
+        gateway = requests + telemetry
         transitions = rng.poisson(transition_rate * minutes)
         # How much slower than its median the machine runs in each period, for every latency alike.
         slowdown = np.exp(p.latency_jitter * rng.standard_normal(n))
@@ -308,6 +311,7 @@ class HistoryModel:
             "load": load,
             "slowdown": slowdown,
             "requests": requests,
+            "gateway": gateway,
             "4xx": e4,
             "5xx": e5,
             "telemetry": telemetry,
@@ -334,14 +338,14 @@ class HistoryModel:
         )
         if ns == "AWS/ApiGateway":
             if name == "Count":
-                return _counts(shared["requests"])
+                return _counts(shared["gateway"])
             # API Gateway publishes 4XXError and 5XXError (0 or 1) with every request.
             if name == "4XXError":
-                return _per_event(shared["4xx"], shared["requests"])
+                return _per_event(shared["4xx"], shared["gateway"])
             if name == "5XXError":
-                return _per_event(shared["5xx"], shared["requests"])
-            if name == "Latency":
-                return self._latency(shared["requests"], p.api_latency, shared["load"], shared["slowdown"])
+                return _per_event(shared["5xx"], shared["gateway"])
+            if name == "Latency":  # one shape for both routes, as calibration measures the stage's mix
+                return self._latency(shared["gateway"], p.api_latency, shared["load"], shared["slowdown"])
         if ns == "AWS/Lambda" and fn_key is not None:
             invocations, shape = shared["invocations"][fn_key]
             if name == "Invocations":

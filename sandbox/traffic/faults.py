@@ -18,7 +18,7 @@ Kinds and what ``--intensity`` means for each (defaults in `KINDS`):
 | cold-start-storm | a share of invocations re-initialise the function | share, (0, 1] |
 | traffic-drop | the fleet's request rate falls | share of traffic lost, (0, 1] |
 | traffic-spike | the fleet's request rate rises | rate multiplier, (1, 20] |
-| poison-telemetry | broken telemetry (malformed → 400; bad clock/car → DLQ) | share of messages, (0, 1] |
+| poison-telemetry | broken telemetry (bad clock or unknown car → DLQ) | share of messages, (0, 1] |
 | consumer-stall | the telemetry-ingest poller stops (→ queue age grows) | share of polls skipped, (0, 1] |
 """
 

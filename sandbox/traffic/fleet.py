@@ -49,7 +49,7 @@ from sandbox.traffic.clock import Clock, SystemClock
 from sandbox.traffic.controls import FleetControls, NormalTraffic
 from sandbox.traffic.demand import LOOKUPS_PER_TRIP, MAINTENANCE_SHARE, DemandModel, poisson
 from sandbox.traffic.stats import FleetStats, write_stats_file
-from sandbox.traffic.telemetry import REFUSED_KINDS, ApiTelemetry, poisoned, reading
+from sandbox.traffic.telemetry import ApiTelemetry, poisoned, reading
 from sandbox.traffic.vins import random_vin
 
 log = logging.getLogger(__name__)
@@ -490,12 +490,10 @@ class FleetSimulator:
                             self._stats.telemetry_valid += 1
                         else:
                             self._stats.telemetry_poison += 1
-                    elif status == 400 and poison_kind in REFUSED_KINDS:  # the request model refused it
+                    elif status == 400:  # the request model refused it: never queued
                         self._stats.telemetry_refused += 1
                     else:
                         self._stats.telemetry_send_failed += 1
-                        if status == 400:
-                            log.warning("fleet: a reading the simulator meant as valid was refused")
 
     def _advance_on_trip(self, car: SimCar, real_s: float) -> None:
         """Move a car on its trip by `real_s` of clock time: position and battery follow progress."""

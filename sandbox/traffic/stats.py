@@ -24,7 +24,7 @@ class FleetStats:
     unserved: int = 0
     telemetry_valid: int = 0
     telemetry_poison: int = 0  # broken but well-formed: queued (202), then dead-lettered by the ingest
-    telemetry_refused: int = 0  # malformed: refused by the API's request model (400), never queued
+    telemetry_refused: int = 0  # refused by the API's request model (400), never queued (0 unless a bug)
     telemetry_send_failed: int = 0
 
     @property
