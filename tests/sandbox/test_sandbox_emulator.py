@@ -10,6 +10,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -103,4 +104,74 @@ def test_a_transaction_repeated_with_its_client_request_token_is_not_applied_twi
     with pytest.raises(ClientError) as mismatch:
         ddb.transact_write_items(TransactItems=other, ClientRequestToken="token-1")
     assert mismatch.value.response["Error"]["Code"] == "IdempotentParameterMismatchException"
+    ddb.delete_table(TableName=table)
+
+
+@pytest.mark.integration
+def test_a_cancelled_transaction_writes_nothing_and_leaves_no_stream_record(emulator: Emulator) -> None:
+    import uuid
+
+    import boto3
+    from botocore.exceptions import ClientError
+
+    ddb = boto3.client("dynamodb", endpoint_url=emulator.endpoint_url, region_name="us-east-1")
+    streams = boto3.client("dynamodbstreams", endpoint_url=emulator.endpoint_url, region_name="us-east-1")
+    table = f"undo-{uuid.uuid4().hex[:8]}"
+    arn = ddb.create_table(
+        TableName=table,
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
+    )["TableDescription"]["LatestStreamArn"]
+    ddb.put_item(TableName=table, Item={"id": {"S": "car"}, "version": {"N": "1"}, "name": {"S": "x"}})
+
+    def records() -> int:
+        shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+        iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")
+        return len(streams.get_records(ShardIterator=iterator["ShardIterator"])["Records"])
+
+    def item(key: str) -> dict[str, Any] | None:
+        found: dict[str, Any] | None = ddb.get_item(TableName=table, Key={"id": {"S": key}}).get("Item")
+        return found
+
+    put_new = {"Put": {"TableName": table, "Item": {"id": {"S": "new"}}}}
+    # When a condition fails (the second operation), Then nothing is written, not even the first
+    stale = {
+        "Update": {
+            "TableName": table,
+            "Key": {"id": {"S": "car"}},
+            "UpdateExpression": "SET version = :two",
+            "ConditionExpression": "version = :nine",
+            "ExpressionAttributeValues": {":two": {"N": "2"}, ":nine": {"N": "9"}},
+        }
+    }
+    with pytest.raises(ClientError) as cancelled:
+        ddb.transact_write_items(TransactItems=[put_new, stale])
+    reasons = [r["Code"] for r in cancelled.value.response["CancellationReasons"]]
+    assert reasons == ["None", "ConditionalCheckFailed"]
+    assert item("new") is None
+    assert records() == 1
+    # When a write fails after another was made (adding a number to a string), Then both are undone
+    bad = {
+        "Update": {
+            "TableName": table,
+            "Key": {"id": {"S": "car"}},
+            "UpdateExpression": "SET version = :two, #n = #n + :one",
+            "ExpressionAttributeNames": {"#n": "name"},
+            "ExpressionAttributeValues": {":two": {"N": "2"}, ":one": {"N": "1"}},
+        }
+    }
+    with pytest.raises(ClientError):
+        ddb.transact_write_items(TransactItems=[put_new, bad])
+    assert item("new") is None
+    assert item("car") == {"id": {"S": "car"}, "version": {"N": "1"}, "name": {"S": "x"}}
+    assert records() == 1
+    # And a transaction whose conditions hold writes every item, one stream record each
+    ok = {**stale["Update"], "ConditionExpression": "version = :one"}
+    ok["ExpressionAttributeValues"] = {":two": {"N": "2"}, ":one": {"N": "1"}}
+    ddb.transact_write_items(TransactItems=[put_new, {"Update": ok}])
+    assert item("new") == {"id": {"S": "new"}}
+    assert item("car")["version"] == {"N": "2"}  # type: ignore[index]
+    assert records() == 3
     ddb.delete_table(TableName=table)
