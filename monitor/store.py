@@ -271,15 +271,17 @@ class DynamoDbIncidentStore:
             for i in incidents
         ]
         batches = _transactions(actions, last={"Put": put_head})
-        # The same token on a retried call (botocore's retries after a timeout) makes it idempotent
-        # for 10 minutes: a commit that did happen is not reported as a conflict with itself.
-        token = f"{generation}-{digest[:24]}"
-        for i, batch in enumerate(batches[:-1]):  # only when the run's items do not fit one transaction
-            self.table.meta.client.transact_write_items(
-                TransactItems=batch, ClientRequestToken=f"{token}-{i}"
-            )
+        # The same token on a retried call (botocore's retries after a timeout) makes it idempotent for 10
+        # minutes: a commit that did happen is not reported as a conflict with itself. The token is the
+        # digest of the transaction itself: DynamoDB scopes tokens to the account and region, so one made
+        # of the generation and the blob alone was reused by other writes (another stage's monitor at the
+        # same generation; a retried save with other items) and answered IdempotentParameterMismatch.
+        for batch in batches[:-1]:  # only when the run's items do not fit one transaction
+            self.table.meta.client.transact_write_items(TransactItems=batch, ClientRequestToken=_token(batch))
         try:
-            self.table.meta.client.transact_write_items(TransactItems=batches[-1], ClientRequestToken=token)
+            self.table.meta.client.transact_write_items(
+                TransactItems=batches[-1], ClientRequestToken=_token(batches[-1])
+            )
         except ClientError as err:
             reasons = err.response.get("CancellationReasons") or []
             if reasons and reasons[-1].get("Code") == "ConditionalCheckFailed":
@@ -465,3 +467,9 @@ def _plain(value: Any) -> Any:
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
     return value
+
+
+def _token(transaction: list[dict[str, Any]]) -> str:
+    """A TransactWriteItems ClientRequestToken (<= 36 characters) that only this transaction has."""
+    canonical = json.dumps(transaction, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:36]

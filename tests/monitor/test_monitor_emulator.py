@@ -355,3 +355,32 @@ def test_a_run_killed_between_its_writes_and_rerun_with_a_late_datapoint_opens_o
     resolved = [a["incident_id"] for a in alerts if a["kind"] == "RESOLVED"]
     assert len(opened) == 1
     assert resolved == opened
+
+
+def test_two_stages_monitors_saving_the_same_generation_do_not_share_a_client_token(
+    clean_monitor_table: str,
+) -> None:
+    from contract.topology import topology
+    from sandbox.aws.provision import provision
+
+    # Given another stage's monitor table in the same account and region (DynamoDB scopes
+    # ClientRequestTokens to the account and region, not to a table)
+    other = topology(f"tok{uuid.uuid4().hex[:6]}")
+    provision(other, session=boto3.Session())
+    stores = [
+        DynamoDbIncidentStore(name, table=boto3.resource("dynamodb").Table(name))
+        for name in (clean_monitor_table, other.monitor_table.name)
+    ]
+
+    def item(key: str) -> OutboxItem:
+        return OutboxItem(
+            dedup_key=key, incident_id=key, seq=1, kind="OPEN", created_at=1000, message={"m": key}
+        )
+
+    # When both save their first generation of the same (empty) state, each with its own alert
+    for n, store in enumerate(stores):
+        assert (
+            store.save_state(b"empty", expected_generation=0, now=1000, outbox=[item(f"inc-{n}#0001")]) == 1
+        )
+    # Then each table holds its own alert: neither save was taken for a repeat of the other
+    assert [[i.dedup_key for i in store.unsent()] for store in stores] == [["inc-0#0001"], ["inc-1#0001"]]
