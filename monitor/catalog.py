@@ -344,10 +344,14 @@ def build_catalog(names: ResourceNames, *, period_s: int) -> Catalog:
             dims=dims, stat="Sum", direction="up", severity=warn, fill_zero=True,
             unit="throttles",
         )  # fmt: skip
-        b.metric(
-            f"{res}:duration-p99", f"{fn.key} duration p99", resource=res, namespace=lam, name="Duration",
-            dims=dims, stat="p99", direction="up", severity=warn, unit="ms",
-        )  # fmt: skip
+        # p50 as well as p99: the API stage's latency mixes every route (telemetry readings, served by
+        # API Gateway's SQS integration, are most of its requests), so a function's own slowdown shows
+        # in its duration's bulk, not only in the stage's tail.
+        for stat in ("p50", "p99"):
+            b.metric(
+                f"{res}:duration-{stat}", f"{fn.key} duration {stat}", resource=res, namespace=lam,
+                name="Duration", dims=dims, stat=stat, direction="up", severity=warn, unit="ms",
+            )  # fmt: skip
         b.metric(
             f"{res}:concurrency", f"{fn.key} concurrent executions", resource=res, namespace=lam,
             name="ConcurrentExecutions", dims=dims, stat="Maximum", direction="up", severity=info,
