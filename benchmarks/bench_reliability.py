@@ -221,11 +221,12 @@ def conflicting_updates(total: int, topo: Topology) -> Row:
     lost = 0
     for car_id, count in accepted.items():
         version = int(_call("GET", f"/cars/{car_id}").body["version"])
-        events = ddb.scan(
+        events = _scan(
+            ddb,
             TableName=topo.outbox_table.name,
             FilterExpression="car_id = :c AND event_type = :t",
             ExpressionAttributeValues={":c": {"S": car_id}, ":t": {"S": "CarUpdated"}},
-        )["Items"]
+        )
         # Every accepted PUT is a change: one version bump and one CarUpdated event each.
         lost += abs(count - (version - 1)) + abs(len(events) - (version - 1))
     return Row(
@@ -429,11 +430,12 @@ def outbox_under_failures(total: int, topo: Topology) -> Row:
     outbox_ids = set()
     ddb = boto3.client("dynamodb")
     for car_id in cars:
-        items = ddb.scan(
+        items = _scan(
+            ddb,
             TableName=topo.outbox_table.name,
             FilterExpression="car_id = :c",
             ExpressionAttributeValues={":c": {"S": car_id}},
-        )["Items"]
+        )
         outbox_ids |= {i["event_id"]["S"] for i in items}
     lost = len(outbox_ids - set(delivered))
     duplicated = len(delivered) - len(set(delivered))
@@ -448,6 +450,11 @@ def outbox_under_failures(total: int, topo: Topology) -> Row:
         "0 / 0",
         lost == 0 and duplicated == 0 and len(outbox_ids) == expected,
     )
+
+
+def _scan(ddb: Any, **kwargs: Any) -> list[dict[str, Any]]:
+    """Every item a Scan matches: all its pages (one page holds at most 1 MB of the table)."""
+    return [item for page in ddb.get_paginator("scan").paginate(**kwargs) for item in page["Items"]]
 
 
 def _drain_events(sqs: Any, url: str) -> list[dict[str, Any]]:
