@@ -14,6 +14,12 @@ from functools import cache
 # The monitor runs at that time, so a retried invocation scores exactly the same periods.
 SCHEDULED_TIME_FIELD = "scheduled_time"
 
+# Every trigger invokes a function through this alias; the functions in CANARY_FUNCTIONS deploy through
+# it with a canary (CodeDeploy on AWS, `fleetscope deploy` in the sandbox), so AWS/Lambda publishes
+# their metrics per version too (dimensions FunctionName, Resource = "<name>:live", ExecutedVersion).
+LIVE_ALIAS = "live"
+CANARY_FUNCTIONS = ("cars-api", "telemetry-ingest")
+
 
 @dataclass(frozen=True, kw_only=True)
 class IndexSpec:

@@ -191,7 +191,11 @@ def _read_metrics(
         ids.extend([spec.id] * len(result.get("Timestamps", [])))
         stamps.extend(result.get("Timestamps", []))
         values.extend(float(v) for v in result.get("Values", []))
-    return pd.DataFrame({"id": ids, "timestamp": pd.to_datetime(stamps, utc=True), "value": values})
+    frame = pd.DataFrame({"id": ids, "timestamp": pd.to_datetime(stamps, utc=True), "value": values})
+    # A spec with `each` (the slowest version) returns one value per version and period: keep the largest.
+    if not frame.duplicated(["id", "timestamp"]).any():
+        return frame
+    return frame.groupby(["id", "timestamp"], sort=False)["value"].max().reset_index()
 
 
 def sum_series(frame: MetricFrame, ids: Iterable[str]) -> pd.Series:

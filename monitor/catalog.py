@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from contract import metrics as metric_names
 from contract.metrics import WATCHED_BUSINESS_METRICS
 from contract.resources import ResourceNames
+from contract.topology import CANARY_FUNCTIONS, LIVE_ALIAS
 
 Direction = Literal["up", "down", "both"]
 
@@ -151,6 +152,20 @@ class MetricSpec(_SeriesSpec):
         default=False,
         description="a period without datapoints means 0 (CloudWatch omits zero counts), not missing",
     )
+    each: str | None = Field(
+        default=None,
+        min_length=1,
+        description=(
+            "a dimension read for every value that ListMetrics finds beside `dimensions`; the series is "
+            "the per-period maximum over those values (e.g. ExecutedVersion: the slowest version)"
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _each_is_a_free_dimension(self) -> MetricSpec:
+        if self.each is not None and self.each in self.dimensions:
+            raise ValueError(f"{self.id}: `each` names {self.each!r}, which `dimensions` already fixes")
+        return self
 
     @model_validator(mode="after")
     def _zero_fill_only_upward(self) -> MetricSpec:
@@ -229,9 +244,11 @@ class _Builder:
         severity: Severity,
         fill_zero: bool = False,
         unit: str = "",
+        each: str | None = None,
     ) -> str:
         self.metrics.append(
             MetricSpec(
+                each=each,
                 id=id,
                 title=title,
                 resource=resource,
@@ -351,6 +368,16 @@ def build_catalog(names: ResourceNames, *, period_s: int) -> Catalog:
             b.metric(
                 f"{res}:duration-{stat}", f"{fn.key} duration {stat}", resource=res, namespace=lam,
                 name="Duration", dims=dims, stat=stat, direction="up", severity=warn, unit="ms",
+            )  # fmt: skip
+        if fn.key in CANARY_FUNCTIONS:
+            # During a canary the new version's latency is diluted in the function's percentiles (a
+            # +2 s version on 10 % of traffic leaves the p50 alone and the p99 inside its noise): the
+            # slowest version's p50 shows it at once, and equals the function's p50 between deployments.
+            b.metric(
+                f"{res}:duration-p50-slowest-version", f"{fn.key} duration p50, slowest version",
+                resource=res, namespace=lam, name="Duration",
+                dims={"FunctionName": fn.name, "Resource": f"{fn.name}:{LIVE_ALIAS}"}, each="ExecutedVersion",
+                stat="p50", direction="up", severity=warn, unit="ms",
             )  # fmt: skip
         b.metric(
             f"{res}:concurrency", f"{fn.key} concurrent executions", resource=res, namespace=lam,

@@ -12,6 +12,10 @@ are computed here, in Python, from the raw series (`derive`).
 for a period without a datapoint, except for metrics flagged `fill_zero` (CloudWatch omits periods in
 which an error counter stayed at zero). `read` is the reader beneath it: every result as CloudWatch
 returned it, for any window (the dashboard reads its metrics through it).
+
+A spec with `each` (e.g. ``ExecutedVersion``) stands for every metric ListMetrics finds with its
+dimensions plus that one: each is read like any other, and `fetch` keeps the per-period maximum (a
+failed ListMetrics fails that series only).
 """
 
 from __future__ import annotations
@@ -93,6 +97,8 @@ class MetricSource(Protocol):
 
 class CloudWatchClient(Protocol):
     def get_metric_data(self, **kwargs: Any) -> Mapping[str, Any]: ...
+
+    def list_metrics(self, **kwargs: Any) -> Mapping[str, Any]: ...
 
 
 @cache
@@ -207,7 +213,9 @@ class CloudWatchMetricSource:
                 failed.add(series_id)
                 stats.messages.append(f"{series_id}: {len(stamps)} timestamps but {len(points)} values")
                 continue
-            newest = _place(values[series_id], grid, start, period_s, stamps, points)
+            newest = _place(
+                values[series_id], grid, start, period_s, stamps, points, keep_max=metric.each is not None
+            )
             if newest is not None:
                 stats.latest_t = max(stats.latest_t or newest, newest)
             stats.datapoints += len(points)
@@ -231,7 +239,20 @@ class CloudWatchMetricSource:
         aligned: CloudWatch starts its periods at `start` rounded down to the minute, and the
         result's timestamps say where they fell. Calls respect both per-call limits, pages are
         followed with botocore's GetMetricData paginator, throttling is retried; `stats` counts it all.
+        A spec with `each` gives one result per value of that dimension (and call and page); a
+        ListMetrics that fails gives one result with StatusCode ``InternalError`` and its message.
         """
+        concrete: list[MetricSpec] = []
+        for spec in metrics:
+            if spec.each is None:
+                concrete.append(spec)
+                continue
+            try:
+                concrete.extend(self._expand(spec))
+            except (ClientError, PaginationError) as err:
+                message = {"Code": "ListMetrics", "Value": str(err)}
+                yield spec, {"Id": "", "StatusCode": "InternalError", "Messages": [message]}
+        metrics = concrete
         plan = plan_requests(
             len(metrics),
             start=start,
@@ -249,6 +270,29 @@ class CloudWatchMetricSource:
                     stats.messages.append(f"result for an unknown query id {result.get('Id')!r} ignored")
                     continue
                 yield metric, result
+
+    def _expand(self, spec: MetricSpec) -> list[MetricSpec]:
+        """`spec` once per value of its `each` dimension that ListMetrics finds (same id, `each` kept)."""
+        assert spec.each is not None
+        found: set[str] = set()
+        kwargs: dict[str, Any] = {
+            "Namespace": spec.namespace,
+            "MetricName": spec.metric_name,
+            "Dimensions": [*spec.dimension_list(), {"Name": spec.each}],
+        }
+        while True:
+            page = self.client.list_metrics(**kwargs)
+            for metric in page.get("Metrics") or ():
+                dims = {d["Name"]: d["Value"] for d in metric.get("Dimensions") or ()}
+                if set(dims) == {*spec.dimensions, spec.each}:  # exactly one more dimension
+                    found.add(dims[spec.each])
+            if not page.get("NextToken"):
+                break
+            kwargs["NextToken"] = page["NextToken"]
+        return [
+            spec.model_copy(update={"dimensions": {**spec.dimensions, spec.each: value}})
+            for value in sorted(found)
+        ]
 
     def _paged_results(
         self, queries: list[dict[str, Any]], window: _Window, stats: FetchStats
@@ -303,18 +347,27 @@ def _query(query_id: str, m: MetricSpec, period_s: int) -> dict[str, Any]:
 
 
 def _place(
-    out: np.ndarray, grid: np.ndarray, start: int, period_s: int, stamps: Iterable[Any], points: Iterable[Any]
+    out: np.ndarray,
+    grid: np.ndarray,
+    start: int,
+    period_s: int,
+    stamps: Iterable[Any],
+    points: Iterable[Any],
+    *,
+    keep_max: bool = False,
 ) -> int | None:
-    """Put datapoints on the grid; returns the newest timestamp placed."""
+    """Put datapoints on the grid (`keep_max`: keep the larger of two values of a period); returns the
+    newest timestamp placed."""
     newest: int | None = None
     for ts, value in zip(stamps, points, strict=True):
         epoch = _epoch(ts)
         i = (epoch - start) // period_s
         if 0 <= i < len(grid) and (epoch - start) % period_s == 0:
             try:
-                out[i] = float(value)
+                number = float(value)
             except (TypeError, ValueError):
                 continue
+            out[i] = max(out[i], number) if keep_max and not np.isnan(out[i]) else number
             newest = epoch if newest is None else max(newest, epoch)
     return newest
 

@@ -133,6 +133,28 @@ class FakeCloudWatch:
             response["NextToken"] = next_token
         return response
 
+    def list_metrics(self, **kwargs: Any) -> dict[str, Any]:
+        """Every stored metric of the namespace and name that has the given dimensions (a dimension
+        given without a value matches any value), in one page."""
+        wanted = [(d["Name"], d.get("Value")) for d in kwargs.get("Dimensions", [])]
+        found = []
+        for namespace, name, dims in {*self.data, *(key for key, _ in self.by_stat)}:
+            if kwargs.get("Namespace") not in (None, namespace) or kwargs.get("MetricName") not in (
+                None,
+                name,
+            ):
+                continue
+            have = dict(dims)
+            if all(n in have and (v is None or have[n] == v) for n, v in wanted):
+                found.append(
+                    {
+                        "Namespace": namespace,
+                        "MetricName": name,
+                        "Dimensions": [{"Name": n, "Value": v} for n, v in dims],
+                    }
+                )
+        return {"Metrics": found}
+
 
 _EMPTY_T = np.zeros(0, dtype=np.int64)
 _EMPTY_Y = np.zeros(0, dtype=np.float64)

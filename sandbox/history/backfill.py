@@ -267,6 +267,15 @@ def series_key(spec: MetricSpec) -> SeriesKey:
     return (spec.namespace, spec.metric_name, tuple(sorted(spec.dimensions.items())))
 
 
+def written_dimensions(spec: MetricSpec) -> list[dict[str, str]]:
+    """The dimensions the history is written with: a spec read for `each` version is written as version 1
+    (the one version the sandbox's functions have before any deployment)."""
+    dims = dict(spec.dimensions)
+    if spec.each is not None:
+        dims[spec.each] = "1"
+    return [{"Name": k, "Value": v} for k, v in sorted(dims.items())]
+
+
 Column = tuple[np.ndarray[Any, Any], np.ndarray[Any, Any] | None]
 """One series over a region: values per period (NaN = write nothing) and, for distributions,
 counts per period (then values and counts are period-by-bucket matrices; count 0 = no bucket)."""
@@ -506,7 +515,7 @@ def backfill_history(
             column = model.column(spec, shared, step)
             if column is None:
                 continue
-            base = {"MetricName": spec.metric_name, "Dimensions": spec.dimension_list()}
+            base = {"MetricName": spec.metric_name, "Dimensions": written_dimensions(spec)}
             if spec.unit == "ms":
                 base["Unit"] = "Milliseconds"
             out = batches.setdefault(spec.namespace, [])

@@ -22,11 +22,12 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from contract.topology import CANARY_FUNCTIONS
+from contract.topology import LIVE_ALIAS as LIVE_ALIAS
 from sandbox.home.settings import fleetscope_home
 
 ALIASES_FILE = "aliases.json"
-LIVE_ALIAS = "live"
-ALIASED_FUNCTIONS = ("cars-api", "telemetry-ingest")  # deploy through `live` (infra: CodeDeploy)
+ALIASED_FUNCTIONS = CANARY_FUNCTIONS  # deploy through `live` (infra: CodeDeploy)
 VERSION_FAULT_KINDS = ("error-burst", "latency", "throttling", "cold-start-storm")
 
 

@@ -8,10 +8,17 @@ sees enough invocations in a short test) for 5 of them.
 - A canary published with ``--fault latency --intensity 2`` (+2 s on the new version only) is rolled
   back inside its window (exit 3, verdict FAIL on latency), and the monitor sends exactly one OPEN alert, the
   cars-api service's incident, that names the deployment and the new version — then its RESOLVED.
+  The monitor sees it on the slowest version's p50 (`duration-p50-slowest-version`, per
+  ``ExecutedVersion``): on the function's own percentiles a half-slow version for 150 s stays inside
+  the sandbox's wide latency band (its p99 band reaches ~6 s at 30 invocations a minute).
+- After that incident resolved, a canary published with ``--fault error-burst`` (half of its
+  invocations raise) is rolled back inside its window (verdict FAIL on the error ratio), with exactly
+  one OPEN naming that deployment and version, then its RESOLVED.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 from datetime import UTC, datetime, timedelta
@@ -74,22 +81,80 @@ def clean(sandbox: SandboxProcess) -> tuple[int, list[dict[str, Any]], str, int]
     return code, lines, err, len(warmup)
 
 
-@pytest.fixture(scope="module")
-def bad(sandbox: SandboxProcess, clean: tuple[int, list[dict[str, Any]], str, int]) -> dict[str, Any]:
+def _bad_canary(sandbox: SandboxProcess, *fault: str) -> dict[str, Any]:
     alerts_before = len(sandbox.alerts())
     started = datetime.now(UTC)
-    # +2 s on the new version: far outside the API's latency band (the existing latency e2e uses +1.5 s)
-    code, lines, err = _finish(_deploy(sandbox, "--fault", "latency", "--intensity", "2"))
-    ended = datetime.now(UTC)
-    sandbox.figures["bad_canary_rolled_back_after_s"] = lines[-1].get("duration_s") if lines else None
+    code, lines, err = _finish(_deploy(sandbox, "--fault", *fault))
     return {
         "code": code,
         "lines": lines,
         "err": err,
         "before": alerts_before,
         "started": started,
-        "ended": ended,
+        "ended": datetime.now(UTC),
     }
+
+
+@pytest.fixture(scope="module")
+def bad(sandbox: SandboxProcess, clean: tuple[int, list[dict[str, Any]], str, int]) -> dict[str, Any]:
+    # +2 s on the new version: far outside the API's latency band (the existing latency e2e uses +1.5 s)
+    outcome = _bad_canary(sandbox, "latency", "--intensity", "2")
+    sandbox.figures["bad_canary_rolled_back_after_s"] = (outcome["lines"] or [{}])[-1].get("duration_s")
+    return outcome
+
+
+def _alerted_once_then_resolved(
+    sandbox: SandboxProcess, bad: dict[str, Any], version: str, label: str
+) -> None:
+    """Exactly one OPEN of the cars-api service since the bad canary started, naming its deployment
+    and `version` first, then that incident's RESOLVED."""
+    deployment_id = bad["lines"][-1]["deployment_id"]
+
+    def window() -> list[dict[str, Any]]:
+        return _payloads(sandbox)[bad["before"] :]
+
+    def opened() -> dict[str, Any] | None:
+        return next((p for p in window() if p["_kind"] == "OPEN" and p["_resource"] == CARS_API), None)
+
+    try:
+        sandbox.wait_until(
+            lambda: opened() is not None, bad["started"] + DETECT_WITHIN + timedelta(seconds=60)
+        )
+    except AssertionError:
+        seen = [(p["_kind"], p["_resource"], p.get("opened_at")) for p in window()]
+        raise AssertionError(f"no OPEN for {CARS_API} since the bad canary; alerts: {seen}") from None
+    alert = opened()
+    assert alert is not None
+    assert [d["deployment_id"] for d in alert["deployments"]][:1] == [deployment_id], alert["deployments"]
+    named = alert["deployments"][0]
+    assert (named["to_version"], named["function"]) == (version, "cars-api")
+    assert f"cars-api version {version} took 50 % of traffic" in named["text"]
+
+    def resolved() -> bool:
+        return any(
+            p["_kind"] == "RESOLVED"
+            and p["_resource"] == CARS_API
+            and p["incident_id"] == alert["incident_id"]
+            for p in window()
+        )
+
+    sandbox.wait_until(resolved, bad["ended"] + RESOLVE_WITHIN, poll_s=10)
+    opens = [p["_resource"] for p in window() if p["_kind"] == "OPEN"]
+    sandbox.figures[f"{label}_detection_s"] = round(
+        (datetime.fromisoformat(alert["opened_at"].replace("Z", "+00:00")) - bad["started"]).total_seconds()
+    )
+    sandbox.figures[f"{label}_series"] = [a.get("series_id") for a in alert.get("anomalies") or ()]
+    assert opens == [CARS_API], describe(sandbox.alerts()[bad["before"] :])
+
+
+@pytest.fixture(scope="module")
+def error_burst(sandbox: SandboxProcess, bad: dict[str, Any]) -> dict[str, Any]:
+    """After the latency canary's incident has run its course (resolved, or its test failed)."""
+    with contextlib.suppress(AssertionError):  # the latency test reports its own failure
+        _alerted_once_then_resolved(sandbox, bad, "3", "bad_canary")
+    outcome = _bad_canary(sandbox, "error-burst", "--intensity", "0.5")
+    sandbox.figures["error_canary_rolled_back_after_s"] = (outcome["lines"] or [{}])[-1].get("duration_s")
+    return outcome
 
 
 def test_a_clean_canary_is_promoted_with_no_alert(clean: tuple[int, list[dict[str, Any]], str, int]) -> None:
@@ -113,43 +178,23 @@ def test_a_latency_canary_is_rolled_back_inside_its_window(bad: dict[str, Any]) 
     assert (final["from_version"], final["to_version"]) == ("2", "3")
 
 
-@pytest.mark.xfail(
-    reason="not yet: in two runs the monitor sent no OPEN within 6 minutes of a 50 % canary with +0.8 s and "
-    "+2 s that was rolled back after 153 s (cause not found yet); the rollback itself is tested above",
-    strict=False,
-)
 def test_the_monitor_alerts_once_naming_the_deployment_then_resolves(
     sandbox: SandboxProcess, bad: dict[str, Any]
 ) -> None:
-    final = bad["lines"][-1]
-    deployment_id = final["deployment_id"]
+    _alerted_once_then_resolved(sandbox, bad, "3", "bad_canary")
 
-    def window() -> list[dict[str, Any]]:
-        return _payloads(sandbox)[bad["before"] :]
 
-    def opened() -> dict[str, Any] | None:
-        return next((p for p in window() if p["_kind"] == "OPEN" and p["_resource"] == CARS_API), None)
+def test_an_error_burst_canary_is_rolled_back_inside_its_window(error_burst: dict[str, Any]) -> None:
+    assert error_burst["code"] == 3, (error_burst["lines"], error_burst["err"])
+    final = error_burst["lines"][-1]
+    assert (final["status"], final["verdict"]) == ("ROLLED_BACK", "FAIL")
+    assert any(r.startswith("error_ratio") for r in final["reasons"]), final["reasons"]
+    judged = [line for line in error_burst["lines"] if line.get("step") == "judged"]
+    assert len(judged) <= MINUTES
+    assert (final["from_version"], final["to_version"]) == ("2", "4")
 
-    try:
-        sandbox.wait_until(
-            lambda: opened() is not None, bad["started"] + DETECT_WITHIN + timedelta(seconds=60)
-        )
-    except AssertionError:
-        seen = [(p["_kind"], p["_resource"], p.get("opened_at")) for p in window()]
-        raise AssertionError(f"no OPEN for {CARS_API} since the bad canary; alerts: {seen}") from None
-    alert = opened()
-    assert alert is not None
-    assert [d["deployment_id"] for d in alert["deployments"]][:1] == [deployment_id], alert["deployments"]
-    named = alert["deployments"][0]
-    assert (named["to_version"], named["function"]) == ("3", "cars-api")
-    assert "cars-api version 3 took 50 % of traffic" in named["text"]
 
-    def resolved() -> bool:
-        return any(p["_kind"] == "RESOLVED" and p["_resource"] == CARS_API for p in window())
-
-    sandbox.wait_until(resolved, bad["ended"] + RESOLVE_WITHIN, poll_s=10)
-    opens = [p["_resource"] for p in window() if p["_kind"] == "OPEN"]
-    sandbox.figures["bad_canary_detection_s"] = round(
-        (datetime.fromisoformat(alert["opened_at"].replace("Z", "+00:00")) - bad["started"]).total_seconds()
-    )
-    assert opens == [CARS_API], describe(sandbox.alerts()[bad["before"] :])
+def test_the_error_burst_canary_alerts_once_naming_it_then_resolves(
+    sandbox: SandboxProcess, error_burst: dict[str, Any]
+) -> None:
+    _alerted_once_then_resolved(sandbox, error_burst, "4", "error_canary")

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from contract.metrics import WATCHED_BUSINESS_METRICS
 from contract.resources import ResourceNames
-from contract.topology import topology
+from contract.topology import CANARY_FUNCTIONS, LIVE_ALIAS, topology
 from monitor.catalog import Catalog, DerivedSpec, MetricSpec, build_catalog
 from monitor.settings import MonitorConfigError, MonitorSettings
 
@@ -54,10 +54,42 @@ def test_every_function_has_lambda_metrics_and_powertools_cold_starts(catalog: C
             ("ConcurrentExecutions", ["Maximum"]),
         ):
             found = _find(catalog, "AWS/Lambda", metric, FunctionName=fn.name)
-            assert [m.statistic for m in found] == stats, (fn.name, metric)
+            assert [m.statistic for m in found if m.each is None] == stats, (fn.name, metric)
         cold = _find(catalog, "Fleetscope", "ColdStart", function_name=fn.name, service=fn.service)
         assert len(cold) == 1
         assert set(cold[0].dimensions) == {"function_name", "service"}
+
+
+def test_canary_functions_are_watched_per_version_by_their_slowest_version(catalog: Catalog) -> None:
+    # Given the functions that deploy with a canary through `live`
+    topo = topology("test")
+    for fn in topo.functions:
+        # When the catalog lists their per-version Duration
+        per_version = [m for m in _find(catalog, "AWS/Lambda", "Duration", FunctionName=fn.name) if m.each]
+        # Then each canary function has one: the p50 of every ExecutedVersion of the alias, the slowest
+        # kept, in the function's incident group (so an incident it opens names the deployment)
+        if fn.key not in CANARY_FUNCTIONS:
+            assert per_version == [], fn.key
+            continue
+        assert len(per_version) == 1, fn.key
+        spec = per_version[0]
+        assert spec.dimensions == {"FunctionName": fn.name, "Resource": f"{fn.name}:{LIVE_ALIAS}"}
+        assert (spec.each, spec.statistic, spec.direction, spec.profile) == (
+            "ExecutedVersion",
+            "p50",
+            "up",
+            "latency",
+        )
+        assert spec.group == f"service:{fn.service}"
+
+
+def test_each_may_not_name_a_fixed_dimension() -> None:
+    with pytest.raises(ValidationError, match="already fixes"):
+        MetricSpec(
+            id="x", title="x", resource="r", namespace="AWS/Lambda", metric_name="Duration",
+            dimensions={"FunctionName": "f", "ExecutedVersion": "1"}, each="ExecutedVersion",
+            statistic="p50", period_s=60, direction="up", severity="warning", profile="latency",
+        )  # fmt: skip
 
 
 def test_tables_queues_dlq_and_business_metrics_are_watched(catalog: Catalog) -> None:

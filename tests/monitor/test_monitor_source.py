@@ -207,3 +207,55 @@ def test_fake_answers_each_percentile_with_its_own_stored_series() -> None:
     assert result.series["p50"].y.tolist() == [10.0, 11.0, 12.0]
     assert result.series["p99"].y.tolist() == [90.0, 91.0, 92.0]
     assert result.series["m1"].y.tolist() == [1.0, 2.0, 3.0]
+
+
+def _per_version_spec() -> MetricSpec:
+    return MetricSpec(
+        id="slowest",
+        title="duration p50, slowest version",
+        resource="lambda:f",
+        namespace="AWS/Lambda",
+        metric_name="Duration",
+        dimensions={"FunctionName": "f", "Resource": "f:live"},
+        each="ExecutedVersion",
+        statistic="p50",
+        period_s=PERIOD,
+        direction="up",
+        severity=Severity.WARNING,
+        profile="latency",
+    )
+
+
+def test_a_spec_read_for_each_version_keeps_the_slowest_version_of_every_period() -> None:
+    # Given version 1 all along, version 2 in periods 2-3 only (slow, then faster than 1), and the function's
+    # own series (no ExecutedVersion), which must not be mixed in
+    fake = FakeCloudWatch()
+    t = np.arange(T0, T0 + 5 * PERIOD, PERIOD)
+    alias = {"FunctionName": "f", "Resource": "f:live"}
+    fake.put_series("AWS/Lambda", "Duration", {**alias, "ExecutedVersion": "1"}, t, [50, 52, 48, 51, 49])
+    fake.put_series("AWS/Lambda", "Duration", {**alias, "ExecutedVersion": "2"}, t[2:4], [2100, 30])
+    fake.put_series("AWS/Lambda", "Duration", {"FunctionName": "f"}, t, [9000] * 5)
+    # When the monitor fetches it
+    result = _source(fake).fetch([_per_version_spec()], start=T0, end=T0 + 5 * PERIOD, period_s=PERIOD)
+    # Then each period holds the slowest version's value
+    assert result.series["slowest"].y.tolist() == [50, 52, 2100, 51, 49]
+    assert result.stats.failed_series == []
+
+
+def test_a_failed_list_metrics_fails_that_series_only() -> None:
+    # Given ListMetrics is denied, and an ordinary metric beside the per-version one
+    class NoList(FakeCloudWatch):
+        def list_metrics(self, **kwargs: Any) -> dict[str, Any]:
+            raise client_error("AccessDenied", "not authorized to perform cloudwatch:ListMetrics")
+
+    fake = NoList()
+    t = np.arange(T0, T0 + 3 * PERIOD, PERIOD)
+    fake.put_series("Test", "M0", {"k": "v"}, t, [1, 2, 3])
+    # When both are fetched
+    result = _source(fake).fetch(
+        [_per_version_spec(), _spec(0)], start=T0, end=T0 + 3 * PERIOD, period_s=PERIOD
+    )
+    # Then the per-version series is failed (not scored as missing data) and the other one is read
+    assert result.stats.failed_series == ["slowest"]
+    assert any("ListMetrics" in m for m in result.stats.messages)
+    assert result.series["m0"].y.tolist() == [1, 2, 3]
