@@ -1,7 +1,8 @@
 """Fleetscope dashboard: `streamlit run dashboard/app.py`.
 
 Routes with `st.navigation`; each page under `dashboard/views/` only draws and has a stable URL
-(`/overview`, `/fleet`, `/health`, `/incidents`, `/cost`, `/sandbox`; the root opens Overview). With
+(`/overview`, `/fleet`, `/health`, `/incidents`, `/deployments`, `/cost`, `/sandbox`; the root opens
+Overview). With
 no target configured and no sandbox running, an embedded sandbox is started (see
 `dashboard.settings`): until its API answers every page says so and waits; while it calibrates and
 writes its history a banner shows the phase and its progress, and the page redraws itself when the
@@ -26,6 +27,7 @@ PAGES = (
     ("views/fleet.py", "Fleet", ":material/local_taxi:", "fleet"),
     ("views/health.py", "Service health", ":material/monitor_heart:", "health"),
     ("views/incidents.py", "Incidents", ":material/notifications_active:", "incidents"),
+    ("views/deployments.py", "Deployments", ":material/rocket_launch:", "deployments"),
     ("views/cost.py", "Cost", ":material/payments:", "cost"),
 )
 SANDBOX_PAGE = ("views/sandbox.py", "Sandbox", ":material/science:", "sandbox")

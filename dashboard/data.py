@@ -191,6 +191,17 @@ def incidents() -> pd.DataFrame:
 
 
 @st.cache_data(ttl=30, show_spinner=False)
+def _deployments(key: str) -> tuple[pd.DataFrame, list[str]]:
+    target = Target.model_validate_json(key)
+    return queries.list_deployments(_client(key, "dynamodb"), target.resources.monitor_table)
+
+
+def deployments() -> tuple[pd.DataFrame, list[str]]:
+    """Recorded canary deployments, newest first, and the items that could not be read."""
+    return _deployments(target_key())
+
+
+@st.cache_data(ttl=30, show_spinner=False)
 def _notifications(key: str, incident_id: str) -> list[dict[str, Any]]:
     target = Target.model_validate_json(key)
     return queries.incident_notifications(

@@ -26,6 +26,8 @@ from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionEr
 
 from dashboard.target import Target
 from monitor.catalog import MetricSpec
+from monitor.deployments import PK as DEPLOYMENT_PK
+from monitor.deployments import Deployment
 from monitor.source import CloudWatchMetricSource, FetchStats, MetricSourceError
 
 _CONFIG = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=60)
@@ -468,6 +470,59 @@ def query_partition(
 def list_incidents(dynamodb: Any, monitor_table: str) -> pd.DataFrame:
     """The monitor's incidents (partition `INCIDENT`, one item per incident as last seen)."""
     return incidents_frame(query_partition(dynamodb, monitor_table, "INCIDENT"))
+
+
+DEPLOYMENT_COLUMNS = [
+    "deployment_id",
+    "function",
+    "from_version",
+    "to_version",
+    "canary_percent",
+    "state",
+    "verdict",
+    "started_at",
+    "ended_at",
+    "deployment",
+]
+
+
+def deployments_frame(items: Iterable[dict[str, Any]]) -> tuple[pd.DataFrame, list[str]]:
+    """Deployment records of the monitor table (`monitor.deployments`), newest first, one row each
+    (the record as last written), with the parsed `Deployment` in the `deployment` column; and the
+    sort keys of items that are not deployment records (skipped, for the page to say so)."""
+    latest: dict[str, Deployment] = {}
+    skipped: list[str] = []
+    for item in items:
+        try:
+            deployment = Deployment.model_validate_json(str(item["doc"]))
+        except (KeyError, ValueError) as err:
+            skipped.append(f"{item.get('sk', '?')}: {type(err).__name__}")
+            continue
+        latest[deployment.deployment_id] = deployment
+    rows = [
+        {
+            "deployment_id": d.deployment_id,
+            "function": d.function,
+            "from_version": d.from_version,
+            "to_version": d.to_version,
+            "canary_percent": d.canary_percent,
+            "state": d.state.value,
+            "verdict": d.verdict.value if d.verdict else "",
+            "started_at": d.started_at,
+            "ended_at": d.ended_at,
+            "deployment": d,
+        }
+        for d in latest.values()
+    ]
+    frame = pd.DataFrame(rows, columns=DEPLOYMENT_COLUMNS)
+    for column in ("started_at", "ended_at"):
+        frame[column] = pd.to_datetime(frame[column], utc=True)
+    return frame.sort_values("started_at", ascending=False, ignore_index=True), skipped
+
+
+def list_deployments(dynamodb: Any, monitor_table: str) -> tuple[pd.DataFrame, list[str]]:
+    """The deployments the judging loops recorded (partition `DEPLOYMENT` of the monitor table)."""
+    return deployments_frame(query_partition(dynamodb, monitor_table, DEPLOYMENT_PK))
 
 
 def incident_notifications(dynamodb: Any, monitor_table: str, incident_id: str) -> list[dict[str, Any]]:

@@ -81,10 +81,43 @@ def line_chart(
     return alt.Chart(frame, title=title or alt.Undefined).mark_line().encode(**enc).properties(height=height)
 
 
+STATE_COLORS = {"IN_PROGRESS": "#fb8c00", "SUCCEEDED": "#43a047", "ROLLED_BACK": "#e53935"}
+
+
+def deployment_marks(markers: pd.DataFrame) -> alt.LayerChart | alt.FacetChart:
+    """Deployments as marks on a time axis: the canary window shaded, a rule where the new version took
+    its share of traffic, coloured by how it ended. `markers` has the columns of
+    `dashboard.queries.deployments_frame` (the `deployment` objects are left out of the chart data)."""
+    shown = markers.drop(columns=["deployment"], errors="ignore").assign(
+        label=lambda f: f["function"] + " v" + f["from_version"] + " → v" + f["to_version"],
+        until=lambda f: f["ended_at"].fillna(pd.Timestamp.now(tz="UTC")),
+    )
+    color = alt.Color(
+        "state:N",
+        scale=alt.Scale(domain=list(STATE_COLORS), range=list(STATE_COLORS.values())),
+        legend=None,  # the page's caption names the colours: a legend per small chart would squeeze it
+    )
+    tooltip = [
+        alt.Tooltip("deployment_id:N", title="deployment"),
+        alt.Tooltip("label:N", title="versions"),
+        alt.Tooltip("canary_percent:Q", title="canary %"),
+        alt.Tooltip("state:N"),
+        alt.Tooltip("verdict:N"),
+        alt.Tooltip("started_at:T", title="started"),
+    ]
+    base = alt.Chart(shown)
+    window = base.mark_rect(opacity=0.12).encode(x="started_at:T", x2="until:T", color=color, tooltip=tooltip)
+    rule = base.mark_rule(strokeDash=[4, 3], strokeWidth=2).encode(
+        x="started_at:T", color=color, tooltip=tooltip
+    )
+    return alt.layer(window, rule)
+
+
 def band_chart(
-    frame: pd.DataFrame, *, title: str, unit: str, height: int = 220
+    frame: pd.DataFrame, *, title: str, unit: str, height: int = 220, markers: pd.DataFrame | None = None
 ) -> alt.LayerChart | alt.FacetChart:
-    """Observed line, the expected band as an area, anomalous points as red dots.
+    """Observed line, the expected band as an area, anomalous points as red dots (and `markers`:
+    deployments, see `deployment_marks`).
 
     A series that never goes below 0 (counts, latencies, rates) shows its band from 0: a detector's
     symmetric band can reach below 0, which would draw "-500 requests" or "-10,000 ms"."""
@@ -109,4 +142,7 @@ def band_chart(
         .mark_circle(color="#e53935", size=60)
         .encode(x="timestamp:T", y="value:Q", tooltip=["timestamp:T", "value:Q", "score:Q"])
     )
-    return alt.layer(band, line, points, title=title, height=height)
+    layers: list[alt.Chart | alt.LayerChart | alt.FacetChart] = [band, line, points]
+    if markers is not None and not markers.empty:
+        layers.append(deployment_marks(markers))
+    return alt.layer(*layers, title=title, height=height)

@@ -106,6 +106,8 @@ def judge_deployment(
             verdict=verdict.outcome,
             reasons=verdict.reasons,
             metrics=list(verdict.metrics),
+            baseline_minutes=list(series[spec["CurrentVersion"]]),
+            canary_minutes=list(series[spec["TargetVersion"]]),
         )
     )
     return {

@@ -2,8 +2,9 @@
 
 A `Deployment` is one canary (or plain alias update) of one function: from which version to which,
 what share of traffic the new version took, its state and the canary judge's verdict with the
-per-metric comparison. Judging loops (the sandbox's `fleetscope deploy`, the AWS judging loop)
-write it to the monitor's table through `DynamoDbDeploymentLog`, at the start and after every
+per-metric comparison and the per-minute metrics of both versions it judged (the dashboard's
+Deployments page draws them). Judging loops (the sandbox's `fleetscope deploy`, the AWS judging
+loop) write it to the monitor's table through `DynamoDbDeploymentLog`, at the start and after every
 verdict; the monitor reads the last 30 minutes of them when an incident opens
 (`deployments_before`) and says plainly how they line up (`describe_deployment`).
 
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from boto3.dynamodb.conditions import Key
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from monitor.canary import MetricVerdict, Outcome
+from monitor.canary import MetricVerdict, Outcome, VersionMinute
 
 if TYPE_CHECKING:
     from monitor.incidents import Incident
@@ -59,6 +60,9 @@ class Deployment(BaseModel):
     verdict: Outcome | None = None
     reasons: list[str] = Field(default_factory=list)
     metrics: list[MetricVerdict] = Field(default_factory=list)  # the judge's last per-metric comparison
+    # What that verdict judged, minute by minute (index i is the same minute for both versions)
+    baseline_minutes: list[VersionMinute] = Field(default_factory=list)
+    canary_minutes: list[VersionMinute] = Field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         """What an incident payload lists about it."""

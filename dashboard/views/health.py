@@ -1,14 +1,17 @@
-"""Service health: each resource's series with the monitor's expected band and anomalies marked."""
+"""Service health: each resource's series with the monitor's expected band and anomalies marked, and
+the canary deployments of the resource's service in the window as marks on its charts."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
+import altair as alt
 import pandas as pd
 import streamlit as st
 
 from dashboard import data, specs, ui
 from dashboard.analysis import WINDOWS, Band, period_for
+from dashboard.queries import QueryError
 
 st.title("Service health")
 target = data.get_target()
@@ -43,6 +46,34 @@ st.caption(
 )
 
 
+def deployment_markers() -> pd.DataFrame | None:
+    """The deployments in the window of the functions whose service this resource belongs to (all of
+    them on the latency chart); None when the records cannot be read (said once, below the charts)."""
+    try:
+        frame, _ = data.deployments()
+    except QueryError as err:  # a missing permission or table must not hide the charts
+        problems.append(f"Deployments not shown: {err}")
+        return None
+    return frame[
+        (frame["started_at"] < pd.Timestamp(end))
+        & (frame["ended_at"].isna() | (frame["ended_at"] >= pd.Timestamp(start)))
+    ]
+
+
+problems: list[str] = []
+markers = deployment_markers()
+
+
+def markers_for(group: str | None) -> pd.DataFrame | None:
+    if markers is None or markers.empty:
+        return None
+    if group is None:
+        return markers
+    services = {f.key: f"service:{f.service}" for f in res.functions}
+    mine = markers[markers["function"].map(services) == group]
+    return mine if not mine.empty else None
+
+
 def bands() -> None:
     results = data.resource_bands(resource, start, end, period_s)
     anomalous = sum(int(b.frame["anomalous"].sum()) for b in results.values() if isinstance(b, Band))
@@ -52,9 +83,10 @@ def bands() -> None:
         with grid[i % 2]:
             result = results.get(spec.id, "not computed")
             if isinstance(result, Band):
-                st.altair_chart(
-                    ui.band_chart(result.frame, title=spec.title, unit=spec.unit), width="stretch"
+                chart = ui.band_chart(
+                    result.frame, title=spec.title, unit=spec.unit, markers=markers_for(spec.group)
                 )
+                st.altair_chart(chart, width="stretch")
                 st.caption(f"{result.detector} · threshold {result.threshold:.2f}")
             else:
                 st.markdown(f"**{spec.title}**")
@@ -83,12 +115,13 @@ def latency() -> None:
     if long.empty:
         st.info("No latency datapoints in this window.")
         return
-    st.altair_chart(
-        ui.line_chart(
-            long, x="timestamp", y="value", color="series", title="Latency percentiles", y_title="ms"
-        ),
-        width="stretch",
+    chart: alt.Chart | alt.LayerChart = ui.line_chart(
+        long, x="timestamp", y="value", color="series", title="Latency percentiles", y_title="ms"
     )
+    shown = markers_for(None)
+    if shown is not None:
+        chart = alt.layer(chart, ui.deployment_marks(shown)).resolve_scale(color="independent")
+    st.altair_chart(chart, width="stretch")
 
 
 def queues() -> None:
@@ -121,6 +154,14 @@ def queues() -> None:
 
 
 st.subheader(resource.replace(":", " · ", 1))
+if markers is not None and not markers.empty:
+    st.caption(
+        f"{len(markers)} deployment(s) in the window are marked: the shaded span is the canary, the dashed "
+        "rule where the new version took its share of traffic; green promoted, red rolled back, orange in "
+        "progress (details on the Deployments page)."
+    )
+for problem in problems:
+    st.warning(problem, icon=":material/info:")
 ui.section("Expected bands", bands)
 st.subheader("Latency percentiles")
 ui.section("Latency percentiles", latency)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 import altair as alt
 import pandas as pd
@@ -68,7 +69,9 @@ def deployments(item: Any) -> None:
         return
     st.markdown("**Deployments in the 30 minutes before it opened**")
     for d in listed:
-        st.markdown(f"- `{d.get('deployment_id')}`: {d.get('text', '')}")
+        ident = str(d.get("deployment_id") or "")
+        link = f"[`{ident}`](./deployments?deployment={quote(ident)})" if ident else "`?`"
+        st.markdown(f"- {link}: {d.get('text', '')}")
 
 
 def detail(row: pd.Series) -> None:

@@ -156,6 +156,8 @@ class CanaryRollout:
                         "verdict": verdict.outcome,
                         "reasons": verdict.reasons,
                         "metrics": list(verdict.metrics),
+                        "baseline_minutes": list(series[from_version]),
+                        "canary_minutes": list(series[to_version]),
                     }
                 )
                 self.log.put(deployment)

@@ -16,7 +16,7 @@ from dashboard.target import Resources
 from sandbox.aws.provision import Provisioned
 from sandbox.emulator.server import Emulator
 from sandbox.home import SandboxState, write_state
-from tests.dashboard.seed import seed_cars, seed_incidents, seed_metrics, seed_reports
+from tests.dashboard.seed import seed_cars, seed_deployments, seed_incidents, seed_metrics, seed_reports
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,7 @@ def seeded_sandbox(
     home = tmp_path_factory.mktemp("fleetscope-home")
     seed_cars(topo, now=now)
     seed_incidents(topo, now=now, inbox=home / "alerts.jsonl")
+    seed_deployments(topo, now=now)
     seed_reports(topo, now=now)
     points = seed_metrics(Resources.from_topology(topo), now=now, days=2.0)
     # This test process plays the sandbox: its pid is alive for the whole session.

@@ -1,4 +1,5 @@
-"""Seed an emulator with what the dashboard reads: cars, status events, incidents and real metrics.
+"""Seed an emulator with what the dashboard reads: cars, status events, incidents, deployments and real
+metrics.
 
 Metrics go in through PutMetricData (the emulator's indexed store keeps them), cars and outbox
 events through the service's own item models, so the dashboard reads exactly what the service and
@@ -23,7 +24,9 @@ from contract.resources import ResourceNames
 from contract.topology import Topology
 from dashboard.specs import catalog, usage_specs
 from dashboard.target import Resources
+from monitor.canary import VersionMinute, judge
 from monitor.catalog import MetricSpec, Severity, build_catalog
+from monitor.deployments import Deployment, DeploymentState, DynamoDbDeploymentLog
 from monitor.incidents import Incident, Member, Transition, incident_id
 from monitor.notifier import render
 from monitor.store import DynamoDbIncidentStore
@@ -199,6 +202,53 @@ def seed_incidents(topo: Topology, *, now: datetime, inbox: Path | None = None) 
         inbox.parent.mkdir(parents=True, exist_ok=True)
         inbox.write_text("".join(json.dumps(m) + "\n" for m in delivered))
     return [opened.id, resolved.id]
+
+
+def seed_deployments(topo: Topology, *, now: datetime) -> list[Deployment]:
+    """Two canaries of cars-api as `fleetscope deploy` records them, each judged by the real judge:
+    d-seeded (7 -> 8, +2 s on the canary, rolled back on FAIL 2 minutes before the open incident
+    opened) and d-clean (6 -> 7, promoted 5 hours ago); plus one unreadable item in their partition."""
+    t_open = datetime.fromtimestamp(int((now - timedelta(minutes=50)).timestamp()) // 300 * 300, tz=UTC)
+    name = next(f.name for f in topo.functions if f.key == "cars-api")
+    base = [
+        VersionMinute(invocations=300, errors=i % 2, p50_ms=40 + i, p90_ms=80, p99_ms=150) for i in range(5)
+    ]
+    slow = [VersionMinute(invocations=34, p50_ms=2040 + i, p90_ms=2300, p99_ms=2600) for i in range(5)]
+    clean = [
+        VersionMinute(invocations=300, errors=i % 2, p50_ms=41 + i, p90_ms=81, p99_ms=151) for i in range(5)
+    ]
+    records = []
+    for deployment_id, old, new, started, canary, state in (
+        ("d-clean", "6", "7", now - timedelta(hours=5), clean, DeploymentState.SUCCEEDED),
+        ("d-seeded", "7", "8", t_open - timedelta(minutes=2), slow, DeploymentState.ROLLED_BACK),
+    ):
+        verdict = judge(base, canary)
+        records.append(
+            Deployment(
+                deployment_id=deployment_id,
+                function="cars-api",
+                function_name=name,
+                from_version=old,
+                to_version=new,
+                canary_percent=10,
+                state=state,
+                started_at=started,
+                ended_at=started + timedelta(minutes=5),
+                verdict=verdict.outcome,
+                reasons=verdict.reasons,
+                metrics=list(verdict.metrics),
+                baseline_minutes=base,
+                canary_minutes=canary,
+            )
+        )
+    table = boto3.resource("dynamodb").Table(topo.monitor_table.name)
+    log = DynamoDbDeploymentLog(table)
+    for record in records:
+        log.put(record)
+    table.put_item(
+        Item={"pk": "DEPLOYMENT", "sk": "2026-01-01T00:00:00.000000Z#d-broken", "doc": "{not json"}
+    )
+    return records
 
 
 def _shape(spec: MetricSpec, t: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, bool]:

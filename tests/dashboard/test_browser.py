@@ -39,6 +39,7 @@ PAGES: dict[str, list[str]] = {
     ],
     "health": ['[data-testid="stVegaLiteChart"]'],
     "incidents": ['[data-testid="stVegaLiteChart"]', '[data-testid="stCode"]'],
+    "deployments": ['[data-testid="stVegaLiteChart"]', '[data-testid="stDataFrame"]'],
     "cost": ['[data-testid="stVegaLiteChart"]', '[data-testid="stDataFrame"]'],
     "sandbox": ['[data-testid="stButton"]', '[data-testid="stExpander"]'],
 }

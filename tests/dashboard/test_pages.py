@@ -127,6 +127,7 @@ def test_incidents_show_timeline_bands_and_sent_message(dashboard_env: SeededSan
     assert any("TopicArn" in m and "Subject" in m for m in sent), "the SNS Publish input is shown"
     # The open incident (selected first) lists the deployment that came just before it
     assert any("began 2 min after cars-api version 8 took 10 % of traffic" in m.value for m in at.markdown)
+    assert any("(./deployments?deployment=d-seeded)" in m.value for m in at.markdown)  # its page
     # The resolved incident has its two notifications (OPEN, RESOLVED)
     resolved = [i for i in at.selectbox(key="incident_choice").options if "resolved" in i]
     assert resolved
@@ -135,6 +136,60 @@ def test_incidents_show_timeline_bands_and_sent_message(dashboard_env: SeededSan
     ).run()
     assert_clean(at)
     assert len([c for c in at.code if "RESOLVED" in c.value]) >= 1
+
+
+def test_deployments_show_history_verdicts_and_each_metric_the_judge_compared(
+    dashboard_env: SeededSandbox,
+) -> None:
+    # Given two recorded canaries of cars-api (d-seeded rolled back on latency, d-clean promoted)
+    # and one unreadable item in the deployment log
+    at = run_page("views/deployments.py")
+    # Then the history counts them, and says which item it left out
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    values = metrics(at)
+    assert (values["Deployments"], values["Rolled back"], values["Promoted"]) == ("2", "1", "1")
+    assert any("could not be read" in w.value and "d-broken" in w.value for w in at.warning)
+    history = at.dataframe[0].value
+    assert list(history["deployment_id"]) == ["d-seeded", "d-clean"]  # newest first
+    assert list(history["verdict"]) == ["FAIL", "PASS"]
+    # and the newest (selected first) shows the judge's comparison of each metric it used
+    assert at.selectbox(key="deployment_choice").value == "d-seeded"
+    comparison = at.dataframe[1].value.set_index("metric")
+    assert {"error_ratio", "duration_p50", "duration_p90", "duration_p99"} <= set(comparison.index)
+    assert comparison.loc["duration_p50", "outcome"] == "FAIL"
+    assert comparison.loc["duration_p50", "canary v8"] == "2,042.0 ms"
+    assert comparison.loc["duration_p50", "baseline v7"] == "42.0 ms"
+    assert any("duration_p50:" in m.value for m in at.markdown)  # the verdict's reasons
+    # and its minutes, canary against baseline, one chart per metric
+    per_minute = [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
+    titles = {str(spec.get("title", "")) for spec in per_minute}
+    assert {"invocations", "error ratio (%)", "duration p50 (ms)", "duration p99 (ms)"} <= titles
+    # When the promoted one is picked
+    at.selectbox(key="deployment_choice").set_value("d-clean").run()
+    # Then its own verdict is shown, and the choice is in the query string
+    assert not at.exception
+    assert at.query_params["deployment"] == "d-clean"
+    assert set(at.dataframe[1].value["outcome"]) == {"PASS"}
+
+
+def test_service_health_marks_deployments_on_its_charts(dashboard_env: SeededSandbox) -> None:
+    # Given cars-api deployments in the last 24 hours, and the API (a cars-api resource) shown first
+    at = run_page("views/health.py")
+    assert_clean(at)
+    # Then its charts carry the deployment marks (a rule where the canary took traffic) and say so
+    marked = [c for c in at.get("vega_lite_chart") if '"rule"' in c.proto.spec]
+    assert len(marked) >= 3, "every band chart of the API and the latency chart"
+    assert any("2 deployment(s) in the window are marked" in c.value for c in at.caption)
+    # When a resource of no deployed function is picked (a table), its band charts carry none
+    table = next(o for o in at.selectbox(key="health_resource").options if o.startswith("dynamodb"))
+    at.selectbox(key="health_resource").set_value(table.replace(" · ", ":", 1)).run()
+    assert_clean(at)
+    charts = at.get("vega_lite_chart")
+    assert len(charts) >= 3
+    marked = [c for c in charts if '"rule"' in c.proto.spec]
+    assert len(marked) == 1, "only the latency chart, which shows every function"
+    assert "Latency percentiles" in marked[0].proto.spec
 
 
 def test_cost_estimates_from_usage_metrics(dashboard_env: SeededSandbox) -> None:

@@ -105,6 +105,9 @@ def test_a_slow_target_version_publishes_a_fail_and_keeps_the_loop_going() -> No
     (recorded,) = log.items
     assert (recorded.function, recorded.from_version, recorded.to_version) == ("cars-api", "7", "8")
     assert recorded.state == DeploymentState.IN_PROGRESS
+    # with the minutes it judged, for the dashboard's canary-vs-baseline charts
+    assert len(recorded.baseline_minutes) == len(recorded.canary_minutes) == 6
+    assert sum(m.invocations for m in recorded.canary_minutes) > 0
 
 
 def test_a_finished_deployment_stops_the_loop() -> None:

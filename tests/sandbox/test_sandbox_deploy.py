@@ -115,6 +115,11 @@ def test_a_slow_canary_is_rolled_back_inside_its_window(tmp_path: Path) -> None:
     assert log.items[0].state == DeploymentState.IN_PROGRESS
     assert log.items[-1].state == DeploymentState.ROLLED_BACK
     assert log.items[-1].metrics
+    # with the per-minute metrics of both versions that its last verdict judged
+    last = log.items[-1]
+    assert len(last.baseline_minutes) == len(last.canary_minutes) == len(judged)
+    assert last.canary_minutes == [slow] * len(judged)
+    assert last.baseline_minutes == [BASE] * len(judged)
 
 
 def test_a_clean_canary_is_promoted_after_its_window(tmp_path: Path) -> None:
