@@ -53,7 +53,7 @@ from monitor.source import CloudWatchMetricSource, Series, derive
 from ops.fakes import FakeCloudWatch, InMemoryIncidentStore, RecordingNotifier
 
 # The sandbox's history model: the only import of sandbox code (fix here when the files move).
-from sandbox.history.backfill import backfill_history  # isort: skip
+from sandbox.history.backfill import backfill_history, written_dimensions  # isort: skip
 from sandbox.traffic.demand import DemandModel  # isort: skip
 
 PERIOD = 60
@@ -124,7 +124,9 @@ def load_sandbox_data(fake: FakeCloudWatch, topo: Topology, catalog: Catalog, *,
         )  # fmt: skip
     stored = 0
     for spec in catalog.metrics:
-        key = (spec.namespace, spec.metric_name, tuple(sorted(spec.dimensions.items())))
+        # as written: a series read for `each` version is the history's version 1
+        dims = {d["Name"]: d["Value"] for d in written_dimensions(spec)}
+        key = (spec.namespace, spec.metric_name, tuple(sorted(dims.items())))
         datums = sink.datums.get(key, [])
         if not datums:
             continue  # never written: a counter that stayed at zero (the catalog fills zeros)
@@ -134,11 +136,9 @@ def load_sandbox_data(fake: FakeCloudWatch, topo: Topology, catalog: Catalog, *,
                 raise ValueError(f"{spec.id}: only percentiles of distributions are modelled")
             q = float(spec.statistic[1:])
             y = [nearest_rank(d["Values"], d["Counts"], q) for d in datums]
-            fake.put_series(spec.namespace, spec.metric_name, spec.dimensions, t, y, stat=spec.statistic)
+            fake.put_series(spec.namespace, spec.metric_name, dims, t, y, stat=spec.statistic)
         else:
-            fake.put_series(
-                spec.namespace, spec.metric_name, spec.dimensions, t, [d["Value"] for d in datums]
-            )
+            fake.put_series(spec.namespace, spec.metric_name, dims, t, [d["Value"] for d in datums])
         stored += len(t)
     return stored
 

@@ -498,6 +498,9 @@ def backfill_history(
     demand = demand or DemandModel()
     profile = profile or HistoryProfile()
     model = HistoryModel(topo, demand, profile, np.random.default_rng(seed))
+    # Series read for `each` version draw from a stream of their own, so adding one leaves every
+    # other series' history as it was for the same seed.
+    per_version = HistoryModel(topo, demand, profile, np.random.default_rng([seed, 1]))
     specs = catalog_series(topo, period_s)
     end_t = floor_time(end or datetime.now(UTC), period_s if fine_hours == 0 else fine_period_s)
     fine_start = floor_time(end_t - timedelta(hours=fine_hours), period_s)
@@ -512,7 +515,7 @@ def backfill_history(
             continue
         shared = model.shared(starts, step)
         for spec in specs:
-            column = model.column(spec, shared, step)
+            column = (per_version if spec.each is not None else model).column(spec, shared, step)
             if column is None:
                 continue
             base = {"MetricName": spec.metric_name, "Dimensions": written_dimensions(spec)}
