@@ -317,7 +317,8 @@ def _datums(
         values, latency = _shape(spec, t, rng)
         if anomaly_from is not None and spec.metric_name in ("5XXError", "Errors"):
             values = np.where(t >= anomaly_from.timestamp(), values + 40, values)
-        dims = spec.dimension_list()
+        # a series read for `each` version (the slowest version) is written as version 1
+        dims = spec.dimension_list() + ([{"Name": spec.each, "Value": "1"}] if spec.each else [])
         for ts, value in zip(t, values, strict=True):
             stamp = datetime.fromtimestamp(int(ts), tz=UTC)
             if latency:

@@ -181,6 +181,16 @@ def test_service_health_marks_deployments_on_its_charts(dashboard_env: SeededSan
     marked = [c for c in at.get("vega_lite_chart") if '"rule"' in c.proto.spec]
     assert len(marked) >= 3, "every band chart of the API and the latency chart"
     assert any("2 deployment(s) in the window are marked" in c.value for c in at.caption)
+    # When the cars-api function is picked
+    fn = next(
+        o for o in at.selectbox(key="health_resource").options if o.endswith("-cars-api") and "lambda" in o
+    )
+    at.selectbox(key="health_resource").set_value(fn.replace(" · ", ":", 1)).run()
+    assert_clean(at)
+    # Then its slowest version's p50 (every ExecutedVersion that ListMetrics finds) has a band, marked too
+    slowest = [c for c in at.get("vega_lite_chart") if "duration p50, slowest version" in c.proto.spec]
+    assert len(slowest) == 1
+    assert '"rule"' in slowest[0].proto.spec
     # When a resource of no deployed function is picked (a table), its band charts carry none
     table = next(o for o in at.selectbox(key="health_resource").options if o.startswith("dynamodb"))
     at.selectbox(key="health_resource").set_value(table.replace(" · ", ":", 1)).run()
