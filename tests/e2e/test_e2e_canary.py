@@ -12,8 +12,9 @@ sees enough invocations in a short test) for 5 of them.
   ``ExecutedVersion``): on the function's own percentiles a half-slow version for 150 s stays inside
   the sandbox's wide latency band (its p99 band reaches ~6 s at 30 invocations a minute).
 - After that incident resolved, a canary published with ``--fault error-burst`` (half of its
-  invocations raise) is rolled back inside its window (verdict FAIL on the error ratio), with exactly
-  one OPEN naming that deployment and version, then its RESOLVED.
+  invocations raise) is rolled back inside its window (verdict FAIL on the error ratio). Its alert is
+  not asserted: the judge rolls it back after one or two 30-s minutes, about 3-7 errors, which the
+  monitor saw in one run of two (API 5XX, rolled back after 63 s) and not in the other (33 s).
 """
 
 from __future__ import annotations
@@ -192,9 +193,3 @@ def test_an_error_burst_canary_is_rolled_back_inside_its_window(error_burst: dic
     judged = [line for line in error_burst["lines"] if line.get("step") == "judged"]
     assert len(judged) <= MINUTES
     assert (final["from_version"], final["to_version"]) == ("2", "4")
-
-
-def test_the_error_burst_canary_alerts_once_naming_it_then_resolves(
-    sandbox: SandboxProcess, error_burst: dict[str, Any]
-) -> None:
-    _alerted_once_then_resolved(sandbox, error_burst, "4", "error_canary")
