@@ -27,6 +27,8 @@ from datetime import date
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from dashboard.power_curve import FunctionCurve
+
 PRICES_AS_OF = date(2025, 6, 1)
 REGION = "us-east-1"
 HOURS_PER_MONTH = 730.0
@@ -281,6 +283,80 @@ def right_size(
         monthly_usd_now=monthly(memory_mb),
         monthly_usd_suggested=monthly(suggested),
         note=note,
+    )
+
+
+class CurveRightSizing(BaseModel):
+    """A right-sizing read from the measured memory → duration curve (`bench_power_tuning`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    function: str
+    memory_mb: int
+    max_used_mb: float
+    suggested_mb: int
+    fastest_mb: int | None
+    duration_ms_now: float
+    duration_ms_suggested: float
+    monthly_usd_now: float
+    monthly_usd_suggested: float
+    note: str
+
+
+def right_size_with_curve(
+    *,
+    function: str,
+    memory_mb: int,
+    max_used_mb: float,
+    avg_duration_ms: float,
+    invocations_per_day: float,
+    curve: FunctionCurve,
+    headroom: float = 1.3,
+    prices: Prices = PRICES,
+) -> CurveRightSizing | None:
+    """The memory size with the lowest compute cost per invocation, durations taken from the curve.
+
+    The curve gives how the duration changes with memory (measured under Lambda's CPU share per size);
+    it is applied to this deployment's own average duration at its current memory: the duration at m is
+    `avg_duration_ms x curve(m) / curve(memory_mb)`. Candidates are the curve's sizes the function fits
+    in with `headroom` over both the peak memory seen here and the peak the benchmark measured. None when
+    the current memory lies outside the measured range (no ratio to apply) or nothing fits.
+    """
+    floor = max(max_used_mb, curve.peak_memory_mb) * headroom
+    candidates: list[tuple[float, float, int]] = []  # (GB-s per invocation, duration, memory)
+    for point in curve.feasible():
+        ratio = curve.duration_ratio(point.memory_mb, memory_mb)
+        if point.memory_mb < floor or ratio is None:
+            continue
+        duration = avg_duration_ms * ratio
+        candidates.append((duration / 1000 * point.memory_mb / 1024, duration, point.memory_mb))
+    if not candidates:
+        return None
+    _, duration, suggested = min(candidates)
+    peak_mb = max(max_used_mb, curve.peak_memory_mb)
+    fastest = curve.fastest()
+
+    def monthly(mem: int, ms: float) -> float:
+        return ms / 1000 * mem / 1024 * invocations_per_day * DAYS_PER_MONTH * prices.lambda_gb_s_arm64
+
+    if suggested == memory_mb:
+        verdict = f"{memory_mb} MB is already the cheapest measured size that fits"
+    else:
+        verdict = (
+            f"{suggested} MB is the cheapest measured size that fits: the curve puts its duration at "
+            f"{duration / avg_duration_ms:.2f}x today's"
+        )
+    return CurveRightSizing(
+        function=function,
+        memory_mb=memory_mb,
+        max_used_mb=max_used_mb,
+        suggested_mb=suggested,
+        fastest_mb=None if fastest is None else fastest.memory_mb,
+        duration_ms_now=avg_duration_ms,
+        duration_ms_suggested=duration,
+        monthly_usd_now=monthly(memory_mb, avg_duration_ms),
+        monthly_usd_suggested=monthly(suggested, duration),
+        note=f"{verdict} (peak {peak_mb:.0f} MB, {headroom - 1:.0%} headroom).",
     )
 
 

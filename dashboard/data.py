@@ -18,6 +18,7 @@ import streamlit as st
 
 from dashboard import queries, specs
 from dashboard.analysis import Band, BandUnavailableError, expected_band, training_span
+from dashboard.power_curve import PowerCurve, load_curve
 from dashboard.settings import get_settings
 from dashboard.target import Target, TargetError, aws_target, read_sandbox_file, sandbox_target
 from monitor.catalog import DerivedSpec, MetricSpec
@@ -321,3 +322,12 @@ def resource_bands(
     """Bands of the series of `resource`, or of the incident group `resource` when `group`."""
     hours = (end - start).total_seconds() / 3600
     return _resource_bands(target_key(), resource, start, end, period_s, start - training_span(hours), group)
+
+
+# ------------------------------------------------------------------------------------- power tuning
+
+
+def power_curve() -> PowerCurve | None:
+    """The curve `python -m benchmarks bench_power_tuning` saved (None: not measured in this checkout);
+    a file that is not a curve raises `PowerCurveError`. A small local file: read on every render."""
+    return load_curve(get_settings().power_curve)

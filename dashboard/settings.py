@@ -7,6 +7,8 @@
 - `FLEETSCOPE_HOME` (`.fleetscope`): where a sandbox writes `sandbox.json` and its inbox `alerts.jsonl`
   (the sandbox's own setting, `sandbox.home.settings.HomeSettings`).
 - `FLEETSCOPE_SANDBOX_TIMEOUT_S` (180): how long to wait for an embedded sandbox to come up.
+- `FLEETSCOPE_POWER_CURVE` (`benchmarks/out/power_tuning.json` of this checkout): the memory → duration →
+  cost curve `python -m benchmarks bench_power_tuning` saves; the Cost page's right-sizing reads it.
 
 Every field is read from its alias only (no `populate_by_name`: `home` would otherwise come from `$HOME`).
 """
@@ -21,6 +23,7 @@ from pydantic import AliasChoices, Field
 
 from sandbox.home import HomeSettings, state_path
 
+DEFAULT_POWER_CURVE = Path(__file__).resolve().parents[1] / "benchmarks" / "out" / "power_tuning.json"
 TargetKind = Literal["auto", "sandbox", "aws"]
 
 
@@ -33,6 +36,7 @@ class DashboardSettings(HomeSettings):
     sandbox_start_timeout_s: float = Field(
         default=180.0, gt=0, validation_alias="FLEETSCOPE_SANDBOX_TIMEOUT_S"
     )
+    power_curve: Path = Field(default=DEFAULT_POWER_CURVE, validation_alias="FLEETSCOPE_POWER_CURVE")
 
     @property
     def sandbox_file(self) -> Path:

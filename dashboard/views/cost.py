@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import cost, data, specs, ui
+from dashboard.power_curve import PowerCurveError
 from dashboard.queries import QueryError, align
 from dashboard.usage import daily_usage
 
@@ -86,6 +87,29 @@ def estimate() -> None:
 def rightsizing() -> None:
     end = data.now_aligned(300)
     frame = data.metrics("usage", end - timedelta(days=1), end, 86400)
+    try:
+        curve = data.power_curve()
+    except PowerCurveError as err:
+        st.warning(
+            f"The power-tuning curve cannot be read, so it is not used: {err}", icon=":material/warning:"
+        )
+        curve = None
+    if curve is None:
+        st.info(
+            "No power-tuning curve in this checkout "
+            "(`python -m benchmarks bench_power_tuning` measures one). "
+            "The suggestions below come from peak memory alone and assume the duration does not change with "
+            "memory, which is wrong for CPU-bound code: Lambda's CPU share scales with memory.",
+            icon=":material/info:",
+        )
+    else:
+        st.caption(
+            f"Suggestions from the memory → duration curve measured by `bench_power_tuning` on "
+            f"{curve.measured_at:%Y-%m-%d %H:%M} UTC (CPU limit: {curve.cpu_limit}): each size's duration is "
+            "this deployment's average duration scaled by the curve, the cheapest size that fits the peak "
+            "memory with 30 % headroom is suggested. The curve was measured on a workstation, not on Lambda: "
+            "its shape, not its milliseconds, is what carries over."
+        )
     rows = []
     missing = []
     for fn in res.functions:
@@ -94,30 +118,65 @@ def rightsizing() -> None:
             missing.append(fn.key)
             continue
         invocations = frame.total(f"usage:lambda:{fn.key}:invocations")
-        suggestion = cost.right_size(
-            function=fn.name,
-            memory_mb=int(reports["memory_mb"].iloc[-1]) or fn.memory_mb,
-            max_used_mb=float(reports["max_used_mb"].max()),
-            avg_duration_ms=float(reports["duration_ms"].mean()),
-            invocations_per_day=invocations,
+        memory_mb = int(reports["memory_mb"].iloc[-1]) or fn.memory_mb
+        max_used_mb = float(reports["max_used_mb"].max())
+        avg_ms = float(reports["duration_ms"].mean())
+        fn_curve = curve.function(fn.key) if curve is not None else None
+        measured = (
+            None
+            if fn_curve is None
+            else cost.right_size_with_curve(
+                function=fn.name,
+                memory_mb=memory_mb,
+                max_used_mb=max_used_mb,
+                avg_duration_ms=avg_ms,
+                invocations_per_day=invocations,
+                curve=fn_curve,
+            )
         )
-        rows.append(
-            {
-                "function": fn.key,
-                "memory (MB)": suggestion.memory_mb,
-                "peak used (MB)": suggestion.max_used_mb,
-                "suggested (MB)": suggestion.suggested_mb,
-                "monthly now": suggestion.monthly_usd_now,
-                "monthly suggested": suggestion.monthly_usd_suggested,
-                "note": suggestion.note,
+        if measured is not None:
+            row = {
+                "suggested (MB)": measured.suggested_mb,
+                "fastest (MB)": measured.fastest_mb,
+                "duration now (ms)": measured.duration_ms_now,
+                "duration suggested (ms)": measured.duration_ms_suggested,
+                "monthly now": measured.monthly_usd_now,
+                "monthly suggested": measured.monthly_usd_suggested,
+                "basis": "measured curve",
+                "note": measured.note,
             }
-        )
+        else:
+            peak = cost.right_size(
+                function=fn.name,
+                memory_mb=memory_mb,
+                max_used_mb=max_used_mb,
+                avg_duration_ms=avg_ms,
+                invocations_per_day=invocations,
+            )
+            why = (
+                "no curve"
+                if curve is None
+                else ("not in the curve" if fn_curve is None else f"{memory_mb} MB outside the curve's sizes")
+            )
+            row = {
+                "suggested (MB)": peak.suggested_mb,
+                "fastest (MB)": None,
+                "duration now (ms)": avg_ms,
+                "duration suggested (ms)": avg_ms,
+                "monthly now": peak.monthly_usd_now,
+                "monthly suggested": peak.monthly_usd_suggested,
+                "basis": f"peak memory only ({why})",
+                "note": peak.note,
+            }
+        rows.append({"function": fn.key, "memory (MB)": memory_mb, "peak used (MB)": max_used_mb} | row)
     if rows:
         st.dataframe(
             pd.DataFrame(rows),
             hide_index=True,
             width="stretch",
             column_config={
+                "duration now (ms)": st.column_config.NumberColumn(format="%.1f"),
+                "duration suggested (ms)": st.column_config.NumberColumn(format="%.1f"),
                 "monthly now": st.column_config.NumberColumn(format="$%.4f"),
                 "monthly suggested": st.column_config.NumberColumn(format="$%.4f"),
             },

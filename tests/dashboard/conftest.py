@@ -55,6 +55,8 @@ def dashboard_env(seeded_sandbox: SeededSandbox, monkeypatch: pytest.MonkeyPatch
 
     monkeypatch.setenv("FLEETSCOPE_TARGET", "sandbox")
     monkeypatch.setenv("FLEETSCOPE_HOME", str(seeded_sandbox.home))
+    # No power-tuning curve unless a test writes one (a local benchmark run must not change the pages)
+    monkeypatch.setenv("FLEETSCOPE_POWER_CURVE", str(seeded_sandbox.home / "no-power-curve.json"))
     get_settings.cache_clear()
     st.cache_data.clear()
     st.cache_resource.clear()

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from dashboard.power_curve import FunctionCurve, PowerCurve
 from dashboard.settings import get_settings
 from sandbox.home import SandboxState, write_state
 from tests.dashboard.conftest import SeededSandbox
@@ -213,6 +215,59 @@ def test_cost_estimates_from_usage_metrics(dashboard_env: SeededSandbox) -> None
     cars_api = rightsizing[rightsizing["function"] == "cars-api"].iloc[0]
     assert cars_api["peak used (MB)"] == 88
     assert cars_api["suggested (MB)"] == 128
+
+
+def test_cost_rightsizing_uses_the_power_tuning_curve_when_there_is_one(
+    dashboard_env: SeededSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.dashboard.test_power_curve import point
+
+    # Given a curve for cars-api where 128 MB runs 5x and 256 MB 2.2x longer than 512 MB (CPU-bound)
+    sizes = {128: 50.0, 256: 22.0, 512: 10.0, 1024: 9.0, 1769: 8.0, 3008: 8.0}
+    curve = PowerCurve(
+        measured_at=datetime(2026, 12, 5, tzinfo=UTC),
+        host="test",
+        cpu_limit="model",
+        cpu_limit_detail="test",
+        gb_s_usd=0.0000133334,
+        request_usd=0.2e-6,
+        prices_note="test",
+        functions=(
+            FunctionCurve(
+                function="cars-api",
+                configured_mb=512,
+                peak_memory_mb=88,
+                mix="test",
+                points=tuple(point(m, ms) for m, ms in sizes.items()),
+            ),
+        ),
+    )
+    path = tmp_path / "power_tuning.json"
+    path.write_text(curve.model_dump_json())
+    monkeypatch.setenv("FLEETSCOPE_POWER_CURVE", str(path))
+    get_settings.cache_clear()
+    # When the Cost page draws
+    at = run_page("views/cost.py")
+    assert_clean(at)
+    table = at.dataframe[1].value
+    cars_api = table[table["function"] == "cars-api"].iloc[0]
+    # Then cars-api is sized from the curve: at 128 MB (the peak-memory rule's answer) a run would cost
+    # 5 x 128 = 640 MB-units against 512 at 512 MB, so it stays at 512 MB with the same duration
+    assert cars_api["basis"] == "measured curve"
+    assert cars_api["memory (MB)"] == 512
+    assert cars_api["suggested (MB)"] == 512
+    assert cars_api["fastest (MB)"] == 1769
+    assert cars_api["duration suggested (ms)"] == pytest.approx(cars_api["duration now (ms)"])
+
+
+def test_cost_page_says_the_curve_is_missing_and_falls_back_to_peak_memory(
+    dashboard_env: SeededSandbox,
+) -> None:
+    at = run_page("views/cost.py")
+    assert_clean(at)
+    assert any("No power-tuning curve" in info.value for info in at.info)
+    table = at.dataframe[1].value
+    assert all(basis == "peak memory only (no curve)" for basis in table["basis"])
 
 
 def test_sandbox_page_injects_an_incident_and_lists_the_inbox(dashboard_env: SeededSandbox) -> None:
