@@ -25,6 +25,7 @@ from infra.bundling import (
     stage_sources,
 )
 from infra.constructs.lambda_function import RUNTIME_PYTHON_VERSION
+from infra.constructs.runbooks import RunbookLinks
 from infra.settings import StageSettings, stage_settings
 from infra.stacks.observability_stack import ObservabilityStack
 from infra.stacks.service_stack import ServiceStack
@@ -101,6 +102,7 @@ def add_stage(
     )
     service.add_dependency(observability, "the canary's alarms notify the alerts topic")
     for stack in (service, observability):
+        cdk.Aspects.of(stack).add(RunbookLinks(settings.runbook_base_url))
         cdk.Tags.of(stack).add("project", "fleetscope")
         cdk.Tags.of(stack).add("stage", settings.stage)
     return StageStacks(topology=topo, settings=settings, service=service, observability=observability)

@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from contract.runbooks import DEFAULT_RUNBOOK_BASE_URL
+
 # The retention periods CloudWatch Logs accepts (days).
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557)
 _EMAIL = re.compile(r"^[^@\s,]+@[^@\s,]+\.[^@\s,]+$")
@@ -30,6 +32,7 @@ CONTEXT_KEYS = (
     "removalPolicy",
     "apiThrottle",
     "logEventPositions",
+    "runbookBaseUrl",
 )
 
 
@@ -64,6 +67,11 @@ class StageSettings(BaseModel):
     memory_mb: dict[str, int] = Field(default_factory=dict, alias="memoryMb")
     removal_policy: Literal["destroy", "retain"] = Field(default="destroy", alias="removalPolicy")
     api_throttle: ApiThrottle = Field(default_factory=ApiThrottle, alias="apiThrottle")
+    runbook_base_url: str = Field(
+        default=DEFAULT_RUNBOOK_BASE_URL,
+        alias="runbookBaseUrl",
+        description="where docs/runbooks/ is published; every alarm and alert links <base>/<page>/",
+    )
     log_event_positions: bool = Field(
         default=False,
         alias="logEventPositions",
@@ -117,6 +125,13 @@ class StageSettings(BaseModel):
         for key, mb in value.items():
             if not 128 <= mb <= 10240:
                 raise ValueError(f"{key}: Lambda memory must be 128..10240 MB, got {mb}")
+        return value
+
+    @field_validator("runbook_base_url")
+    @classmethod
+    def _valid_runbook_base(cls, value: str) -> str:
+        if not re.match(r"^https?://[^\s/]+(/\S*)?$", value):
+            raise ValueError(f"runbookBaseUrl must be an http(s) URL, got {value!r}")
         return value
 
     def memory_for(self, function_key: str, default: int) -> int:

@@ -3,12 +3,16 @@
 Every message is published with ``MessageStructure="json"``:
 
 - ``default`` and ``email``: plain text for people (what is anomalous, observed vs expected band,
-  score, since when, related metrics, a CloudWatch console link);
+  score, since when, related metrics, a CloudWatch console link, the runbook to follow);
 - ``sqs``, ``lambda``, ``https``: the same facts as one JSON document (`AlertPayload`) for machines.
 
 The subject (at most 100 ASCII characters) reads ``[CRITICAL] OPEN cars-api: API 5XX rate``.
 Message attributes ``severity``, ``service``, ``kind``, ``stage`` and ``resource`` let subscriptions
 filter (e.g. only critical alerts to the pager).
+
+The runbook is chosen by the incident's lead anomaly (the highest severity, then score): the page for
+its CloudWatch metric (`contract.runbooks.runbook_for_metric`; a rate by its numerator), on the
+documentation site at the base URL the monitor is given (`MONITOR_RUNBOOK_BASE_URL`).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from urllib.parse import urlencode
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from contract.runbooks import DEFAULT_RUNBOOK_BASE_URL, INDEX, runbook_for_metric, runbook_url
 from monitor.catalog import Catalog, DerivedSpec, MetricSpec
 from monitor.deployments import Deployment, describe_deployment
 from monitor.incidents import Member, Transition
@@ -99,6 +104,7 @@ class AlertPayload(BaseModel):
     related_metrics: list[str]
     console_url: str
     dashboard_url: str | None = None  # the dashboard's Service health page of the lead resource
+    runbook_url: str = ""  # the runbook page for the lead anomaly's metric (docs/runbooks/)
     deployments: list[DeploymentRef] = Field(default_factory=list)  # newest first
 
 
@@ -239,6 +245,14 @@ def deployment_refs(deployments: Sequence[Deployment], opened_at: int) -> list[D
     ]
 
 
+def runbook_slug(catalog: Catalog, series_id: str | None) -> str:
+    """The runbook page for an alert led by `series_id`: by its first metric (a rate's numerator)."""
+    refs = metric_refs_or_empty(catalog, series_id) if series_id else []
+    if not refs:
+        return INDEX
+    return runbook_for_metric(refs[0].namespace, refs[0].metric_name, refs[0].dimensions)
+
+
 def render(
     transition: Transition,
     catalog: Catalog,
@@ -247,10 +261,11 @@ def render(
     stage: str,
     dashboard_url: str | None = None,
     deployments: Sequence[Deployment] = (),
+    runbook_base_url: str = DEFAULT_RUNBOOK_BASE_URL,
 ) -> SnsMessage:
     """The alert for one incident transition (pure). `dashboard_url` (the dashboard's base URL), when
     known, adds a link to the Service health page of the incident's lead resource; `deployments`:
-    of its functions, before it opened."""
+    of its functions, before it opened; `runbook_base_url`: where the runbook pages are published."""
     inc = transition.incident
     members = sorted(inc.members.values(), key=lambda m: (-m.severity.rank, -m.peak_score, m.series_id))
     specs = {m.series_id: _safe_spec(catalog, m.series_id) for m in members}
@@ -291,6 +306,7 @@ def render(
             if dashboard_url and lead_spec
             else None
         ),
+        runbook_url=runbook_url(runbook_base_url, runbook_slug(catalog, lead.series_id if lead else None)),
         deployments=deployment_refs(deployments, inc.opened_at),
     )
     owner = inc.resource.split(":", 1)[-1]
@@ -300,6 +316,7 @@ def render(
         f"Incident {inc.id}, open since {_hm(inc.opened_at)}"
         + (f", resolved at {_hm(inc.resolved_at)}" if inc.resolved_at else ""),
         f"Why this message: {transition.reason}",
+        f"Runbook: {payload.runbook_url}",
         *(f"Deployment: this incident {d.text}" for d in payload.deployments),
         "",
         "What is anomalous:" if transition.kind != "RESOLVED" else "What was anomalous:",

@@ -544,6 +544,7 @@ class MonitorService:
             stage=self.settings.stage,
             dashboard_url=self.settings.dashboard_url,
             deployments=deployments,
+            runbook_base_url=self.settings.runbook_base_url,
         )
         return OutboxItem(
             dedup_key=transition.dedup_key,

@@ -8,6 +8,7 @@ from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contract.resources import ResourceNames
+from contract.runbooks import DEFAULT_RUNBOOK_BASE_URL
 from contract.topology import topology
 from monitor.catalog import Catalog, build_catalog
 
@@ -74,6 +75,12 @@ class MonitorSettings(BaseSettings):
         default=None,
         validation_alias="MONITOR_DASHBOARD_URL",
         description="the Fleetscope dashboard's base URL: alerts then link to its Service health page",
+    )
+    runbook_base_url: str = Field(
+        default=DEFAULT_RUNBOOK_BASE_URL,
+        min_length=1,
+        validation_alias="MONITOR_RUNBOOK_BASE_URL",
+        description="where docs/runbooks/ is published: every alert links <base>/<page>/",
     )
     console_url: str = Field(
         default="https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}",

@@ -22,7 +22,9 @@ from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from contract.runbooks import SERVICE_UNHEALTHY
 from contract.topology import Topology
+from infra.constructs.runbooks import pin_runbook
 
 PERIOD = Duration.minutes(5)
 
@@ -195,6 +197,7 @@ class FleetAlarms(Construct):
                 *(cloudwatch.AlarmRule.from_alarm(a, cloudwatch.AlarmState.ALARM) for a in members)
             ),
         )
+        pin_runbook(self.service_unhealthy, SERVICE_UNHEALTHY)
         for alarm in (*self.alarms, self.service_unhealthy):
             alarm.add_alarm_action(cw_actions.SnsAction(alerts_topic))
             alarm.add_ok_action(cw_actions.SnsAction(alerts_topic))

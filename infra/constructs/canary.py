@@ -18,8 +18,10 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from contract.runbooks import CANARY_ROLLBACK
 from infra.constructs.canary_judge import VERDICT_METRIC, VERDICT_NAMESPACE
 from infra.constructs.lambda_function import LIVE_ALIAS
+from infra.constructs.runbooks import pin_runbook
 from infra.nag import acknowledge
 
 
@@ -92,6 +94,7 @@ class CanaryDeployment(Construct):
             )
             self.alarms += (api_errors,)
         for alarm in self.alarms:
+            pin_runbook(alarm, CANARY_ROLLBACK)  # whatever the metric, these alarms mean a rollback
             alarm.add_alarm_action(cw_actions.SnsAction(alerts_topic))
             alarm.add_ok_action(cw_actions.SnsAction(alerts_topic))
         self.deployment_group = codedeploy.LambdaDeploymentGroup(

@@ -28,12 +28,16 @@ from infra.stacks.common import log_retention, removal_policy
 MONITOR_PERIOD_S = 300
 
 
-def monitor_environment(topology: Topology, *, alerts_topic_arn: str) -> dict[str, str]:
-    """What the monitor needs beyond ``Topology.function_environment``: the names it watches."""
+def monitor_environment(
+    topology: Topology, *, alerts_topic_arn: str, runbook_base_url: str
+) -> dict[str, str]:
+    """What the monitor needs beyond ``Topology.function_environment``: the names it watches, and where
+    the runbooks its alerts link are published."""
     return {
         "MONITOR_RESOURCES": ResourceNames.from_topology(topology).to_env(),
         "MONITOR_PERIOD_S": str(MONITOR_PERIOD_S),
         "ALERTS_TOPIC_ARN": alerts_topic_arn,
+        "MONITOR_RUNBOOK_BASE_URL": runbook_base_url,
     }
 
 
@@ -81,7 +85,11 @@ class ObservabilityStack(Stack):
             memory_mb=settings.memory_for(spec.key, spec.memory_mb),
             log_retention=retention,
             removal_policy=removal,
-            extra_environment=monitor_environment(topology, alerts_topic_arn=self.alerts.topic.topic_arn),
+            extra_environment=monitor_environment(
+                topology,
+                alerts_topic_arn=self.alerts.topic.topic_arn,
+                runbook_base_url=settings.runbook_base_url,
+            ),
         )
         self.monitor_table.table.grant_read_write_data(self.monitor.function)
         self.alerts.topic.grant_publish(self.monitor.function)
@@ -112,7 +120,11 @@ class ObservabilityStack(Stack):
                 code=code,
                 memory_mb=settings.memory_for(spec.key, spec.memory_mb),
                 monitor_table=self.monitor_table.table,
-                environment=monitor_environment(topology, alerts_topic_arn=self.alerts.topic.topic_arn),
+                environment=monitor_environment(
+                    topology,
+                    alerts_topic_arn=self.alerts.topic.topic_arn,
+                    runbook_base_url=settings.runbook_base_url,
+                ),
                 log_retention=retention,
                 removal_policy=removal,
                 groups=[canary_group_name(topology, key) for key in CANARY_FUNCTIONS],

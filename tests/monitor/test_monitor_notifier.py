@@ -148,3 +148,50 @@ def test_with_the_dashboards_url_the_alert_links_to_its_service_health_chart(cat
     assert f"Dashboard: {link}" in message.text
     # And without it, no link
     assert render(updated_again, catalog, region="eu-west-1", stage="test").payload.dashboard_url is None
+
+
+def test_every_alert_carries_its_runbook_in_the_json_and_the_text(catalog: Catalog) -> None:
+    # Given an incident led by the API's 5XX rate (critical), with latency and Lambda errors as members
+    opened, _, updated_again, resolved = _transitions(catalog)
+    for transition in (opened, updated_again, resolved):
+        # When it is rendered with the site's base URL
+        message = render(
+            transition,
+            catalog,
+            region="eu-west-1",
+            stage="test",
+            runbook_base_url="https://docs.example/runbooks/",
+        )
+        # Then the JSON and the text both name the page for the lead anomaly's metric
+        lead = "api-latency" if transition is opened else "api-errors"
+        assert message.payload.runbook_url == f"https://docs.example/runbooks/{lead}/"
+        assert f"Runbook: https://docs.example/runbooks/{lead}/" in message.text.splitlines()
+        payload = json.loads(json.loads(message.publish_input("arn:t")["Message"])["sqs"])
+        assert payload["runbook_url"] == message.payload.runbook_url
+
+
+def test_the_runbook_follows_the_lead_metric_and_the_settings_base(
+    catalog: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from monitor.notifier import runbook_slug
+    from monitor.settings import MonitorSettings
+
+    by_title = {s.title: s.id for s in catalog.series}
+    assert runbook_slug(catalog, by_title["fleetscope-test-car-telemetry-dlq dead-letter depth"]) == (
+        "telemetry-rejected"
+    )
+    assert runbook_slug(catalog, by_title["telemetry rejected rate"]) == "telemetry-rejected"
+    assert (
+        runbook_slug(catalog, by_title["fleetscope-test-car-telemetry oldest message age"]) == "queue-backlog"
+    )
+    assert runbook_slug(catalog, by_title["cars-api error rate"]) == "lambda-errors"
+    assert runbook_slug(catalog, by_title["cars-api throttles"]) == "lambda-throttles"
+    assert runbook_slug(catalog, by_title["cars-api duration p99"]) == "lambda-duration"
+    assert runbook_slug(catalog, "no-such-series") == "index"  # a series gone from the catalog
+    # The base URL is a setting, read from MONITOR_RUNBOOK_BASE_URL only
+    monkeypatch.setenv("MONITOR_TABLE_NAME", "t")
+    monkeypatch.setenv("ALERTS_TOPIC_NAME", "a")
+    monkeypatch.delenv("MONITOR_RUNBOOK_BASE_URL", raising=False)
+    assert MonitorSettings().runbook_base_url == "http://127.0.0.1:8000/runbooks"
+    monkeypatch.setenv("MONITOR_RUNBOOK_BASE_URL", "https://docs.example/runbooks")
+    assert MonitorSettings().runbook_base_url == "https://docs.example/runbooks"
