@@ -685,7 +685,23 @@ class OutboxStream:
         return records
 
 
-def _fmt_table(curve: FunctionCurve, unlimited: list[Sample], model: bool) -> list[str]:
+def stage_memory(key: str) -> dict[str, int]:
+    """Per-stage memory overrides of `key` in cdk.json (`stages.<stage>.memoryMb`), e.g. prod's cars-api."""
+    path = Path(__file__).resolve().parents[1] / "cdk.json"
+    try:
+        stages = json.loads(path.read_text())["context"]["stages"]
+    except (OSError, KeyError, ValueError):
+        return {}
+    return {
+        stage: int(preset["memoryMb"][key])
+        for stage, preset in stages.items()
+        if key in preset.get("memoryMb", {})
+    }
+
+
+def _fmt_table(
+    curve: FunctionCurve, unlimited: list[Sample], model: bool, stages: dict[str, int] | None = None
+) -> list[str]:
     rows = [
         f"  {'memory':>7} {'vCPU':>5} {'n':>4} {'p50 ms':>9} {'p99 ms':>9} {'mean ms':>9} {'CPU ms':>7} "
         f"{'$/1M inv':>9}  note"
@@ -695,6 +711,7 @@ def _fmt_table(curve: FunctionCurve, unlimited: list[Sample], model: bool) -> li
         notes = []
         if p.memory_mb == curve.configured_mb:
             notes.append("configured")
+        notes += [f"configured in {stage}" for stage, mb in (stages or {}).items() if mb == p.memory_mb]
         if cheapest is not None and p.memory_mb == cheapest.memory_mb:
             notes.append("CHEAPEST")
         if fastest is not None and p.memory_mb == fastest.memory_mb:
@@ -859,7 +876,8 @@ def main(argv: list[str]) -> None:
                     avg_duration_ms=1.0,
                     invocations_per_day=1.0,
                 )
-                sizes = sorted({*base_sizes, fn.memory_mb, old.suggested_mb})
+                overrides = stage_memory(key)
+                sizes = sorted({*base_sizes, fn.memory_mb, old.suggested_mb, *overrides.values()})
                 t0 = time.perf_counter()
                 per, unlimited = measure(
                     worker,
@@ -877,14 +895,15 @@ def main(argv: list[str]) -> None:
                     f"init {worker.init_ms:.0f} ms; {curve.mix}; {time.perf_counter() - t0:.0f} s)",
                     flush=True,
                 )
-                for row in _fmt_table(curve, unlimited, model):
+                for row in _fmt_table(curve, unlimited, model, overrides):
                     print(row)
                 cheapest, fastest = curve.cheapest(), curve.fastest()
                 if cheapest is not None and fastest is not None:
                     print(
                         f"  cheapest {cheapest.memory_mb} MB (${cheapest.cost_per_million_usd:.3f}/1M), "
                         f"fastest {fastest.memory_mb} MB ({fastest.mean_ms:.1f} ms mean), "
-                        f"configured {fn.memory_mb} MB"
+                        f"configured {fn.memory_mb} MB (contract/topology.py)"
+                        + "".join(f", {mb} MB in {stage} (cdk.json)" for stage, mb in overrides.items())
                     )
                 print(_baseline(curve))
                 if worker.errors:
