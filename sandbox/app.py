@@ -139,6 +139,9 @@ class SandboxConfig:
     api_rate: float = 10_000.0
     api_burst: int = 5_000
     flush_interval_s: float = 2.0
+    # How often the emulator publishes the AWS/SQS, AWS/DynamoDB and AWS/Events metrics (AWS: every
+    # minute); tests shorten it.
+    aws_metrics_interval_s: float = 60.0
 
     def validate(self) -> None:
         if self.fleet_size < 1:
@@ -255,7 +258,9 @@ class Sandbox:
         # Fail fast, before anything starts, on ports another program holds.
         _check_port_free(cfg.emulator_port, "AWS emulator", "FLEETSCOPE_EMULATOR_PORT")
         _check_port_free(cfg.api_port, "API gateway", "FLEETSCOPE_API_PORT")
-        self.emulator = Emulator(port=cfg.emulator_port, own_session=True, sqs_metrics_interval_s=60.0)
+        self.emulator = Emulator(
+            port=cfg.emulator_port, own_session=True, sqs_metrics_interval_s=cfg.aws_metrics_interval_s
+        )
         self._step("emulator", self.emulator.stop)
         try:
             self.emulator.start()
@@ -377,7 +382,7 @@ class Sandbox:
             stream = StreamSource.from_spec(
                 topo.outbox_source,
                 stream_arn=self.provisioned.outbox_stream_arn,
-                handler=lambda event, _context: runtime(event),
+                handler=lambda event, _context: stream_invoke(runtime, event),
                 function_name=relay.name,
                 on_failure=sqs_failure_destination(self.provisioned.relay_failures_url),
             ).start()
@@ -647,6 +652,16 @@ class Sandbox:
 
     def request_stop(self) -> None:
         self._stop.set()
+
+
+def stream_invoke(runtime: LambdaRuntime, event: dict[str, Any]) -> Any:
+    """Invoke `runtime` with a DynamoDB stream batch, recording AWS/Lambda IteratorAge first: the age
+    of the batch's last record when the mapping hands it over (ms), as Lambda reports it."""
+    records = event.get("Records") or []
+    created = (records[-1].get("dynamodb") or {}).get("ApproximateCreationDateTime") if records else None
+    if isinstance(created, int | float):
+        runtime.record_iterator_age((time.time() - float(created)) * 1000.0)
+    return runtime(event)
 
 
 def _stop_logged(name: str, stopper: Callable[[], None]) -> None:

@@ -10,7 +10,9 @@ at a time and stays warm, as on AWS; concurrent invocations use more environment
 `max_environments` (a sandbox capacity cap: beyond it invocations wait, they are not throttled).
 
 Around every invocation `LambdaRuntime` records what AWS would:
-- AWS/Lambda metrics Invocations, Errors, Duration, Throttles, ConcurrentExecutions (FunctionName);
+- AWS/Lambda metrics Invocations, Errors, Duration, Throttles (0 for an invocation that ran, as Lambda
+  publishes it), ConcurrentExecutions (FunctionName), and IteratorAge for stream batches
+  (`record_iterator_age`, called by the stream event source's invoker);
 - the handler's output in the log group ``/aws/lambda/<name>`` (START/END/REPORT lines included);
 - EMF lines as CloudWatch metrics, in their namespace with their dimensions;
 - with tracing, the function's X-Ray segment (its SDK subsegments arrive through the daemon).
@@ -280,6 +282,7 @@ class LambdaRuntime:
         except LambdaInvocationError as err:  # the environment failed to initialise
             self._metric("Invocations", 1, "Count", version=version)
             self._metric("Errors", 1, "Count", version=version)
+            self._metric("Throttles", 0, "Count", version=version)
             return Invocation(request_id, error=err.error)
         if environment is None:
             self._metric("Throttles", 1, "Count", version=version)
@@ -424,6 +427,11 @@ class LambdaRuntime:
         for dimensions in dimension_sets:
             self.sink.add_metric(MetricSample("AWS/Lambda", name, dimensions, value, unit, timestamp))
 
+    def record_iterator_age(self, age_ms: float) -> None:
+        """AWS/Lambda IteratorAge of a stream-invoked batch (the age of its last record, ms), as the event
+        source mapping reports it."""
+        self._metric("IteratorAge", max(0.0, round(age_ms, 3)), "Milliseconds")
+
     def _record_logs(self, environment: _Environment, lines: list[tuple[int, str]]) -> None:
         if self.sink is None:
             return
@@ -466,6 +474,8 @@ class LambdaRuntime:
         self._record_logs(environment, framed)
         self._metric("Invocations", 1, "Count", started_wall, version=version)
         self._metric("Errors", 0 if result.error is None else 1, "Count", started_wall, version=version)
+        # Lambda publishes Throttles beside Invocations and Errors: 0 for every invocation that ran.
+        self._metric("Throttles", 0, "Count", started_wall, version=version)
         self._metric("Duration", round(result.duration_ms, 3), "Milliseconds", started_wall, version=version)
         self._metric("ConcurrentExecutions", concurrency, "Count", started_wall)
 

@@ -180,6 +180,7 @@ def serve(host: str, port: int, *, sqs_metrics_interval_s: float | None = None) 
     os.environ.update(NO_CROSS_ORIGIN)  # before moto is imported (moto.settings reads it once)
     from moto.server import ThreadedMotoServer
 
+    from sandbox.emulator.service_metrics import install_hooks
     from sandbox.emulator.sqs_metrics import SqsMetricsPublisher
 
     install_extensions()
@@ -188,6 +189,7 @@ def serve(host: str, port: int, *, sqs_metrics_interval_s: float | None = None) 
     _host, bound_port = server.get_host_and_port()
     publisher = None
     if sqs_metrics_interval_s:
+        install_hooks()  # count SQS, DynamoDB and EventBridge activity for the publisher
         endpoint = f"http://{host}:{bound_port}"
         publisher = SqsMetricsPublisher(endpoint, interval_s=sqs_metrics_interval_s).start()
     print(f"READY {bound_port}", flush=True)
@@ -212,7 +214,8 @@ def main(argv: list[str] | None = None) -> None:
         "--sqs-metrics-interval",
         type=float,
         default=None,
-        help="publish AWS/SQS queue metrics every N seconds, as SQS does (off by default)",
+        help="publish AWS/SQS, AWS/DynamoDB and AWS/Events metrics every N seconds, as AWS does "
+        "(off by default)",
     )
     args = parser.parse_args(argv)
     if args.port is None:

@@ -6,7 +6,9 @@ the emulator process (started by ``sandbox.emulator.server.serve``), reads moto'
 GetQueueAttributes call cannot tell the age of the oldest message) and writes, per queue and
 minute, ``ApproximateNumberOfMessagesVisible``, ``...NotVisible``, ``...Delayed`` and
 ``ApproximateAgeOfOldestMessage`` (seconds) with the ``QueueName`` dimension, through plain
-PutMetricData to the emulator's own endpoint. Not modelled: the NumberOfMessages* counters.
+PutMetricData to the emulator's own endpoint. With them, the same thread publishes what
+`sandbox.emulator.service_metrics` counted (the SQS NumberOfMessages* counters and SentMessageSize,
+AWS/DynamoDB and AWS/Events metrics).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import time
 from typing import Any
 
 import boto3
+
+from sandbox.emulator.service_metrics import RECORDER, table_names
 
 logger = logging.getLogger(__name__)
 EMULATOR_REGION = "us-east-1"  # the region every sandbox client uses (LOCAL_CREDENTIALS)
@@ -75,10 +79,17 @@ class SqsMetricsPublisher:
         self._thread.join(timeout=5)
 
     def publish_once(self) -> int:
-        data = queue_metrics(time.time())
-        for i in range(0, len(data), 1000):
-            self._client.put_metric_data(Namespace="AWS/SQS", MetricData=data[i : i + 1000])
-        return len(data)
+        now = time.time()
+        data = queue_metrics(now)
+        queues = sorted({d["Dimensions"][0]["Value"] for d in data})
+        by_namespace = RECORDER.datums(now, queues=queues, tables=table_names())
+        by_namespace["AWS/SQS"] = data + by_namespace.get("AWS/SQS", [])
+        published = 0
+        for namespace, datums in by_namespace.items():
+            for i in range(0, len(datums), 1000):
+                self._client.put_metric_data(Namespace=namespace, MetricData=datums[i : i + 1000])
+            published += len(datums)
+        return published
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
