@@ -1,7 +1,7 @@
 """Fleetscope dashboard: `streamlit run dashboard/app.py`.
 
 Routes with `st.navigation`; each page under `dashboard/views/` only draws and has a stable URL
-(`/overview`, `/fleet`, `/health`, `/incidents`, `/deployments`, `/cost`, `/sandbox`; the root opens
+(`/overview`, `/fleet`, `/health`, `/incidents`, `/deployments`, `/cost`, `/cloudwatch`, `/sandbox`; the root opens
 Overview). With
 no target configured and no sandbox running, an embedded sandbox is started (see
 `dashboard.settings`): until its API answers every page says so and waits; while it calibrates and
@@ -29,6 +29,7 @@ PAGES = (
     ("views/incidents.py", "Incidents", ":material/notifications_active:", "incidents"),
     ("views/deployments.py", "Deployments", ":material/rocket_launch:", "deployments"),
     ("views/cost.py", "Cost", ":material/payments:", "cost"),
+    ("views/cloudwatch.py", "CloudWatch dashboards", ":material/space_dashboard:", "cloudwatch"),
 )
 SANDBOX_PAGE = ("views/sandbox.py", "Sandbox", ":material/science:", "sandbox")
 EXPECTED_START_S = 10.0  # how long the emulator and the API usually take to answer (for the bar)

@@ -8,15 +8,17 @@ surface as `QueryError` / `TargetError` (never cached) for the page to show.
 from __future__ import annotations
 
 import atexit
+import re
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
-from dashboard import queries, specs
+from dashboard import cdk_preview, cdk_render, cdk_synth, queries, specs
 from dashboard.analysis import Band, BandUnavailableError, expected_band, training_span
 from dashboard.power_curve import PowerCurve, load_curve
 from dashboard.settings import get_settings
@@ -331,3 +333,106 @@ def power_curve() -> PowerCurve | None:
     """The curve `python -m benchmarks bench_power_tuning` saved (None: not measured in this checkout);
     a file that is not a curve raises `PowerCurveError`. A small local file: read on every render."""
     return load_curve(get_settings().power_curve)
+# --------------------------------------------------------------------------- CDK dashboards preview
+
+
+class CdkSynthesizingError(RuntimeError):
+    """The CDK app is being synthesized for the preview (the page says so and redraws)."""
+
+    def __init__(self, elapsed_s: float) -> None:
+        super().__init__(f"Synthesizing the CDK app ({elapsed_s:.0f} s)…")
+        self.elapsed_s = elapsed_s
+
+
+@st.cache_resource(show_spinner=False)
+def _synth_job(path: str, stage: str) -> cdk_synth.SynthJob:
+    return cdk_synth.SynthJob(stage, Path(path)).start()
+
+
+@st.cache_resource(show_spinner=False)
+def _load_preview(path: str, region: str) -> cdk_preview.Preview:
+    document = cdk_synth.read_preview_file(Path(path))
+    return cdk_preview.load_preview(document, pseudo=cdk_preview.Pseudo(region=region))
+
+
+@st.cache_resource(show_spinner=False)
+def _source_hash() -> str:
+    # The checkout does not change under a running dashboard often; a restart re-reads it.
+    return cdk_synth.source_hash()
+
+
+def cdk_dashboards() -> cdk_preview.Preview:
+    """The target stage's dashboards and alarms as the CDK app synthesizes them: read from the cached
+    file, else synthesized in the background (`CdkSynthesizingError` until done; `SynthError` if it
+    failed, and the next visit tries again)."""
+    target = get_target()
+    stage = target.resources.stage
+    path = cdk_synth.preview_file(target.home, stage, _source_hash())
+    if not path.exists():
+        job = _synth_job(str(path), stage)
+        if not job.done:
+            raise CdkSynthesizingError(job.elapsed_s)
+        if job.error is not None:
+            _synth_job.clear()
+            raise job.error
+    return _load_preview(str(path), target.region)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def _cdk_dashboard_data(
+    key: str, preview_id: str, dashboard_name: str, start: datetime, end: datetime
+) -> tuple[pd.DataFrame, dict[str, str], dict[str, list[tuple[str, pd.Series]]]]:
+    """The data of one synthesized dashboard: its metric lines (one GetMetricData pass per period),
+    the lines that cannot be read, and each SEARCH line's matches (ListMetrics, then GetMetricData)."""
+    preview = cdk_dashboards()
+    dashboard = next(d for d in preview.dashboards if d.name == dashboard_name)
+    cw = _client(key, "cloudwatch")
+    specs_, unreadable = cdk_render.dashboard_specs(dashboard)
+    frames = []
+    for period_s in sorted({s.period_s for s in specs_}):
+        group = [s for s in specs_ if s.period_s == period_s]
+        frame = queries.fetch_metrics(cw, group, start=start, end=end, period_s=period_s)
+        unreadable.update(frame.unavailable)
+        frames.append(frame.data)
+    empty = pd.DataFrame(columns=["id", "timestamp", "value"])
+    data = pd.concat(frames, ignore_index=True) if frames else empty
+    searched: dict[str, list[tuple[str, pd.Series]]] = {}
+    for index, widget in enumerate(dashboard.widgets):
+        for line, pattern in cdk_render.search_lines(widget):
+            listed = queries.list_metrics(cw, [pattern.namespace])
+            matches = [
+                cdk_preview.MetricRef(ns, name, dims)
+                for ns, name, dims in listed
+                if cdk_preview.is_published(pattern, [(ns, name, dims)])
+            ]
+            stat = re.search(r",\s*'(\w+)'\s*,\s*(\d+)\s*\)\s*$", line.expression or "")
+            stat_name, period_s = (stat.group(1), int(stat.group(2))) if stat else ("Average", line.period_s)
+            found = []
+            match_specs = [
+                cdk_render.metric_spec(f"s{index}.{j}", ref, stat_name, period_s)
+                for j, ref in enumerate(matches)
+            ]
+            fixed = dict(pattern.dimensions)
+            if match_specs:
+                frame = queries.fetch_metrics(cw, match_specs, start=start, end=end, period_s=period_s)
+                for spec, ref in zip(match_specs, matches, strict=True):
+                    free = [v for k, v in ref.dimensions if fixed.get(k) == cdk_preview.ANY]
+                    found.append((" ".join(free) or ref.name, frame.series(spec.id)))
+            searched[line.id] = found
+    return data, unreadable, searched
+
+
+def cdk_dashboard_data(
+    dashboard_name: str, start: datetime, end: datetime
+) -> tuple[pd.DataFrame, dict[str, str], dict[str, list[tuple[str, pd.Series]]]]:
+    preview = cdk_dashboards()
+    return _cdk_dashboard_data(target_key(), preview.stage, dashboard_name, start, end)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def _published_metrics(key: str, namespaces: tuple[str, ...]) -> list[queries.MetricKey]:
+    return queries.list_metrics(_client(key, "cloudwatch"), namespaces)
+
+
+def published_metrics(namespaces: tuple[str, ...]) -> list[queries.MetricKey]:
+    return _published_metrics(target_key(), namespaces)

@@ -645,6 +645,24 @@ def count_custom_metrics(cloudwatch: Any, namespace: str) -> int:
         raise explain(err, f"the metric list of {namespace}") from err
 
 
+MetricKey = tuple[str, str, tuple[tuple[str, str], ...]]  # namespace, name, sorted dimensions
+
+
+def list_metrics(cloudwatch: Any, namespaces: Iterable[str]) -> list[MetricKey]:
+    """Every metric CloudWatch lists in these namespaces (ListMetrics, all pages)."""
+    found: list[MetricKey] = []
+    try:
+        paginator = cloudwatch.get_paginator("list_metrics")
+        for namespace in sorted(set(namespaces)):
+            for page in paginator.paginate(Namespace=namespace):
+                for metric in page.get("Metrics", []):
+                    dims = tuple(sorted((d["Name"], d["Value"]) for d in metric.get("Dimensions", [])))
+                    found.append((metric["Namespace"], metric["MetricName"], dims))
+    except (ClientError, BotoCoreError, OSError) as err:
+        raise explain(err, "the CloudWatch metric list") from err
+    return found
+
+
 def count_alarms(cloudwatch: Any, prefix: str) -> dict[str, int]:
     """Alarms whose name starts with the prefix: standard metric alarms, anomaly-band alarms, composites."""
     counts = {"standard": 0, "anomaly": 0, "composite": 0}
