@@ -72,7 +72,7 @@ window = window or default_window
 st.query_params.update({"dashboard": picked or names[0], "window": window})
 
 
-def _chart(widget: Widget, lines: pd.DataFrame) -> alt.TopLevelMixin:
+def _chart(widget: Widget, lines: pd.DataFrame) -> alt.Chart | alt.LayerChart | alt.FacetChart:
     y_axis = (widget.properties.get("yAxis") or {}).get("left") or {}
     y = alt.Y("value:Q", title=y_axis.get("label") or None)
     if "min" in y_axis:
