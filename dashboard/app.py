@@ -1,12 +1,12 @@
 """Fleetscope dashboard: `streamlit run dashboard/app.py`.
 
 Routes with `st.navigation`; each page under `dashboard/views/` only draws and has a stable URL
-(`/overview`, `/fleet`, `/health`, `/incidents`, `/deployments`, `/cost`, `/cloudwatch`, `/sandbox`; the root opens
-Overview). With
-no target configured and no sandbox running, an embedded sandbox is started (see
-`dashboard.settings`): until its API answers every page says so and waits; while it calibrates and
-writes its history a banner shows the phase and its progress, and the page redraws itself when the
-sandbox is live. If the target cannot be resolved, the page shows why and the navigation stays.
+(`/overview`, `/fleet`, `/health`, `/incidents`, `/deployments`, `/cost`, `/cloudwatch`, `/sandbox`;
+the root opens Overview). With no target configured and no sandbox running, an embedded sandbox is
+started (see `dashboard.settings`): until its API answers every page says so and waits; while it
+calibrates and writes its history a banner shows the phase and its progress, and the page redraws
+itself when the sandbox is live. If the target cannot be resolved, the page shows why and the
+navigation stays.
 """
 
 from __future__ import annotations

@@ -333,6 +333,8 @@ def power_curve() -> PowerCurve | None:
     """The curve `python -m benchmarks bench_power_tuning` saved (None: not measured in this checkout);
     a file that is not a curve raises `PowerCurveError`. A small local file: read on every render."""
     return load_curve(get_settings().power_curve)
+
+
 # --------------------------------------------------------------------------- CDK dashboards preview
 
 
