@@ -415,6 +415,11 @@ def build_catalog(names: ResourceNames, *, period_s: int) -> Catalog:
                 name="ThrottledRequests", dims={**dims, "Operation": op}, stat="Sum", direction="up",
                 severity=warn, fill_zero=True, unit="requests",
             )  # fmt: skip
+        if table == names.monitor_table:
+            # The monitor's own state: its capacity follows the catalog's size and the monitor's own
+            # runs (the first run after a deploy or a lost state writes every model at once), so an
+            # anomaly there is the monitor's doing; its health has the heartbeat and RunErrors alarms.
+            continue
         for metric, label in (("ConsumedReadCapacityUnits", "RCU"), ("ConsumedWriteCapacityUnits", "WCU")):
             b.metric(
                 f"{res}:{metric}", f"{table} consumed {label}", resource=res, namespace=ddb, name=metric,
