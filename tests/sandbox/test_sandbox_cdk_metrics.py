@@ -3,7 +3,7 @@
 Given the app synthesized for the sandbox's stage (``python -m infra.preview``), every (namespace,
 name, dimensions) its alarms and widgets name — SEARCH expressions included — must appear in the
 emulator's CloudWatch (ListMetrics) once a real sandbox has run with traffic, except the metrics AWS
-itself publishes only when the event happens (`EVENT_ONLY`, the same list as in the README). A
+itself publishes only when the event happens (`EVENT_ONLY`, the list docs/monitoring/dashboard.md gives). A
 misspelt metric name or dimension in an alarm would stay INSUFFICIENT_DATA forever on AWS; here it
 fails this test (the lister's own tests below show that).
 """
@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 STAGE = "local"  # the sandbox's default stage: what `fleetscope sandbox up` runs and the page shows
 
 # Metrics AWS publishes only when the event happens (or, for this app, never): expected missing from
-# a healthy sandbox. Keep in step with the README ("The CDK dashboards, previewed locally").
+# a healthy sandbox. Keep in step with docs/monitoring/dashboard.md ("Every metric they reference").
 EVENT_ONLY: dict[tuple[str, str], str] = {
     ("AWS/DynamoDB", "SystemErrors"): "only when a request fails with an HTTP 500 (per Operation)",
     ("AWS/DynamoDB", "ReadThrottleEvents"): "only when a read is throttled",
