@@ -33,7 +33,6 @@ class ResourceNames(_Frozen):
     api_stage: str = Field(min_length=1)
     functions: tuple[FunctionName, ...] = Field(min_length=1)
     tables: tuple[str, ...] = ()
-    monitor_table: str = Field(default="", description="the monitor's own table (no capacity anomalies)")
     queues: tuple[str, ...] = ()
     dlqs: tuple[str, ...] = ()
     event_bus: str = Field(min_length=1)
@@ -52,7 +51,6 @@ class ResourceNames(_Frozen):
             api_stage=topo.api_stage,
             functions=tuple(FunctionName(key=f.key, name=f.name, service=f.service) for f in topo.functions),
             tables=tuple(t.name for t in topo.tables),
-            monitor_table=topo.monitor_table.name,
             queues=(topo.telemetry_queue.name,),
             dlqs=(topo.telemetry_dlq.name,),
             event_bus=topo.event_bus,

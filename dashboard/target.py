@@ -95,7 +95,6 @@ class Resources(BaseModel):
             api_stage=self.api_stage,
             functions=tuple(FunctionName(key=f.key, name=f.name, service=f.service) for f in self.functions),
             tables=self.tables,
-            monitor_table=self.monitor_table,
             queues=(self.telemetry_queue,),
             dlqs=(self.telemetry_dlq,),
             event_bus=self.event_bus,

@@ -394,7 +394,7 @@ def build_catalog(names: ResourceNames, *, period_s: int) -> Catalog:
             min_volume=10, severity=crit,
         )  # fmt: skip
 
-    # DynamoDB tables: throttles and consumed capacity.
+    # DynamoDB tables: throttles.
     ddb = "AWS/DynamoDB"
     b.service, b.group = "fleetscope", ""  # tables are shared by several services
     for table in names.tables:
@@ -415,17 +415,8 @@ def build_catalog(names: ResourceNames, *, period_s: int) -> Catalog:
                 name="ThrottledRequests", dims={**dims, "Operation": op}, stat="Sum", direction="up",
                 severity=warn, fill_zero=True, unit="requests",
             )  # fmt: skip
-        if table == names.monitor_table:
-            # The monitor's own state: its capacity follows the catalog's size and the monitor's own
-            # runs (the first run after a deploy or a lost state writes every model at once), so an
-            # anomaly there is the monitor's doing; its health has the heartbeat and RunErrors alarms.
-            continue
-        for metric, label in (("ConsumedReadCapacityUnits", "RCU"), ("ConsumedWriteCapacityUnits", "WCU")):
-            b.metric(
-                f"{res}:{metric}", f"{table} consumed {label}", resource=res, namespace=ddb, name=metric,
-                dims=dims, stat="Sum", direction="both", severity=info,
-                unit="capacity units",
-            )  # fmt: skip
+        # No consumed capacity: on demand it follows the traffic (a cost signal the dashboards show),
+        # and an anomaly there opens a second incident beside the one the traffic or error series name.
 
     # SQS: backlog age and depth; DLQ depth is critical (messages are failing for good).
     sqs = "AWS/SQS"

@@ -105,16 +105,6 @@ class HistoryProfile:
     cold_starts_per_hour: float = 0.6  # per function, when it is invoked at all
     queue_age_s: float = 1.5
     registrations_per_day: float = 1.0
-    # DynamoDB capacity as the emulator's hooks count it (`sandbox.emulator.service_metrics`), measured
-    # live on 2026-12-06 (fleet of 50, monitor every 60 s, 82 watched series): the cars table reads
-    # 26-35 RCU a minute for ~27 cars-api requests; the outbox takes ~5 WCU per change (the item written
-    # in a transaction, then the relay's claim and its published mark) and the sweeper's Query every
-    # minute 0.5 RCU; a monitor run reads ~150 RCU and writes ~40 WCU of state.
-    read_units_per_request: float = 1.0
-    outbox_write_units_per_transition: float = 5.0
-    sweeper_read_units_per_minute: float = 0.5
-    monitor_read_units_per_run: float = 150.0
-    monitor_write_units_per_run: float = 40.0
 
     def __post_init__(self) -> None:
         for name, raw in asdict(self).items():
@@ -387,21 +377,7 @@ class HistoryModel:
             cold = rng.poisson(np.full(n, p.cold_starts_per_hour * period_s / 3600.0))
             return _counts(np.where(invoked, cold, 0))
         if ns == "AWS/DynamoDB":
-            table = spec.dimensions.get("TableName")
-            cars, outbox, monitor = topo.cars_table.name, topo.outbox_table.name, topo.monitor_table.name
-            if name == "ConsumedReadCapacityUnits" and table == cars:
-                return _capacity(shared["requests"] * p.read_units_per_request)
-            if name == "ConsumedWriteCapacityUnits" and table == cars:
-                return _capacity(shared["transitions"] * 2.0 + shared["telemetry"])
-            if name == "ConsumedWriteCapacityUnits" and table == outbox:
-                return _capacity(shared["transitions"] * p.outbox_write_units_per_transition)
-            if name == "ConsumedReadCapacityUnits" and table == outbox:
-                return _capacity(np.full(n, p.sweeper_read_units_per_minute * period_s / 60.0))
-            if name == "ConsumedReadCapacityUnits" and table == monitor:
-                return _capacity(shared["monitor_runs"] * p.monitor_read_units_per_run)
-            if name == "ConsumedWriteCapacityUnits" and table == monitor:
-                return _capacity(shared["monitor_runs"] * p.monitor_write_units_per_run)
-            return None  # throttles stay at zero; the other tables see little traffic
+            return None  # throttles stay at zero (consumed capacity is not in the catalog)
         if ns == "AWS/SQS":
             if spec.dimensions.get("QueueName") == topo.telemetry_dlq.name:
                 return np.zeros(n), None  # a gauge: an empty DLQ is reported as 0
@@ -457,11 +433,6 @@ def _counts(values: np.ndarray[Any, Any]) -> Column:
     """A counter: zero periods are not written (CloudWatch omits them; the catalog fills zeros)."""
     as_float = np.asarray(values, dtype=np.float64)
     return np.where(as_float > 0, as_float, np.nan), None
-
-
-def _capacity(values: np.ndarray[Any, Any]) -> Column:
-    """Consumed capacity: the emulator publishes it every minute for every table, zeros included."""
-    return np.asarray(values, dtype=np.float64), None
 
 
 def _per_event(values: np.ndarray[Any, Any], events: np.ndarray[Any, Any]) -> Column:
