@@ -323,7 +323,6 @@ class HistoryModel:
             "5xx": e5,
             "telemetry": telemetry,
             "transitions": transitions,
-            "monitor_runs": np.full(n, runs),
             "invocations": {
                 "cars-api": (requests, p.cars_api_duration),
                 "telemetry-ingest": (
