@@ -85,7 +85,7 @@ def _series(m: MetricSpec, rng: np.random.Generator, day: np.ndarray) -> np.ndar
     n = len(day)
     if m.profile == "traffic":
         return rng.poisson(rng.uniform(5, 500) * day).astype(float)
-    if m.profile == "latency":
+    if m.profile in ("latency", "latency-tail"):
         return rng.lognormal(math.log(rng.uniform(20, 200)), 0.2, n) * (0.8 + 0.2 * day)
     if m.profile == "backlog":
         return rng.poisson(rng.uniform(0.5, 5), n).astype(float)

@@ -87,7 +87,7 @@ CATALOG_PROFILE = {
     "Errors": "count",
     "Throttles": "count",
     "Duration": "latency",
-    "ConcurrentExecutions": "backlog",
+    "ConcurrentExecutions": "traffic",
     "ColdStart": "count",
     "ApproximateAgeOfOldestMessage": "backlog",
     "ApproximateNumberOfMessagesVisible": "backlog",

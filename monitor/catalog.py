@@ -36,6 +36,7 @@ Direction = Literal["up", "down", "both"]
 PROFILE_COUNT = "traffic"  # request/event volumes: seasonal, watched both ways
 PROFILE_SPARSE = "count"  # errors, throttles, failures: usually zero
 PROFILE_LATENCY = "latency"  # percentiles, heavy-tailed
+PROFILE_TAIL_LATENCY = "latency-tail"  # p90 and above, maxima: a low-volume minute's p99 is its slowest call
 PROFILE_RATE = "rate"  # ratios in [0, 1] with a volume (the denominator)
 PROFILE_LEVEL = "backlog"  # gauges: queue depth and age, concurrency
 
@@ -55,7 +56,7 @@ METRIC_PROFILES: dict[str, str] = {
     "Throttles": PROFILE_SPARSE,
     "DeadLetterErrors": PROFILE_SPARSE,
     "Duration": PROFILE_LATENCY,
-    "ConcurrentExecutions": PROFILE_LEVEL,
+    "ConcurrentExecutions": PROFILE_COUNT,
     "IteratorAge": PROFILE_LEVEL,
     "ColdStart": PROFILE_SPARSE,  # Powertools
     # AWS/DynamoDB
@@ -86,9 +87,24 @@ METRIC_PROFILES: dict[str, str] = {
 }
 
 
-def profile_for_metric(metric_name: str) -> str:
-    """The detector profile of a CloudWatch metric name; KeyError for a name the table lacks."""
-    return METRIC_PROFILES[metric_name]
+_TAIL_STAT_RE = re.compile(r"^(p|tm|wm|tc|ts)(\d+(\.\d+)?)$", re.IGNORECASE)
+
+
+def is_tail_statistic(statistic: str) -> bool:
+    """Maximum, or a percentile-type statistic (p99, tm99...) at 90 or above."""
+    if statistic == "Maximum":
+        return True
+    match = _TAIL_STAT_RE.match(statistic)
+    return match is not None and float(match.group(2)) >= 90.0
+
+
+def profile_for_metric(metric_name: str, statistic: str | None = None) -> str:
+    """The detector profile of a CloudWatch metric name (and, where known, the statistic watched: a
+    latency's tail, p90 and above, gets `latency-tail`); KeyError for a name the table lacks."""
+    profile = METRIC_PROFILES[metric_name]
+    if profile == PROFILE_LATENCY and statistic is not None and is_tail_statistic(statistic):
+        return PROFILE_TAIL_LATENCY
+    return profile
 
 
 _ID_RE = re.compile(r"^[A-Za-z0-9_.:/#@+=-]{1,200}$")
@@ -259,7 +275,7 @@ class _Builder:
                 period_s=self.period_s,
                 direction=direction,
                 severity=severity,
-                profile=profile_for_metric(name),
+                profile=profile_for_metric(name, stat),
                 fill_zero=fill_zero,
                 unit=unit,
                 service=self.service,

@@ -75,6 +75,7 @@ class AlertDecision:
 _RULES: dict[str, AlertRule] = {
     "default": AlertRule(0.45, 1, 1, "both", cooldown_points=36, clear_points=6),
     "latency": AlertRule(0.5, 2, 3, "up", cooldown_points=24, clear_points=3),
+    "latency-tail": AlertRule(0.5, 2, 3, "up", cooldown_points=24, clear_points=3),
     "traffic": AlertRule(0.5, 2, 3, "both", cooldown_points=24, clear_points=3),
     "count": AlertRule(0.5, 1, 1, "up", cooldown_points=12, clear_points=4),
     "rate": AlertRule(0.5, 2, 3, "up", min_volume=20.0, cooldown_points=24, clear_points=3),

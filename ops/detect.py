@@ -43,14 +43,14 @@ from pathlib import Path
 
 import numpy as np
 
-from monitor.catalog import METRIC_PROFILES
+from monitor.catalog import METRIC_PROFILES, is_tail_statistic, profile_for_metric
 from monitor.detectors import PROFILES, build_detector
 from monitor.policy import AlertRule, SeriesAlertState, default_rule
 
 OUTPUT_COLUMNS = ("timestamp", "value", "anomaly_score", "alert", "lower", "upper")
 AUTO = "auto"
 PROFILE_CHOICES = (*PROFILES, AUTO)
-_METRIC_PROFILES_CI = {name.lower(): profile for name, profile in METRIC_PROFILES.items()}
+_METRIC_NAMES_CI = {name.lower(): name for name in METRIC_PROFILES}
 
 
 class SeriesFileError(ValueError):
@@ -100,14 +100,17 @@ def load_profile_map(path: Path) -> ProfileMap:
 
 
 def auto_profile(relative_path: str) -> str:
-    """The profile of the CloudWatch metric named in a path (file name first, then its folders)."""
+    """The profile of the CloudWatch metric named in a path (file name first, then its folders); a
+    latency whose path also names a tail statistic (``p99``, ``p90``, ``Maximum``: `Duration_p99.csv`,
+    `Latency/p99.csv`) gets the tail-latency profile, as in the catalog."""
     parts = relative_path.replace("\\", "/").split("/")
     parts[-1] = parts[-1].removesuffix(".csv")
-    for part in reversed(parts):
-        for token in reversed([t for t in re.split(r"[^A-Za-z0-9]+", part) if t]):
-            profile = _METRIC_PROFILES_CI.get(token.lower())
-            if profile is not None:
-                return profile
+    tokens = [t for part in parts for t in re.split(r"[^A-Za-z0-9.]+", part) if t]
+    tail = any(is_tail_statistic("Maximum" if t.lower() == "maximum" else t) for t in tokens)
+    for token in reversed([t for part in parts for t in re.split(r"[^A-Za-z0-9]+", part) if t]):
+        name = _METRIC_NAMES_CI.get(token.lower())
+        if name is not None:
+            return profile_for_metric(name, "p99" if tail else None)
     return "default"
 
 

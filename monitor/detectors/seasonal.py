@@ -30,6 +30,10 @@ an AR(1) sum, ``sqrt((1 + rho) / (1 - rho))``, with ``rho`` the exponentially we
 autocorrelation of ordinary residuals. ``exp(-S)`` bounds the probability of S under no shift
 (Ville's inequality), so it is a tail probability like the point's; and the band narrows to the
 value that would bring S to h, so a point is outside the band exactly when either test calls it.
+A second pair of CUSUMs (``shift_delta_small``, about one scale) finds a smaller shift once it has
+lasted longer (+10 % on a 6 % noise for ~20 points): it is capped lower (``shift_small_cap`` x its
+alarm level, so it drains within a few points of a recovery) and may ask for more evidence
+(``shift_small_p``); with two pairs the alarm level is raised by ln 2, a union bound over the two tests.
 
 Multiplicative seasonality (``log_values``): traffic scales, it does not shift: a weekend at 60 % of a
 weekday is 60 % at every hour, and noise grows with the level. The model then runs on ``log(1 + y)``
@@ -97,6 +101,9 @@ class SeasonalConfig:
     tail_power: float = 3.0
     log_values: bool = False  # model log(1 + y): a weekend at 60 % scales the whole day (values >= 0)
     shift_delta: float | None = None  # sustained-shift CUSUM: the shift (in scales) it looks for
+    shift_delta_small: float | None = None  # a second CUSUM for a smaller shift that lasts longer
+    shift_small_p: float = 1e-5  # ...alarming at this tail probability (scored as shift_p there)
+    shift_small_cap: float = 1.1  # ...capped at this many times its alarm level, so it drains within points
     shift_p: float = 1e-5  # its alarm level, as a tail probability (h = -ln shift_p)
     shift_steps: int = 4  # one point adds at most h / shift_steps
     shift_clip: float = 3.0  # |z| fed to the CUSUM is clipped here
@@ -148,7 +155,7 @@ class SeasonalBaselineDetector(OnlineDetector):
         self.shifts_ = 0
         self.zhist_: deque[float] = deque()  # recent |z| in time order
         self.zsorted_: list[float] = []  # the same values, sorted
-        self.cusum_ = [0.0, 0.0]  # sustained-shift CUSUMs, up and down (nats)
+        self.cusum_ = [0.0] * (2 * len(self._deltas()))  # sustained-shift CUSUMs, up and down per delta
         self.ac_ = [0.0, 1.0, math.nan]  # EW z(t) z(t-1), EW z^2, the previous ordinary z
         self.held_: list[float] = []  # |z| of the current excursion, not yet in the calibration
 
@@ -200,7 +207,8 @@ class SeasonalBaselineDetector(OnlineDetector):
         det.zhist_ = deque(float(v) for v in state["zhist"])
         det.zsorted_ = sorted(det.zhist_)
         if "cusum" in state:  # states written before the shift CUSUM have none
-            det.cusum_ = floats_from_json(state["cusum"])
+            cusum = floats_from_json(state["cusum"])
+            det.cusum_ = (cusum + [0.0] * len(det.cusum_))[: len(det.cusum_)]
             det.ac_ = floats_from_json(state["ac"])
         det.held_ = floats_from_json(state.get("held", []))
         return det
@@ -329,7 +337,7 @@ class SeasonalBaselineDetector(OnlineDetector):
                 self.flat_run_ = []
             if len(self.run_) >= cfg.shift_points:
                 self._rebaseline()
-                self.cusum_ = [0.0, 0.0]  # the shift is the new level
+                self.cusum_ = [0.0] * len(self.cusum_)  # the shift is the new level
             if ti % 86400 < cfg.period_s:  # the day's first point
                 self._center_season()
         if cfg.log_values:  # back to the series' own units
@@ -350,19 +358,35 @@ class SeasonalBaselineDetector(OnlineDetector):
         rho = min(max(num / den if den > 0 else 0.0, 0.0), 0.9)
         return math.sqrt((1.0 + rho) / (1.0 - rho))
 
-    def _shift_step(self, z: float) -> float:
-        """Add one point to the shift CUSUMs; the tail probability exp(-S) after it."""
+    def _deltas(self) -> list[tuple[float, float, float]]:
+        """(shift in scales, cap as a multiple of h, extra nats to alarm) of each shift CUSUM pair."""
         cfg = self.config
-        delta = cfg.shift_delta
-        assert delta is not None
-        h = -math.log(cfg.shift_p)
+        out = [] if cfg.shift_delta is None else [(cfg.shift_delta, 1.5, 0.0)]
+        if cfg.shift_delta is not None and cfg.shift_delta_small is not None:
+            extra = max(0.0, math.log(cfg.shift_p / cfg.shift_small_p))
+            out.append((cfg.shift_delta_small, cfg.shift_small_cap, extra))
+        return out
+
+    def _shift_step(self, z: float) -> float:
+        """Add one point to the shift CUSUMs; the tail probability exp(-S) after it (S the largest;
+        with two shift sizes the alarm level is raised by ln 2, a union bound over the two tests)."""
+        cfg = self.config
+        h = self._shift_h()
         zc = max(-cfg.shift_clip, min(cfg.shift_clip, self._calibrated_z(z) / self._inflation()))
         most = h / cfg.shift_steps
-        up = min(delta * zc - delta * delta / 2.0, most)
-        down = min(-delta * zc - delta * delta / 2.0, most)
-        cap = 1.5 * h
-        self.cusum_ = [min(max(0.0, self.cusum_[0] + up), cap), min(max(0.0, self.cusum_[1] + down), cap)]
-        if max(self.cusum_) < h / 2.0 and abs(z) < cfg.shift_clip:  # ordinary: learn the autocorrelation
+        sums = []
+        evidence = 0.0  # the largest sum, less what its test needs beyond h
+        for k, (delta, cap, extra) in enumerate(self._deltas()):
+            up = min(delta * zc - delta * delta / 2.0, most)
+            down = min(-delta * zc - delta * delta / 2.0, most)
+            pair = [
+                min(max(0.0, self.cusum_[2 * k] + up), cap * (h + extra)),
+                min(max(0.0, self.cusum_[2 * k + 1] + down), cap * (h + extra)),
+            ]
+            sums += pair
+            evidence = max(evidence, max(pair) - extra)
+        self.cusum_ = sums
+        if evidence < h / 2.0 and abs(z) < cfg.shift_clip:  # ordinary: learn the autocorrelation
             num, den, prev = self.ac_
             a = cfg.shift_rho_alpha
             if not math.isnan(prev):
@@ -371,7 +395,11 @@ class SeasonalBaselineDetector(OnlineDetector):
             self.ac_ = [num, den, z]
         else:
             self.ac_[2] = math.nan
-        return math.exp(-max(self.cusum_))
+        return min(1.0, math.exp(-evidence) * math.exp(h + math.log(cfg.shift_p)))
+
+    def _shift_h(self) -> float:
+        """The alarm level in nats: -ln shift_p, plus ln 2 with two shift sizes (union bound)."""
+        return -math.log(self.config.shift_p) + math.log(len(self._deltas()) or 1)
 
     def _calibrated_z(self, z: float) -> float:
         """z, no larger than the normal quantile of its rank among the recent |z| (the point's own
@@ -387,22 +415,21 @@ class SeasonalBaselineDetector(OnlineDetector):
         return math.copysign(min(az, q), z)
 
     def _shift_band(self) -> tuple[float, float]:
-        """The |z| above (below) the forecast that brings the up (down) CUSUM to its alarm level now
+        """The |z| above (below) the forecast that brings an up (down) CUSUM to its alarm level now
         (inf where no single point can)."""
         cfg = self.config
-        delta = cfg.shift_delta
-        assert delta is not None
-        h = -math.log(cfg.shift_p)
+        h = self._shift_h()
         infl = self._inflation()
-        out = []
-        for s in self.cusum_:
-            need = h - s
-            if need > h / cfg.shift_steps + 1e-12:
-                out.append(math.inf)
-                continue
-            zc = (need + delta * delta / 2.0) / delta
-            out.append(max(zc, 0.0) * infl if zc <= cfg.shift_clip else math.inf)
-        return out[0], out[1]
+        best = [math.inf, math.inf]
+        for k, (delta, _cap, extra) in enumerate(self._deltas()):
+            for side in (0, 1):
+                need = h + extra - self.cusum_[2 * k + side]
+                if need > h / cfg.shift_steps + 1e-12:
+                    continue
+                zc = (need + delta * delta / 2.0) / delta
+                if zc <= cfg.shift_clip:
+                    best[side] = min(best[side], max(zc, 0.0) * infl)
+        return best[0], best[1]
 
     def _absorb(
         self,

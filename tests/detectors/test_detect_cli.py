@@ -180,7 +180,11 @@ def test_a_utf8_bom_and_crlf_lines_as_spreadsheets_export_them_are_read(tmp_path
     ("path", "profile"),
     [
         ("aws-lambda/cars-api/Duration.csv", "latency"),
-        ("apigw/prod/IntegrationLatency-p99.csv", "latency"),
+        ("apigw/prod/IntegrationLatency-p99.csv", "latency-tail"),  # a tail statistic in the path
+        ("lambda/cars-api/Duration/Maximum.csv", "latency-tail"),
+        ("lambda/cars-api/Duration_p50.csv", "latency"),
+        ("lambda/p99/Errors.csv", "count"),  # only a latency has a tail profile
+        ("lambda/ConcurrentExecutions.csv", "traffic"),
         ("apigw/prod/Latency.csv", "latency"),
         ("apigw/prod/Count.csv", "traffic"),
         ("lambda/Invocations_cars-api.csv", "traffic"),
@@ -202,11 +206,16 @@ def test_the_catalog_and_auto_share_one_table() -> None:
     # Given the catalog the monitor deploys, then every series' profile is the table's for its metric
     from contract.resources import ResourceNames
     from contract.topology import topology
-    from monitor.catalog import METRIC_PROFILES, build_catalog
+    from monitor.catalog import METRIC_PROFILES, build_catalog, profile_for_metric
 
     catalog = build_catalog(ResourceNames.from_topology(topology("test")), period_s=60)
     for spec in catalog.metrics:
-        assert spec.profile == METRIC_PROFILES[spec.metric_name] == auto_profile(f"x/{spec.metric_name}.csv")
+        path = f"x/{spec.metric_name}/{spec.statistic}.csv"
+        assert spec.profile == profile_for_metric(spec.metric_name, spec.statistic) == auto_profile(path)
+        tail = spec.profile == "latency-tail"
+        assert METRIC_PROFILES[spec.metric_name] == ("latency" if tail else spec.profile)
+    # and the catalog watches a latency's p50 and p99 with the two latency profiles
+    assert {s.profile for s in catalog.metrics} >= {"latency", "latency-tail"}
 
 
 def test_the_first_matching_pattern_wins_and_unmatched_files_use_the_fallback() -> None:

@@ -427,6 +427,9 @@ SHIFT_DAY = 12 * DAY  # the 13th day
         ("+30 % for half an hour at a quiet hour", 3, 6, 1.3, True),
         ("+30 % for two periods: a blip", 18, 2, 1.3, False),
         ("+10 % for an hour: within the noise", 18, 12, 1.1, False),
+        # about 1.5 scales: only the slower, smaller-shift CUSUM sees it, once it has lasted
+        ("+10 % for three hours at a quiet hour: a slow regression", 3, 36, 1.1, True),
+        ("+10 % for three hours mid-morning: a slow regression", 10, 36, 1.1, True),
         ("no change", 18, 0, 1.0, False),
     ],
 )
@@ -446,6 +449,35 @@ def test_a_sustained_latency_shift_alerts_against_the_same_hour(
         assert start <= opened[0] < start + points, (name, opened[0] - start)
     else:
         assert opened == [], name
+
+
+def test_the_slow_regression_needs_the_smaller_shift_cusum() -> None:
+    # Given the slow regression above (+10 % for three hours at 03:00)
+    t, y = daily_latency(14, seed=21)
+    start = SHIFT_DAY + 3 * 12
+    y[start : start + 36] *= 1.1
+    # When the latency profile runs with only its large-shift CUSUM
+    det = build_detector("latency", period_s=PERIOD)
+    assert det.seasonal_ is not None
+    det.seasonal_.config = replace(det.seasonal_.config, shift_delta_small=None)
+    out = det.process(t, y)
+    # Then no point of it reaches the rule's threshold (the smaller shift is what finds it)
+    assert out.score[start : start + 36].max() < default_rule("latency").threshold
+
+
+def test_a_state_saved_with_one_shift_cusum_loads_with_two() -> None:
+    # Given a latency model's state as written before the smaller-shift CUSUM (two sums, up and down)
+    t, y = daily_latency(3, seed=2)
+    det = build_detector("latency", period_s=PERIOD)
+    det.process(t[:-10], y[:-10])
+    state = det.to_state()
+    seasonal = state["seasonal"]
+    seasonal["cusum"] = seasonal["cusum"][:2]
+    # When it is restored and goes on, it scores like a fresh pair of small sums (no error)
+    restored = detector_from_state(state)
+    assert len(restored.seasonal_.cusum_) == 4
+    assert restored.seasonal_.cusum_[2:] == [0.0, 0.0]
+    restored.process(t[-10:], y[-10:])
 
 
 def weekly_traffic(days: float, *, seed: int) -> tuple[np.ndarray, np.ndarray]:
