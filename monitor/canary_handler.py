@@ -20,13 +20,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from contract.metrics import CANARY_FAIL, CANARY_NAMESPACE
 from contract.topology import topology
-from monitor.canary import Outcome, judge
-from monitor.canary_metrics import CloudWatchVersionMetrics
+from monitor.canary import judge
+from monitor.canary_metrics import CloudWatchVersionMetrics, put_verdict
 from monitor.deployments import Deployment, DeploymentState, DynamoDbDeploymentLog
 
-NAMESPACE = "Fleetscope/Canary"
-FAIL_METRIC = "CanaryFail"
+NAMESPACE = CANARY_NAMESPACE
+FAIL_METRIC = CANARY_FAIL
 IN_PROGRESS = {"Created", "Queued", "InProgress", "Baking", "Ready"}
 _APPSPEC_FIELD = re.compile(r'"?(Name|Alias|CurrentVersion|TargetVersion)"?\s*:\s*"?([^",\s}]+)"?')
 
@@ -72,17 +73,7 @@ def judge_deployment(
         periods=periods,
     )
     verdict = judge(series[spec["CurrentVersion"]], series[spec["TargetVersion"]])
-    cloudwatch.put_metric_data(
-        Namespace=NAMESPACE,
-        MetricData=[
-            {
-                "MetricName": FAIL_METRIC,
-                "Dimensions": [{"Name": "DeploymentGroup", "Value": event.deployment_group}],
-                "Value": 1.0 if verdict.outcome == Outcome.FAIL else 0.0,
-                "Unit": "Count",
-            }
-        ],
-    )
+    put_verdict(cloudwatch, deployment_group=event.deployment_group, outcome=verdict.outcome)
     status = str(info.get("status", ""))
     state = (
         DeploymentState.IN_PROGRESS

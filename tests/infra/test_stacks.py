@@ -720,3 +720,14 @@ def test_observability_stack_outputs_the_dashboards_and_topic(
     assert urls["ServiceDashboardUrl"].endswith(f"#dashboards/dashboard/{topo.prefix}-fleet-service")
     assert urls["MonitorDashboardUrl"].endswith(f"#dashboards/dashboard/{topo.prefix}-fleet-monitor")
     assert "AlertsTopicArn" in outputs
+
+
+def test_canary_groups_are_named_like_their_functions() -> None:
+    # The monitor's canary-fail series finds a group's CanaryFail by the function's name
+    from contract.topology import CANARY_FUNCTIONS, topology
+    from infra.constructs.canary_judge import canary_group_name
+
+    topo = topology("prod")
+    names = {fn.key: fn.name for fn in topo.functions}
+    for key in CANARY_FUNCTIONS:
+        assert canary_group_name(topo, key) == names[key]

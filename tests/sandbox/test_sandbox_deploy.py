@@ -122,6 +122,19 @@ def test_a_slow_canary_is_rolled_back_inside_its_window(tmp_path: Path) -> None:
     assert last.baseline_minutes == [BASE] * len(judged)
 
 
+def test_every_verdict_is_handed_on_for_publishing_the_fail_ends_the_list(tmp_path: Path) -> None:
+    # Given a new version twice as slow, and a sink for the verdicts (CanaryFail in the CLI)
+    slow = VersionMinute(invocations=34, p50_ms=80, p90_ms=160, p99_ms=300)
+    seen: list[str] = []
+    rollout, lines = _rollout(tmp_path, slow, on_verdict=lambda v: seen.append(v.outcome.value))
+    # When it is deployed
+    rollout.run()
+    # Then the sink got one verdict per judged minute, the last one the FAIL that rolled it back
+    judged = [line["verdict"] for line in lines if line.get("step") == "judged"]
+    assert seen == judged
+    assert seen[-1] == "FAIL"
+
+
 def test_a_clean_canary_is_promoted_after_its_window(tmp_path: Path) -> None:
     clean = VersionMinute(invocations=60, p50_ms=40, p90_ms=80, p99_ms=150)
     rollout, lines = _rollout(tmp_path, clean)
