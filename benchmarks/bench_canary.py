@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
-from monitor.canary import Action, Outcome, VersionMinute, judge, next_action
+from monitor.canary import Action, Outcome, VersionMinute, is_last_look, judge, next_action
 from sandbox.traffic.demand import DemandModel
 
 WINDOW = 5
@@ -92,7 +92,7 @@ def _run(task: tuple[str, float, float, float, int]) -> Result:
         canary.append(_minute(rng, int(rng.poisson(rate * CANARY_SHARE)), load, slow, BASE_ERROR + extra))
         if len(canary) <= WINDOW and baseline[-1].errors + canary[-1].errors >= 1:
             static = True
-        verdict = judge(baseline, canary)
+        verdict = judge(baseline, canary, last_look=is_last_look(len(canary), window_minutes=WINDOW))
         action = next_action(verdict, window_minutes=WINDOW)
     for _ in range(len(canary), WINDOW):  # the static alarms watch CodeDeploy's whole 5 minutes
         load = float(rng.lognormal(0.0, LOAD_SD))

@@ -78,6 +78,9 @@ class CanaryJudgeConfig(BaseModel):
     latency_floor: float = Field(default=0.25, ge=0)  # relative slow-down of the median that can FAIL
     min_minutes: int = Field(default=3, ge=1)
     min_invocations: int = Field(default=10, ge=1)
+    # At the last look (the extended window's end) an error ratio still INCONCLUSIVE is decided: FAIL
+    # at this one-sided significance (and at least error_min_increase), else it stays INCONCLUSIVE.
+    last_look_error_alpha: float = Field(default=0.05, gt=0, lt=1)
 
 
 class MetricVerdict(BaseModel):
@@ -114,8 +117,14 @@ def judge(
     baseline: Sequence[VersionMinute],
     canary: Sequence[VersionMinute],
     config: CanaryJudgeConfig | None = None,
+    *,
+    last_look: bool = False,
 ) -> CanaryVerdict:
-    """Judges the canary against the baseline over the same minutes (index i is the same minute)."""
+    """Judges the canary against the baseline over the same minutes (index i is the same minute).
+
+    ``last_look``: no later verdict will come (`is_last_look`), so an error ratio that is still
+    INCONCLUSIVE is decided at ``last_look_error_alpha`` rather than left to the default action.
+    """
     if len(baseline) != len(canary):
         raise ValueError(f"baseline has {len(baseline)} minutes, canary {len(canary)}: give the same minutes")
     cfg = config or CanaryJudgeConfig()
@@ -130,6 +139,7 @@ def judge(
             n_base,
             cfg,
             guard=False,
+            last_look=last_look,
         ),
         _ratio(
             "throttle_ratio",  # of the attempts: a throttled invocation is not an Invocation
@@ -166,7 +176,15 @@ def judge(
 
 
 def _ratio(
-    name: str, e_c: int, n_c: int, e_b: int, n_b: int, cfg: CanaryJudgeConfig, *, guard: bool
+    name: str,
+    e_c: int,
+    n_c: int,
+    e_b: int,
+    n_b: int,
+    cfg: CanaryJudgeConfig,
+    *,
+    guard: bool,
+    last_look: bool = False,
 ) -> MetricVerdict:
     if e_c > n_c or e_b > n_b:
         raise ValueError(f"{name}: more events than invocations ({e_c}/{n_c}, {e_b}/{n_b})")
@@ -187,6 +205,12 @@ def _ratio(
     if upper < r_b + cfg.error_floor:
         reason = f"{seen}; at most {upper:.2%} on the canary ({1 - cfg.pass_alpha:.0%} bound)"
         return MetricVerdict(outcome=Outcome.PASS, reason=reason, p_value=p, **common)
+    if last_look and p < cfg.last_look_error_alpha and r_c - r_b >= cfg.error_min_increase:
+        reason = (
+            f"{seen} (p = {p:.2g}; still inconclusive at the end of the extended window, so decided at "
+            f"p < {cfg.last_look_error_alpha:g})"
+        )
+        return MetricVerdict(outcome=Outcome.FAIL, reason=reason, p_value=p, **common)
     reason = (
         f"{seen}: too little canary traffic to rule out +{cfg.error_floor:.0%} "
         f"(could be {upper:.2%}; about {_invocations_to_rule_out(r_b, cfg)} canary invocations needed)"
@@ -222,6 +246,11 @@ def _latency(name: str, pairs: list[tuple[float, float]], n_c: int, cfg: CanaryJ
     if p < cfg.latency_alpha and effect >= cfg.latency_floor:
         return MetricVerdict(outcome=Outcome.FAIL, reason=seen, **common)
     return MetricVerdict(outcome=Outcome.PASS, reason=seen, **common)
+
+
+def is_last_look(minutes: int, *, window_minutes: int) -> bool:
+    """Whether the verdict after `minutes` is the rollout's last (the window extended once ends)."""
+    return minutes >= 2 * window_minutes
 
 
 def next_action(

@@ -33,9 +33,9 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError
 
 from contract.topology import Topology, topology
-from monitor.canary import Action, CanaryJudgeConfig, CanaryVerdict, judge, next_action
+from monitor.canary import Action, CanaryJudgeConfig, CanaryVerdict, is_last_look, judge, next_action
 from monitor.canary_metrics import CloudWatchVersionMetrics, put_verdict
-from monitor.deployments import Deployment, DeploymentState, DynamoDbDeploymentLog
+from monitor.deployments import Deployment, DeploymentState, DynamoDbDeploymentLog, VerdictRecord
 from sandbox.emulator.server import aws_environment
 from sandbox.home.aliases import (
     ALIASED_FUNCTIONS,
@@ -151,7 +151,12 @@ class CanaryRollout:
                     periods=minute,
                     period_s=max(1, round(self.minute_s)),
                 )
-                verdict = judge(series[from_version], series[to_version], self.config)
+                verdict = judge(
+                    series[from_version],
+                    series[to_version],
+                    self.config,
+                    last_look=is_last_look(minute, window_minutes=self.minutes),
+                )
                 self.on_verdict(verdict)
                 action = next_action(
                     verdict, window_minutes=self.minutes, on_inconclusive=self.on_inconclusive
@@ -164,6 +169,15 @@ class CanaryRollout:
                         "baseline_minutes": list(series[from_version]),
                         "canary_minutes": list(series[to_version]),
                     }
+                ).with_verdict(
+                    VerdictRecord(
+                        at=self.clock(),
+                        minutes=minute,
+                        outcome=verdict.outcome,
+                        canary_invocations=verdict.canary_invocations,
+                        baseline_invocations=verdict.baseline_invocations,
+                        reasons=verdict.reasons,
+                    )
                 )
                 self.log.put(deployment)
                 self.emit(

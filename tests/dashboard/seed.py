@@ -26,7 +26,7 @@ from dashboard.specs import catalog, usage_specs
 from dashboard.target import Resources
 from monitor.canary import VersionMinute, judge
 from monitor.catalog import MetricSpec, Severity, build_catalog
-from monitor.deployments import Deployment, DeploymentState, DynamoDbDeploymentLog
+from monitor.deployments import Deployment, DeploymentState, DynamoDbDeploymentLog, VerdictRecord
 from monitor.incidents import Incident, Member, Transition, incident_id
 from monitor.notifier import render
 from monitor.store import DynamoDbIncidentStore
@@ -223,6 +223,17 @@ def seed_deployments(topo: Topology, *, now: datetime) -> list[Deployment]:
         ("d-seeded", "7", "8", t_open - timedelta(minutes=2), slow, DeploymentState.ROLLED_BACK),
     ):
         verdict = judge(base, canary)
+        history = [
+            VerdictRecord(
+                at=started + timedelta(minutes=m),
+                minutes=m,
+                outcome=(v := judge(base[:m], canary[:m])).outcome,
+                canary_invocations=v.canary_invocations,
+                baseline_invocations=v.baseline_invocations,
+                reasons=v.reasons,
+            )
+            for m in range(1, 6)
+        ]
         records.append(
             Deployment(
                 deployment_id=deployment_id,
@@ -239,6 +250,7 @@ def seed_deployments(topo: Topology, *, now: datetime) -> list[Deployment]:
                 metrics=list(verdict.metrics),
                 baseline_minutes=base,
                 canary_minutes=canary,
+                verdicts=history,
             )
         )
     table = boto3.resource("dynamodb").Table(topo.monitor_table.name)

@@ -120,6 +120,10 @@ def test_a_slow_canary_is_rolled_back_inside_its_window(tmp_path: Path) -> None:
     assert len(last.baseline_minutes) == len(last.canary_minutes) == len(judged)
     assert last.canary_minutes == [slow] * len(judged)
     assert last.baseline_minutes == [BASE] * len(judged)
+    # and how the verdict evolved, minute by minute
+    assert [(v.minutes, v.outcome.value) for v in last.verdicts] == [
+        (line["minute"], line["verdict"]) for line in judged
+    ]
 
 
 def test_every_verdict_is_handed_on_for_publishing_the_fail_ends_the_list(tmp_path: Path) -> None:
