@@ -184,3 +184,17 @@ def test_one_error_in_a_thin_canary_is_no_failure_even_at_the_last_look() -> Non
 @pytest.mark.parametrize(("minutes", "last"), [(5, False), (9, False), (10, True), (11, True)])
 def test_the_last_look_is_the_end_of_the_extended_window(minutes: int, last: bool) -> None:
     assert is_last_look(minutes, window_minutes=5) is last
+
+
+def test_the_last_look_needs_the_errors_to_be_likelier_under_the_regression_it_guards_against() -> None:
+    # Given 2 canary errors in 340 against 1 in 3,030: Fisher p ~ 0.03, below the last look's 0.05,
+    # but 2 errors are about as likely for a clean canary as for one +2 points worse
+    errors = next(
+        m
+        for m in judge(_ten_minutes(303, 1), _ten_minutes(34, 2), last_look=True).metrics
+        if m.metric == "error_ratio"
+    )
+    assert errors.p_value is not None
+    assert errors.p_value < 0.05
+    # Then it stays INCONCLUSIVE (promoted by default)
+    assert errors.outcome == Outcome.INCONCLUSIVE
