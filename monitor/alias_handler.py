@@ -3,7 +3,8 @@
 An EventBridge rule (infra/constructs/alias_updates.py) sends Lambda's UpdateAlias calls on the
 canary functions' ``live`` alias, as CloudTrail records them, here. The handler parses the event
 (`monitor.alias_updates`, pure), reads the function's deployments of the last 30 days to know which
-version the alias routed to before (CloudTrail does not say) and writes the `Deployment` to the
+version the alias routed to before (CloudTrail does not say), or which canary set by hand this update
+ends, and writes the `Deployment` to the
 monitor table through `DynamoDbDeploymentLog`. Calls made by CodeDeploy, failed calls, other aliases
 and functions the stage does not deploy through ``live`` are skipped (``{"recorded": false, ...}``);
 a malformed event raises `AliasUpdateEventError` and nothing is written.
@@ -16,7 +17,7 @@ from datetime import timedelta
 from typing import Any
 
 from contract.topology import CANARY_FUNCTIONS, LIVE_ALIAS, topology
-from monitor.alias_updates import Skipped, alias_update_deployment, parse_update_alias_event, previous_version
+from monitor.alias_updates import Skipped, alias_update_deployment, last_deployment, parse_update_alias_event
 from monitor.deployments import RETENTION, DynamoDbDeploymentLog
 
 logger = logging.getLogger(__name__)
@@ -33,10 +34,9 @@ def record_alias_update(event: dict[str, Any], *, log: DynamoDbDeploymentLog, st
         reason = f"{update.function_name} does not deploy through {LIVE_ALIAS} in stage {stage}"
         logger.info("alias update not recorded: %s", reason)
         return {"recorded": False, "reason": reason}
-    before = previous_version(
-        log.between(update.at - RETENTION, update.at - timedelta(microseconds=1)), update.function_name
-    )
-    deployment = alias_update_deployment(update, function=function, previous_version=before)
+    earlier = log.between(update.at - RETENTION, update.at - timedelta(microseconds=1))
+    last = last_deployment(earlier, update.function_name)
+    deployment = alias_update_deployment(update, function=function, last=last)
     if deployment is None:
         return {
             "recorded": False,

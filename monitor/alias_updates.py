@@ -14,12 +14,14 @@ Pure, in two steps:
   ``codedeploy.amazonaws.com``: the CodeDeploy judging loop records that deployment), a failed call
   (``errorCode``), another alias — is `Skipped` with a reason. An event that is not an UpdateAlias
   call or lacks what one always carries raises `AliasUpdateEventError` (nothing is written).
-- `alias_update_deployment(update, *, function, previous_version) -> Deployment | None`: the record.
-  With a weighted additional version the new version is the weighted one and it is a canary
-  (``canary_percent`` = its weight, IN_PROGRESS, from the primary); without, the primary takes 100 %
-  (SUCCEEDED, from ``previous_version``: CloudTrail does not say what the alias routed to before, so
-  the caller reads it from the last recorded deployment; ``unknown`` when there is none). An update
-  that changes nothing (the primary stays, no weight) is no deployment: None.
+- `alias_update_deployment(update, *, function, last) -> Deployment | None`: the record to write,
+  given the function's last recorded deployment (`last_deployment`; CloudTrail does not say what the
+  alias routed to before). With a weighted additional version the new version is the weighted one and
+  it is a canary (``canary_percent`` = its weight, IN_PROGRESS, from the primary). Without one, the
+  primary takes 100 %: if the last record is a canary set by hand and still IN_PROGRESS, this update
+  ends it (SUCCEEDED when the primary is its new version, ROLLED_BACK when it is its old one: the same
+  record, updated); otherwise it is a new SUCCEEDED deployment from the version the last record left
+  the alias on (``unknown`` without one). An update that changes nothing is no deployment: None.
 
 The sandbox's ``fleetscope alias`` builds an `AliasUpdate` from its arguments and records it through
 the same `alias_update_deployment`.
@@ -39,6 +41,7 @@ CODEDEPLOY = "codedeploy.amazonaws.com"
 DETAIL_TYPE = "AWS API Call via CloudTrail"
 EVENT_NAME_PREFIX = "UpdateAlias"
 UNKNOWN_VERSION = "unknown"
+ID_PREFIX = "alias-"  # deployment ids of alias updates (CodeDeploy's are d-...)
 
 
 class AliasUpdateEventError(ValueError):
@@ -162,12 +165,14 @@ def parse_update_alias_event(
 
 
 def alias_update_deployment(
-    update: AliasUpdate, *, function: str, previous_version: str | None
+    update: AliasUpdate, *, function: str, last: Deployment | None, known_previous: str | None = None
 ) -> Deployment | None:
-    """The deployment an alias update is (see the module docstring); None when it moved nothing."""
+    """The deployment record an alias update writes (see the module docstring); None when it moved
+    nothing. ``known_previous``: the primary version before the update when the caller knows it (the
+    sandbox's alias file does; CloudTrail does not), instead of what the last record implies."""
     who = f" by {update.actor}" if update.actor else ""
     common = {
-        "deployment_id": f"alias-{update.event_id}",
+        "deployment_id": f"{ID_PREFIX}{update.event_id}",
         "function": function,
         "function_name": update.function_name,
         "started_at": update.at,
@@ -185,11 +190,30 @@ def alias_update_deployment(
                 f"takes {percent:g} % beside version {update.version} (not judged)"
             ],
         )
-    if previous_version == update.version:
+    if (
+        last is not None
+        and last.state == DeploymentState.IN_PROGRESS
+        and last.deployment_id.startswith(ID_PREFIX)
+        and update.version in (last.from_version, last.to_version)
+    ):
+        promoted = update.version == last.to_version
+        return last.model_copy(
+            update={
+                "state": DeploymentState.SUCCEEDED if promoted else DeploymentState.ROLLED_BACK,
+                "ended_at": update.at,
+                "reasons": [
+                    *last.reasons,
+                    f"alias {update.alias} updated outside CodeDeploy{who}: version {update.version} takes "
+                    f"all traffic ({'promoted' if promoted else 'rolled back'})",
+                ],
+            }
+        )
+    previous = known_previous or (None if last is None else _routed_after(last))
+    if previous == update.version:
         return None
     return Deployment(
         **common,
-        from_version=previous_version or UNKNOWN_VERSION,
+        from_version=previous or UNKNOWN_VERSION,
         to_version=update.version,
         canary_percent=100,
         state=DeploymentState.SUCCEEDED,
@@ -201,11 +225,12 @@ def alias_update_deployment(
     )
 
 
-def previous_version(deployments: Sequence[Deployment], function_name: str) -> str | None:
-    """The version the alias routed all traffic to after the newest recorded deployment of the
-    function (its new version if it succeeded, its old one otherwise), None without any."""
+def _routed_after(deployment: Deployment) -> str:
+    """The version a deployment left the alias on (all traffic): its new one if it succeeded."""
+    return deployment.to_version if deployment.state == DeploymentState.SUCCEEDED else deployment.from_version
+
+
+def last_deployment(deployments: Sequence[Deployment], function_name: str) -> Deployment | None:
+    """The newest recorded deployment of the function, None without any."""
     mine = [d for d in deployments if d.function_name == function_name]
-    if not mine:
-        return None
-    last = max(mine, key=lambda d: d.started_at)
-    return last.to_version if last.state == DeploymentState.SUCCEEDED else last.from_version
+    return max(mine, key=lambda d: d.started_at) if mine else None

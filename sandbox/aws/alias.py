@@ -8,8 +8,9 @@ same code; ``--fault KIND`` makes it carry that incident kind, as for `fleetscop
 to it.
 
 The update is recorded as a deployment in the monitor's table exactly as the AWS recorder records a
-CloudTrail UpdateAlias (`monitor.alias_updates.alias_update_deployment`): from the primary version
-before, IN_PROGRESS at the weight or SUCCEEDED at 100 %; so an incident that follows names it. One
+CloudTrail UpdateAlias (`monitor.alias_updates.alias_update_deployment`, given the function's last
+recorded deployment): IN_PROGRESS at the weight, SUCCEEDED at 100 %, or the end of a canary set by hand
+(its record SUCCEEDED or ROLLED_BACK); so an incident that follows names it. One
 JSON line; exit 0 done, 2 bad usage, 1 any other failure (no sandbox, an unreadable alias file; or
 the record could not be written, which happens after the routing changed, as on AWS, and says so).
 """
@@ -22,14 +23,14 @@ import os
 import sys
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from pydantic import ValidationError
 
 from contract.topology import Topology, topology
-from monitor.alias_updates import AliasUpdate, alias_update_deployment
-from monitor.deployments import Deployment
+from monitor.alias_updates import AliasUpdate, alias_update_deployment, last_deployment
+from monitor.deployments import RETENTION, Deployment
 from sandbox.emulator.server import aws_environment
 from sandbox.home.aliases import (
     ALIASED_FUNCTIONS,
@@ -54,6 +55,8 @@ class AliasUsageError(ValueError):
 class DeploymentSink(Protocol):
     def put(self, deployment: Deployment) -> None: ...
 
+    def between(self, start: datetime, end: datetime) -> list[Deployment]: ...
+
 
 def update_alias(
     *,
@@ -73,6 +76,7 @@ def update_alias(
     """
     fn = next(f for f in topo.functions if f.key == function_key)
     before = aliases.alias(function_key)
+    at = clock()
     target: dict[str, int] = {}
 
     def change(alias: FunctionAlias) -> FunctionAlias:
@@ -104,10 +108,13 @@ def update_alias(
         version=str(after.version),
         additional_version=None if after.canary_version is None else str(after.canary_version),
         weight=after.canary_weight,
-        at=clock(),
+        at=at,
         actor="fleetscope alias",
     )
-    deployment = alias_update_deployment(update, function=function_key, previous_version=str(before.version))
+    last = last_deployment(log.between(at - RETENTION, at - timedelta(microseconds=1)), fn.name)
+    deployment = alias_update_deployment(
+        update, function=function_key, last=last, known_previous=str(before.version)
+    )
     if deployment is not None:
         log.put(deployment)
     return after, deployment

@@ -226,9 +226,12 @@ def test_function_names_come_from_names_and_arns(given: str, name: str) -> None:
 
 
 def test_a_weighted_update_is_an_in_progress_canary_and_a_full_one_a_succeeded_deployment() -> None:
+    # Given CodeDeploy promoted version 7 yesterday
+    seven = _codedeploy("7", DeploymentState.SUCCEEDED, AT - timedelta(days=1))
     canary = parse_update_alias_event(cloudtrail_event())
     assert isinstance(canary, AliasUpdate)
-    record = alias_update_deployment(canary, function="cars-api", previous_version="7")
+    # When version 8 gets 10 % by hand, Then that is a canary in progress from 7, not judged
+    record = alias_update_deployment(canary, function="cars-api", last=seven)
     assert record is not None
     assert (record.from_version, record.to_version, record.canary_percent, record.state) == (
         "7",
@@ -236,11 +239,12 @@ def test_a_weighted_update_is_an_in_progress_canary_and_a_full_one_a_succeeded_d
         10.0,
         DeploymentState.IN_PROGRESS,
     )
-    assert record.deployment_id == "alias-ev-1"
+    assert (record.deployment_id, record.verdict) == ("alias-ev-1", None)
     assert "outside CodeDeploy by arn:aws:sts::123456789012:assumed-role/Admin/alice" in record.reasons[0]
+    # When instead version 8 takes all of live, Then that is a deployment from 7, succeeded at once
     full = parse_update_alias_event(_promote())
     assert isinstance(full, AliasUpdate)
-    promoted = alias_update_deployment(full, function="cars-api", previous_version="7")
+    promoted = alias_update_deployment(full, function="cars-api", last=seven)
     assert promoted is not None
     assert (promoted.from_version, promoted.to_version, promoted.canary_percent, promoted.state) == (
         "7",
@@ -248,9 +252,46 @@ def test_a_weighted_update_is_an_in_progress_canary_and_a_full_one_a_succeeded_d
         100.0,
         DeploymentState.SUCCEEDED,
     )
-    assert alias_update_deployment(full, function="cars-api", previous_version=None).from_version == "unknown"  # type: ignore[union-attr]
-    # an update that leaves the alias on the version it had is no deployment
-    assert alias_update_deployment(full, function="cars-api", previous_version="8") is None
+    # without any record of the function, from an unknown version
+    unknown = alias_update_deployment(full, function="cars-api", last=None)
+    assert unknown is not None
+    assert unknown.from_version == "unknown"
+    # and an update that leaves the alias on the version it had is no deployment
+    eight = _codedeploy("8", DeploymentState.SUCCEEDED, AT - timedelta(hours=1))
+    assert alias_update_deployment(full, function="cars-api", last=eight) is None
+
+
+@pytest.mark.parametrize(("primary", "state"), [("8", "SUCCEEDED"), ("7", "ROLLED_BACK")])
+def test_a_full_update_ends_the_canary_set_by_hand_in_the_same_record(primary: str, state: str) -> None:
+    # Given version 8 taking 10 % beside 7, set by hand an hour ago and recorded IN_PROGRESS
+    first = parse_update_alias_event(cloudtrail_event(eventTime="2026-12-01T11:00:00Z", eventID="ev-0"))
+    assert isinstance(first, AliasUpdate)
+    in_progress = alias_update_deployment(first, function="cars-api", last=None)
+    assert in_progress is not None
+    # When live goes back to one version, 8 (promoted) or 7 (rolled back)
+    update = parse_update_alias_event(_promote(primary))
+    assert isinstance(update, AliasUpdate)
+    ended = alias_update_deployment(update, function="cars-api", last=in_progress)
+    # Then the same record ends, at the update's time, and says how
+    assert ended is not None
+    assert (ended.deployment_id, ended.started_at, ended.state.value, ended.ended_at) == (
+        "alias-ev-0",
+        in_progress.started_at,
+        state,
+        AT,
+    )
+    assert len(ended.reasons) == 2
+
+
+def test_a_codedeploy_canary_in_progress_is_not_ended_by_a_plain_update() -> None:
+    # Given a CodeDeploy canary of version 8 in progress (its loop records its end)
+    running = _codedeploy("8", DeploymentState.IN_PROGRESS, AT - timedelta(minutes=2))
+    update = parse_update_alias_event(_promote("9"))
+    assert isinstance(update, AliasUpdate)
+    # When someone points live at version 9 by hand, Then that is a deployment of its own, from 7
+    record = alias_update_deployment(update, function="cars-api", last=running)
+    assert record is not None
+    assert (record.deployment_id, record.from_version, record.to_version) == ("alias-ev-1", "7", "9")
 
 
 class MemoryLog:

@@ -23,7 +23,9 @@ class RecordingLog(ListLog):
     def __init__(self) -> None:
         super().__init__([])
 
-    def put(self, deployment: Deployment) -> None:
+    def put(self, deployment: Deployment) -> None:  # an item per started_at#id, as in DynamoDB
+        key = (deployment.started_at, deployment.deployment_id)
+        self.deployments = [d for d in self.deployments if (d.started_at, d.deployment_id) != key]
         self.deployments.append(deployment)
 
 
@@ -52,19 +54,25 @@ def test_a_weighted_update_routes_a_share_and_is_recorded_as_an_unjudged_canary(
         DeploymentState.IN_PROGRESS,
     )
     assert deployment.function_name == TOPO.cars_api.name
-    # and pointing live at version 2 afterwards is a SUCCEEDED deployment from 1 to 2 at 100 %
+    # and pointing live at version 2 afterwards ends that canary: the same record, SUCCEEDED
     after, promoted = update_alias(topo=TOPO, function_key="cars-api", aliases=aliases, log=log, version=2)
     assert (after.version, after.canary_version, after.canary_weight) == (2, None, 0.0)
     assert promoted is not None
+    assert promoted.deployment_id == deployment.deployment_id
     assert (promoted.from_version, promoted.to_version, promoted.canary_percent, promoted.state) == (
         "1",
         "2",
-        100.0,
+        25.0,
         DeploymentState.SUCCEEDED,
     )
+    assert promoted.ended_at is not None
     # and pointing it at the version it has already records nothing
     assert update_alias(topo=TOPO, function_key="cars-api", aliases=aliases, log=log, version=2)[1] is None
-    assert len(log.deployments) == 2
+    assert log.deployments == [promoted]
+    # while pointing it back at version 1 is a new deployment, from 2 to 1
+    _, back = update_alias(topo=TOPO, function_key="cars-api", aliases=aliases, log=log, version=1)
+    assert back is not None
+    assert (back.from_version, back.to_version, back.state) == ("2", "1", DeploymentState.SUCCEEDED)
 
 
 def test_publish_adds_a_version_with_its_fault_and_routes_to_it(tmp_path: Path) -> None:
