@@ -147,6 +147,14 @@ def _alerted_once_then_resolved(
         (datetime.fromisoformat(alert["opened_at"].replace("Z", "+00:00")) - bad["started"]).total_seconds()
     )
     sandbox.figures[f"{label}_series"] = [a.get("series_id") for a in alert.get("anomalies") or ()]
+    sandbox.figures[f"{label}_incident_series"] = sorted(
+        {
+            str(a.get("series_id"))
+            for p in window()
+            if p.get("incident_id") == alert["incident_id"]
+            for a in p.get("anomalies") or ()
+        }
+    )
     assert opens == [CARS_API], describe(sandbox.alerts()[bad["before"] :])
 
 
