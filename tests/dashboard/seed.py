@@ -20,6 +20,7 @@ from typing import Any
 import boto3
 import numpy as np
 
+from contract.metrics import CANARY_NAMESPACE
 from contract.resources import ResourceNames
 from contract.topology import Topology
 from dashboard.specs import catalog, usage_specs
@@ -303,12 +304,14 @@ def _shape(spec: MetricSpec, t: np.ndarray, rng: np.random.Generator) -> tuple[n
 
 
 def metric_specs(resources: Resources, period_s: int = 300) -> list[MetricSpec]:
-    """Every distinct metric the dashboard reads (catalog + usage), once per statistic-free identity."""
+    """Every distinct metric the dashboard reads (catalog + usage), once per statistic-free identity;
+    but not the canary judge's verdict, which exists only while a deployment is judged (the monitor
+    reads its absence as zero)."""
     seen: set[tuple[str, str, tuple[tuple[str, str], ...]]] = set()
     out = []
     for spec in [*catalog(resources, period_s).metrics, *usage_specs(resources, period_s)]:
         key = (spec.namespace, spec.metric_name, tuple(sorted(spec.dimensions.items())))
-        if key not in seen:
+        if key not in seen and spec.namespace != CANARY_NAMESPACE:
             seen.add(key)
             out.append(spec)
     return out
