@@ -3,13 +3,14 @@
 Each pair is a generated canary deployment: per minute, a Poisson number of invocations split 90/10
 between the baseline and the canary version, each invocation with a duration (log-normal, median
 40 ms, sigma 0.5, times a load factor shared by both versions in that minute, sd 10 %) and an error
-(0.5 % on the baseline). A bad canary is slower by +20/50/100 % or errs 1/2/5 points more. The
+(0.1 % on the baseline). A bad canary is slower by +20/50/100 % or errs 1/2/5 points more. The
 traffic is the sandbox's: `sandbox.traffic.demand.DemandModel` (50 cars) averaged over a week, about
 34 cars-api invocations a minute, and ten times that.
 
 Ours: the rollout the sandbox's `fleetscope deploy` and the AWS judging loop run — the judge
 (`monitor.canary.judge`) on every minute so far, then `monitor.canary.next_action` (5-minute window,
-extended once while INCONCLUSIVE, then promoted: the default). Rolled back = FAIL at some minute.
+extended once while INCONCLUSIVE, the extension's end judged as the last look, then promoted: the
+default). Rolled back = FAIL at some minute.
 Baseline on the same pairs: the alarms the CDK app gives the deployment group today
 (infra/constructs/canary.py): alias Errors >= 1 in a minute, or API 5XX >= 1 in a minute, over
 CodeDeploy's 5-minute canary. The alias's Errors are those of both versions (the metric with
@@ -28,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
-from monitor.canary import Action, Outcome, VersionMinute, judge, next_action
+from monitor.canary import Action, Outcome, VersionMinute, is_last_look, judge, next_action
 from sandbox.traffic.demand import DemandModel
 
 WINDOW = 5
@@ -92,7 +93,7 @@ def _run(task: tuple[str, float, float, float, int]) -> Result:
         canary.append(_minute(rng, int(rng.poisson(rate * CANARY_SHARE)), load, slow, BASE_ERROR + extra))
         if len(canary) <= WINDOW and baseline[-1].errors + canary[-1].errors >= 1:
             static = True
-        verdict = judge(baseline, canary)
+        verdict = judge(baseline, canary, last_look=is_last_look(len(canary), window_minutes=WINDOW))
         action = next_action(verdict, window_minutes=WINDOW)
     for _ in range(len(canary), WINDOW):  # the static alarms watch CodeDeploy's whole 5 minutes
         load = float(rng.lognormal(0.0, LOAD_SD))

@@ -34,3 +34,11 @@ WATCHED_BUSINESS_METRICS: Final[dict[str, tuple[str, ...]]] = {
 
 # The monitor's own metrics (monitor/handler.py), dimension service=monitor.
 MONITOR_HEARTBEAT: Final = "Heartbeat"
+
+# The canary judge's verdict (monitor/canary_handler.py on AWS, `fleetscope deploy` in the sandbox):
+# 1 on a FAIL verdict, else 0, once a judged minute, dimension DeploymentGroup (the CodeDeploy group,
+# named like the function: ``<prefix>-<function key>``). CodeDeploy's rollback alarm and the monitor's
+# ``canary-fail`` series watch it.
+CANARY_NAMESPACE: Final = "Fleetscope/Canary"
+CANARY_FAIL: Final = "CanaryFail"
+CANARY_GROUP_DIMENSION: Final = "DeploymentGroup"

@@ -28,6 +28,14 @@ The verdict is FAIL when any metric fails, else INCONCLUSIVE when any is inconcl
 `next_action` is the rollout policy on top, also pure: FAIL rolls back at once; at the end of the
 window PASS promotes; INCONCLUSIVE extends the window once (as long again), and is then promoted or
 rolled back as ``on_inconclusive`` says (default: promote, with the INCONCLUSIVE verdict reported).
+
+The last look (``judge(..., last_look=True)`` at the end of the extension, `is_last_look`): no later
+verdict will bring more evidence, so an error ratio still INCONCLUSIVE is decided. It FAILs when
+Fisher's p < ``last_look_error_alpha`` (0.05), the increase reaches ``error_min_increase`` and the
+canary's errors are at least ``last_look_ratio`` (3) times as likely under "baseline + error_floor"
+as under "baseline" — the two hypotheses the volume gate separates. The p-value alone would fail a
+clean canary's 2 errors in 340 against 1 in 3,030 (p = 0.03, yet less than twice as likely +2
+points worse); the likelihood ratio alone would fail 1 error in 34 against none in 306 (p = 0.1).
 """
 
 from __future__ import annotations
@@ -78,6 +86,12 @@ class CanaryJudgeConfig(BaseModel):
     latency_floor: float = Field(default=0.25, ge=0)  # relative slow-down of the median that can FAIL
     min_minutes: int = Field(default=3, ge=1)
     min_invocations: int = Field(default=10, ge=1)
+    # At the last look (the extended window's end) an error ratio still INCONCLUSIVE is decided: FAIL
+    # at this one-sided significance (and at least error_min_increase) when the canary's errors are at
+    # least `last_look_ratio` times as likely under "baseline + error_floor" as under "baseline" (3:
+    # "substantial" evidence on Jeffreys' scale); else it stays INCONCLUSIVE.
+    last_look_error_alpha: float = Field(default=0.05, gt=0, lt=1)
+    last_look_ratio: float = Field(default=3.0, ge=1)
 
 
 class MetricVerdict(BaseModel):
@@ -114,8 +128,14 @@ def judge(
     baseline: Sequence[VersionMinute],
     canary: Sequence[VersionMinute],
     config: CanaryJudgeConfig | None = None,
+    *,
+    last_look: bool = False,
 ) -> CanaryVerdict:
-    """Judges the canary against the baseline over the same minutes (index i is the same minute)."""
+    """Judges the canary against the baseline over the same minutes (index i is the same minute).
+
+    ``last_look``: no later verdict will come (`is_last_look`), so an error ratio that is still
+    INCONCLUSIVE is decided at ``last_look_error_alpha`` rather than left to the default action.
+    """
     if len(baseline) != len(canary):
         raise ValueError(f"baseline has {len(baseline)} minutes, canary {len(canary)}: give the same minutes")
     cfg = config or CanaryJudgeConfig()
@@ -130,6 +150,7 @@ def judge(
             n_base,
             cfg,
             guard=False,
+            last_look=last_look,
         ),
         _ratio(
             "throttle_ratio",  # of the attempts: a throttled invocation is not an Invocation
@@ -166,7 +187,15 @@ def judge(
 
 
 def _ratio(
-    name: str, e_c: int, n_c: int, e_b: int, n_b: int, cfg: CanaryJudgeConfig, *, guard: bool
+    name: str,
+    e_c: int,
+    n_c: int,
+    e_b: int,
+    n_b: int,
+    cfg: CanaryJudgeConfig,
+    *,
+    guard: bool,
+    last_look: bool = False,
 ) -> MetricVerdict:
     if e_c > n_c or e_b > n_b:
         raise ValueError(f"{name}: more events than invocations ({e_c}/{n_c}, {e_b}/{n_b})")
@@ -187,11 +216,32 @@ def _ratio(
     if upper < r_b + cfg.error_floor:
         reason = f"{seen}; at most {upper:.2%} on the canary ({1 - cfg.pass_alpha:.0%} bound)"
         return MetricVerdict(outcome=Outcome.PASS, reason=reason, p_value=p, **common)
+    if (
+        last_look
+        and p < cfg.last_look_error_alpha
+        and r_c - r_b >= cfg.error_min_increase
+        and (llr := _floor_log_likelihood_ratio(e_c, n_c, e_b, n_b, cfg)) >= math.log(cfg.last_look_ratio)
+    ):
+        reason = (
+            f"{seen} (p = {p:.2g}; still inconclusive at the end of the extended window, so decided at "
+            f"p < {cfg.last_look_error_alpha:g}: {math.exp(min(llr, 50.0)):.3g} times as likely if the "
+            f"canary errs {cfg.error_floor:.0%} more)"
+        )
+        return MetricVerdict(outcome=Outcome.FAIL, reason=reason, p_value=p, **common)
     reason = (
         f"{seen}: too little canary traffic to rule out +{cfg.error_floor:.0%} "
         f"(could be {upper:.2%}; about {_invocations_to_rule_out(r_b, cfg)} canary invocations needed)"
     )
     return MetricVerdict(outcome=Outcome.INCONCLUSIVE, reason=reason, p_value=p, **common)
+
+
+def _floor_log_likelihood_ratio(e_c: int, n_c: int, e_b: int, n_b: int, cfg: CanaryJudgeConfig) -> float:
+    """log P(canary's errors | ratio = baseline + floor) / P(... | ratio = baseline): the two hypotheses
+    the volume gate separates. The baseline ratio is smoothed ((e + 1/2) / (n + 1)) so that a baseline
+    without errors does not make one canary error infinitely telling."""
+    p0 = (e_b + 0.5) / (n_b + 1)
+    p1 = min(0.999, p0 + cfg.error_floor)
+    return e_c * math.log(p1 / p0) + (n_c - e_c) * math.log((1 - p1) / (1 - p0))
 
 
 def _invocations_to_rule_out(r_b: float, cfg: CanaryJudgeConfig) -> int:
@@ -222,6 +272,11 @@ def _latency(name: str, pairs: list[tuple[float, float]], n_c: int, cfg: CanaryJ
     if p < cfg.latency_alpha and effect >= cfg.latency_floor:
         return MetricVerdict(outcome=Outcome.FAIL, reason=seen, **common)
     return MetricVerdict(outcome=Outcome.PASS, reason=seen, **common)
+
+
+def is_last_look(minutes: int, *, window_minutes: int) -> bool:
+    """Whether the verdict after `minutes` is the rollout's last (the window extended once ends)."""
+    return minutes >= 2 * window_minutes
 
 
 def next_action(

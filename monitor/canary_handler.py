@@ -7,7 +7,8 @@ A CodeDeploy state-change event (EventBridge, state START) starts a Step Functio
 reads both versions' per-minute AWS/Lambda metrics since it started (`CloudWatchVersionMetrics`),
 judges them (`monitor.canary.judge`), publishes ``Fleetscope/Canary`` ``CanaryFail`` (1 on FAIL,
 else 0; dimension ``DeploymentGroup``) — the deployment group's alarm on it makes CodeDeploy roll
-back — records the deployment in the monitor table (`monitor.deployments`, where incidents find it)
+back — records the deployment in the monitor table (`monitor.deployments`, where incidents find it; the
+record read back first keeps the earlier minutes' verdicts, so the history grows by one a call)
 and returns ``{"continue": bool, ...}``: the loop goes on while the deployment is in progress.
 """
 
@@ -20,13 +21,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from contract.metrics import CANARY_FAIL, CANARY_NAMESPACE
 from contract.topology import topology
-from monitor.canary import Outcome, judge
-from monitor.canary_metrics import CloudWatchVersionMetrics
-from monitor.deployments import Deployment, DeploymentState, DynamoDbDeploymentLog
+from monitor.canary import judge
+from monitor.canary_metrics import CloudWatchVersionMetrics, put_verdict
+from monitor.deployments import Deployment, DeploymentState, DynamoDbDeploymentLog, VerdictRecord
 
-NAMESPACE = "Fleetscope/Canary"
-FAIL_METRIC = "CanaryFail"
+NAMESPACE = CANARY_NAMESPACE
+FAIL_METRIC = CANARY_FAIL
 IN_PROGRESS = {"Created", "Queued", "InProgress", "Baking", "Ready"}
 _APPSPEC_FIELD = re.compile(r'"?(Name|Alias|CurrentVersion|TargetVersion)"?\s*:\s*"?([^",\s}]+)"?')
 
@@ -72,17 +74,7 @@ def judge_deployment(
         periods=periods,
     )
     verdict = judge(series[spec["CurrentVersion"]], series[spec["TargetVersion"]])
-    cloudwatch.put_metric_data(
-        Namespace=NAMESPACE,
-        MetricData=[
-            {
-                "MetricName": FAIL_METRIC,
-                "Dimensions": [{"Name": "DeploymentGroup", "Value": event.deployment_group}],
-                "Value": 1.0 if verdict.outcome == Outcome.FAIL else 0.0,
-                "Unit": "Count",
-            }
-        ],
-    )
+    put_verdict(cloudwatch, deployment_group=event.deployment_group, outcome=verdict.outcome)
     status = str(info.get("status", ""))
     state = (
         DeploymentState.IN_PROGRESS
@@ -92,6 +84,16 @@ def judge_deployment(
         else DeploymentState.ROLLED_BACK
     )
     keys = {fn.name: fn.key for fn in topology(stage).functions}
+    # The record so far carries the verdicts of the earlier minutes; this one is added to them
+    earlier = log.get(created, event.deployment_id)
+    record = VerdictRecord(
+        at=now,
+        minutes=periods,
+        outcome=verdict.outcome,
+        canary_invocations=verdict.canary_invocations,
+        baseline_invocations=verdict.baseline_invocations,
+        reasons=verdict.reasons,
+    )
     log.put(
         Deployment(
             deployment_id=event.deployment_id,
@@ -108,7 +110,8 @@ def judge_deployment(
             metrics=list(verdict.metrics),
             baseline_minutes=list(series[spec["CurrentVersion"]]),
             canary_minutes=list(series[spec["TargetVersion"]]),
-        )
+            verdicts=earlier.verdicts if earlier else [],
+        ).with_verdict(record)
     )
     return {
         "continue": status in IN_PROGRESS,

@@ -5,6 +5,10 @@ AWS/Lambda publishes, for invocations through an alias, the dimensions ``Functio
 Errors, Throttles (Sum) and Duration p50/p90/p99 of both versions for every period of the window
 and returns them as `monitor.canary.VersionMinute` lists aligned on the same periods (a period
 without invocations is a minute with zero invocations and no percentiles).
+
+`put_verdict` writes the judge's verdict back: ``Fleetscope/Canary`` ``CanaryFail`` (1 on FAIL, else
+0) per ``DeploymentGroup``, which CodeDeploy's rollback alarm and the monitor's ``canary-fail`` series
+watch (the AWS judging loop and the sandbox's ``fleetscope deploy`` both call it).
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from monitor.canary import VersionMinute
+from contract.metrics import CANARY_FAIL, CANARY_GROUP_DIMENSION, CANARY_NAMESPACE
+from monitor.canary import Outcome, VersionMinute
 from monitor.source import CloudWatchClient
 
 _STATS = (
@@ -93,3 +98,18 @@ class CloudWatchVersionMetrics:
                 )
             out[version] = minutes
         return out
+
+
+def put_verdict(
+    client: Any, *, deployment_group: str, outcome: Outcome, timestamp: datetime | None = None
+) -> None:
+    """Publish one judged minute's ``CanaryFail`` (1 on FAIL, else 0) for `deployment_group`."""
+    datum: dict[str, Any] = {
+        "MetricName": CANARY_FAIL,
+        "Dimensions": [{"Name": CANARY_GROUP_DIMENSION, "Value": deployment_group}],
+        "Value": 1.0 if outcome == Outcome.FAIL else 0.0,
+        "Unit": "Count",
+    }
+    if timestamp is not None:
+        datum["Timestamp"] = timestamp
+    client.put_metric_data(Namespace=CANARY_NAMESPACE, MetricData=[datum])

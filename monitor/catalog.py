@@ -39,6 +39,7 @@ PROFILE_LATENCY = "latency"  # percentiles, heavy-tailed
 PROFILE_TAIL_LATENCY = "latency-tail"  # p90 and above, maxima: a low-volume minute's p99 is its slowest call
 PROFILE_RATE = "rate"  # ratios in [0, 1] with a volume (the denominator)
 PROFILE_LEVEL = "backlog"  # gauges: queue depth and age, concurrency
+PROFILE_VERDICT = "verdict"  # decided elsewhere (the canary judge's FAIL): every event alerts
 
 # The detector profile of every CloudWatch metric name the catalog watches (and a few more of the same
 # kinds), written once: the catalog takes each series' profile from here, and offline detection
@@ -84,6 +85,8 @@ METRIC_PROFILES: dict[str, str] = {
     metric_names.TELEMETRY_STALE: PROFILE_COUNT,
     metric_names.TELEMETRY_REJECTED: PROFILE_SPARSE,
     metric_names.EVENTS_PUBLISHED: PROFILE_COUNT,
+    # The canary judge (contract.metrics.CANARY_NAMESPACE)
+    metric_names.CANARY_FAIL: PROFILE_VERDICT,
 }
 
 
@@ -394,6 +397,17 @@ def build_catalog(names: ResourceNames, *, period_s: int) -> Catalog:
                 resource=res, namespace=lam, name="Duration",
                 dims={"FunctionName": fn.name, "Resource": f"{fn.name}:{LIVE_ALIAS}"}, each="ExecutedVersion",
                 stat="p50", direction="up", severity=warn, unit="ms",
+            )  # fmt: skip
+            # The judge's FAIL verdict itself: a canary rolled back within its first minute leaves too
+            # few errors or slow invocations for any statistical series to be sure of, but the judge
+            # was. One point opens the incident in the function's group, so it names the deployment.
+            # The CodeDeploy group is named like the function (`<prefix>-<key>`, infra's
+            # canary_group_name); the sandbox's `fleetscope deploy` publishes it under the same name.
+            b.metric(
+                f"{res}:canary-fail", f"{fn.key} canary judge FAIL verdicts", resource=res,
+                namespace=metric_names.CANARY_NAMESPACE, name=metric_names.CANARY_FAIL,
+                dims={metric_names.CANARY_GROUP_DIMENSION: fn.name}, stat="Sum", direction="up",
+                severity=warn, fill_zero=True, unit="verdicts",
             )  # fmt: skip
         b.metric(
             f"{res}:concurrency", f"{fn.key} concurrent executions", resource=res, namespace=lam,

@@ -37,12 +37,28 @@ WINDOW = timedelta(minutes=30)
 # within that period (up to a 5-minute period on AWS) came before the anomaly, not after it.
 GRACE = timedelta(minutes=5)
 RETENTION = timedelta(days=30)
+# Verdicts kept per deployment, newest last: a 5-minute canary extended once judges 10 minutes; the AWS
+# loop judges every minute while CodeDeploy's deployment lasts (its 2-hour timeout bounds it too).
+MAX_VERDICTS = 60
 
 
 class DeploymentState(StrEnum):
     IN_PROGRESS = "IN_PROGRESS"
     SUCCEEDED = "SUCCEEDED"
     ROLLED_BACK = "ROLLED_BACK"
+
+
+class VerdictRecord(BaseModel):
+    """One verdict of the judging loop, as the deployment's history keeps it."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    at: datetime  # when it was judged
+    minutes: int = Field(ge=0)  # minutes judged
+    outcome: Outcome
+    canary_invocations: int = Field(default=0, ge=0)
+    baseline_invocations: int = Field(default=0, ge=0)
+    reasons: list[str] = Field(default_factory=list)
 
 
 class Deployment(BaseModel):
@@ -63,6 +79,15 @@ class Deployment(BaseModel):
     # What that verdict judged, minute by minute (index i is the same minute for both versions)
     baseline_minutes: list[VersionMinute] = Field(default_factory=list)
     canary_minutes: list[VersionMinute] = Field(default_factory=list)
+    # Every verdict so far, oldest first (at most MAX_VERDICTS): how the verdict evolved
+    verdicts: list[VerdictRecord] = Field(default_factory=list)
+
+    def with_verdict(self, record: VerdictRecord) -> Deployment:
+        """This deployment with `record` in its history: a verdict on the same minutes replaces the
+        earlier one (a retried judgement), the oldest go beyond MAX_VERDICTS."""
+        kept = [v for v in self.verdicts if v.minutes != record.minutes]
+        kept = sorted([*kept, record], key=lambda v: (v.minutes, v.at))[-MAX_VERDICTS:]
+        return self.model_copy(update={"verdicts": kept})
 
     def summary(self) -> dict[str, Any]:
         """What an incident payload lists about it."""
@@ -105,6 +130,17 @@ class DynamoDbDeploymentLog:
                 "expires_at": int((deployment.started_at + RETENTION).timestamp()),
             }
         )
+
+    def get(self, started_at: datetime, deployment_id: str) -> Deployment | None:
+        """The record of one deployment, None when there is none (or it is malformed)."""
+        item = self.table.get_item(Key={"pk": PK, "sk": f"{_sk(started_at)}#{deployment_id}"}).get("Item")
+        if item is None:
+            return None
+        try:
+            return Deployment.model_validate_json(str(item["doc"]))
+        except (KeyError, ValidationError) as err:
+            logger.warning("malformed deployment item %s: %s", item.get("sk"), err)
+            return None
 
     def between(self, start: datetime, end: datetime) -> list[Deployment]:
         """Deployments that started in [start, end], oldest first; malformed items are skipped."""

@@ -80,6 +80,9 @@ _RULES: dict[str, AlertRule] = {
     "count": AlertRule(0.5, 1, 1, "up", cooldown_points=12, clear_points=4),
     "rate": AlertRule(0.5, 2, 3, "up", min_volume=20.0, cooldown_points=24, clear_points=3),
     "backlog": AlertRule(0.5, 2, 3, "up", cooldown_points=24, clear_points=3),
+    # A verdict (the canary judge's FAIL) is already decided: one point opens, no cooldown (the next
+    # failed canary is a new event), clear after 3 points like the operational profiles.
+    "verdict": AlertRule(0.5, 1, 1, "up", cooldown_points=0, clear_points=3),
 }
 
 

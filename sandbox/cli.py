@@ -6,7 +6,9 @@
 - ``fleetscope incident KIND --minutes N`` / ``fleetscope incident list`` (sandbox.traffic.faults);
 - ``fleetscope alerts`` (sandbox.aws.inbox);
 - ``fleetscope deploy FUNCTION [--canary-percent P] [--canary-minutes M] [--fault KIND]``
-  (sandbox.aws.deploy).
+  (sandbox.aws.deploy);
+- ``fleetscope alias FUNCTION (--version N | --publish [--fault KIND]) [--weight W]``
+  (sandbox.aws.alias).
 """
 
 from __future__ import annotations
@@ -111,6 +113,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_delegated_arguments(deploy, "sandbox.aws.deploy", "add_deploy_arguments")
     deploy.set_defaults(handler=_delegate("sandbox.aws.deploy", "cli_deploy", "deploy"))
+
+    alias = commands.add_parser(
+        "alias", help="update a function's live alias by hand (recorded as a deployment, not judged)"
+    )
+    _add_delegated_arguments(alias, "sandbox.aws.alias", "add_alias_arguments")
+    alias.set_defaults(handler=_delegate("sandbox.aws.alias", "cli_alias", "alias"))
 
     alerts = commands.add_parser("alerts", help="alerts received on the SNS topic, one JSON per line")
     _add_delegated_arguments(alerts, "sandbox.aws.inbox", "add_alerts_arguments")

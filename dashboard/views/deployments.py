@@ -108,6 +108,38 @@ def comparison(deployment: Deployment) -> None:
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="deployment_comparison")
 
 
+def verdicts_frame(deployment: Deployment) -> pd.DataFrame:
+    """One row per verdict the judging loop gave, oldest first (how the verdict evolved)."""
+    rows = [
+        {
+            "minutes judged": v.minutes,
+            "judged at (UTC)": f"{v.at:%H:%M:%S}",
+            "verdict": v.outcome.value,
+            "canary invocations": v.canary_invocations,
+            "baseline invocations": v.baseline_invocations,
+            "reasons": "; ".join(v.reasons),
+        }
+        for v in deployment.verdicts
+    ]
+    columns = [
+        "minutes judged",
+        "judged at (UTC)",
+        "verdict",
+        "canary invocations",
+        "baseline invocations",
+        "reasons",
+    ]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def verdict_history(deployment: Deployment) -> None:
+    frame = verdicts_frame(deployment)
+    if frame.empty:
+        st.info("No verdict history stored with this record (not judged, or recorded before it was kept).")
+        return
+    st.dataframe(frame, hide_index=True, width="stretch", key="deployment_verdicts")
+
+
 def _minutes_frame(deployment: Deployment) -> pd.DataFrame:
     """One row per (minute, version, metric) of what the last verdict judged."""
     rows: list[dict[str, Any]] = []
@@ -185,6 +217,8 @@ def detail(frame: pd.DataFrame) -> None:
         st.markdown(f"[Service health of {fn.key}](./health?resource=lambda:{fn.name}&window=1h)")
     st.subheader("Canary vs baseline, per metric the judge used")
     ui.section("Comparison", lambda: comparison(deployment))
+    st.subheader("How the verdict evolved")
+    ui.section("Verdict history", lambda: verdict_history(deployment))
     st.subheader("Minute by minute")
     ui.section("Per-minute metrics", lambda: per_minute(deployment))
 

@@ -27,18 +27,22 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
+from contract.metrics import CANARY_FAIL, CANARY_NAMESPACE
 from contract.topology import Topology
 from infra.constructs.lambda_function import HouseFunction
 from infra.nag import acknowledge
 
 JUDGE_HANDLER = "monitor.canary_handler.lambda_handler"
-VERDICT_NAMESPACE = "Fleetscope/Canary"
-VERDICT_METRIC = "CanaryFail"
+VERDICT_NAMESPACE = CANARY_NAMESPACE
+VERDICT_METRIC = CANARY_FAIL
 CANARY_FUNCTIONS = ("cars-api", "telemetry-ingest")  # deployed through `live` with CodeDeploy
 
 
 def canary_group_name(topology: Topology, function_key: str) -> str:
-    """The CodeDeploy application and deployment group name of a function (literal: no token cycle)."""
+    """The CodeDeploy application and deployment group name of a function (literal: no token cycle).
+
+    The same as the function's name: the monitor's ``canary-fail`` series (monitor/catalog.py) finds
+    the group's ``CanaryFail`` by it."""
     return f"{topology.prefix}-{function_key}"
 
 

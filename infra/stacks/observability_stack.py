@@ -15,6 +15,7 @@ from contract.resources import ResourceNames
 from contract.topology import Topology
 from infra.constructs.alarms import FleetAlarms
 from infra.constructs.alerts import AlertsTopic
+from infra.constructs.alias_updates import AliasUpdateRecorder
 from infra.constructs.canary_judge import CANARY_FUNCTIONS, CanaryJudgeLoop, canary_group_name
 from infra.constructs.dashboards import FleetMonitorDashboard, FleetServiceDashboard
 from infra.constructs.lambda_function import HouseFunction
@@ -112,6 +113,7 @@ class ObservabilityStack(Stack):
             "GenerateDataKey family, on the alerts key only.",
         )
         self.canary_judge: CanaryJudgeLoop | None = None
+        self.alias_updates: AliasUpdateRecorder | None = None
         if settings.canary:
             self.canary_judge = CanaryJudgeLoop(
                 self,
@@ -128,6 +130,22 @@ class ObservabilityStack(Stack):
                 log_retention=retention,
                 removal_policy=removal,
                 groups=[canary_group_name(topology, key) for key in CANARY_FUNCTIONS],
+            )
+            self.alias_updates = AliasUpdateRecorder(
+                self,
+                "AliasUpdates",
+                topology=topology,
+                code=code,
+                memory_mb=settings.memory_for(spec.key, spec.memory_mb),
+                monitor_table=self.monitor_table.table,
+                environment=monitor_environment(
+                    topology,
+                    alerts_topic_arn=self.alerts.topic.topic_arn,
+                    runbook_base_url=settings.runbook_base_url,
+                ),
+                log_retention=retention,
+                removal_policy=removal,
+                function_names=[fn.name for fn in topology.functions if fn.key in CANARY_FUNCTIONS],
             )
         self.schedule = RateSchedule(
             self,

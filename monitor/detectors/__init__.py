@@ -25,8 +25,21 @@ from monitor.detectors.ensemble import EnsembleConfig, EnsembleDetector
 from monitor.detectors.knn import KnnConfig, KnnConformalDetector
 from monitor.detectors.likelihood import AnomalyLikelihood, LikelihoodConfig
 from monitor.detectors.seasonal import SeasonalBaselineDetector, SeasonalConfig
+from monitor.detectors.threshold import ThresholdConfig, ThresholdDetector
 
-PROFILES: tuple[str, ...] = ("default", "latency", "latency-tail", "traffic", "count", "rate", "backlog")
+PROFILES: tuple[str, ...] = (
+    "default",
+    "latency",
+    "latency-tail",
+    "traffic",
+    "count",
+    "rate",
+    "backlog",
+    "verdict",
+)
+# A verdict series (the canary judge's CanaryFail) is decided already: every event alerts
+# (`ThresholdDetector`), it has no ensemble configuration.
+VERDICT_PROFILE = "verdict"
 
 
 # The sustained shift the operational profiles look for, in robust scales of the seasonal residual
@@ -112,12 +125,22 @@ def profile_config(profile: str, *, period_s: int) -> EnsembleConfig:
 
 
 def build_detector(profile: str, *, period_s: int) -> Detector:
+    if profile == VERDICT_PROFILE:
+        if period_s <= 0:
+            raise ValueError(f"period_s must be positive, got {period_s}")
+        return ThresholdDetector()
     return EnsembleDetector(profile_config(profile, period_s=period_s))
 
 
 _KINDS: dict[str, type[OnlineDetector]] = {
     cls.kind: cls
-    for cls in (EnsembleDetector, SeasonalBaselineDetector, KnnConformalDetector, CountRateDetector)
+    for cls in (
+        EnsembleDetector,
+        SeasonalBaselineDetector,
+        KnnConformalDetector,
+        CountRateDetector,
+        ThresholdDetector,
+    )
 }
 
 
@@ -135,6 +158,7 @@ def detector_from_state(state: dict[str, Any]) -> Detector:
 __all__ = [
     "PROFILES",
     "SCORE_DECADES",
+    "VERDICT_PROFILE",
     "AnomalyLikelihood",
     "CountConfig",
     "CountRateDetector",
@@ -149,6 +173,8 @@ __all__ = [
     "ScoredPoints",
     "SeasonalBaselineDetector",
     "SeasonalConfig",
+    "ThresholdConfig",
+    "ThresholdDetector",
     "UnknownProfileError",
     "build_detector",
     "detector_from_state",

@@ -9,7 +9,9 @@ with `monitor.canary.judge` and act with `monitor.canary.next_action` — FAIL r
 PASS at the end of ``--canary-minutes`` promotes, INCONCLUSIVE extends once and then does what
 ``FLEETSCOPE_CANARY_ON_INCONCLUSIVE`` says (promote). Last line: the result object of the CLI
 contract. The deployment is recorded in the monitor's table (`monitor.deployments`) at the start
-and after every verdict, where the monitor reads it when an incident opens.
+and after every verdict, where the monitor reads it when an incident opens. Each verdict is also published as
+``Fleetscope/Canary`` ``CanaryFail`` (1 on FAIL, else 0) for the deployment group named like the
+function, as the AWS judging loop does: the monitor's ``canary-fail`` series opens an incident on it.
 
 Settings: ``FLEETSCOPE_CANARY_MINUTE_S`` (60) is the length of a canary "minute" and the metric
 period (tests shorten it); a minute is judged `SETTLE_S` after it ends, when the sandbox's telemetry
@@ -31,9 +33,9 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError
 
 from contract.topology import Topology, topology
-from monitor.canary import Action, CanaryJudgeConfig, CanaryVerdict, judge, next_action
-from monitor.canary_metrics import CloudWatchVersionMetrics
-from monitor.deployments import Deployment, DeploymentState, DynamoDbDeploymentLog
+from monitor.canary import Action, CanaryJudgeConfig, CanaryVerdict, is_last_look, judge, next_action
+from monitor.canary_metrics import CloudWatchVersionMetrics, put_verdict
+from monitor.deployments import Deployment, DeploymentState, DynamoDbDeploymentLog, VerdictRecord
 from sandbox.emulator.server import aws_environment
 from sandbox.home.aliases import (
     ALIASED_FUNCTIONS,
@@ -84,6 +86,7 @@ class CanaryRollout:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         sleep: Callable[[float], None] = time.sleep,
         settle_s: float = SETTLE_S,
+        on_verdict: Callable[[CanaryVerdict], None] = lambda verdict: None,
     ) -> None:
         self.topo = topo
         self.fn = next(f for f in topo.functions if f.key == function_key)
@@ -91,6 +94,7 @@ class CanaryRollout:
         self.aliases, self.metrics, self.log, self.emit = aliases, metrics, log, emit
         self.minute_s, self.on_inconclusive, self.config = minute_s, on_inconclusive, config
         self.clock, self.sleep, self.settle_s = clock, sleep, settle_s
+        self.on_verdict = on_verdict
 
     def run(self) -> Deployment:
         started = time.monotonic()
@@ -147,7 +151,13 @@ class CanaryRollout:
                     periods=minute,
                     period_s=max(1, round(self.minute_s)),
                 )
-                verdict = judge(series[from_version], series[to_version], self.config)
+                verdict = judge(
+                    series[from_version],
+                    series[to_version],
+                    self.config,
+                    last_look=is_last_look(minute, window_minutes=self.minutes),
+                )
+                self.on_verdict(verdict)
                 action = next_action(
                     verdict, window_minutes=self.minutes, on_inconclusive=self.on_inconclusive
                 )
@@ -159,6 +169,15 @@ class CanaryRollout:
                         "baseline_minutes": list(series[from_version]),
                         "canary_minutes": list(series[to_version]),
                     }
+                ).with_verdict(
+                    VerdictRecord(
+                        at=self.clock(),
+                        minutes=minute,
+                        outcome=verdict.outcome,
+                        canary_invocations=verdict.canary_invocations,
+                        baseline_invocations=verdict.baseline_invocations,
+                        reasons=verdict.reasons,
+                    )
                 )
                 self.log.put(deployment)
                 self.emit(
@@ -301,6 +320,12 @@ def cli_deploy(args: argparse.Namespace) -> int:
     def emit(line: dict[str, Any]) -> None:
         print(json.dumps(line), flush=True)
 
+    cloudwatch = boto3.client("cloudwatch")
+    group = next(f.name for f in topo.functions if f.key == args.function)  # named like the function
+
+    def publish(verdict: CanaryVerdict) -> None:
+        put_verdict(cloudwatch, deployment_group=group, outcome=verdict.outcome)
+
     rollout = CanaryRollout(
         topo=topo,
         function_key=args.function,
@@ -308,11 +333,12 @@ def cli_deploy(args: argparse.Namespace) -> int:
         minutes=args.canary_minutes,
         fault=fault,
         aliases=AliasFile(settings.home),
-        metrics=CloudWatchVersionMetrics(boto3.client("cloudwatch")),
+        metrics=CloudWatchVersionMetrics(cloudwatch),
         log=DynamoDbDeploymentLog(boto3.resource("dynamodb").Table(topo.monitor_table.name)),
         emit=emit,
         minute_s=settings.minute_s,
         on_inconclusive=settings.on_inconclusive,
+        on_verdict=publish,
     )
     try:
         deployment = rollout.run()

@@ -20,13 +20,14 @@ from typing import Any
 import boto3
 import numpy as np
 
+from contract.metrics import CANARY_NAMESPACE
 from contract.resources import ResourceNames
 from contract.topology import Topology
 from dashboard.specs import catalog, usage_specs
 from dashboard.target import Resources
 from monitor.canary import VersionMinute, judge
 from monitor.catalog import MetricSpec, Severity, build_catalog
-from monitor.deployments import Deployment, DeploymentState, DynamoDbDeploymentLog
+from monitor.deployments import Deployment, DeploymentState, DynamoDbDeploymentLog, VerdictRecord
 from monitor.incidents import Incident, Member, Transition, incident_id
 from monitor.notifier import render
 from monitor.store import DynamoDbIncidentStore
@@ -223,6 +224,17 @@ def seed_deployments(topo: Topology, *, now: datetime) -> list[Deployment]:
         ("d-seeded", "7", "8", t_open - timedelta(minutes=2), slow, DeploymentState.ROLLED_BACK),
     ):
         verdict = judge(base, canary)
+        history = [
+            VerdictRecord(
+                at=started + timedelta(minutes=m),
+                minutes=m,
+                outcome=(v := judge(base[:m], canary[:m])).outcome,
+                canary_invocations=v.canary_invocations,
+                baseline_invocations=v.baseline_invocations,
+                reasons=v.reasons,
+            )
+            for m in range(1, 6)
+        ]
         records.append(
             Deployment(
                 deployment_id=deployment_id,
@@ -239,6 +251,7 @@ def seed_deployments(topo: Topology, *, now: datetime) -> list[Deployment]:
                 metrics=list(verdict.metrics),
                 baseline_minutes=base,
                 canary_minutes=canary,
+                verdicts=history,
             )
         )
     table = boto3.resource("dynamodb").Table(topo.monitor_table.name)
@@ -291,12 +304,14 @@ def _shape(spec: MetricSpec, t: np.ndarray, rng: np.random.Generator) -> tuple[n
 
 
 def metric_specs(resources: Resources, period_s: int = 300) -> list[MetricSpec]:
-    """Every distinct metric the dashboard reads (catalog + usage), once per statistic-free identity."""
+    """Every distinct metric the dashboard reads (catalog + usage), once per statistic-free identity;
+    but not the canary judge's verdict, which exists only while a deployment is judged (the monitor
+    reads its absence as zero)."""
     seen: set[tuple[str, str, tuple[tuple[str, str], ...]]] = set()
     out = []
     for spec in [*catalog(resources, period_s).metrics, *usage_specs(resources, period_s)]:
         key = (spec.namespace, spec.metric_name, tuple(sorted(spec.dimensions.items())))
-        if key not in seen:
+        if key not in seen and spec.namespace != CANARY_NAMESPACE:
             seen.add(key)
             out.append(spec)
     return out

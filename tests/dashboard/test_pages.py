@@ -167,6 +167,11 @@ def test_deployments_show_history_verdicts_and_each_metric_the_judge_compared(
     per_minute = [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
     titles = {str(spec.get("title", "")) for spec in per_minute}
     assert {"invocations", "error ratio (%)", "duration p50 (ms)", "duration p99 (ms)"} <= titles
+    # and how its verdict evolved: INCONCLUSIVE for want of minutes, then the FAIL
+    verdicts = next(d.value for d in at.dataframe if "minutes judged" in d.value.columns)
+    assert list(verdicts["minutes judged"]) == [1, 2, 3, 4, 5]
+    assert list(verdicts["verdict"])[:2] == ["INCONCLUSIVE", "INCONCLUSIVE"]
+    assert list(verdicts["verdict"])[-1] == "FAIL"
     # When the promoted one is picked
     at.selectbox(key="deployment_choice").set_value("d-clean").run()
     # Then its own verdict is shown, and the choice is in the query string

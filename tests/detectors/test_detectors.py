@@ -12,12 +12,14 @@ import pytest
 
 from monitor.detectors import (
     PROFILES,
+    VERDICT_PROFILE,
     CountConfig,
     CountRateDetector,
     DetectorInputError,
     DetectorStateError,
     KnnConformalDetector,
     SeasonalBaselineDetector,
+    ThresholdDetector,
     build_detector,
     detector_from_state,
 )
@@ -283,8 +285,31 @@ def test_empty_all_missing_and_constant_input_are_handled(profile: str) -> None:
     missing = det.process(t[:500], np.full(500, np.nan))
     assert np.all(missing.score == 0.0)  # nothing to say about missing points
     flat = det.process(t[500:], np.full(1000, 5.0))
-    assert np.all(flat.score < 0.5)  # a constant series never alerts
+    if profile == VERDICT_PROFILE:  # 5 FAIL verdicts every period are 5 events every period
+        assert np.all(flat.score == 1.0)
+    else:
+        assert np.all(flat.score < 0.5)  # a constant series never alerts
     assert np.all(flat.lower[~np.isnan(flat.lower)] <= 5.0)
+
+
+def test_one_fail_verdict_opens_an_alert_at_once_and_a_later_one_opens_again() -> None:
+    # Given 14 days of a canary verdict series that never failed (zeros: CanaryFail, fill_zero)
+    t = START + np.arange(14 * DAY + 20, dtype=np.int64) * PERIOD
+    y = np.zeros(len(t))
+    # When one judged minute fails, and another one 10 points after the first alert resolved
+    y[-20] = 1.0
+    y[-6] = 1.0
+    opened, scored = alerts(VERDICT_PROFILE, t, y)
+    # Then each FAIL opens an alert in its own period (no warm-up, no cooldown), and nothing else does
+    assert opened == [len(t) - 20, len(t) - 6]
+    assert scored.score[-20] == 1.0
+    assert scored.upper[-20] < 1.0
+    # and the model holds no learnt state: a restored one scores the same
+    det = build_detector(VERDICT_PROFILE, period_s=PERIOD)
+    assert isinstance(det, ThresholdDetector)
+    det.fit(t[:-30], y[:-30])
+    restored = detector_from_state(json.loads(json.dumps(det.to_state())))
+    np.testing.assert_array_equal(det.score(t[-30:], y[-30:]).score, restored.score(t[-30:], y[-30:]).score)
 
 
 # --- seasonal counts: errors that follow the traffic's daily and weekly shape -------------------

@@ -12,9 +12,11 @@ sees enough invocations in a short test) for 5 of them.
   ``ExecutedVersion``): on the function's own percentiles a half-slow version for 150 s stays inside
   the sandbox's wide latency band (its p99 band reaches ~6 s at 30 invocations a minute).
 - After that incident resolved, a canary published with ``--fault error-burst`` (half of its
-  invocations raise) is rolled back inside its window (verdict FAIL on the error ratio). Its alert is
-  not asserted: the judge rolls it back after one or two 30-s minutes, about 3-7 errors, which the
-  monitor saw in one run of two (API 5XX, rolled back after 63 s) and not in the other (33 s).
+  invocations raise) is rolled back inside its window (verdict FAIL on the error ratio), and the
+  monitor again sends exactly one OPEN naming that deployment and its version, then its RESOLVED.
+  The judge rolls it back after one or two 30-s minutes, about 3-7 errors, which no statistical
+  series is sure of (the API's 5XX saw them in one run of two); the judge's own FAIL is, and it is
+  watched (`canary-fail`, Fleetscope/Canary CanaryFail per deployment group: one point opens).
 """
 
 from __future__ import annotations
@@ -145,6 +147,14 @@ def _alerted_once_then_resolved(
         (datetime.fromisoformat(alert["opened_at"].replace("Z", "+00:00")) - bad["started"]).total_seconds()
     )
     sandbox.figures[f"{label}_series"] = [a.get("series_id") for a in alert.get("anomalies") or ()]
+    sandbox.figures[f"{label}_incident_series"] = sorted(
+        {
+            str(a.get("series_id"))
+            for p in window()
+            if p.get("incident_id") == alert["incident_id"]
+            for a in p.get("anomalies") or ()
+        }
+    )
     assert opens == [CARS_API], describe(sandbox.alerts()[bad["before"] :])
 
 
@@ -183,6 +193,12 @@ def test_the_monitor_alerts_once_naming_the_deployment_then_resolves(
     sandbox: SandboxProcess, bad: dict[str, Any]
 ) -> None:
     _alerted_once_then_resolved(sandbox, bad, "3", "bad_canary")
+
+
+def test_the_monitor_alerts_once_on_the_error_burst_canary_naming_it_then_resolves(
+    sandbox: SandboxProcess, error_burst: dict[str, Any]
+) -> None:
+    _alerted_once_then_resolved(sandbox, error_burst, "4", "error_canary")
 
 
 def test_an_error_burst_canary_is_rolled_back_inside_its_window(error_burst: dict[str, Any]) -> None:

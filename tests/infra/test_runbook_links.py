@@ -71,14 +71,16 @@ def test_alarms_link_the_runbook_of_what_they_mean(synthesized: Synthesized) -> 
     assert {name: slug_of(name) for name in expected} == expected
 
 
-def test_the_monitor_and_the_canary_judge_get_the_runbook_base_url(synthesized: Synthesized) -> None:
+def test_the_monitor_the_canary_judge_and_the_alias_recorder_get_the_runbook_base_url(
+    synthesized: Synthesized,
+) -> None:
     functions = synthesized.resources("AWS::Lambda::Function", "observability")
     with_monitor_env = [
         f["Properties"]["Environment"]["Variables"]
         for f in functions.values()
         if "MONITOR_RESOURCES" in f["Properties"].get("Environment", {}).get("Variables", {})
     ]
-    assert len(with_monitor_env) == 2  # the monitor and the canary judge
+    assert len(with_monitor_env) == 3  # the monitor, the canary judge and the alias-update recorder
     assert all(env["MONITOR_RUNBOOK_BASE_URL"] == DEFAULT_RUNBOOK_BASE_URL for env in with_monitor_env)
 
 

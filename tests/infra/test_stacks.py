@@ -180,9 +180,10 @@ def test_outbox_stream_feeds_the_relay_with_retries_and_an_on_failure_queue(
 def test_every_function_has_the_house_defaults(synthesized: Synthesized, topo: Topology) -> None:
     functions = synthesized.resources("AWS::Lambda::Function")
     judge = f"{topo.prefix}-canary-judge"  # the canary judging loop's function (a HouseFunction too)
+    recorder = f"{topo.prefix}-alias-updates"  # the alias-update recorder's (one too)
     assert {f["Properties"]["FunctionName"] for f in functions.values()} == {
         f.name for f in topo.functions
-    } | {judge}
+    } | {judge, recorder}
     log_groups = synthesized.resources("AWS::Logs::LogGroup")
     for spec in topo.functions:
         stack = "observability" if spec.key == "monitor" else "service"
@@ -405,6 +406,47 @@ def test_codedeploy_start_events_run_the_judging_loop(synthesized: Synthesized, 
     assert "StillInProgress" in definition
     judge = _one(synthesized.resources("AWS::Lambda::Function"), FunctionName=f"{topo.prefix}-canary-judge")
     assert judge["Properties"]["Handler"] == "monitor.canary_handler.lambda_handler"
+
+
+def test_plain_update_alias_calls_on_live_are_recorded_except_codedeploy_s(
+    synthesized: Synthesized, topo: Topology
+) -> None:
+    # Given the CloudTrail events EventBridge delivers for Lambda API calls
+    rules = [
+        r["Properties"]
+        for r in synthesized.resources("AWS::Events::Rule", "observability").values()
+        if r["Properties"].get("EventPattern", {}).get("source") == ["aws.lambda"]
+    ]
+    # Then one rule takes UpdateAlias* on live of the canary functions (by name or ARN), not CodeDeploy's
+    (rule,) = rules
+    pattern = rule["EventPattern"]
+    assert pattern["detail-type"] == ["AWS API Call via CloudTrail"]
+    detail = pattern["detail"]
+    assert detail["eventSource"] == ["lambda.amazonaws.com"]
+    assert detail["eventName"] == [{"prefix": "UpdateAlias"}]
+    assert detail["sourceIPAddress"] == [{"anything-but": "codedeploy.amazonaws.com"}]
+    assert detail["requestParameters"]["name"] == ["live"]
+    names = [topo.cars_api.name, topo.telemetry_ingest.name]
+    assert detail["requestParameters"]["functionName"] == [
+        m for n in names for m in (n, {"suffix": f":function:{n}"})
+    ]
+    # and sends them to the recorder, which runs the alias handler with the monitor table's name
+    recorder = _one(
+        synthesized.resources("AWS::Lambda::Function"), FunctionName=f"{topo.prefix}-alias-updates"
+    )
+    assert recorder["Properties"]["Handler"] == "monitor.alias_handler.lambda_handler"
+    assert recorder["Properties"]["Environment"]["Variables"]["MONITOR_TABLE_NAME"] == topo.monitor_table.name
+    (target,) = rule["Targets"]
+    assert target["RetryPolicy"] == {"MaximumRetryAttempts": 2}
+    assert json.dumps(target["Arn"]).count("AliasUpdates") >= 1
+
+
+def test_the_rule_s_constants_are_the_handler_s() -> None:
+    from infra.constructs import alias_updates as infra_side
+    from monitor import alias_updates as runtime_side
+
+    for name in ("DETAIL_TYPE", "EVENT_NAME_PREFIX", "CODEDEPLOY"):
+        assert getattr(infra_side, name) == getattr(runtime_side, name), name
 
 
 # --- events --------------------------------------------------------------------------------------
@@ -720,3 +762,14 @@ def test_observability_stack_outputs_the_dashboards_and_topic(
     assert urls["ServiceDashboardUrl"].endswith(f"#dashboards/dashboard/{topo.prefix}-fleet-service")
     assert urls["MonitorDashboardUrl"].endswith(f"#dashboards/dashboard/{topo.prefix}-fleet-monitor")
     assert "AlertsTopicArn" in outputs
+
+
+def test_canary_groups_are_named_like_their_functions() -> None:
+    # The monitor's canary-fail series finds a group's CanaryFail by the function's name
+    from contract.topology import CANARY_FUNCTIONS, topology
+    from infra.constructs.canary_judge import canary_group_name
+
+    topo = topology("prod")
+    names = {fn.key: fn.name for fn in topo.functions}
+    for key in CANARY_FUNCTIONS:
+        assert canary_group_name(topo, key) == names[key]

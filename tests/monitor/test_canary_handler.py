@@ -71,6 +71,10 @@ class MemoryLog:
     def put(self, deployment: Deployment) -> None:
         self.items.append(deployment)
 
+    def get(self, started_at: datetime, deployment_id: str) -> Deployment | None:
+        mine = [d for d in self.items if (d.started_at, d.deployment_id) == (started_at, deployment_id)]
+        return mine[-1] if mine else None
+
 
 EVENT = JudgeEvent.model_validate(
     {
@@ -140,3 +144,22 @@ def test_appspec_in_json_too() -> None:
 def test_an_appspec_without_versions_is_an_error() -> None:
     with pytest.raises(ValueError, match="CurrentVersion"):
         parse_appspec("version: 0.0\nResources: []\n")
+
+
+def test_the_record_keeps_every_minute_s_verdict_once() -> None:
+    # Given the loop judging a deployment at minutes 1, 2 and 6, and minute 6 again (a retried task)
+    log = MemoryLog()
+    for minutes in (1, 2, 6, 6):
+        judge_deployment(
+            EVENT,
+            codedeploy=FakeCodeDeploy("InProgress"),
+            cloudwatch=FakeCloudWatch(),
+            log=log,  # type: ignore[arg-type]
+            stage="prod",
+            now=CREATED.replace(second=0) + timedelta(minutes=minutes, seconds=5),
+        )
+    # Then the last record holds the verdict of each minute once, oldest first, with its volumes
+    history = log.items[-1].verdicts
+    assert [v.minutes for v in history] == [1, 2, 6]
+    assert [v.outcome.value for v in history] == ["INCONCLUSIVE", "INCONCLUSIVE", "FAIL"]
+    assert history[-1].canary_invocations == 360

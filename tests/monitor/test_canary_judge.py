@@ -9,6 +9,7 @@ from monitor.canary import (
     CanaryJudgeConfig,
     Outcome,
     VersionMinute,
+    is_last_look,
     judge,
     next_action,
 )
@@ -133,3 +134,67 @@ def test_next_action(outcome: Outcome, minutes: int, on_inconclusive: str, actio
     verdict = judge([VersionMinute(invocations=0)] * minutes, [VersionMinute(invocations=0)] * minutes)
     verdict = verdict.model_copy(update={"outcome": outcome})
     assert next_action(verdict, window_minutes=5, on_inconclusive=on_inconclusive) == action  # type: ignore[arg-type]
+
+
+def _ten_minutes(n: int, errors: int) -> list[VersionMinute]:
+    """Ten minutes of one version at `n` invocations a minute, `errors` errors in all."""
+    return [
+        VersionMinute(invocations=n, errors=errors if i == 0 else 0, p50_ms=40, p90_ms=80, p99_ms=150)
+        for i in range(10)
+    ]
+
+
+def test_the_last_look_decides_an_inconclusive_error_ratio_that_leans_to_the_canary_being_worse() -> None:
+    # Given the end of an extended window at ten times the sandbox's traffic: 3 canary errors in 340
+    # (+0.8 points) against 3 in 3,030 on the baseline, Fisher p ~ 0.016 (too weak for a FAIL on the way)
+    baseline, canary = _ten_minutes(303, 3), _ten_minutes(34, 3)
+    on_the_way = next(m for m in judge(baseline, canary).metrics if m.metric == "error_ratio")
+    assert on_the_way.outcome == Outcome.INCONCLUSIVE
+    # When it is the last look
+    verdict = judge(baseline, canary, last_look=True)
+    # Then the error ratio fails at the last look's level, and says so
+    errors = next(m for m in verdict.metrics if m.metric == "error_ratio")
+    assert errors.outcome == Outcome.FAIL
+    assert "decided at p < 0.05" in errors.reason
+    assert verdict.outcome == Outcome.FAIL
+
+
+@pytest.mark.parametrize(
+    ("canary_errors", "outcome"),
+    [(0, Outcome.PASS), (1, Outcome.PASS), (2, Outcome.INCONCLUSIVE)],
+)
+def test_the_last_look_leaves_a_clean_looking_canary_alone(canary_errors: int, outcome: Outcome) -> None:
+    # Given as many canary errors as a clean canary shows (0-2 in 340 against 3 in 3,030)
+    baseline, canary = _ten_minutes(303, 3), _ten_minutes(34, canary_errors)
+    # When it is the last look, Then no FAIL: 2 errors stay INCONCLUSIVE (promoted by default)
+    errors = next(m for m in judge(baseline, canary, last_look=True).metrics if m.metric == "error_ratio")
+    assert errors.outcome == outcome, errors.reason
+
+
+def test_one_error_in_a_thin_canary_is_no_failure_even_at_the_last_look() -> None:
+    # Given the sandbox's own traffic: 1 canary error in 34, none in 306 (Fisher p = 0.1)
+    errors = next(
+        m
+        for m in judge(_ten_minutes(31, 0), _ten_minutes(3, 1), last_look=True).metrics
+        if m.metric == "error_ratio"
+    )
+    assert errors.outcome == Outcome.INCONCLUSIVE
+
+
+@pytest.mark.parametrize(("minutes", "last"), [(5, False), (9, False), (10, True), (11, True)])
+def test_the_last_look_is_the_end_of_the_extended_window(minutes: int, last: bool) -> None:
+    assert is_last_look(minutes, window_minutes=5) is last
+
+
+def test_the_last_look_needs_the_errors_to_be_likelier_under_the_regression_it_guards_against() -> None:
+    # Given 2 canary errors in 340 against 1 in 3,030: Fisher p ~ 0.03, below the last look's 0.05,
+    # but 2 errors are about as likely for a clean canary as for one +2 points worse
+    errors = next(
+        m
+        for m in judge(_ten_minutes(303, 1), _ten_minutes(34, 2), last_look=True).metrics
+        if m.metric == "error_ratio"
+    )
+    assert errors.p_value is not None
+    assert errors.p_value < 0.05
+    # Then it stays INCONCLUSIVE (promoted by default)
+    assert errors.outcome == Outcome.INCONCLUSIVE

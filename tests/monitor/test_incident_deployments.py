@@ -133,3 +133,39 @@ def test_an_unreadable_deployment_log_still_sends_the_alert() -> None:
     messages, _ = _outage_alerts(ListLog([], broken=True))
     assert json.loads(messages[0]["sqs"])["kind"] == "OPEN"
     assert json.loads(messages[0]["sqs"])["deployments"] == []
+
+
+def test_the_verdict_history_is_bounded_and_a_retried_minute_replaces_its_verdict() -> None:
+    from monitor.deployments import MAX_VERDICTS, VerdictRecord
+
+    # Given a deployment judged for more minutes than the history keeps, minute 3 twice
+    deployment = _deployment(T_END)
+    at = datetime.fromtimestamp(T_END, UTC)
+    for minute in [*range(1, MAX_VERDICTS + 6), 3]:
+        deployment = deployment.with_verdict(
+            VerdictRecord(at=at, minutes=minute, outcome=Outcome.INCONCLUSIVE)
+        )
+    # Then it keeps the newest MAX_VERDICTS minutes, each once, oldest first
+    assert [v.minutes for v in deployment.verdicts] == list(range(6, MAX_VERDICTS + 6))
+
+
+class FakeTable:
+    def __init__(self) -> None:
+        self.items: dict[tuple[str, str], dict[str, object]] = {}
+
+    def put_item(self, Item: dict[str, object]) -> None:  # noqa: N803 - boto3's name
+        self.items[(str(Item["pk"]), str(Item["sk"]))] = Item
+
+    def get_item(self, Key: dict[str, str]) -> dict[str, object]:  # noqa: N803
+        item = self.items.get((Key["pk"], Key["sk"]))
+        return {"Item": item} if item else {}
+
+
+def test_the_log_reads_one_record_back_by_its_start_and_id() -> None:
+    from monitor.deployments import DynamoDbDeploymentLog
+
+    log = DynamoDbDeploymentLog(FakeTable())
+    deployment = _deployment(T_END)
+    log.put(deployment)
+    assert log.get(deployment.started_at, deployment.deployment_id) == deployment
+    assert log.get(deployment.started_at, "d-other") is None

@@ -83,6 +83,27 @@ def test_canary_functions_are_watched_per_version_by_their_slowest_version(catal
         assert spec.group == f"service:{fn.service}"
 
 
+def test_canary_functions_watch_the_judge_s_fail_verdict_in_their_incident_group(catalog: Catalog) -> None:
+    # Given the functions that deploy with a canary, each with a CodeDeploy group named like it
+    topo = topology("test")
+    for fn in topo.functions:
+        # When the catalog lists the canary judge's verdict metric for the function's group
+        found = _find(catalog, "Fleetscope/Canary", "CanaryFail", DeploymentGroup=fn.name)
+        if fn.key not in CANARY_FUNCTIONS:
+            assert found == [], fn.key
+            continue
+        # Then it is watched as a verdict (one FAIL opens), zero-filled, in the function's group
+        (spec,) = found
+        assert spec.id == f"lambda:{fn.name}:canary-fail"
+        assert (spec.statistic, spec.direction, spec.profile, spec.fill_zero) == (
+            "Sum",
+            "up",
+            "verdict",
+            True,
+        )
+        assert spec.group == f"service:{fn.service}"
+
+
 def test_each_may_not_name_a_fixed_dimension() -> None:
     with pytest.raises(ValidationError, match="already fixes"):
         MetricSpec(

@@ -120,6 +120,23 @@ def test_a_slow_canary_is_rolled_back_inside_its_window(tmp_path: Path) -> None:
     assert len(last.baseline_minutes) == len(last.canary_minutes) == len(judged)
     assert last.canary_minutes == [slow] * len(judged)
     assert last.baseline_minutes == [BASE] * len(judged)
+    # and how the verdict evolved, minute by minute
+    assert [(v.minutes, v.outcome.value) for v in last.verdicts] == [
+        (line["minute"], line["verdict"]) for line in judged
+    ]
+
+
+def test_every_verdict_is_handed_on_for_publishing_the_fail_ends_the_list(tmp_path: Path) -> None:
+    # Given a new version twice as slow, and a sink for the verdicts (CanaryFail in the CLI)
+    slow = VersionMinute(invocations=34, p50_ms=80, p90_ms=160, p99_ms=300)
+    seen: list[str] = []
+    rollout, lines = _rollout(tmp_path, slow, on_verdict=lambda v: seen.append(v.outcome.value))
+    # When it is deployed
+    rollout.run()
+    # Then the sink got one verdict per judged minute, the last one the FAIL that rolled it back
+    judged = [line["verdict"] for line in lines if line.get("step") == "judged"]
+    assert seen == judged
+    assert seen[-1] == "FAIL"
 
 
 def test_a_clean_canary_is_promoted_after_its_window(tmp_path: Path) -> None:
