@@ -45,8 +45,8 @@ from sandbox.home.aliases import (
     AliasFileError,
     FunctionAlias,
     VersionFault,
+    version_fault,
 )
-from sandbox.home.incidents import KINDS
 from sandbox.home.settings import HomeSettings
 from sandbox.home.state import StateFileError, read_state
 
@@ -287,17 +287,10 @@ def cli_deploy(args: argparse.Namespace) -> int:
             f"{args.function!r} does not deploy through an alias; "
             f"choose one of {', '.join(ALIASED_FUNCTIONS)}"
         )
-    fault = None
-    if args.fault is not None:
-        if args.fault not in VERSION_FAULT_KINDS:
-            return _usage(f"--fault {args.fault!r}: choose one of {', '.join(VERSION_FAULT_KINDS)}")
-        spec = KINDS[args.fault]
-        intensity = spec.default_intensity if args.intensity is None else args.intensity
-        if not spec.low < intensity <= spec.high:
-            return _usage(f"--intensity of {args.fault} must be in ({spec.low:g}, {spec.high:g}]")
-        fault = VersionFault(kind=args.fault, intensity=intensity)
-    elif args.intensity is not None:
-        return _usage("--intensity needs --fault")
+    try:
+        fault = version_fault(args.fault, args.intensity)
+    except ValueError as err:
+        return _usage(str(err))
     try:
         settings = DeploySettings()
     except ValidationError as err:

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from contract.topology import CANARY_FUNCTIONS
 from contract.topology import LIVE_ALIAS as LIVE_ALIAS
+from sandbox.home.incidents import KINDS
 from sandbox.home.settings import fleetscope_home
 
 ALIASES_FILE = "aliases.json"
@@ -33,6 +34,22 @@ VERSION_FAULT_KINDS = ("error-burst", "latency", "throttling", "cold-start-storm
 
 class AliasFileError(RuntimeError):
     """The alias file cannot be read or written."""
+
+
+def version_fault(kind: str | None, intensity: float | None) -> VersionFault | None:
+    """The fault a CLI's ``--fault KIND [--intensity X]`` asks for (None without one); ValueError with the
+    message for the user when the kind or the intensity is not one `fleetscope incident` accepts."""
+    if kind is None:
+        if intensity is not None:
+            raise ValueError("--intensity needs --fault")
+        return None
+    if kind not in VERSION_FAULT_KINDS:
+        raise ValueError(f"--fault {kind!r}: choose one of {', '.join(VERSION_FAULT_KINDS)}")
+    spec = KINDS[kind]
+    value = spec.default_intensity if intensity is None else intensity
+    if not spec.low < value <= spec.high:
+        raise ValueError(f"--intensity of {kind} must be in ({spec.low:g}, {spec.high:g}]")
+    return VersionFault(kind=kind, intensity=value)
 
 
 class VersionFault(BaseModel):
