@@ -115,18 +115,21 @@ class ObservabilityStack(Stack):
         self.canary_judge: CanaryJudgeLoop | None = None
         self.alias_updates: AliasUpdateRecorder | None = None
         if settings.canary:
+            # The judge and the recorder run the monitor's code with its memory and environment.
+            memory_mb = settings.memory_for(spec.key, spec.memory_mb)
+            environment = monitor_environment(
+                topology,
+                alerts_topic_arn=self.alerts.topic.topic_arn,
+                runbook_base_url=settings.runbook_base_url,
+            )
             self.canary_judge = CanaryJudgeLoop(
                 self,
                 "CanaryJudge",
                 topology=topology,
                 code=code,
-                memory_mb=settings.memory_for(spec.key, spec.memory_mb),
+                memory_mb=memory_mb,
                 monitor_table=self.monitor_table.table,
-                environment=monitor_environment(
-                    topology,
-                    alerts_topic_arn=self.alerts.topic.topic_arn,
-                    runbook_base_url=settings.runbook_base_url,
-                ),
+                environment=environment,
                 log_retention=retention,
                 removal_policy=removal,
                 groups=[canary_group_name(topology, key) for key in CANARY_FUNCTIONS],
@@ -136,13 +139,9 @@ class ObservabilityStack(Stack):
                 "AliasUpdates",
                 topology=topology,
                 code=code,
-                memory_mb=settings.memory_for(spec.key, spec.memory_mb),
+                memory_mb=memory_mb,
                 monitor_table=self.monitor_table.table,
-                environment=monitor_environment(
-                    topology,
-                    alerts_topic_arn=self.alerts.topic.topic_arn,
-                    runbook_base_url=settings.runbook_base_url,
-                ),
+                environment=environment,
                 log_retention=retention,
                 removal_policy=removal,
                 function_names=[fn.name for fn in topology.functions if fn.key in CANARY_FUNCTIONS],
