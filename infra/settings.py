@@ -33,6 +33,7 @@ CONTEXT_KEYS = (
     "apiThrottle",
     "logEventPositions",
     "runbookBaseUrl",
+    "canaryOnInconclusive",
 )
 
 
@@ -71,6 +72,12 @@ class StageSettings(BaseModel):
         default=DEFAULT_RUNBOOK_BASE_URL,
         alias="runbookBaseUrl",
         description="where docs/runbooks/ is published; every alarm and alert links <base>/<page>/",
+    )
+    canary_on_inconclusive: Literal["promote", "rollback"] = Field(
+        default="promote",
+        alias="canaryOnInconclusive",
+        description="the canary judge's FLEETSCOPE_CANARY_ON_INCONCLUSIVE: what a canary still "
+        "INCONCLUSIVE at its last look does",
     )
     log_event_positions: bool = Field(
         default=False,

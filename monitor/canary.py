@@ -294,4 +294,17 @@ def next_action(
         return Action.PROMOTE
     if verdict.minutes < 2 * window_minutes:  # INCONCLUSIVE: extend the window once
         return Action.CONTINUE
+    return last_look_action(verdict, on_inconclusive=on_inconclusive)
+
+
+def last_look_action(
+    verdict: CanaryVerdict, *, on_inconclusive: Literal["promote", "rollback"] = "promote"
+) -> Action:
+    """What a rollout does with its last verdict: FAIL rolls back, PASS promotes, INCONCLUSIVE does
+    what ``on_inconclusive`` says. `next_action` ends with it; a loop that knows its last look without
+    a window of its own (the AWS judging loop under CodeDeploy's time-based canary) calls it directly."""
+    if verdict.outcome == Outcome.FAIL:
+        return Action.ROLLBACK
+    if verdict.outcome == Outcome.PASS:
+        return Action.PROMOTE
     return Action.PROMOTE if on_inconclusive == "promote" else Action.ROLLBACK

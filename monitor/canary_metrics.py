@@ -101,13 +101,20 @@ class CloudWatchVersionMetrics:
 
 
 def put_verdict(
-    client: Any, *, deployment_group: str, outcome: Outcome, timestamp: datetime | None = None
+    client: Any,
+    *,
+    deployment_group: str,
+    outcome: Outcome,
+    timestamp: datetime | None = None,
+    rollback: bool | None = None,
 ) -> None:
-    """Publish one judged minute's ``CanaryFail`` (1 on FAIL, else 0) for `deployment_group`."""
+    """Publish one judged minute's ``CanaryFail`` for `deployment_group`: 1 on FAIL, else 0, or 1
+    exactly when `rollback` says so when given (the AWS loop's INCONCLUSIVE rolled back at its last look)."""
+    fail = outcome == Outcome.FAIL if rollback is None else rollback
     datum: dict[str, Any] = {
         "MetricName": CANARY_FAIL,
         "Dimensions": [{"Name": CANARY_GROUP_DIMENSION, "Value": deployment_group}],
-        "Value": 1.0 if outcome == Outcome.FAIL else 0.0,
+        "Value": 1.0 if fail else 0.0,
         "Unit": "Count",
     }
     if timestamp is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import cache
+from typing import Literal
 
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -81,6 +82,11 @@ class MonitorSettings(BaseSettings):
         min_length=1,
         validation_alias="MONITOR_RUNBOOK_BASE_URL",
         description="where docs/runbooks/ is published: every alert links <base>/<page>/",
+    )
+    canary_on_inconclusive: Literal["promote", "rollback"] = Field(
+        default="promote",
+        validation_alias="FLEETSCOPE_CANARY_ON_INCONCLUSIVE",
+        description="the AWS canary judge: what a canary still INCONCLUSIVE at its last look does",
     )
     console_url: str = Field(
         default="https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}",

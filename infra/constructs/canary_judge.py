@@ -8,13 +8,16 @@ itself when the judge reports the deployment finished; a schedule would run ever
 minute, a few cents a month at a few deployments a day.
 
 The judge publishes ``Fleetscope/Canary`` ``CanaryFail`` per ``DeploymentGroup``; each deployment
-group (``infra.constructs.canary``) alarms on it, so CodeDeploy rolls the canary back.
+group (``infra.constructs.canary``) alarms on it, so CodeDeploy rolls the canary back. It reads the
+deployment's config (GetDeploymentConfig: the canary's percentage and interval, hence its last look)
+and gets ``FLEETSCOPE_CANARY_ON_INCONCLUSIVE`` (what a canary still INCONCLUSIVE at its last look does).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from typing import Literal
 
 from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_dynamodb as dynamodb
@@ -36,6 +39,11 @@ JUDGE_HANDLER = "monitor.canary_handler.lambda_handler"
 VERDICT_NAMESPACE = CANARY_NAMESPACE
 VERDICT_METRIC = CANARY_FAIL
 CANARY_FUNCTIONS = ("cars-api", "telemetry-ingest")  # deployed through `live` with CodeDeploy
+ON_INCONCLUSIVE_VARIABLE = "FLEETSCOPE_CANARY_ON_INCONCLUSIVE"  # monitor.settings reads it
+# GetDeploymentConfig on AWS's predefined Lambda configs (CodeDeployDefault.LambdaCanary10Percent5Minutes
+# and its siblings: a deployment may be created with any of them instead of its group's); the app
+# creates no custom config.
+PREDEFINED_LAMBDA_CONFIGS = "CodeDeployDefault.Lambda*"
 
 
 def canary_group_name(topology: Topology, function_key: str) -> str:
@@ -62,6 +70,7 @@ class CanaryJudgeLoop(Construct):
         log_retention: logs.RetentionDays,
         removal_policy: RemovalPolicy,
         groups: Sequence[str],
+        on_inconclusive: Literal["promote", "rollback"] = "promote",
     ) -> None:
         super().__init__(scope, construct_id)
         spec = replace(topology.monitor, name=f"{topology.prefix}-canary-judge", handler=JUDGE_HANDLER)
@@ -74,7 +83,7 @@ class CanaryJudgeLoop(Construct):
             memory_mb=memory_mb,
             log_retention=log_retention,
             removal_policy=removal_policy,
-            extra_environment=environment,
+            extra_environment={**environment, ON_INCONCLUSIVE_VARIABLE: on_inconclusive},
         )
         monitor_table.grant_read_write_data(self.function.function)
         stack = Stack.of(self)
@@ -91,6 +100,22 @@ class CanaryJudgeLoop(Construct):
                     for group in groups
                 ],
             )
+        )
+        config_arn = stack.format_arn(
+            service="codedeploy",
+            resource="deploymentconfig",
+            resource_name=PREDEFINED_LAMBDA_CONFIGS,
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        self.function.role.add_to_policy(
+            iam.PolicyStatement(actions=["codedeploy:GetDeploymentConfig"], resources=[config_arn])
+        )
+        acknowledge(
+            self.function.role,
+            "IAM5[Resource::arn:<AWS::Partition>:codedeploy:<AWS::Region>:<AWS::AccountId>:deploymentconfig:"
+            f"{PREDEFINED_LAMBDA_CONFIGS}]",
+            "GetDeploymentConfig (read-only) on AWS's predefined Lambda deployment configs only: a "
+            "deployment may use any of them instead of its group's, and the app creates no custom one.",
         )
         self.function.role.add_to_policy(
             iam.PolicyStatement(actions=["cloudwatch:GetMetricData"], resources=["*"])

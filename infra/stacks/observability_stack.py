@@ -133,6 +133,7 @@ class ObservabilityStack(Stack):
                 log_retention=retention,
                 removal_policy=removal,
                 groups=[canary_group_name(topology, key) for key in CANARY_FUNCTIONS],
+                on_inconclusive=settings.canary_on_inconclusive,
             )
             self.alias_updates = AliasUpdateRecorder(
                 self,

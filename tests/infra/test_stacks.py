@@ -408,6 +408,76 @@ def test_codedeploy_start_events_run_the_judging_loop(synthesized: Synthesized, 
     assert judge["Properties"]["Handler"] == "monitor.canary_handler.lambda_handler"
 
 
+def _role_statements(synthesized: Synthesized, stack: str, function: dict[str, Any]) -> list[dict[str, Any]]:
+    role_id = function["Properties"]["Role"]["Fn::GetAtt"][0]
+    return [
+        statement
+        for policy in synthesized.resources("AWS::IAM::Policy", stack).values()
+        if {"Ref": role_id} in policy["Properties"]["Roles"]
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+
+def test_the_judge_reads_deployment_configs_and_gets_the_on_inconclusive_setting(
+    synthesized: Synthesized, topo: Topology
+) -> None:
+    # Given the canary judge of the prod stage (cdk.json sets no canaryOnInconclusive)
+    judge = _one(synthesized.resources("AWS::Lambda::Function"), FunctionName=f"{topo.prefix}-canary-judge")
+    # Then it may read the predefined Lambda deployment configs, and only those
+    statements = _role_statements(synthesized, "observability", judge)
+    (config,) = [s for s in statements if "codedeploy:GetDeploymentConfig" in json.dumps(s["Action"])]
+    assert config["Effect"] == "Allow"
+    assert config["Action"] == "codedeploy:GetDeploymentConfig"
+    resource = json.dumps(config["Resource"])
+    assert ":deploymentconfig:CodeDeployDefault.Lambda*" in resource
+    assert resource.count("*") == 1
+    # and it gets the setting, at its default
+    assert judge["Properties"]["Environment"]["Variables"]["FLEETSCOPE_CANARY_ON_INCONCLUSIVE"] == "promote"
+
+
+def test_canary_on_inconclusive_comes_from_context(cdk_context: dict[str, Any]) -> None:
+    from aws_cdk import App, RemovalPolicy, Stack
+    from aws_cdk import aws_dynamodb as dynamodb
+    from aws_cdk import aws_lambda as lambda_
+    from aws_cdk import aws_logs as logs
+    from aws_cdk.assertions import Template
+
+    from contract.topology import topology
+    from infra.constructs.canary_judge import CanaryJudgeLoop
+    from infra.settings import SettingsError, stage_settings
+
+    # Given `-c canaryOnInconclusive=rollback`
+    settings = stage_settings((cdk_context | {"stage": "prod", "canaryOnInconclusive": "rollback"}).get)
+    assert settings.canary_on_inconclusive == "rollback"
+    # When the judging loop is built with it
+    stack = Stack(App(), "Judge")
+    table = dynamodb.Table(
+        stack, "T", partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING)
+    )
+    CanaryJudgeLoop(
+        stack,
+        "Loop",
+        topology=topology("test"),
+        code=lambda_.Code.from_inline("def handler(e, c): pass"),
+        memory_mb=512,
+        monitor_table=table,
+        environment={},
+        log_retention=logs.RetentionDays.ONE_DAY,
+        removal_policy=RemovalPolicy.DESTROY,
+        groups=["g"],
+        on_inconclusive=settings.canary_on_inconclusive,
+    )
+    # Then the judge gets it as FLEETSCOPE_CANARY_ON_INCONCLUSIVE
+    functions = Template.from_stack(stack).find_resources("AWS::Lambda::Function")
+    variables = [f["Properties"].get("Environment", {}).get("Variables", {}) for f in functions.values()]
+    assert {"FLEETSCOPE_CANARY_ON_INCONCLUSIVE": "rollback"}.items() <= next(
+        v for v in variables if "FLEETSCOPE_CANARY_ON_INCONCLUSIVE" in v
+    ).items()
+    # and anything but promote or rollback stops synthesis with the key
+    with pytest.raises(SettingsError, match="canaryOnInconclusive"):
+        stage_settings((cdk_context | {"stage": "prod", "canaryOnInconclusive": "extend"}).get)
+
+
 def test_plain_update_alias_calls_on_live_are_recorded_except_codedeploy_s(
     synthesized: Synthesized, topo: Topology
 ) -> None:
