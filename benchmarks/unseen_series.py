@@ -92,6 +92,7 @@ CATALOG_PROFILE = {
     "ApproximateAgeOfOldestMessage": "backlog",
     "ApproximateNumberOfMessagesVisible": "backlog",
 }
+DLQ_CATALOG_PROFILE = "dlq"  # ...and a dead-letter queue's depth (the catalog knows its DLQs by name)
 QUEUE = "queue"  # in `ServiceSpec.incidents`: both files of the service's queue
 DLQ = "dlq"  # in `ServiceSpec.incidents`: the depth of the queue's DLQ
 WITH_VOLUME = frozenset({"4XXError", "5XXError", "Errors", "Throttles", "ColdStart"})
@@ -582,7 +583,8 @@ def _write(
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     kept = tuple(sorted((i for i in incidents if i.start < n), key=lambda i: i.start))
     kept = tuple(Incident(i.shape, i.start, min(i.end, n), i.magnitude) for i in kept)
-    return SeriesFile(rel, _kind(folder, metric), CATALOG_PROFILE[metric], spec.period_s, int(t[0]), n, kept)
+    profile = DLQ_CATALOG_PROFILE if folder.endswith("-dlq") else CATALOG_PROFILE[metric]
+    return SeriesFile(rel, _kind(folder, metric), profile, spec.period_s, int(t[0]), n, kept)
 
 
 def _stamp(f: SeriesFile, row: int) -> str:

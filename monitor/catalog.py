@@ -40,6 +40,7 @@ PROFILE_TAIL_LATENCY = "latency-tail"  # p90 and above, maxima: a low-volume min
 PROFILE_RATE = "rate"  # ratios in [0, 1] with a volume (the denominator)
 PROFILE_LEVEL = "backlog"  # gauges: queue depth and age, concurrency
 PROFILE_VERDICT = "verdict"  # decided elsewhere (the canary judge's FAIL): every event alerts
+PROFILE_DLQ = "dlq"  # a dead-letter queue's depth: every arrival alerts, whatever the level
 
 # The detector profile of every CloudWatch metric name the catalog watches (and a few more of the same
 # kinds), written once: the catalog takes each series' profile from here, and offline detection
@@ -108,6 +109,16 @@ def profile_for_metric(metric_name: str, statistic: str | None = None) -> str:
     if profile == PROFILE_LATENCY and statistic is not None and is_tail_statistic(statistic):
         return PROFILE_TAIL_LATENCY
     return profile
+
+
+# A dead-letter queue's name, for offline detection (the catalog knows its DLQs by name): "...-dlq",
+# "dlq-...", "..._DeadLetterQueue", "...-dead-letter"...
+_DLQ_NAME_RE = re.compile(r"(^|[^a-z])(dlq|dead[-_]?letter)", re.IGNORECASE)
+
+
+def is_dead_letter_queue(queue_name: str) -> bool:
+    """Whether a queue's name says it is a dead-letter queue (offline detection's `dlq` profile)."""
+    return _DLQ_NAME_RE.search(queue_name) is not None
 
 
 _ID_RE = re.compile(r"^[A-Za-z0-9_.:/#@+=-]{1,200}$")
@@ -264,7 +275,9 @@ class _Builder:
         fill_zero: bool = False,
         unit: str = "",
         each: str | None = None,
+        profile: str | None = None,
     ) -> str:
+        """One watched metric; its profile is the metric name's (`profile_for_metric`) unless given."""
         self.metrics.append(
             MetricSpec(
                 each=each,
@@ -278,7 +291,7 @@ class _Builder:
                 period_s=self.period_s,
                 direction=direction,
                 severity=severity,
-                profile=profile_for_metric(name, stat),
+                profile=profile or profile_for_metric(name, stat),
                 fill_zero=fill_zero,
                 unit=unit,
                 service=self.service,
@@ -477,7 +490,7 @@ def build_catalog(names: ResourceNames, *, period_s: int) -> Catalog:
         b.metric(
             f"{res}:depth", f"{dlq} dead-letter depth", resource=res, namespace=sqs,
             name="ApproximateNumberOfMessagesVisible", dims={"QueueName": dlq}, stat="Maximum",
-            direction="up", severity=crit, unit="messages",
+            direction="up", severity=crit, unit="messages", profile=PROFILE_DLQ,
         )  # fmt: skip
 
     # EventBridge: failed invocations per rule on the custom bus (EventBusName + RuleName).

@@ -83,6 +83,9 @@ _RULES: dict[str, AlertRule] = {
     # A verdict (the canary judge's FAIL) is already decided: one point opens, no cooldown (the next
     # failed canary is a new event), clear after 3 points like the operational profiles.
     "verdict": AlertRule(0.5, 1, 1, "up", cooldown_points=0, clear_points=3),
+    # A dead-letter queue's arrivals: one rise opens; it resolves once 3 points bring no new message
+    # (the messages stay until redriven: the alert says when they stopped coming, not that they left).
+    "dlq": AlertRule(0.5, 1, 1, "up", cooldown_points=12, clear_points=3),
 }
 
 

@@ -10,7 +10,8 @@ to the file's period, as the catalog scales it). Output row i depends only on ro
 Which profile each file gets: ``--profile-map FILE`` (a JSON object of fnmatch patterns, matched against
 the CSV's path relative to D, to profile names; the first matching key wins), else ``--profile``
 (default ``default``). The profile ``auto`` picks it from the CloudWatch metric name in the file's path
-with the catalog's own table (`monitor.catalog.METRIC_PROFILES`; e.g. ``.../Duration.csv`` → latency),
+with the catalog's own table (`monitor.catalog.METRIC_PROFILES`; e.g. ``.../Duration.csv`` → latency;
+a queue depth under a folder named like a dead-letter queue, ``sqs/orders-dlq/...``, → dlq),
 ``default`` when no component of the path names a known metric.
 
 The ``volume`` column (requests or invocations in the period) is the denominator of the count and rate
@@ -43,7 +44,13 @@ from pathlib import Path
 
 import numpy as np
 
-from monitor.catalog import METRIC_PROFILES, is_tail_statistic, profile_for_metric
+from monitor.catalog import (
+    METRIC_PROFILES,
+    PROFILE_DLQ,
+    is_dead_letter_queue,
+    is_tail_statistic,
+    profile_for_metric,
+)
 from monitor.detectors import PROFILES, build_detector
 from monitor.policy import AlertRule, SeriesAlertState, default_rule
 
@@ -102,13 +109,17 @@ def load_profile_map(path: Path) -> ProfileMap:
 def auto_profile(relative_path: str) -> str:
     """The profile of the CloudWatch metric named in a path (file name first, then its folders); a
     latency whose path also names a tail statistic (``p99``, ``p90``, ``Maximum``: `Duration_p99.csv`,
-    `Latency/p99.csv`) gets the tail-latency profile, as in the catalog."""
+    `Latency/p99.csv`) gets the tail-latency profile, and the depth of a queue whose folder names a
+    dead-letter queue (`sqs/orders-dlq/ApproximateNumberOfMessagesVisible.csv`) the DLQ profile, as in
+    the catalog."""
     parts = relative_path.replace("\\", "/").split("/")
     parts[-1] = parts[-1].removesuffix(".csv")
     tokens = [t for part in parts for t in re.split(r"[^A-Za-z0-9.]+", part) if t]
     tail = any(is_tail_statistic("Maximum" if t.lower() == "maximum" else t) for t in tokens)
     for token in reversed([t for part in parts for t in re.split(r"[^A-Za-z0-9]+", part) if t]):
         name = _METRIC_NAMES_CI.get(token.lower())
+        if name == "ApproximateNumberOfMessagesVisible" and any(is_dead_letter_queue(p) for p in parts):
+            return PROFILE_DLQ
         if name is not None:
             return profile_for_metric(name, "p99" if tail else None)
     return "default"

@@ -36,10 +36,14 @@ PROFILES: tuple[str, ...] = (
     "rate",
     "backlog",
     "verdict",
+    "dlq",
 )
 # A verdict series (the canary judge's CanaryFail) is decided already: every event alerts
 # (`ThresholdDetector`), it has no ensemble configuration.
 VERDICT_PROFILE = "verdict"
+# A dead-letter queue's depth: every arrival (a rise of one message or more) is an event, whatever the
+# level it rises from (`ThresholdDetector(increase=True)`); no ensemble configuration either.
+DLQ_PROFILE = "dlq"
 
 
 # The sustained shift the operational profiles look for, in robust scales of the seasonal residual
@@ -125,10 +129,10 @@ def profile_config(profile: str, *, period_s: int) -> EnsembleConfig:
 
 
 def build_detector(profile: str, *, period_s: int) -> Detector:
-    if profile == VERDICT_PROFILE:
+    if profile in (VERDICT_PROFILE, DLQ_PROFILE):
         if period_s <= 0:
             raise ValueError(f"period_s must be positive, got {period_s}")
-        return ThresholdDetector()
+        return ThresholdDetector(ThresholdConfig(increase=profile == DLQ_PROFILE))
     return EnsembleDetector(profile_config(profile, period_s=period_s))
 
 
@@ -156,6 +160,7 @@ def detector_from_state(state: dict[str, Any]) -> Detector:
 
 
 __all__ = [
+    "DLQ_PROFILE",
     "PROFILES",
     "SCORE_DECADES",
     "VERDICT_PROFILE",

@@ -193,7 +193,13 @@ def test_a_utf8_bom_and_crlf_lines_as_spreadsheets_export_them_are_read(tmp_path
         ("api/5XXError.csv", "count"),
         ("api/4xxerror.csv", "count"),  # case-insensitive
         ("sqs/ApproximateAgeOfOldestMessage/telemetry.csv", "backlog"),  # a folder names it
-        ("sqs/dlq/ApproximateNumberOfMessagesVisible.csv", "backlog"),
+        ("sqs/telemetry/ApproximateNumberOfMessagesVisible.csv", "backlog"),
+        # a dead-letter queue's depth: every arrival is an event
+        ("sqs/dlq/ApproximateNumberOfMessagesVisible.csv", "dlq"),
+        ("sqs/fleet-events-dlq/ApproximateNumberOfMessagesVisible.csv", "dlq"),
+        ("sqs/orders_DeadLetterQueue/ApproximateNumberOfMessagesVisible.csv", "dlq"),
+        ("sqs/fleet-events-dlq/ApproximateAgeOfOldestMessage.csv", "backlog"),  # only its depth
+        ("sqs/headlq/ApproximateNumberOfMessagesVisible.csv", "backlog"),  # "dlq" inside a word
         ("realKnownCause/nyc_taxi.csv", "default"),  # no metric name anywhere
         ("LatencyDashboard/export.csv", "default"),  # a token must be the whole name
     ],
@@ -208,14 +214,20 @@ def test_the_catalog_and_auto_share_one_table() -> None:
     from contract.topology import topology
     from monitor.catalog import METRIC_PROFILES, build_catalog, profile_for_metric
 
-    catalog = build_catalog(ResourceNames.from_topology(topology("test")), period_s=60)
+    names = ResourceNames.from_topology(topology("test"))
+    catalog = build_catalog(names, period_s=60)
     for spec in catalog.metrics:
-        path = f"x/{spec.metric_name}/{spec.statistic}.csv"
-        assert spec.profile == profile_for_metric(spec.metric_name, spec.statistic) == auto_profile(path)
+        path = f"x/{spec.dimensions.get('QueueName', 'x')}/{spec.metric_name}/{spec.statistic}.csv"
+        assert spec.profile == auto_profile(path), path
+        if spec.profile == "dlq":  # the catalog knows its DLQs by name, auto by the queue's name
+            assert spec.dimensions["QueueName"] in names.dlqs
+            assert METRIC_PROFILES[spec.metric_name] == "backlog"
+            continue
+        assert spec.profile == profile_for_metric(spec.metric_name, spec.statistic)
         tail = spec.profile == "latency-tail"
         assert METRIC_PROFILES[spec.metric_name] == ("latency" if tail else spec.profile)
     # and the catalog watches a latency's p50 and p99 with the two latency profiles
-    assert {s.profile for s in catalog.metrics} >= {"latency", "latency-tail"}
+    assert {s.profile for s in catalog.metrics} >= {"latency", "latency-tail", "dlq"}
 
 
 def test_the_first_matching_pattern_wins_and_unmatched_files_use_the_fallback() -> None:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from monitor.detectors import (
+    DLQ_PROFILE,
     PROFILES,
     VERDICT_PROFILE,
     CountConfig,
@@ -310,6 +311,54 @@ def test_one_fail_verdict_opens_an_alert_at_once_and_a_later_one_opens_again() -
     det.fit(t[:-30], y[:-30])
     restored = detector_from_state(json.loads(json.dumps(det.to_state())))
     np.testing.assert_array_equal(det.score(t[-30:], y[-30:]).score, restored.score(t[-30:], y[-30:]).score)
+
+
+def test_dlq_arrivals_open_an_alert_whatever_the_depth_they_rise_from() -> None:
+    # Given 14 days of a dead-letter queue holding 3 old messages (nobody redrove them)
+    t = START + np.arange(14 * DAY + 200, dtype=np.int64) * PERIOD
+    y = np.full(len(t), 3.0)
+    first = 14 * DAY
+    # When 6, 7, 5 messages arrive in three periods (then nothing), a missing point falls among the
+    # arrivals, the queue is redriven 40 periods later (back to 3), and later one message arrives
+    y[first : first + 3] = [9.0, 16.0, 21.0]
+    y[first + 3 : first + 40] = 21.0
+    y[first + 1] = np.nan  # no datapoint that period: the next is compared with the last present one
+    y[first + 40 :] = 3.0
+    y[first + 100 :] = 4.0
+    opened, scored = alerts(DLQ_PROFILE, t, y)
+    # Then the first arrival opens one alert in its own period, the redrive is no event, and the later
+    # single message opens a second one
+    assert opened == [first, first + 100]
+    assert scored.score[first] == 1.0
+    assert scored.score[first + 2] == 1.0
+    assert np.all(scored.score[first + 3 : first + 100] == 0.0)  # a steady or falling depth
+    assert scored.upper[first] == 3.5
+    assert scored.lower[first] == 0.0
+    assert np.all(scored.score[:first] == 0.0)  # a depth that holds is quiet, however high
+
+
+def test_a_dlq_alert_resolves_once_the_arrivals_stop_and_the_state_keeps_the_last_depth() -> None:
+    # Given a DLQ alert opened by an arrival
+    t = START + np.arange(40, dtype=np.int64) * PERIOD
+    y = np.zeros(40)
+    y[10:14] = [2.0, 5.0, 6.0, 6.0]
+    y[14:] = 6.0
+    state = SeriesAlertState(default_rule(DLQ_PROFILE))
+    det = build_detector(DLQ_PROFILE, period_s=PERIOD)
+    out = det.process(t, y)
+    steps = [
+        state.step(score=float(s), value=float(v), lower=float(lo), upper=float(up))
+        for s, v, lo, up in zip(out.score, y, out.lower, out.upper, strict=True)
+    ]
+    # Then it opens at the first arrival and resolves 3 points after the last one (the messages stay)
+    assert [i for i, d in enumerate(steps) if d.opened] == [10]
+    assert [i for i, d in enumerate(steps) if d.resolved] == [15]
+    # and a restored model remembers the depth: the same depth next period is no arrival, one more is
+    det = build_detector(DLQ_PROFILE, period_s=PERIOD)
+    det.fit(t[:20], y[:20])
+    restored = detector_from_state(json.loads(json.dumps(det.to_state())))
+    later = START + np.arange(20, 22, dtype=np.int64) * PERIOD
+    np.testing.assert_array_equal(restored.score(later, np.array([6.0, 7.0])).score, [0.0, 1.0])
 
 
 # --- seasonal counts: errors that follow the traffic's daily and weekly shape -------------------

@@ -129,6 +129,7 @@ def test_tables_queues_dlq_and_business_metrics_are_watched(catalog: Catalog) ->
     dlq = _find(catalog, "AWS/SQS", "ApproximateNumberOfMessagesVisible", QueueName=topo.telemetry_dlq.name)
     assert len(dlq) == 1
     assert dlq[0].severity == "critical"
+    assert dlq[0].profile == "dlq"  # every arrival alerts, whatever the depth it rises from
     for key, metrics in WATCHED_BUSINESS_METRICS.items():
         service = next(f.service for f in topo.functions if f.key == key)
         for metric in metrics:
