@@ -73,6 +73,19 @@ from monitor.detectors.base import (
 _MAD_TO_SD = 1.4826
 _NORMAL = NormalDist()
 _MEAN_ABS_TO_SD = 1.2533
+_WEEK_HOURS = 168
+_WEEK_SETTLE_S = 2 * 86400  # the hour-of-week term learns from the third day on (see `_accumulate_week`)
+_WEEKS = 3  # the hour-of-week term is the median of this many weeks (missing weeks count as 0)
+
+
+def _week_term(weeks: list[float]) -> float:
+    """The hour-of-week term from its last weeks' means (NaN: not seen): one week is taken as it is;
+    two count only as far as they agree (the smaller, 0 if they differ in sign); three: their median."""
+    seen = [v for v in weeks if not math.isnan(v)]
+    if len(seen) == 1:
+        return seen[0]
+    a, b, c = [*seen, 0.0, 0.0, 0.0][:3]
+    return max(min(a, b), min(max(a, b), c))
 
 
 @dataclass(frozen=True)
@@ -110,6 +123,7 @@ class SeasonalConfig:
     shift_rho_alpha: float = 0.01  # EW weight of a point in the lag-1 autocorrelation
     calib_hold: int = 0  # |z| of an excursion's first points join the calibration once it is over
     tod_interp: bool = False  # time-of-day profile read (and learnt) linearly between slot centres
+    week_hours: bool = False  # hour-of-week term: the median of the last three weeks' hourly leftovers
 
 
 @dataclass
@@ -148,6 +162,11 @@ class SeasonalBaselineDetector(OnlineDetector):
         self.dow_ = [0.0] * 7
         self.tod_n_ = [0] * self.config.tod_slots  # observations per slot (for a fast first estimate)
         self.dow_n_ = [0] * 7
+        hours = _WEEK_HOURS if self.config.week_hours else 0
+        self.tow_ = [0.0] * hours  # per hour of the week: what time of day + weekday leave over...
+        self.tow_hist_ = [[math.nan] * _WEEKS for _ in range(hours)]  # ...the median of these weeks' means
+        self.tow_acc_ = [-1.0, 0.0, 0.0]  # the hour being accumulated: [slot (-1: none), sum, count]
+        self.tow_err_ = [[0.0, 0.0] for _ in range(7)]  # per weekday: EW |residual| with the term, without
         self.prev_: list[float] | None = None  # [level, flat level, scale, flat scale] before a re-baseline
         self.run_sign_ = 0
         self.run_: list[float] = []  # deseasonalised values of the current same-side excursion
@@ -174,6 +193,10 @@ class SeasonalBaselineDetector(OnlineDetector):
             "dow": floats_to_json(self.dow_),
             "tod_n": self.tod_n_,
             "dow_n": self.dow_n_,
+            "tow": floats_to_json(self.tow_),
+            "tow_hist": [floats_to_json(h) for h in self.tow_hist_],
+            "tow_acc": self.tow_acc_,
+            "tow_err": self.tow_err_,
             "prev": None if self.prev_ is None else floats_to_json(self.prev_),
             "run_sign": self.run_sign_,
             "run": floats_to_json(self.run_),
@@ -199,6 +222,11 @@ class SeasonalBaselineDetector(OnlineDetector):
         det.dow_ = floats_from_json(state["dow"])
         det.tod_n_ = [int(v) for v in state["tod_n"]]
         det.dow_n_ = [int(v) for v in state["dow_n"]]
+        if len(state.get("tow_hist", [])) == len(det.tow_):  # states written before it (or without): 0
+            det.tow_hist_ = [floats_from_json(h) for h in state["tow_hist"]]
+            det.tow_ = floats_from_json(state["tow"])
+            det.tow_acc_ = [float(v) for v in state["tow_acc"]]
+            det.tow_err_ = [[float(v) for v in pair] for pair in state["tow_err"]]
         det.prev_ = None if state["prev"] is None else floats_from_json(state["prev"])
         det.run_sign_ = int(state["run_sign"])
         det.run_ = floats_from_json(state["run"])
@@ -279,7 +307,10 @@ class SeasonalBaselineDetector(OnlineDetector):
                 w2 = x - near
                 hour, slot2 = near % cfg.tod_slots, (near + 1) % cfg.tod_slots
             day_shape = (1.0 - w2) * tod[hour] + w2 * tod[slot2]
-            season = day_shape + dow[day]
+            week = self._week_slots(ti)
+            week_shape = self._week_shape(week)
+            use_week = self._uses_week()
+            season = day_shape + dow[day] + (week_shape if use_week else 0.0)
             floor = max(1e-12, cfg.rel_floor * self.magnitude_)
             if seasonal:
                 forecast = self.level_ + season
@@ -311,6 +342,12 @@ class SeasonalBaselineDetector(OnlineDetector):
                 hi_out[i] = min(hi_out[i], forecast + z_up * sd)
             if math.isnan(yi):
                 continue
+            if self.tow_ and ti - self.first_t_ >= _WEEK_SETTLE_S:
+                # once time of day and weekday have a shape (the first days' ramps, which they are still
+                # learning, would stay in it as those days' lag); every point, outliers included
+                rest = yi - (self.level_ + day_shape + dow[day])
+                self._accumulate_week(ti, rest, floor)
+                self._compare_week(day, rest, week_shape, floor)
             z = (yi - forecast) / sd
             z_out[i] = z
             p_out[i] = self._calibrated_p(abs(z))
@@ -337,6 +374,8 @@ class SeasonalBaselineDetector(OnlineDetector):
                 self.flat_run_ = []
             if len(self.run_) >= cfg.shift_points:
                 self._rebaseline()
+                if self.tow_:  # a level shift's hours are no weekly pattern
+                    self.tow_acc_ = [-1.0, 0.0, 0.0]
                 self.cusum_ = [0.0] * len(self.cusum_)  # the shift is the new level
             if ti % 86400 < cfg.period_s:  # the day's first point
                 self._center_season()
@@ -468,6 +507,59 @@ class SeasonalBaselineDetector(OnlineDetector):
         rfc = max(-clip_z * f_sd, min(clip_z * f_sd, rf))
         self.flat_level_ += alpha * rfc
         self.flat_scale_ += beta * (_MEAN_ABS_TO_SD * abs(rfc) - self.flat_scale_)
+
+    def _accumulate_week(self, ti: int, rest: float, floor: float) -> None:
+        """Add what level, time of day and weekday leave over at `ti` to its hour of the week; when an
+        hour is over, its mean (each point clipped to 10 scales) joins that hour's last weeks. A weekend
+        evening of another shape than the weekdays' is an outlier to the other terms every week, and
+        only this one learns it: the week after it is first seen, then as far as two weeks agree, then
+        as the median of three, which one week's incident never moves."""
+        limit = 10.0 * max(self.scale_, floor)
+        hour = int((((ti // 86400 + 3) % 7) * 86400 + ti % 86400) // 3600)
+        slot, total, count = self.tow_acc_
+        if hour != slot:
+            if slot >= 0 and count > 0:
+                k = int(slot)
+                self.tow_hist_[k] = [total / count, *self.tow_hist_[k][: _WEEKS - 1]]
+                # the hour before it is no longer read until next week (the forecast interpolates between
+                # the hours around it): it takes this week's mean now, never within the same week
+                before = (k - 1) % _WEEK_HOURS
+                self.tow_[before] = _week_term(self.tow_hist_[before])
+            slot, total, count = float(hour), 0.0, 0.0
+        self.tow_acc_ = [slot, total + max(-limit, min(limit, rest)), count + 1.0]
+
+    def _compare_week(self, day: int, rest: float, week_shape: float, floor: float) -> None:
+        """Follow, per weekday, how well the forecast does with the hour-of-week term and without it
+        (residuals clipped to ``clip_z`` scales, averaged over about that weekday's last two days, so
+        that each weekday weighs the same in `_uses_week`)."""
+        clip = self.config.clip_z * max(self.scale_, floor)
+        w = min(1.0, self.config.period_s / (2.0 * 86400.0))
+        errors = self.tow_err_[day]
+        for k, r in enumerate((rest - week_shape, rest)):
+            errors[k] += w * (min(abs(r), clip) - errors[k])
+
+    def _uses_week(self) -> bool:
+        """The hour-of-week term is used while it explains the series better than time of day and
+        weekday alone (as the seasonal model itself against the flat one), over each weekday's last two
+        weeks: where those two fit already (every weekday alike), last weeks' hourly leftovers are only
+        noise and would widen nothing but the misses."""
+        if not self.tow_:
+            return False
+        return sum(e[0] for e in self.tow_err_) < sum(e[1] for e in self.tow_err_)
+
+    def _week_slots(self, ti: int) -> tuple[int, int, float]:
+        """The hour of the week before `ti`'s position between hour centres, the next, and its weight."""
+        if not self.tow_:
+            return 0, 0, 0.0
+        x = (((ti // 86400 + 3) % 7) * 86400 + ti % 86400) / 3600.0 - 0.5
+        near = math.floor(x)
+        return near % _WEEK_HOURS, (near + 1) % _WEEK_HOURS, x - near
+
+    def _week_shape(self, week: tuple[int, int, float]) -> float:
+        if not self.tow_:
+            return 0.0
+        k1, k2, w = week
+        return (1.0 - w) * self.tow_[k1] + w * self.tow_[k2]
 
     def band_z(self) -> float:
         """The |z| of the band's edge: the calibration's inverse at ``band_p`` (see `_calibrated_p`).

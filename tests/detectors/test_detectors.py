@@ -225,9 +225,10 @@ def test_an_unknown_kind_of_series_gets_a_floor_only_while_it_has_never_been_neg
     assert np.nanmin(went_negative.lower) < 0  # a temperature, a balance: the band may go below 0
 
 
-def test_state_of_fourteen_days_at_five_minutes_fits_a_dynamodb_item() -> None:
+@pytest.mark.parametrize("profile", ["default", "traffic"])  # traffic: with its hour-of-week term
+def test_state_of_fourteen_days_at_five_minutes_fits_a_dynamodb_item(profile: str) -> None:
     t, y = seasonal_series(14, seed=1)
-    det = build_detector("default", period_s=PERIOD).fit(t, y)
+    det = build_detector(profile, period_s=PERIOD).fit(t, np.abs(y))
     assert len(json.dumps(det.to_state())) < 100_000
 
 
@@ -590,6 +591,89 @@ def test_traffic_is_judged_in_proportion_to_its_hour(
     # and the band is proportional: narrower at night than at the peak (12:50)
     night, peak = 26 * DAY + 3 * 12, 26 * DAY + 154
     assert out.upper[night] - out.lower[night] < out.upper[peak] - out.lower[peak]
+
+
+def commute_weekdays_leisurely_weekends(days: float, *, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Requests per period: weekdays with a morning and an evening rush, weekends one afternoon hump;
+    no weekday offset can turn the one shape into the other."""
+
+    def bump(hours: np.ndarray, at: float, width: float) -> np.ndarray:
+        return np.exp(-0.5 * (((hours - at + 12) % 24 - 12) / width) ** 2)
+
+    t = START + np.arange(int(days * DAY), dtype=np.int64) * PERIOD
+    hours = (t % 86400) / 3600.0
+    work = 40 + 400 * bump(hours, 8.5, 1.5) + 350 * bump(hours, 18, 2.0) + 120 * bump(hours, 13, 3)
+    leisure = 40 + 300 * bump(hours, 14, 3.0)
+    weekend = (t // 86400 + 3) % 7 >= 5
+    return t, np.random.default_rng(seed).poisson(np.where(weekend, leisure, work)).astype(float)
+
+
+def traffic_with(week_hours: bool, t: np.ndarray, y: np.ndarray) -> tuple[list[int], Any]:
+    det = build_detector("traffic", period_s=PERIOD)
+    assert det.seasonal_ is not None
+    assert det.seasonal_.config.week_hours  # as deployed
+    if not week_hours:
+        det.seasonal_ = SeasonalBaselineDetector(replace(det.seasonal_.config, week_hours=False))
+    out = det.process(t, y)
+    state = SeriesAlertState(default_rule("traffic"))
+    opened = [
+        i
+        for i in range(len(y))
+        if state.step(
+            score=float(out.score[i]), value=float(y[i]), lower=float(out.lower[i]), upper=float(out.upper[i])
+        ).opened
+    ]
+    return opened, out
+
+
+SATURDAY = 24  # of `commute_weekdays_leisurely_weekends`' days (day 0 is START's)
+
+
+@pytest.mark.parametrize("seed", [1, 4])
+@pytest.mark.parametrize("week_hours", [True, False])
+def test_a_weekend_of_another_shape_is_learnt_hour_by_hour(week_hours: bool, seed: int) -> None:
+    # Given four weeks of traffic whose weekends have another daily shape than its weekdays, and on the
+    # last Saturday the traffic at half its usual for an hour from 10:00
+    t, y = commute_weekdays_leisurely_weekends(28, seed=seed)
+    assert (t[SATURDAY * DAY] // 86400 + 3) % 7 == 5
+    start = SATURDAY * DAY + 10 * 12
+    quiet = y.copy()
+    y[start : start + 12] = np.round(y[start : start + 12] * 0.5)
+    # When the traffic profile runs over it, with its hour-of-week term and without it
+    quiet_opened, quiet_out = traffic_with(week_hours, t, quiet)
+    opened, _ = traffic_with(week_hours, t, y)
+    # Then, with the term, the quiet weeks raise nothing after their first two, the Saturday afternoon's
+    # band is a few Poisson widths (not the 20-fold range of a weekday model), and the drop is found
+    # within its first quarter hour; without it, the drop hides in a band that spans both shapes
+    peak = SATURDAY * DAY + 13 * 12
+    width = quiet_out.upper[peak] / quiet_out.lower[peak]
+    found = [i for i in opened if start <= i <= start + 3]
+    if week_hours:
+        assert [i for i in quiet_opened if i >= 14 * DAY] == []
+        assert width < 4.5, width
+        assert found, opened
+    else:
+        assert width > 15, width
+        assert not found, opened
+
+
+def test_the_hour_of_week_term_is_causal_and_survives_a_state_round_trip() -> None:
+    # Given three weeks of that traffic, cut in the middle of a Saturday hour (the hour being summed is
+    # part of the state)
+    t, y = commute_weekdays_leisurely_weekends(24, seed=2)
+    cut = (SATURDAY - 7) * DAY + 13 * 12 + 5
+    whole = build_detector("traffic", period_s=PERIOD).process(t, y)
+    det = build_detector("traffic", period_s=PERIOD)
+    first = det.process(t[:cut], y[:cut])
+    assert det.seasonal_ is not None
+    assert det.seasonal_._uses_week()
+    # When the first part's state goes through JSON and the rest is scored by the restored detector
+    restored = detector_from_state(json.loads(json.dumps(det.to_state(), allow_nan=False)))
+    rest = restored.process(t[cut:], y[cut:])
+    # Then every score and band equals the whole run's (nothing of a later week leaks into an earlier one)
+    for field in ("score", "lower", "upper"):
+        joined = np.concatenate([getattr(first, field), getattr(rest, field)])
+        np.testing.assert_array_equal(joined, getattr(whole, field))
 
 
 @pytest.mark.parametrize("profile", ["traffic", "latency"])
