@@ -42,9 +42,14 @@ format: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-# Everything but the real-time incident end-to-end suite (that is `make test-e2e`; .ci/run runs both).
+# Everything but the real-time incident end-to-end suite (that is `make test-e2e`; .ci/run runs both),
+# on two workers, a file per worker (each has its own emulator and CDK synthesis; bundles are shared,
+# built under a lock). The schemathesis file runs on its own, in one process: its items (one per API
+# operation) share one node id, which pytest-xdist reports as one.
+FUZZ_TESTS = tests/service/test_cars_fuzz.py
 test: install lint typecheck
-	$(BIN)/pytest --ignore=tests/e2e $(PYTEST_ARGS)
+	$(BIN)/pytest -n 2 --dist loadfile --ignore=tests/e2e --ignore=$(FUZZ_TESTS) $(PYTEST_ARGS)
+	$(BIN)/pytest $(FUZZ_TESTS) $(PYTEST_ARGS)
 
 test-unit: install
 	$(BIN)/pytest -m "not integration and not e2e and not browser and not infra" $(PYTEST_ARGS)

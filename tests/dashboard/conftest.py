@@ -8,12 +8,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import boto3
 import pytest
 
-from contract.topology import Topology
+from contract.topology import Topology, topology
 from dashboard.settings import get_settings
 from dashboard.target import Resources
-from sandbox.aws.provision import Provisioned
+from sandbox.aws.provision import provision
 from sandbox.emulator.server import Emulator
 from sandbox.home import SandboxState, write_state
 from tests.dashboard.seed import seed_cars, seed_deployments, seed_incidents, seed_metrics, seed_reports
@@ -29,10 +30,12 @@ class SeededSandbox:
 
 
 @pytest.fixture(scope="session")
-def seeded_sandbox(
-    emulator: Emulator, provisioned: Provisioned, topo: Topology, tmp_path_factory: pytest.TempPathFactory
-) -> SeededSandbox:
-    """The `test` stage with cars, outbox events, incidents, an inbox and 2 days of metrics."""
+def seeded_sandbox(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) -> SeededSandbox:
+    """A stage of its own (`dashtest`) with cars, outbox events, incidents, an inbox and 2 days of metrics:
+    not the session's `test` stage, whose tables, queues and log groups other test files write to (the
+    pages' counts would depend on which files ran before, in this process)."""
+    topo = topology("dashtest")
+    provision(topo, session=boto3.Session())
     now = datetime.now(tz=UTC)
     home = tmp_path_factory.mktemp("fleetscope-home")
     seed_cars(topo, now=now)

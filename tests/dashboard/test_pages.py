@@ -373,13 +373,13 @@ def test_aws_target_shows_the_same_pages_from_stack_outputs(
     cfn = boto3.client("cloudformation")
     template = {
         "Resources": {
-            "Marker": {"Type": "AWS::SNS::Topic", "Properties": {"TopicName": "fleetscope-test-marker"}}
+            "Marker": {"Type": "AWS::SNS::Topic", "Properties": {"TopicName": "fleetscope-dash-marker"}}
         },
         "Outputs": {"CarsTableName": {"Value": seeded_sandbox.topo.cars_table.name}},
     }
-    stacks = [s["StackName"] for s in cfn.describe_stacks().get("Stacks", [])]
-    if "fleetscope-test-service" not in stacks:
-        cfn.create_stack(StackName="fleetscope-test-service", TemplateBody=json.dumps(template))
+    stack = f"fleetscope-{seeded_sandbox.topo.stage}-service"
+    if stack not in [s["StackName"] for s in cfn.describe_stacks().get("Stacks", [])]:
+        cfn.create_stack(StackName=stack, TemplateBody=json.dumps(template))
     monkeypatch.setenv("FLEETSCOPE_TARGET", "aws")
     monkeypatch.setenv("FLEETSCOPE_STAGE", seeded_sandbox.topo.stage)
     # When the Overview renders
