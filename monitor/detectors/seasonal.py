@@ -307,10 +307,8 @@ class SeasonalBaselineDetector(OnlineDetector):
                 w2 = x - near
                 hour, slot2 = near % cfg.tod_slots, (near + 1) % cfg.tod_slots
             day_shape = (1.0 - w2) * tod[hour] + w2 * tod[slot2]
-            week = self._week_slots(ti)
-            week_shape = self._week_shape(week)
-            use_week = self._uses_week()
-            season = day_shape + dow[day] + (week_shape if use_week else 0.0)
+            week_shape = self._week_shape(ti) if self.tow_ else 0.0
+            season = day_shape + dow[day] + (week_shape if self.tow_ and self._uses_week() else 0.0)
             floor = max(1e-12, cfg.rel_floor * self.magnitude_)
             if seasonal:
                 forecast = self.level_ + season
@@ -543,23 +541,14 @@ class SeasonalBaselineDetector(OnlineDetector):
         weekday alone (as the seasonal model itself against the flat one), over each weekday's last two
         weeks: where those two fit already (every weekday alike), last weeks' hourly leftovers are only
         noise and would widen nothing but the misses."""
-        if not self.tow_:
-            return False
         return sum(e[0] for e in self.tow_err_) < sum(e[1] for e in self.tow_err_)
 
-    def _week_slots(self, ti: int) -> tuple[int, int, float]:
-        """The hour of the week before `ti`'s position between hour centres, the next, and its weight."""
-        if not self.tow_:
-            return 0, 0, 0.0
+    def _week_shape(self, ti: int) -> float:
+        """The hour-of-week term at `ti`, read linearly between the centres of the hours around it."""
         x = (((ti // 86400 + 3) % 7) * 86400 + ti % 86400) / 3600.0 - 0.5
         near = math.floor(x)
-        return near % _WEEK_HOURS, (near + 1) % _WEEK_HOURS, x - near
-
-    def _week_shape(self, week: tuple[int, int, float]) -> float:
-        if not self.tow_:
-            return 0.0
-        k1, k2, w = week
-        return (1.0 - w) * self.tow_[k1] + w * self.tow_[k2]
+        w = x - near
+        return (1.0 - w) * self.tow_[near % _WEEK_HOURS] + w * self.tow_[(near + 1) % _WEEK_HOURS]
 
     def band_z(self) -> float:
         """The |z| of the band's edge: the calibration's inverse at ``band_p`` (see `_calibrated_p`).

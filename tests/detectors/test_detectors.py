@@ -31,8 +31,12 @@ from tests.detectors.conftest import DAY, PERIOD, START, seasonal_series
 def alerts(
     profile: str, t: np.ndarray, y: np.ndarray, volume: np.ndarray | None = None
 ) -> tuple[list[int], Any]:
-    det = build_detector(profile, period_s=PERIOD)
-    out = det.process(t, y, volume)
+    out = build_detector(profile, period_s=PERIOD).process(t, y, volume)
+    return rule_opens(profile, y, out, volume), out
+
+
+def rule_opens(profile: str, y: np.ndarray, out: Any, volume: np.ndarray | None = None) -> list[int]:
+    """The points where the profile's alert rule, stepped over the scored series, opens an alert."""
     state = SeriesAlertState(default_rule(profile))
     opened = []
     for i in range(len(y)):
@@ -46,7 +50,7 @@ def alerts(
         )
         if d.opened:
             opened.append(i)
-    return opened, out
+    return opened
 
 
 @dataclass(frozen=True)
@@ -615,15 +619,7 @@ def traffic_with(week_hours: bool, t: np.ndarray, y: np.ndarray) -> tuple[list[i
     if not week_hours:
         det.seasonal_ = SeasonalBaselineDetector(replace(det.seasonal_.config, week_hours=False))
     out = det.process(t, y)
-    state = SeriesAlertState(default_rule("traffic"))
-    opened = [
-        i
-        for i in range(len(y))
-        if state.step(
-            score=float(out.score[i]), value=float(y[i]), lower=float(out.lower[i]), upper=float(out.upper[i])
-        ).opened
-    ]
-    return opened, out
+    return rule_opens("traffic", y, out), out
 
 
 SATURDAY = 24  # of `commute_weekdays_leisurely_weekends`' days (day 0 is START's)
@@ -704,15 +700,7 @@ def test_a_steep_evening_ramp_is_no_staircase_of_shifts(interpolated: bool) -> N
     if not interpolated:
         assert det.seasonal_ is not None
         det.seasonal_.config = replace(det.seasonal_.config, tod_interp=False)
-    out = det.process(t, y)
-    state = SeriesAlertState(default_rule("traffic"))
-    opened = [
-        i
-        for i in range(len(y))
-        if state.step(
-            score=float(out.score[i]), value=float(y[i]), lower=float(out.lower[i]), upper=float(out.upper[i])
-        ).opened
-    ]
+    opened = rule_opens("traffic", y, det.process(t, y))
     # Then, after a week of warm-up, the ordinary ramps raise nothing (half-hour steps fell behind the
     # ramp by several Poisson sds at every step, and the shift test added them up)
     late = [i for i in opened if i >= 7 * DAY]
