@@ -77,9 +77,18 @@ def profile_config(profile: str, *, period_s: int) -> EnsembleConfig:
     # Operational profiles react faster than the NAB-tuned default: a shorter likelihood window.
     fast = LikelihoodConfig(short_window=6)
     # They also look for sustained shifts against the season, keep an incident's own outliers out of
-    # the calibration until it is over (its second point is as surprising as its first), and read the
-    # daily shape between half-hour slots (a steep evening ramp is no staircase of residuals).
-    shifts = replace(seasonal, shift_delta=SHIFT_DELTA, calib_hold=12, tod_interp=True, week_hours=True)
+    # the calibration until it is over (its second point is as surprising as its first), read the
+    # daily shape between half-hour slots (a steep evening ramp is no staircase of residuals), and give
+    # Saturday and Sunday a daily shape of their own (a weekend without the commute peaks no longer
+    # pulls Monday's morning rush down to a "surge").
+    shifts = replace(
+        seasonal,
+        shift_delta=SHIFT_DELTA,
+        calib_hold=12,
+        tod_interp=True,
+        week_hours=True,
+        weekend_tod=True,
+    )
     if profile == "latency":
         # A regression of a few tens of percent on a noisy latency is about one scale: the second, slower
         # CUSUM finds it once it has lasted (~20 points at one scale). Not for traffic: demand wanders by

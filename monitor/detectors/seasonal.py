@@ -46,6 +46,15 @@ ramp is not forecast as a staircase whose steps look like shifts; ``calib_hold``
 excursion's first points out of the calibration until the excursion ends, so an incident's second
 point is judged against the series' history and not against its own first point.
 
+Weekday and weekend profiles (``weekend_tod``): beside the time-of-day profile every day shares, a
+Monday-Friday one and a Saturday-Sunday one (UTC days) learn from their own days, and the forecast uses
+them while they miss less than the shared one over about two weeks. With one profile, a weekend without
+the weekdays' rush hours pulled the morning slots down every weekend, and the next weekday's rush rose
+out of its band as a surge; a series whose days are all alike learns the same shape twice from fewer
+days each, and keeps the shared one. The profile not in use learns its own residual, so the comparison
+stays fair; the hour-of-week term (``week_hours``) then learns what either leaves over, such as the hours
+a local time zone moves across midnight.
+
 Counts (``count_floor``): the scale is at least the Poisson sd ``sqrt(max(forecast, 1))``, and
 |z| up to ``calib_z_floor`` is never surprising, so a series that has always been 1 per period does
 not alarm at 2.
@@ -124,6 +133,7 @@ class SeasonalConfig:
     calib_hold: int = 0  # |z| of an excursion's first points join the calibration once it is over
     tod_interp: bool = False  # time-of-day profile read (and learnt) linearly between slot centres
     week_hours: bool = False  # hour-of-week term: the median of the last three weeks' hourly leftovers
+    weekend_tod: bool = False  # a weekday and a weekend time-of-day profile, used while they fit better
 
 
 @dataclass
@@ -161,6 +171,12 @@ class SeasonalBaselineDetector(OnlineDetector):
         self.tod_ = [0.0] * self.config.tod_slots
         self.dow_ = [0.0] * 7
         self.tod_n_ = [0] * self.config.tod_slots  # observations per slot (for a fast first estimate)
+        split = self.config.tod_slots if self.config.weekend_tod else 0
+        # weekend_tod: Monday-Friday's and Saturday-Sunday's own profiles (and their counts), learnt beside
+        # the shared one, and the EW |residual| of each way [split, shared] (see `_split_profile`)
+        self.tod_wd_, self.tod_wd_n_ = [0.0] * split, [0] * split
+        self.tod_we_, self.tod_we_n_ = [0.0] * split, [0] * split
+        self.split_err_ = [0.0, 0.0]
         self.dow_n_ = [0] * 7
         hours = _WEEK_HOURS if self.config.week_hours else 0
         self.tow_ = [0.0] * hours  # per hour of the week: what time of day + weekday leave over...
@@ -192,6 +208,9 @@ class SeasonalBaselineDetector(OnlineDetector):
             "tod": floats_to_json(self.tod_),
             "dow": floats_to_json(self.dow_),
             "tod_n": self.tod_n_,
+            "tod_split": [floats_to_json(self.tod_wd_), floats_to_json(self.tod_we_)],
+            "tod_split_n": [self.tod_wd_n_, self.tod_we_n_],
+            "split_err": self.split_err_,
             "dow_n": self.dow_n_,
             "tow": floats_to_json(self.tow_),
             "tow_hist": [floats_to_json(h) for h in self.tow_hist_],
@@ -221,6 +240,11 @@ class SeasonalBaselineDetector(OnlineDetector):
         det.tod_ = floats_from_json(state["tod"])
         det.dow_ = floats_from_json(state["dow"])
         det.tod_n_ = [int(v) for v in state["tod_n"]]
+        split = state.get("tod_split", [[], []])
+        if len(split[0]) == len(det.tod_wd_):  # states written before it (or without): none yet
+            det.tod_wd_, det.tod_we_ = floats_from_json(split[0]), floats_from_json(split[1])
+            det.tod_wd_n_, det.tod_we_n_ = ([int(v) for v in n] for n in state["tod_split_n"])
+            det.split_err_ = [float(v) for v in state["split_err"]]
         det.dow_n_ = [int(v) for v in state["dow_n"]]
         if len(state.get("tow_hist", [])) == len(det.tow_):  # states written before it (or without): 0
             det.tow_hist_ = [floats_from_json(h) for h in state["tow_hist"]]
@@ -306,7 +330,13 @@ class SeasonalBaselineDetector(OnlineDetector):
                 near = math.floor(x)
                 w2 = x - near
                 hour, slot2 = near % cfg.tod_slots, (near + 1) % cfg.tod_slots
-            day_shape = (1.0 - w2) * tod[hour] + w2 * tod[slot2]
+            shared_shape = (1.0 - w2) * tod[hour] + w2 * tod[slot2]
+            split_shape, split = shared_shape, False
+            if self.tod_wd_:
+                prof = self._split_profile(day)[0]
+                split_shape = (1.0 - w2) * prof[hour] + w2 * prof[slot2]
+                split = self.split_err_[0] < self.split_err_[1]
+            day_shape = split_shape if split else shared_shape
             week_shape = self._week_shape(ti) if self.tow_ else 0.0
             season = day_shape + dow[day] + (week_shape if self.tow_ and self._uses_week() else 0.0)
             floor = max(1e-12, cfg.rel_floor * self.magnitude_)
@@ -346,6 +376,9 @@ class SeasonalBaselineDetector(OnlineDetector):
                 rest = yi - (self.level_ + day_shape + dow[day])
                 self._accumulate_week(ti, rest, floor)
                 self._compare_week(day, rest, week_shape, floor)
+            if self.tod_wd_:
+                base = yi - (self.level_ + dow[day])
+                self._compare_split(base - split_shape, base - shared_shape, floor)
             z = (yi - forecast) / sd
             z_out[i] = z
             p_out[i] = self._calibrated_p(abs(z))
@@ -357,7 +390,10 @@ class SeasonalBaselineDetector(OnlineDetector):
             self.n_ += 1
             self.magnitude_ += 0.01 * (abs(yi) - self.magnitude_)
             if sign == 0:
-                self._absorb(yi, season, (hour, slot2, w2), day, floor, alpha, beta, g_tod, g_dow)
+                other = (shared_shape if split else split_shape) - day_shape if self.tod_wd_ else None
+                self._absorb(
+                    yi, season, (hour, slot2, w2), day, floor, alpha, beta, g_tod, g_dow, split, other
+                )
             # -- confirmed level shift: re-baseline once the excursion persists --
             if sign != 0 and sign == self.run_sign_:
                 self.run_.append(yi - season)
@@ -479,6 +515,8 @@ class SeasonalBaselineDetector(OnlineDetector):
         beta: float,
         g_tod: float,
         g_dow: float,
+        split: bool = False,
+        other: float | None = None,
     ) -> None:
         """Move level, seasonal offsets and scales by the clipped residual (points beyond shift_z
         are held back: they either stay outliers or become the new level at the re-baseline).
@@ -492,11 +530,18 @@ class SeasonalBaselineDetector(OnlineDetector):
         a_s = alpha * self.config.seasonal_level_share
         self.level_ += a_s * rc
         slot, slot2, w2 = slots
-        self.tod_n_[slot if w2 <= 0.5 else slot2] += 1
         self.dow_n_[day] += 1
-        for k, weight in ((slot, 1.0 - w2), (slot2, w2)):
-            if weight > 0.0:
-                self.tod_[k] += weight * max(g_tod, 1.0 / max(self.tod_n_[k], 1)) * (1.0 - a_s) * rc
+        # the profile in use learns the residual; with weekend_tod the other way learns its own
+        in_use = self._split_profile(day) if split else (self.tod_, self.tod_n_)
+        learn = [(in_use, rc)]
+        if other is not None:
+            unused = (self.tod_, self.tod_n_) if split else self._split_profile(day)
+            learn.append((unused, max(-clip_z * s_sd, min(clip_z * s_sd, r - other))))
+        for (tod, tod_n), res in learn:
+            tod_n[slot if w2 <= 0.5 else slot2] += 1
+            for k, weight in ((slot, 1.0 - w2), (slot2, w2)):
+                if weight > 0.0:
+                    tod[k] += weight * max(g_tod, 1.0 / max(tod_n[k], 1)) * (1.0 - a_s) * res
         # the first weeks: a weekday's offset is the mean residual of the days seen so far
         self.dow_[day] += max(g_dow, g_dow_first / (1 + self.dow_n_[day] // obs_day)) * (1.0 - a_s) * rc
         self.scale_ += beta * (_MEAN_ABS_TO_SD * abs(rc) - self.scale_)
@@ -505,6 +550,21 @@ class SeasonalBaselineDetector(OnlineDetector):
         rfc = max(-clip_z * f_sd, min(clip_z * f_sd, rf))
         self.flat_level_ += alpha * rfc
         self.flat_scale_ += beta * (_MEAN_ABS_TO_SD * abs(rfc) - self.flat_scale_)
+
+    def _split_profile(self, day: int) -> tuple[list[float], list[int]]:
+        """The weekday or weekend time-of-day profile of `day` (UTC Saturday and Sunday are the weekend)."""
+        return (self.tod_we_, self.tod_we_n_) if day >= 5 else (self.tod_wd_, self.tod_wd_n_)
+
+    def _compare_split(self, r_split: float, r_shared: float, floor: float) -> None:
+        """Follow how far the forecast misses with the weekday/weekend profiles and with the shared one
+        (residuals clipped to ``clip_z`` scales, over about two weeks): the split is used while it misses
+        less. A weekend without the weekdays' commute peaks pulls the shared profile's morning down every
+        weekend, and Monday's rush rises out of its band; a series whose days are all alike learns the
+        same shape twice, from fewer days each, and keeps the shared one."""
+        clip = self.config.clip_z * max(self.scale_, floor)
+        w = min(1.0, self.config.period_s / (14.0 * 86400.0))
+        for k, r in enumerate((r_split, r_shared)):
+            self.split_err_[k] += w * (min(abs(r), clip) - self.split_err_[k])
 
     def _accumulate_week(self, ti: int, rest: float, floor: float) -> None:
         """Add what level, time of day and weekday leave over at `ti` to its hour of the week; when an
@@ -639,6 +699,8 @@ class SeasonalBaselineDetector(OnlineDetector):
         """Keep the seasonal offsets zero-mean (their mean belongs to the level)."""
         m = sum(self.tod_) / len(self.tod_)
         self.tod_[:] = [v - m for v in self.tod_]
+        for prof in (self.tod_wd_, self.tod_we_):  # the same shift keeps every forecast as it was
+            prof[:] = [v - m for v in prof]
         d = sum(self.dow_) / 7.0
         self.dow_[:] = [v - d for v in self.dow_]
         self.level_ += m + d
