@@ -51,11 +51,6 @@ DLQ_PROFILE = "dlq"
 SHIFT_DELTA = 3.0
 # ...and a smaller one that must last longer (x1.3 on a noisy series: about one scale for 20+ points).
 SMALL_SHIFT_DELTA = 1.0
-# The count and rate profiles' sustained-excess CUSUM starts after a day of the series (their seasonal
-# expectation has not seen the day's shape before: on bench_unseen's files, which start with no
-# history, the first evenings' cold starts per invocation opened 7 false episodes); the point test
-# scores from the first dozen points.
-DAY_S = 86400
 
 
 class UnknownProfileError(ValueError):
@@ -124,12 +119,7 @@ def profile_config(profile: str, *, period_s: int) -> EnsembleConfig:
             seasonal=None,
             knn=None,
             count=CountConfig(
-                prior_rate=0.1,
-                abs_tol=0.001,
-                period_s=period_s,
-                seasonal=True,
-                cusum_ratio=2.0,
-                cusum_after_s=DAY_S,
+                prior_rate=0.1, abs_tol=0.001, period_s=period_s, seasonal=True, cusum_ratio=2.0
             ),
             likelihood=None,
             novelty_margin=0.0,
@@ -139,9 +129,7 @@ def profile_config(profile: str, *, period_s: int) -> EnsembleConfig:
         return EnsembleConfig(
             seasonal=None,
             knn=None,
-            count=CountConfig(
-                period_s=period_s, seasonal=True, season_prior=40.0, cusum_ratio=2.0, cusum_after_s=DAY_S
-            ),
+            count=CountConfig(period_s=period_s, seasonal=True, season_prior=40.0, cusum_ratio=2.0),
             likelihood=None,
             novelty_margin=0.0,
             domain="unit",

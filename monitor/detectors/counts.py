@@ -73,9 +73,6 @@ class CountConfig:
     cusum_ratio: float | None = None  # alternative rate / baseline of the CUSUM (None: no CUSUM)
     cusum_cap: float = 1.5  # the CUSUM is capped at this many times its alarm level
     cusum_steps: int = 4  # one point adds at most 1/cusum_steps of the alarm level: sustained only
-    # the CUSUM starts once this much of the series has been seen (valid points x period_s): a seasonal
-    # expectation has not seen the day's shape before a day, and its first evening looks like an excess
-    cusum_after_s: int = 0
     dispersion: bool = True  # learn the overdispersion and test with the effective sample size
     dispersion_cap: float = 16.0  # one point's squared Pearson residual counts at most this much
     dispersion_alpha: float = 0.003  # EW weight of a point in the dispersion (slow: it is a noisy mean)
@@ -231,7 +228,7 @@ class CountRateDetector(OnlineDetector):
             k = round(yi * vi) if with_volume else round(yi)
             k_arr[i] = k
             building = self.cusum_ >= h / 2  # evidence of an excess is building up (or an alarm)
-            if cfg.cusum_ratio is not None and warm[i] and self.n_ * cfg.period_s >= cfg.cusum_after_s:
+            if cfg.cusum_ratio is not None and warm[i]:
                 step = min(self._llr(k, vi, null, with_volume) / phi, h / cfg.cusum_steps)
                 self.cusum_ = min(max(0.0, self.cusum_ + step), cfg.cusum_cap * h)
                 s_after[i] = self.cusum_

@@ -18,7 +18,6 @@ from monitor.detectors import (
     CountRateDetector,
     DetectorInputError,
     DetectorStateError,
-    EnsembleDetector,
     KnnConformalDetector,
     SeasonalBaselineDetector,
     ThresholdDetector,
@@ -385,56 +384,6 @@ def seasonal_errors(
         ratios[incident[0] : incident[1]] = incident[2]
     errors = rng.binomial(requests, ratios).astype(float)
     return t, errors, requests.astype(float)
-
-
-def evening_cold_starts(
-    *, seed: int, burst: tuple[int, int, float] | None = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Two days of invocations (100 -> 700 per 5 minutes) and cold starts per invocation: 1 % by day,
-    3 % as the evening winds down (instances go cold between requests); an optional (start, end, ratio)
-    burst."""
-    rng = np.random.default_rng(seed)
-    t = START + np.arange(2 * DAY, dtype=np.int64) * PERIOD
-    hours = (t % 86400) / 3600.0
-    invocations = rng.poisson(400 + 300 * np.sin(2 * np.pi * hours / 24 - 1.5))
-    ratio = 0.01 + 0.02 * np.exp(-(((hours - 20.5) / 1.5) ** 2))
-    if burst is not None:
-        ratio[burst[0] : burst[1]] = burst[2]
-    cold = rng.binomial(invocations, ratio)
-    return t, cold / np.maximum(invocations, 1), invocations.astype(float)
-
-
-@pytest.mark.parametrize("cusum_after_s", [86400, 0])
-def test_a_ratios_first_evening_is_learnt_not_alerted(cusum_after_s: int) -> None:
-    # Given ten series of two days of cold starts per invocation, higher each evening, with no history
-    opened_all = []
-    for seed in range(1, 11):
-        t, y, volume = evening_cold_starts(seed=seed)
-        # When the rate profile runs from their first point, its CUSUM starting after a day (as deployed)
-        # or at once
-        det = build_detector("rate", period_s=PERIOD)
-        assert isinstance(det, EnsembleDetector)
-        assert det.count_ is not None
-        assert det.count_.config.cusum_after_s == 86400  # as deployed
-        det.count_ = CountRateDetector(replace(det.count_.config, cusum_after_s=cusum_after_s))
-        opened_all += [(seed, i) for i in rule_opens("rate", y, det.process(t, y, volume), volume)]
-    # Then, as deployed, the evenings raise 1 alert in 20 series-days (when this was written); with the
-    # CUSUM from the start, every first evening alerts, and as its alarm kept that evening out of the
-    # daily shape, most second evenings too (21 in all)
-    if cusum_after_s:
-        assert len(opened_all) <= 2, opened_all
-    else:
-        assert len(opened_all) >= 15, opened_all
-
-
-def test_a_burst_on_a_ratios_first_day_is_found_by_the_point_test() -> None:
-    # Given a ratio's first day, 20 % cold starts for an hour from 03:00 (the CUSUM does not run yet)
-    start = 3 * 12
-    t, y, volume = evening_cold_starts(seed=3, burst=(start, start + 12, 0.2))
-    # When the rate profile runs from the first point
-    opened = rule_opens("rate", y, build_detector("rate", period_s=PERIOD).process(t, y, volume), volume)
-    # Then the burst opens an alert on its second point (the rule's 2 of 3)
-    assert opened[:1] == [start + 1], opened
 
 
 @dataclass(frozen=True)
