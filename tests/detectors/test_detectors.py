@@ -612,17 +612,22 @@ def commute_weekdays_leisurely_weekends(days: float, *, seed: int) -> tuple[np.n
     return t, np.random.default_rng(seed).poisson(np.where(weekend, leisure, work)).astype(float)
 
 
-def traffic_with(
-    t: np.ndarray, y: np.ndarray, *, week_hours: bool = True, weekend_tod: bool = True
-) -> tuple[list[int], Any]:
-    """The traffic profile and its rule over (t, y), with or without its weekly terms (both as deployed)."""
+def traffic_detector(*, week_hours: bool = True, weekend_tod: bool = True) -> Any:
+    """The traffic profile's detector, with or without its weekly terms (both as deployed)."""
     det = build_detector("traffic", period_s=PERIOD)
     assert det.seasonal_ is not None
     assert det.seasonal_.config.week_hours  # as deployed
     assert det.seasonal_.config.weekend_tod
     config = replace(det.seasonal_.config, week_hours=week_hours, weekend_tod=weekend_tod)
     det.seasonal_ = SeasonalBaselineDetector(config)
-    out = det.process(t, y)
+    return det
+
+
+def traffic_with(
+    t: np.ndarray, y: np.ndarray, *, week_hours: bool = True, weekend_tod: bool = True
+) -> tuple[list[int], Any]:
+    """The traffic profile and its rule over (t, y), with or without its weekly terms (both as deployed)."""
+    out = traffic_detector(week_hours=week_hours, weekend_tod=weekend_tod).process(t, y)
     return rule_opens("traffic", y, out), out
 
 
@@ -687,12 +692,7 @@ def test_a_weekend_without_the_rush_hours_does_not_make_the_weekdays_rush_a_surg
     for seed in range(1, 11):
         t, y = rush_hour_weekdays_quiet_weekends(28, seed=seed)
         # When the traffic profile and its rule run over each, with the weekend's own daily shape and without
-        det = build_detector("traffic", period_s=PERIOD)
-        assert det.seasonal_ is not None
-        assert det.seasonal_.config.weekend_tod  # as deployed
-        if not weekend_tod:
-            det.seasonal_ = SeasonalBaselineDetector(replace(det.seasonal_.config, weekend_tod=False))
-        opened = [i for i in rule_opens("traffic", y, det.process(t, y)) if i >= 14 * DAY]
+        opened = [i for i in traffic_with(t, y, weekend_tod=weekend_tod)[0] if i >= 14 * DAY]
         after_two_weeks += [(seed, i // DAY, (i % DAY) / 12) for i in opened]
         rush_hour_openings += sum(1 for i in opened if 6 * 12 <= i % DAY <= 9 * 12)
     # Then, after the two weeks the monitor trains on, with the weekday and weekend profiles the morning
@@ -713,15 +713,8 @@ def test_the_weekly_terms_are_causal_and_survive_a_state_round_trip(weekend_tod:
     # they are in use at the cut) or without them (the hour-of-week term is in use)
     t, y = commute_weekdays_leisurely_weekends(24, seed=2)
     cut = (SATURDAY - 7) * DAY + 13 * 12 + 5
-
-    def traffic() -> Any:
-        det = build_detector("traffic", period_s=PERIOD)
-        assert det.seasonal_ is not None
-        det.seasonal_ = SeasonalBaselineDetector(replace(det.seasonal_.config, weekend_tod=weekend_tod))
-        return det
-
-    whole = traffic().process(t, y)
-    det = traffic()
+    whole = traffic_detector(weekend_tod=weekend_tod).process(t, y)
+    det = traffic_detector(weekend_tod=weekend_tod)
     first = det.process(t[:cut], y[:cut])
     assert det.seasonal_ is not None
     if weekend_tod:
