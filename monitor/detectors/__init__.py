@@ -126,10 +126,14 @@ def profile_config(profile: str, *, period_s: int) -> EnsembleConfig:
             domain="nonnegative",
         )
     if profile == "rate":
+        # A ratio's shape is learnt by load level (the volume), not by hour of the day: cold starts per
+        # invocation follow the load, and a weekday's quiet hour may be the weekend's busy one.
         return EnsembleConfig(
             seasonal=None,
             knn=None,
-            count=CountConfig(period_s=period_s, seasonal=True, season_prior=40.0, cusum_ratio=2.0),
+            count=CountConfig(
+                period_s=period_s, seasonal=True, season_prior=40.0, cusum_ratio=2.0, volume_slots=True
+            ),
             likelihood=None,
             novelty_margin=0.0,
             domain="unit",

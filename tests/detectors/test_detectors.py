@@ -18,11 +18,13 @@ from monitor.detectors import (
     CountRateDetector,
     DetectorInputError,
     DetectorStateError,
+    EnsembleDetector,
     KnnConformalDetector,
     SeasonalBaselineDetector,
     ThresholdDetector,
     build_detector,
     detector_from_state,
+    profile_config,
 )
 from monitor.policy import SeriesAlertState, default_rule
 from tests.detectors.conftest import DAY, PERIOD, START, seasonal_series
@@ -470,6 +472,46 @@ def test_a_ratio_learns_its_daily_shape_and_its_bursts(
         assert incident[0] <= opened[0] < incident[1]
     else:
         assert opened == []
+
+
+def cold_starts_by_load(days: float, *, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cold starts whose ratio follows the load, on weekdays and weekends of different shapes: the
+    weekdays peak in the evening, the weekends twelve hours earlier, so an hour that is quiet on a
+    weekday (a high ratio: instances go cold between requests) is busy at the weekend (a low one)."""
+    rng = np.random.default_rng(seed)
+    t = START + np.arange(int(days * DAY), dtype=np.int64) * PERIOD
+    weekend = (t // 86400 + 3) % 7 >= 5
+    phase = 2 * np.pi * (t % 86400) / 86400 - 1.5 + np.where(weekend, np.pi, 0.0)
+    shape = 400 + 300 * np.sin(phase)
+    invocations = rng.poisson(shape).astype(float)
+    ratio = 0.004 + 0.04 * (1.0 - shape / 700.0) ** 2  # 4.4 % at the quietest, 0.4 % at the peak
+    cold = rng.binomial(invocations.astype(np.int64), np.clip(ratio * rng.lognormal(0.0, 0.3, len(t)), 0, 1))
+    return t, cold.astype(float), invocations
+
+
+@pytest.mark.parametrize("seed", [3, 4, 5])
+@pytest.mark.parametrize("volume_slots", [True, False], ids=["by load", "by hour of the day"])
+def test_a_ratio_that_follows_the_load_is_expected_by_load_not_by_the_hour(
+    seed: int, volume_slots: bool
+) -> None:
+    # Given three weeks of cold starts per invocation whose ratio follows the load, weekends of another
+    # shape (`monitor detect` scores a count with a volume column as this ratio, with the rate model)
+    t, cold, invocations = cold_starts_by_load(21, seed=seed)
+    y = cold / invocations
+    # When the rate profile's detector (its shape learnt by load, or by hour of the day) and rule run
+    config = profile_config("rate", period_s=PERIOD)
+    assert config.count is not None
+    assert config.count.volume_slots  # the profile as deployed
+    config = replace(config, count=replace(config.count, volume_slots=volume_slots))
+    out = EnsembleDetector(config).process(t, y, invocations)
+    opened = [i for i in rule_opens("rate", y, out, invocations) if i >= 7 * DAY]
+    # Then the expected ratio follows the load and nothing alerts after the first week (at most one
+    # opening in two weeks); by the hour of the day, the weekdays' quiet hours (busy at the weekend) alert
+    # on most days
+    if volume_slots:
+        assert len(opened) <= 1
+    else:
+        assert len(opened) >= 10
 
 
 def test_the_dispersion_stays_at_one_for_poisson_counts() -> None:
