@@ -127,12 +127,19 @@ def profile_config(profile: str, *, period_s: int) -> EnsembleConfig:
         )
     if profile == "rate":
         # A ratio's shape is learnt by load level (the volume), not by hour of the day: cold starts per
-        # invocation follow the load, and a weekday's quiet hour may be the weekend's busy one.
+        # invocation follow the load, and a weekday's quiet hour may be the weekend's busy one. Its
+        # baseline remembers ~330 points (alpha 0.003): on a series of a few requests per period, one
+        # of ~100 absorbed a burst of a few hours before the CUSUM had seen enough of it.
         return EnsembleConfig(
             seasonal=None,
             knn=None,
             count=CountConfig(
-                period_s=period_s, seasonal=True, season_prior=40.0, cusum_ratio=2.0, volume_slots=True
+                alpha=0.003,
+                period_s=period_s,
+                seasonal=True,
+                season_prior=40.0,
+                cusum_ratio=2.0,
+                volume_slots=True,
             ),
             likelihood=None,
             novelty_margin=0.0,

@@ -16,6 +16,7 @@ from ops.detect import (
     ProfileMapError,
     SeriesFileError,
     auto_profile,
+    detect_series,
     load_profile_map,
     main,
     read_series,
@@ -363,6 +364,40 @@ def test_a_rate_file_uses_its_volume_as_the_denominator_and_gate(tmp_path: Path)
     assert code == 0
     alerts = [i for i, r in enumerate(read_rows(tmp_path / "o" / "error_rate.csv")) if r["alert"] == "1"]
     assert alerts == [501]  # 2 of 3 points: the second point of the incident
+
+
+BURST_AT, BURST_POINTS = 12 * 288 + 168, 96  # the 13th day at 14:00, for 8 hours (5-minute periods)
+
+
+def low_volume_errors(*, seed: int, burst: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Two weeks of errors at 1 % of a function that gets 2-14 invocations per 5 minutes, with an
+    optional burst at 8 % for 8 hours (~0.6 errors a period where 0.08 are expected)."""
+    rng = np.random.default_rng(seed)
+    t = 1_700_006_400 + 300 * np.arange(14 * 288)
+    volume = rng.poisson(8 + 6 * np.sin(2 * np.pi * (t % 86400) / 86400 - 1.5)).astype(float)
+    ratio = np.full(len(t), 0.01)
+    if burst:
+        ratio[BURST_AT : BURST_AT + BURST_POINTS] = 0.08
+    return t, rng.binomial(volume.astype(int), ratio).astype(float), volume
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_a_long_error_burst_on_a_few_requests_a_period_is_found(seed: int) -> None:
+    # Given two weeks of errors on a low-volume function, with and without an 8-hour burst at 8 %
+    found = []
+    for burst in (False, True):
+        t, errors, volume = low_volume_errors(seed=seed, burst=burst)
+        # When they are detected as a count file with its volume column (the rate model and rule)
+        alert = detect_series(t, errors, profile="count", volume=volume).alert
+        opens = np.flatnonzero(np.diff(np.concatenate(([0], alert))) == 1)
+        found.append([int(i) for i in opens if i >= 2 * 288])
+    # Then the clean fortnight raises nothing, and the burst opens an alert while it lasts (no single
+    # period of it passes the volume gate of 20 requests the rate rule had, and a baseline that
+    # remembered ~100 points had absorbed half of it by the time the CUSUM alarmed)
+    quiet, burst_opens = found
+    assert quiet == []
+    assert burst_opens
+    assert BURST_AT <= burst_opens[0] < BURST_AT + BURST_POINTS
 
 
 def test_an_unparsable_or_negative_volume_is_unknown_for_that_row(tmp_path: Path) -> None:
