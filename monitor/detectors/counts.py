@@ -24,7 +24,7 @@ With a volume and ``volume_slots``, the shape's slots are load levels instead of
 starts per invocation do, is then expected from the load of the period, whatever day it is. By the hour
 of the day, an hour that is quiet on weekdays and busy at the weekend (or on a holiday) averages two
 ratios, and the weekdays' quiet hour rose above a too-low expectation every day (on `bench_unseen`,
-49 of its 54 false alert episodes were cold starts). The weekday factor stays.
+49 of its 59 false alert episodes on one seed were cold starts). The weekday factor stays.
 
 Sustained excess (``cusum_ratio``): one point must be a 1e-5 event to score, which a doubled error
 ratio never is in a single period (10 errors where 4 are expected). A CUSUM of the log-likelihood
