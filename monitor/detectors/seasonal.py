@@ -240,14 +240,15 @@ class SeasonalBaselineDetector(OnlineDetector):
         det.tod_ = floats_from_json(state["tod"])
         det.dow_ = floats_from_json(state["dow"])
         det.tod_n_ = [int(v) for v in state["tod_n"]]
-        split = state.get("tod_split", [[], []])
-        if len(split[0]) == len(det.tod_wd_):  # states written before it (or without): none yet
+        split = state.get("tod_split")  # states written before it have none: the profiles start empty
+        if split is not None and len(split[0]) == len(det.tod_wd_):
             det.tod_wd_, det.tod_we_ = floats_from_json(split[0]), floats_from_json(split[1])
             det.tod_wd_n_, det.tod_we_n_ = ([int(v) for v in n] for n in state["tod_split_n"])
             det.split_err_ = [float(v) for v in state["split_err"]]
         det.dow_n_ = [int(v) for v in state["dow_n"]]
-        if len(state.get("tow_hist", [])) == len(det.tow_):  # states written before it (or without): 0
-            det.tow_hist_ = [floats_from_json(h) for h in state["tow_hist"]]
+        tow_hist = state.get("tow_hist")  # states written before it have none: the term starts at 0
+        if tow_hist is not None and len(tow_hist) == len(det.tow_):
+            det.tow_hist_ = [floats_from_json(h) for h in tow_hist]
             det.tow_ = floats_from_json(state["tow"])
             det.tow_acc_ = [float(v) for v in state["tow_acc"]]
             det.tow_err_ = [[float(v) for v in pair] for pair in state["tow_err"]]

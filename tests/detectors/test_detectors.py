@@ -601,6 +601,33 @@ def test_a_state_saved_with_one_shift_cusum_loads_with_two() -> None:
     restored.process(t[-10:], y[-10:])
 
 
+@pytest.mark.parametrize(
+    ("keys", "option"),
+    [
+        (("tod_split", "tod_split_n", "split_err"), "weekend_tod"),
+        (("tow", "tow_hist", "tow_acc", "tow_err"), "week_hours"),
+    ],
+    ids=["before the weekday/weekend profiles", "before the hour-of-week term"],
+)
+def test_a_traffic_state_saved_before_a_weekly_term_loads_without_it(
+    keys: tuple[str, ...], option: str
+) -> None:
+    # Given a traffic model's state as the code before the term wrote it (no such keys, no such option)
+    t, y = weekly_traffic(4, seed=1)
+    det = build_detector("traffic", period_s=PERIOD)
+    det.process(t[:-10], y[:-10])
+    state = json.loads(json.dumps(det.to_state()))
+    seasonal = state["seasonal"]
+    for key in keys:
+        del seasonal[key]
+    del seasonal["config"][option]
+    # When it is restored (the monitor's saved states after an upgrade), it goes on scoring without it
+    restored = detector_from_state(state)
+    assert restored.seasonal_ is not None
+    assert not getattr(restored.seasonal_.config, option)
+    assert len(restored.process(t[-10:], y[-10:])) == 10
+
+
 def weekly_traffic(days: float, *, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Requests per period: 50 at night to 650 at the peak, weekends at 60 % of every hour."""
     rng = np.random.default_rng(seed)
