@@ -155,9 +155,14 @@ class CountRateDetector(OnlineDetector):
         p, lower, upper = self.process_raw(t, y, volume)
         return ScoredPoints(score=p_to_score(p), lower=lower, upper=upper)
 
-    def _slots(self, ti: int) -> tuple[int, int]:
+    def _slots(self, ti: int, volume: float | None) -> tuple[int, int]:
+        """The shape's slot of a point (its hour of the day; with ``volume_slots``, its load level) and its
+        weekday."""
         cfg = self.config
-        slot = int((ti % 86400) * cfg.tod_slots // 86400)
+        if cfg.volume_slots and volume is not None and not math.isnan(volume):
+            slot = min(cfg.tod_slots - 1, int(1.5 * math.log2(1.0 + max(volume, 0.0))))
+        else:
+            slot = int((ti % 86400) * cfg.tod_slots // 86400)
         day = int((ti // 86400 + 3) % 7)  # epoch day 0 was a Thursday; Monday = 0
         return slot, day
 
@@ -215,9 +220,7 @@ class CountRateDetector(OnlineDetector):
             yi, vi = ys[i], vs[i]
             slot, day, factor, f_tod = 0, 0, 1.0, 1.0
             if seasonal:
-                slot, day = self._slots(ts[i])
-                if with_volume and cfg.volume_slots and not math.isnan(vi):
-                    slot = min(cfg.tod_slots - 1, int(1.5 * math.log2(1.0 + max(vi, 0.0))))
+                slot, day = self._slots(ts[i], vi if with_volume else None)
                 factor, f_tod = self._season_factor(slot, day)
                 if not with_volume:
                     vi = factor  # the factor is the exposure
