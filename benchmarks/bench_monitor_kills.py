@@ -11,16 +11,19 @@ After the 100 runs, kill-free runs flush what is pending. At the subscriber:
 - duplicate alerts: deliveries of a dedup key (`incident_id#seq`) that was delivered before;
 - orphaned alerts: incidents whose OPEN was delivered and that never got a RESOLVED;
 - kills@sent: kills between SNS accepting a message and the write that marks it sent. SNS has no
-  idempotent publish on a standard topic (e-mail needs one), so the next run sends it again: the
-  at-least-once window, one duplicate each; subscribers drop them by `dedup_key`.
+  idempotent publish on a standard topic, so the next run cannot tell from its table whether SNS had
+  it. With the delivery receipts (`monitor.receipts`: a queue subscribed to the topic, read before
+  publishing) it marks such an item sent instead of sending it again; without them ("ours, no
+  receipts") each is one duplicate. Deleting the receipts is a point where the process may die too.
 
 The real `MonitorService` and `DynamoDbIncidentStore` run against moto's in-process DynamoDB
 (TransactWriteItems included) and an in-process GetMetricData (`ops.fakes.FakeCloudWatch`); kills
 are botocore `before-call` hooks. The same script runs the code before this change (the branch
-point's `monitor/`, `ops/` and `contract/`, from git, in a subprocess) as the baseline, with the
-same seeds.
+point's `monitor/`, `ops/` and `contract/`, or those of `--baseline REV`, from git, in a subprocess)
+as the baseline, with the same seeds.
 
 Usage: python -m benchmarks bench_monitor_kills [--runs N] [--seeds K] [--kill-p P] [--no-baseline]
+       [--baseline REV]
 """
 
 from __future__ import annotations
@@ -89,24 +92,50 @@ class _Killer:
 
 
 class _Subscriber:
-    """The alerts topic with one subscriber: every accepted publish is a delivery."""
+    """The alerts topic with one subscriber and the monitor's receipts queue: every accepted publish
+    is a delivery, and a receipt in the queue until the monitor deletes it."""
 
     def __init__(self, killer: _Killer) -> None:
         self.killer = killer
         self.deliveries: list[dict[str, Any]] = []
+        self.queue: dict[str, str] = {}  # receipt handle -> SNS envelope
 
     def publish(self, message_input: dict[str, Any]) -> str:
         self.killer.point("SNS Publish")
-        self.deliveries.append(json.loads(json.loads(message_input["Message"])["sqs"]))
+        sqs_part = json.loads(message_input["Message"])["sqs"]
+        self.deliveries.append(json.loads(sqs_part))
+        message_id = f"m-{len(self.deliveries)}"
+        self.queue[f"h-{len(self.deliveries)}"] = json.dumps({"MessageId": message_id, "Message": sqs_part})
         self.killer.published_last = True
-        return f"m-{len(self.deliveries)}"
+        return message_id
+
+
+class _Receipts:
+    """The receipts queue as the monitor reads it (`monitor.receipts.DeliveryReceipts`); deleting is
+    a point where the process may die, as every write is."""
+
+    def __init__(self, subscriber: _Subscriber) -> None:
+        self.subscriber = subscriber
+
+    def receive(self) -> list[Any]:
+        from monitor.receipts import parse_receipt
+
+        return [parse_receipt(body, handle=h) for h, body in self.subscriber.queue.items()]
+
+    def delete(self, receipts: list[Any]) -> None:
+        self.subscriber.killer.point("SQS DeleteMessageBatch")
+        for r in receipts:
+            self.subscriber.queue.pop(r.handle, None)
 
 
 _WRITES = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
 
 
-def simulate(*, runs: int = 100, seed: int = 0, kill_p: float = 0.1) -> KillsResult:
-    """One scripted series, `runs` scheduled runs with random kills, then kill-free flush runs."""
+def simulate(*, runs: int = 100, seed: int = 0, kill_p: float = 0.1, receipts: bool = True) -> KillsResult:
+    """One scripted series, `runs` scheduled runs with random kills, then kill-free flush runs
+    (`receipts`: the monitor reads the receipts queue, when its code has one)."""
+    import inspect
+
     import boto3
     from moto import mock_aws
 
@@ -148,6 +177,7 @@ def simulate(*, runs: int = 100, seed: int = 0, kill_p: float = 0.1) -> KillsRes
         start = int(np.searchsorted(grid, T0 + k * P))
         errors[start : start + OUTAGE_PERIODS] = np.round(0.4 * count[start : start + OUTAGE_PERIODS])
         late.add(start)  # its first error datapoint arrives LATE_RUNS runs late
+    with_receipts = receipts and "receipts" in inspect.signature(MonitorService).parameters
     fake = FakeCloudWatch()
     killer = _Killer(random.Random(seed), kill_p)
     subscriber = _Subscriber(killer)
@@ -200,6 +230,7 @@ def simulate(*, runs: int = 100, seed: int = 0, kill_p: float = 0.1) -> KillsRes
                 notifier=subscriber,
                 owner=f"run-{k}",
                 train_budget_s=600.0,
+                **({"receipts": _Receipts(subscriber)} if with_receipts else {}),
             )
             try:
                 service.run(now)
@@ -219,9 +250,9 @@ def simulate(*, runs: int = 100, seed: int = 0, kill_p: float = 0.1) -> KillsRes
     )
 
 
-def measure(runs: int = 100, *, seeds: int = 1, kill_p: float = 0.1) -> KillsResult:
+def measure(runs: int = 100, *, seeds: int = 1, kill_p: float = 0.1, receipts: bool = True) -> KillsResult:
     """`runs` monitor runs with random kills, summed over `seeds` scripted worlds (ours)."""
-    return _sum([simulate(runs=runs, seed=s, kill_p=kill_p) for s in range(seeds)])
+    return _sum([simulate(runs=runs, seed=s, kill_p=kill_p, receipts=receipts) for s in range(seeds)])
 
 
 def _sum(results: list[KillsResult]) -> KillsResult:
@@ -236,15 +267,15 @@ def _sum(results: list[KillsResult]) -> KillsResult:
     )
 
 
-def _baseline_commit() -> str:
-    return subprocess.run(
-        ["git", "merge-base", "HEAD", "main"], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout.strip()
+def _baseline_commit(rev: str | None = None) -> str:
+    """`rev`, or the branch point with main."""
+    args = ["rev-parse", rev] if rev else ["merge-base", "HEAD", "main"]
+    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
 
 
-def baseline(runs: int, *, seeds: int, kill_p: float) -> KillsResult:
-    """The same measurement on the code before this change (the branch point), in a subprocess."""
-    commit = _baseline_commit()
+def baseline(runs: int, *, seeds: int, kill_p: float, rev: str | None = None) -> KillsResult:
+    """The same measurement on the code of `rev` (default: the branch point), in a subprocess."""
+    commit = _baseline_commit(rev)
     archive = subprocess.run(
         ["git", "archive", "--format=tar", commit, "monitor", "ops", "contract"],
         cwd=ROOT,
@@ -273,18 +304,21 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--seeds", type=int, default=5, help="scripted worlds (kill sequences)")
     parser.add_argument("--kill-p", type=float, default=0.1, help="chance to die at each write")
     parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--baseline", metavar="REV", help="code to compare with (default: branch point)")
     args = parser.parse_args(argv)
-    rows = [("ours", measure(args.runs, seeds=args.seeds, kill_p=args.kill_p))]
+    rows = [
+        ("ours", measure(args.runs, seeds=args.seeds, kill_p=args.kill_p)),
+        ("ours, no receipts", measure(args.runs, seeds=args.seeds, kill_p=args.kill_p, receipts=False)),
+    ]
     if not args.no_baseline:
-        rows.append(
-            (f"before ({_baseline_commit()[:7]})", baseline(args.runs, seeds=args.seeds, kill_p=args.kill_p))
-        )
+        old = baseline(args.runs, seeds=args.seeds, kill_p=args.kill_p, rev=args.baseline)
+        rows.append((f"before ({_baseline_commit(args.baseline)[:7]})", old))
     print(
         f"{args.seeds} x {args.runs} monitor runs, kill chance {args.kill_p:.0%} at every DynamoDB write "
         f"and SNS publish, {len(OUTAGES)} incidents per world (first error datapoint {LATE_RUNS} runs late)"
     )
     header = ("runs", "kills", "opened", "delivered", "duplicate", "orphaned", "kills@sent")
-    print(f"{'code':<18} " + " ".join(f"{h:>9}" for h in header))
+    print(f"{'code':<20} " + " ".join(f"{h:>9}" for h in header))
     for label, r in rows:
         row = (
             r.runs,
@@ -295,5 +329,5 @@ def main(argv: list[str]) -> None:
             r.orphaned_alerts,
             r.kills_after_publish,
         )
-        print(f"{label:<18} " + " ".join(f"{v:>9}" for v in row))
+        print(f"{label:<20} " + " ".join(f"{v:>9}" for v in row))
     print(json.dumps({label: asdict(r) for label, r in rows}))

@@ -193,6 +193,12 @@ class Topology:
         return f"{self.prefix}-monitor-every-{self.monitor_rate_minutes}m"
 
     @property
+    def alerts_receipts(self) -> QueueSpec:
+        """An SQS queue subscribed to the alerts topic: the monitor reads what SNS delivered before it
+        publishes again (`monitor.receipts`), so a run that died after a publish sends nothing twice."""
+        return QueueSpec(name=f"{self.prefix}-alerts-receipts", visibility_timeout_s=20)
+
+    @property
     def monitor_health_topic(self) -> str:
         """The topic of the alarms on the monitor itself (heartbeat, notification failures, run
         errors), with a KMS key of its own: a broken alerts topic or key cannot silence them."""
@@ -248,6 +254,7 @@ class Topology:
         monitor = {
             "MONITOR_TABLE_NAME": self.monitor_table.name,
             "ALERTS_TOPIC_NAME": self.alerts_topic,
+            "ALERTS_RECEIPTS_QUEUE_NAME": self.alerts_receipts.name,
         }
         if fn.key == "monitor":
             return common | monitor

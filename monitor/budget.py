@@ -22,6 +22,7 @@ CONNECT_TIMEOUT_S = 1.0
 CLOUDWATCH_READ_S = 10.0  # GetMetricData: up to 500 queries x 100,800 datapoints
 DYNAMODB_READ_S = 5.0
 SNS_READ_S = 5.0
+SQS_READ_S = 5.0  # the delivery receipts queue
 _BACKOFF_S = 1.0 + 2.0  # standard mode: random(0, 1) * 2^attempt before attempts 2 and 3
 
 
@@ -41,6 +42,7 @@ def worst_case_s(read_timeout_s: float) -> float:
 FETCH_S = worst_case_s(CLOUDWATCH_READ_S)  # one GetMetricData call
 COMMIT_S = 2 * worst_case_s(DYNAMODB_READ_S)  # state chunks, then the transaction with the head
 PUBLISH_S = worst_case_s(SNS_READ_S) + 2 * worst_case_s(DYNAMODB_READ_S)  # claim, publish, mark sent
+RECEIPTS_S = 2 * worst_case_s(SQS_READ_S) + worst_case_s(DYNAMODB_READ_S)  # read, mark, delete a batch
 
 
 @dataclass(frozen=True)

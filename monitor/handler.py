@@ -46,7 +46,10 @@ def build_service(settings: MonitorSettings, *, owner: str, budget: RunBudget) -
     """Wire the production collaborators (clients are created lazily, once per process)."""
     from monitor.deployments import DynamoDbDeploymentLog
     from monitor.notifier import SnsNotifier
+    from monitor.receipts import SqsDeliveryReceipts
     from monitor.store import DynamoDbIncidentStore
+
+    queue = settings.alerts_receipts_queue_name
 
     return MonitorService(
         settings=settings,
@@ -58,6 +61,7 @@ def build_service(settings: MonitorSettings, *, owner: str, budget: RunBudget) -
         train_budget_s=settings.train_budget_s,
         budget=budget,
         deployments=DynamoDbDeploymentLog(settings.monitor_table_name),
+        receipts=SqsDeliveryReceipts(queue_name=queue) if queue else None,
     )
 
 

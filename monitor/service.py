@@ -17,7 +17,9 @@ keeps between runs lives in the monitor table:
    `incident_id#seq`) with the incidents they change and the new state, in one transaction
    (conditional on the state's generation), then publish what the committed state refers to and
    is still unsent (pending -> publishing -> sent). A run that dies before the commit leaves no
-   transition behind; its retry recomputes them from the same state.
+   transition behind; its retry recomputes them from the same state. Before publishing, the run reads
+   the delivery receipts (`monitor.receipts`): an item SNS already delivered (a run died between the
+   publish and its `sent` mark) is marked sent instead of being sent twice.
 
 Detector states are checkpointed, not saved every run: between checkpoints (after training, or
 every `MONITOR_CHECKPOINT_PERIODS` periods) a run stores only the points each detector absorbed,
@@ -38,7 +40,7 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
-from monitor.budget import COMMIT_S, FETCH_S, PUBLISH_S, RunBudget
+from monitor.budget import COMMIT_S, FETCH_S, PUBLISH_S, RECEIPTS_S, RunBudget
 from monitor.catalog import Catalog, DerivedSpec, MetricSpec
 from monitor.deployments import Deployment, DeploymentLog, deployments_of
 from monitor.detectors import (
@@ -51,6 +53,7 @@ from monitor.detectors import (
 from monitor.incidents import Incident, IncidentTracker, PointSignal, Transition, supersede
 from monitor.notifier import Notifier, NotifierError, deployment_refs, render
 from monitor.policy import AlertRule, AlertRuleError, SeriesAlertState, default_rule
+from monitor.receipts import DeliveryReceipts, ReceiptsError
 from monitor.settings import MonitorSettings
 from monitor.source import FetchStats, MetricSource, Series, derive
 from monitor.state import (
@@ -86,6 +89,7 @@ class RunResult:
     transitions: list[dict[str, Any]] = field(default_factory=list)
     published: int = 0
     publish_failures: int = 0
+    receipts_matched: int = 0  # unsent items SNS had delivered (by the receipts queue): marked sent
     oldest_unsent_s: int = 0  # age of the oldest committed notification still unsent after the run
     open_incidents: int = 0
     fetch: FetchStats = field(default_factory=FetchStats)
@@ -107,6 +111,7 @@ class RunResult:
             "transitions": self.transitions,
             "published": self.published,
             "publish_failures": self.publish_failures,
+            "receipts_matched": self.receipts_matched,
             "oldest_unsent_s": self.oldest_unsent_s,
             "open_incidents": self.open_incidents,
             "get_metric_data_calls": self.fetch.calls,
@@ -149,8 +154,10 @@ class MonitorService:
         clock: Callable[[], float] = time.monotonic,
         budget: RunBudget | None = None,
         deployments: DeploymentLog | None = None,
+        receipts: DeliveryReceipts | None = None,
     ) -> None:
         self.settings = settings
+        self.receipts = receipts
         self.deployments = deployments
         self.catalog = catalog
         self.source = source
@@ -578,7 +585,7 @@ class MonitorService:
         """Publish the unsent items the committed state refers to (others were written by a run
         that died before its commit: never sent), oldest first, each incident's in order."""
         held: set[str] = set()  # incidents whose earlier transition failed: keep their order
-        for item in self.store.unsent():
+        for item in self._not_delivered(self.store.unsent(), now, result):
             if item.dedup_key not in committed:
                 continue
             if not held and not self.budget.allows(PUBLISH_S) and "publishing" not in result.deferred:
@@ -603,6 +610,38 @@ class MonitorService:
                 continue
             self.store.mark_sent(item, now=now, message_id=message_id)
             result.published += 1
+
+    def _not_delivered(self, unsent: list[OutboxItem], now: int, result: RunResult) -> list[OutboxItem]:
+        """The unsent items SNS has no receipt for; those it has are marked sent, not published again
+        (a run died between the publish and its mark, or lost SNS's answer). Receipts are deleted only
+        after their items are marked. Unreadable receipts leave every item to publish (a duplicate
+        rather than a lost alert) and count as a run error."""
+        if self.receipts is None or not self.budget.allows(RECEIPTS_S):
+            return unsent
+        try:
+            receipts = self.receipts.receive()
+        except ReceiptsError as err:
+            result.errors.append(f"delivery receipts: {err}")
+            logger.error("could not read the delivery receipts (alerts may be sent twice): %s", err)
+            return unsent
+        delivered = {r.dedup_key: r for r in receipts if r.dedup_key}
+        for item in unsent:
+            if item.dedup_key in delivered:
+                self.store.mark_sent(item, now=now, message_id=delivered[item.dedup_key].message_id)
+                result.receipts_matched += 1
+                logger.warning(
+                    "%s was delivered by an earlier run: marked sent, not published again", item.dedup_key
+                )
+        for receipt in receipts:
+            if receipt.dedup_key is None:
+                logger.warning(
+                    "receipts queue: dropped a message that is not an alert (%s)", receipt.message_id
+                )
+        try:
+            self.receipts.delete(receipts)
+        except ReceiptsError as err:  # read again next run: harmless
+            logger.warning("could not delete delivery receipts: %s", err)
+        return [i for i in unsent if i.dedup_key not in delivered]
 
     @staticmethod
     def _still_unsent(item: OutboxItem, now: int, result: RunResult) -> None:

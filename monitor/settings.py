@@ -28,6 +28,11 @@ class MonitorSettings(BaseSettings):
     alerts_topic_arn: str | None = Field(
         default=None, validation_alias="ALERTS_TOPIC_ARN", description="skips the topic lookup when set"
     )
+    alerts_receipts_queue_name: str | None = Field(
+        default=None,
+        validation_alias="ALERTS_RECEIPTS_QUEUE_NAME",
+        description="the SQS queue subscribed to the alerts topic: what SNS delivered is not sent twice",
+    )
     stage: str = Field(default="local", validation_alias="FLEETSCOPE_STAGE")
     region: str = Field(default="us-east-1", validation_alias="AWS_REGION")
     metrics_namespace: str = Field(default="Fleetscope", validation_alias="POWERTOOLS_METRICS_NAMESPACE")

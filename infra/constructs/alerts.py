@@ -1,7 +1,9 @@
 """An alerts SNS topic: a customer-managed KMS key of its own, TLS only, CloudWatch alarms may publish.
 
 Two are deployed: the fleet alerts (the monitor's incidents, the service's alarms) and the monitor's
-own health (alarms on the monitor itself), so one broken key policy cannot silence both."""
+own health (alarms on the monitor itself), so one broken key policy cannot silence both. The fleet
+alerts topic also delivers to a receipts queue: the monitor reads what SNS delivered before it
+publishes again (`monitor.receipts`), so a run that dies after a publish sends nothing twice."""
 
 from __future__ import annotations
 
@@ -14,9 +16,14 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
+from contract.topology import QueueSpec
+from infra.constructs.queue import TopologyQueue
+from infra.nag import acknowledge
+
 
 class AlertsTopic(Construct):
-    """Exposes ``topic`` and ``key``. E-mail subscribers read it."""
+    """Exposes ``topic``, ``key`` and ``receipts`` (the receipts queue, when asked for). E-mail
+    subscribers read it."""
 
     def __init__(
         self,
@@ -27,6 +34,7 @@ class AlertsTopic(Construct):
         display_name: str,
         emails: Sequence[str],
         removal_policy: RemovalPolicy,
+        receipts: QueueSpec | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         account = Stack.of(self).account
@@ -67,3 +75,14 @@ class AlertsTopic(Construct):
         )
         for address in emails:
             self.topic.add_subscription(subscriptions.EmailSubscription(address))
+        self.receipts: TopologyQueue | None = None
+        if receipts is not None:
+            self.receipts = TopologyQueue(self, "Receipts", spec=receipts)
+            # The SNS envelope is kept (no raw delivery): it carries SNS's MessageId.
+            self.topic.add_subscription(subscriptions.SqsSubscription(self.receipts.queue))
+            acknowledge(
+                self.receipts.queue,
+                "SQS3",
+                "Delivery receipts: the monitor reads and deletes them every run, and drops a message "
+                "that is not an alert; a receipt left unread expires with the queue's retention.",
+            )

@@ -64,6 +64,7 @@ class ObservabilityStack(Stack):
             display_name="Fleetscope alerts",
             emails=settings.alert_emails,
             removal_policy=removal,
+            receipts=topology.alerts_receipts,
         )
         self.monitor_health = AlertsTopic(
             self,
@@ -94,6 +95,8 @@ class ObservabilityStack(Stack):
         )
         self.monitor_table.table.grant_read_write_data(self.monitor.function)
         self.alerts.topic.grant_publish(self.monitor.function)
+        assert self.alerts.receipts is not None
+        self.alerts.receipts.queue.grant_consume_messages(self.monitor.function)
         # GetMetricData and ListMetrics support no resource-level permissions: "*" is what AWS requires.
         self.monitor.role.add_to_policy(
             iam.PolicyStatement(

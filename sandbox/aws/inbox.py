@@ -33,6 +33,7 @@ from typing import IO, Any
 import boto3
 
 from contract.topology import Topology
+from sandbox.aws.provision import subscribe_queue
 from sandbox.home.settings import fleetscope_home
 
 log = logging.getLogger(__name__)
@@ -154,28 +155,7 @@ class Inbox:
         queue_arn: str = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
             "Attributes"
         ]["QueueArn"]
-        policy = {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"Service": "sns.amazonaws.com"},
-                    "Action": "sqs:SendMessage",
-                    "Resource": queue_arn,
-                    "Condition": {"ArnEquals": {"aws:SourceArn": topics}},
-                }
-            ],
-        }
-        sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": json.dumps(policy)})
-        for topic in topics:
-            existing = sns.list_subscriptions_by_topic(TopicArn=topic).get("Subscriptions", [])
-            if not any(s.get("Endpoint") == queue_arn and s.get("Protocol") == "sqs" for s in existing):
-                sns.subscribe(
-                    TopicArn=topic,
-                    Protocol="sqs",
-                    Endpoint=queue_arn,
-                    Attributes={"RawMessageDelivery": "false"},
-                )
+        subscribe_queue(sns, sqs, topics, queue_url, queue_arn)
         return cls(queue_url, home=home, sqs=sqs)
 
     def receive(self, *, wait_s: int = 1, max_messages: int = 10) -> list[dict[str, Any]]:

@@ -49,6 +49,8 @@ def provision(topo: Topology, *, session: boto3.Session | None = None) -> Provis
     schedule_dlq_url, _ = _create_queue(sqs, topo.monitor_schedule_dlq)
     bus_arn = _create_bus(events, topo.event_bus)
     topic_arns = {name: sns.create_topic(Name=name)["TopicArn"] for name in topo.topics}
+    receipts_url, receipts_arn = _create_queue(sqs, topo.alerts_receipts)
+    subscribe_queue(sns, sqs, [topic_arns[topo.alerts_topic]], receipts_url, receipts_arn)
     for group in (*(fn.log_group for fn in topo.functions), topo.event_log_group):
         _create_log_group(logs, group)
     _create_event_log_rule(events, topo, bus_arn)
@@ -126,6 +128,30 @@ def _create_queue(sqs: Any, queue: QueueSpec, *, dlq_arn: str | None = None) -> 
     url: str = sqs.create_queue(QueueName=queue.name, Attributes=attributes)["QueueUrl"]
     arn: str = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     return url, arn
+
+
+def subscribe_queue(sns: Any, sqs: Any, topic_arns: list[str], url: str, arn: str) -> None:
+    """Let the topics send to the queue and subscribe it to each, once (the SNS envelope is kept: it
+    carries the MessageId and the attributes)."""
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "sns.amazonaws.com"},
+                "Action": "sqs:SendMessage",
+                "Resource": arn,
+                "Condition": {"ArnEquals": {"aws:SourceArn": topic_arns}},
+            }
+        ],
+    }
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps(policy)})
+    for topic in topic_arns:
+        existing = sns.list_subscriptions_by_topic(TopicArn=topic).get("Subscriptions", [])
+        if not any(s.get("Endpoint") == arn and s.get("Protocol") == "sqs" for s in existing):
+            sns.subscribe(
+                TopicArn=topic, Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "false"}
+            )
 
 
 def _create_bus(events: Any, name: str) -> str:

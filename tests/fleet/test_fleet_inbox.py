@@ -45,8 +45,8 @@ def test_alerts_arrive_as_sns_envelopes_and_are_kept_in_order(
     inbox = Inbox.ensure(topo, home=tmp_path, topic_arn=provisioned.alerts_topic_arn)
     inbox.drain()
     for topic in (provisioned.alerts_topic_arn, provisioned.monitor_health_topic_arn):
-        subs = boto3.client("sns").list_subscriptions_by_topic(TopicArn=topic)
-        assert sum(1 for s in subs["Subscriptions"] if s["Protocol"] == "sqs") == 1
+        subs = boto3.client("sns").list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]
+        assert sum(1 for s in subs if s["Endpoint"].endswith(":fleetscope-test-alerts-inbox")) == 1
     # When two alerts are published and the printer runs
     ids = [
         publish(provisioned.alerts_topic_arn, "API 5XX rate", "OPEN"),

@@ -39,8 +39,9 @@ def test_dev_resources_are_destroyed_with_the_stack(dev_templates: dict[str, Any
             assert log_group["Properties"]["RetentionInDays"] == 14
 
 
-def test_dev_without_alert_emails_has_no_subscriptions(dev_templates: dict[str, Any]) -> None:
-    assert not _of_type(dev_templates["observability"], "AWS::SNS::Subscription")
+def test_dev_without_alert_emails_has_no_email_subscriptions(dev_templates: dict[str, Any]) -> None:
+    subscriptions = _of_type(dev_templates["observability"], "AWS::SNS::Subscription")
+    assert [s["Properties"]["Protocol"] for s in subscriptions] == ["sqs"]  # the monitor's receipts only
     assert len(_of_type(dev_templates["observability"], "AWS::SNS::Topic")) == 2  # alerts, monitor health
 
 

@@ -592,8 +592,16 @@ def test_alert_topics_are_kms_encrypted_and_subscribed(
     mine = [
         s["Properties"] for s in subscriptions.values() if s["Properties"]["TopicArn"] == {"Ref": topic_id}
     ]
-    assert sorted(s["Endpoint"] for s in mine) == sorted(ALERT_EMAILS)
-    assert {s["Protocol"] for s in mine} == {"email"}
+    emails = [s for s in mine if s["Protocol"] == "email"]
+    assert sorted(s["Endpoint"] for s in emails) == sorted(ALERT_EMAILS)
+    receipts = [s for s in mine if s["Protocol"] != "email"]
+    if which == "alerts_topic":  # and the monitor's delivery receipts queue, the SNS envelope kept
+        assert [(s["Protocol"], s.get("RawMessageDelivery", False)) for s in receipts] == [("sqs", False)]
+        queue_id = receipts[0]["Endpoint"]["Fn::GetAtt"][0]
+        queue = synthesized.templates["observability"]["Resources"][queue_id]["Properties"]
+        assert queue["QueueName"] == topo.alerts_receipts.name
+    else:
+        assert receipts == []
     cloudwatch = [
         s
         for s in key["KeyPolicy"]["Statement"]

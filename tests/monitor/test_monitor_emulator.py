@@ -171,6 +171,27 @@ def _event(t: int) -> dict[str, Any]:
     return scheduled_event(datetime.fromtimestamp(t, tz=UTC))
 
 
+def _watch_one_api(monitor_env: Callable[..., None], name: str, *, cooldown_s: int) -> ResourceNames:
+    """The monitor set to watch one API and its function (`<name>-api`, `<name>-fn`, service `<name>`)
+    at 1-minute periods, trained on a day of history, scoring periods as soon as they end."""
+    names = ResourceNames(
+        stage="test",
+        namespace="Fleetscope",
+        api_name=f"{name}-api",
+        api_stage="v1",
+        functions=(FunctionName(key="cars-api", name=f"{name}-fn", service=name),),
+        event_bus="unused",
+    )
+    monitor_env(
+        MONITOR_RESOURCES=names.to_env(),
+        MONITOR_PERIOD_S=str(P),
+        MONITOR_HISTORY_DAYS="1",
+        MONITOR_SETTLE_S="0",
+        MONITOR_COOLDOWN_S=str(cooldown_s),
+    )
+    return names
+
+
 def _alerts_for(inbox: Inbox, resource: str) -> list[dict[str, Any]]:
     return [
         m
@@ -186,21 +207,7 @@ def test_handler_end_to_end_opens_once_and_resolves(
     from monitor import handler
 
     uid = uuid.uuid4().hex[:10]
-    names = ResourceNames(
-        stage="test",
-        namespace="Fleetscope",
-        api_name=f"e2e-{uid}-api",
-        api_stage="v1",
-        functions=(FunctionName(key="cars-api", name=f"e2e-{uid}-fn", service=f"e2e-{uid}"),),
-        event_bus="unused",
-    )
-    monitor_env(
-        MONITOR_RESOURCES=names.to_env(),
-        MONITOR_PERIOD_S=str(P),
-        MONITOR_HISTORY_DAYS="1",
-        MONITOR_SETTLE_S="0",
-        MONITOR_COOLDOWN_S="120",
-    )
+    names = _watch_one_api(monitor_env, f"e2e-{uid}", cooldown_s=120)
     api_dims = {"ApiName": names.api_name, "Stage": "v1"}
     rng = np.random.default_rng(7)
 
@@ -307,21 +314,7 @@ def test_a_run_killed_between_its_writes_and_rerun_with_a_late_datapoint_opens_o
     from monitor import handler
 
     uid = uuid.uuid4().hex[:10]
-    names = ResourceNames(
-        stage="test",
-        namespace="Fleetscope",
-        api_name=f"kill-{uid}-api",
-        api_stage="v1",
-        functions=(FunctionName(key="cars-api", name=f"kill-{uid}-fn", service=f"kill-{uid}"),),
-        event_bus="unused",
-    )
-    monitor_env(
-        MONITOR_RESOURCES=names.to_env(),
-        MONITOR_PERIOD_S=str(P),
-        MONITOR_HISTORY_DAYS="1",
-        MONITOR_SETTLE_S="0",
-        MONITOR_COOLDOWN_S="120",
-    )
+    names = _watch_one_api(monitor_env, f"kill-{uid}", cooldown_s=120)
     api_dims = {"ApiName": names.api_name, "Stage": "v1"}
     rng = np.random.default_rng(11)
 
@@ -384,3 +377,84 @@ def test_two_stages_monitors_saving_the_same_generation_do_not_share_a_client_to
         )
     # Then each table holds its own alert: neither save was taken for a repeat of the other
     assert [[i.dedup_key for i in store.unsent()] for store in stores] == [["inc-0#0001"], ["inc-1#0001"]]
+
+
+class Died(BaseException):
+    """The Lambda process dying (not an Exception: no handler of the code may catch it)."""
+
+
+@contextmanager
+def dying_after_sns_accepts(*, lost_answer: bool) -> Iterator[list[str]]:
+    """The monitor's SNS client: the first Publish reaches SNS, then the process dies before it hears the
+    answer (`lost_answer`: the answer is lost instead, a read timeout; the run carries on)."""
+    from monitor.notifier import _default_sns_client
+
+    events = _default_sns_client().meta.events
+    accepted: list[str] = []
+
+    def die(parsed: dict[str, Any], **_: Any) -> None:
+        if not accepted:
+            accepted.append(str(parsed["MessageId"]))
+            raise (RuntimeError("Read timeout on endpoint URL") if lost_answer else Died("after SNS Publish"))
+
+    events.register("after-call.sns.Publish", die, unique_id="die-after-publish")
+    try:
+        yield accepted
+    finally:
+        events.unregister("after-call.sns.Publish", unique_id="die-after-publish")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lost_answer", [False, True], ids=["killed-after-publish", "answer-lost"])
+@pytest.mark.parametrize("receipts", [True, False], ids=["receipts", "no-receipts-queue"])
+def test_an_alert_sns_accepted_before_the_run_died_is_not_sent_again(
+    clean_monitor_table: str,
+    inbox: Inbox,
+    monitor_env: Callable[..., None],
+    receipts: bool,
+    lost_answer: bool,
+) -> None:
+    from monitor import handler
+
+    uid = uuid.uuid4().hex[:10]
+    names = _watch_one_api(monitor_env, f"rcpt-{uid}", cooldown_s=600)
+    if not receipts:
+        monitor_env(ALERTS_RECEIPTS_QUEUE_NAME="")  # the monitor as it was: no receipts queue
+    api_dims = {"ApiName": names.api_name, "Stage": "v1"}
+    rng = np.random.default_rng(5)
+    t1 = (int(time.time()) // P - 60) * P
+    history = np.arange(t1 - 86400, t1, P)
+    _put("AWS/ApiGateway", "Count", api_dims, history, rng.poisson(100, len(history)).astype(float))
+    assert handler.lambda_handler(_event(t1), FakeContext(aws_request_id="r1"))["transitions"] == []
+    # Given a 5XX outage the monitor opens an incident for
+    burst = np.arange(t1, t1 + 10 * P, P)
+    _put("AWS/ApiGateway", "Count", api_dims, burst, np.full(len(burst), 100.0))
+    _put("AWS/ApiGateway", "5XXError", api_dims, burst, np.full(len(burst), 40.0))
+    # When SNS accepts the OPEN and the run dies (or loses SNS's answer) before marking it sent
+    with dying_after_sns_accepts(lost_answer=lost_answer) as accepted:
+        if lost_answer:
+            failed = handler.lambda_handler(_event(t1 + 5 * P), FakeContext(aws_request_id="r2"))
+            assert failed["publish_failures"] == 1
+        else:
+            with pytest.raises(Died):
+                handler.lambda_handler(_event(t1 + 5 * P), FakeContext(aws_request_id="r2"))
+    assert len(accepted) == 1
+    # and the next scheduled run comes after the dead run's lease and claim went stale
+    later = handler.lambda_handler(_event(t1 + 10 * P), FakeContext(aws_request_id="r3"))
+    # Then with receipts the OPEN reached subscribers once and is marked sent with SNS's MessageId
+    opens = [
+        m
+        for m in _alerts_for(inbox, f"service:rcpt-{uid}")
+        if m["MessageAttributes"]["kind"]["Value"] == "OPEN"
+    ]
+    outbox = boto3.resource("dynamodb").Table(clean_monitor_table)
+    key = json.loads(opens[0]["Message"])["dedup_key"]
+    item = outbox.get_item(Key={"pk": "OUTBOX", "sk": key})["Item"]
+    assert item["status"] == "sent"
+    if receipts:
+        assert len(opens) == 1
+        assert later["receipts_matched"] == 1
+        assert item["message_id"] == accepted[0] == opens[0]["MessageId"]
+    else:  # without them the next run cannot know SNS had it: sent twice
+        assert len(opens) == 2
+        assert later["receipts_matched"] == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -14,6 +15,7 @@ import pytest
 from contract.resources import FunctionName, ResourceNames
 from monitor.budget import FETCH_S, RunBudget
 from monitor.catalog import Catalog, build_catalog
+from monitor.receipts import DeliveryReceipts, Receipt, ReceiptsError, parse_receipt
 from monitor.service import MonitorService
 from monitor.settings import MonitorSettings
 from monitor.source import CloudWatchMetricSource, MetricSourceError
@@ -43,6 +45,7 @@ class World:
     notifier: RecordingNotifier = field(default_factory=RecordingNotifier)
     count: dict[int, float] = field(default_factory=dict)
     errors: dict[int, float] = field(default_factory=dict)
+    receipts: DeliveryReceipts | None = None
 
     def service(self, *, owner: str = "run", budget_s: float = 600.0, **settings: object) -> MonitorService:
         base = {
@@ -61,6 +64,7 @@ class World:
             notifier=self.notifier,
             owner=owner,
             train_budget_s=budget_s,
+            receipts=self.receipts,
         )
 
     def publish_series(self) -> None:
@@ -456,3 +460,50 @@ def test_an_error_outage_raises_an_open_whether_its_datapoints_arrive_on_time_or
         world.service().run(now)
     # Then the outage opens one incident either way
     assert kinds(world.notifier).count("OPEN") == 1
+
+
+class BrokenReceipts:
+    """A receipts queue that cannot be read (deleted, or the monitor lost its permission)."""
+
+    def receive(self) -> list[Receipt]:
+        raise ReceiptsError("AccessDenied on sqs:ReceiveMessage")
+
+    def delete(self, receipts: Sequence[Receipt]) -> None:
+        raise AssertionError("nothing was read")
+
+
+def test_unreadable_receipts_still_publish_and_count_as_a_run_error(world: World) -> None:
+    # Given a receipts queue the monitor cannot read
+    world.receipts = BrokenReceipts()
+    world.service().run(T_END)
+    world.traffic(T_END, T_END + 4 * P)
+    world.outage(T_END, T_END + 4 * P)
+    # When a run opens an incident
+    result = world.service().run(T_END + 4 * P)
+    # Then its alert goes out (a possible duplicate beats a lost alert) and the run reports the error
+    assert kinds(world.notifier)[0] == "OPEN"
+    assert result.published == len(world.notifier.published)
+    assert [e for e in result.errors if e.startswith("delivery receipts:")]
+
+
+@pytest.mark.parametrize(
+    ("body", "key", "message_id"),
+    [
+        # the SNS envelope of an alert (what the subscription delivers): SNS's MessageId
+        (
+            json.dumps({"Type": "Notification", "MessageId": "sns-1", "Message": '{"dedup_key": "i#1"}'}),
+            "i#1",
+            "sns-1",
+        ),
+        # a raw alert payload (a subscription with raw delivery): the SQS message id
+        ('{"dedup_key": "i#2", "kind": "OPEN"}', "i#2", "sqs-1"),
+        # not an alert: no key (dropped with a warning)
+        ("not json", None, "sqs-1"),
+        ('{"Type": "Notification", "MessageId": "sns-2", "Message": "plain text"}', None, "sns-2"),
+        ('["a list"]', None, "sqs-1"),
+        ('{"dedup_key": 7}', None, "sqs-1"),
+    ],
+)
+def test_a_receipt_names_the_alert_it_confirms(body: str, key: str | None, message_id: str) -> None:
+    receipt = parse_receipt(body, handle="h", sqs_message_id="sqs-1")
+    assert (receipt.dedup_key, receipt.message_id, receipt.handle) == (key, message_id, "h")
