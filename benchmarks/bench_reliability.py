@@ -9,11 +9,13 @@ One table, ours next to what issue 13 promised:
 - telemetry with 2 % poison through SQS (redrive policy) and the real ingest handler: applied + stale + DLQ
   against sent (promised: equal);
 - changes through the outbox stream and the relay while EventBridge fails 20 % of PutEvents and once for a
-  10-minute outage (simulated clock), then the sweeper: events lost or delivered twice (promised 0).
+  10-minute outage (simulated clock), then the sweeper: events lost or delivered twice (promised 0);
+- monitor runs killed at random between their writes (`benchmarks.bench_monitor_kills`, one world of 100
+  runs): duplicate and orphaned alerts at the subscriber (promised 0 and 0).
 
 `--scale F` multiplies every count (the full run: 10,000 requests, 1,000 updates, 100,000 messages, 10,000
-changes); `--only ROW` runs one row (repeatable: requests, updates, telemetry, changes). The counts run are
-printed. (The monitor's row, kills between writes, is another module's.)
+changes; always 100 monitor runs); `--only ROW` runs one row (repeatable: requests, updates, telemetry,
+changes, monitor). The counts run are printed.
 """
 
 from __future__ import annotations
@@ -117,7 +119,7 @@ def _register() -> dict[str, Any]:
 # --- 1. generated and hostile requests -----------------------------------------------------------------
 
 
-SECTIONS = ("requests", "updates", "telemetry", "changes")
+SECTIONS = ("requests", "updates", "telemetry", "changes", "monitor")
 MAX_ROUNDS = 20  # rounds of generated requests at most (each asks every operation for its share)
 
 
@@ -491,6 +493,24 @@ def _drain_events(sqs: Any, url: str) -> list[dict[str, Any]]:
         )
 
 
+# --- 5. monitor runs killed between their writes ------------------------------------------------------
+
+
+def monitor_kills(runs: int) -> Row:
+    """`benchmarks.bench_monitor_kills` (moto in-process, one scripted world): its figures as a row."""
+    from benchmarks.bench_monitor_kills import measure
+
+    r = measure(runs, seeds=1)
+    return Row(
+        "monitor runs killed at random between writes: duplicate / orphaned alerts",
+        f"{r.runs} runs, {r.kills} kills ({r.kills_after_publish} after SNS accepted), "
+        f"{r.incidents_opened} incidents, {r.deliveries} alerts delivered",
+        f"{r.duplicate_alerts} / {r.orphaned_alerts}",
+        "0 / 0",
+        r.duplicate_alerts == 0 and r.orphaned_alerts == 0,
+    )
+
+
 # --- main ----------------------------------------------------------------------------------------------
 
 
@@ -503,8 +523,14 @@ def main(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     counts = {
         k: max(10, int(v * args.scale))
-        for k, v in {"requests": 10_000, "updates": 1_000, "telemetry": 100_000, "changes": 10_000}.items()
+        for k, v in {
+            "requests": 10_000,
+            "updates": 1_000,
+            "telemetry": 100_000,
+            "changes": 10_000,
+        }.items()
     }
+    counts["monitor"] = 100  # not scaled: its world scripts four outages over 100 runs
     from sandbox.aws.provision import provision
     from sandbox.emulator.server import Emulator, aws_environment
 
@@ -520,6 +546,7 @@ def main(argv: list[str]) -> None:
             ("updates", lambda: conflicting_updates(counts["updates"], topo)),
             ("telemetry", lambda: telemetry_with_poison(counts["telemetry"], topo)),
             ("changes", lambda: outbox_under_failures(counts["changes"], topo)),
+            ("monitor", lambda: monitor_kills(counts["monitor"])),
         ):
             if args.only and name not in args.only:
                 continue
