@@ -108,7 +108,7 @@ def profile_config(profile: str, *, period_s: int) -> EnsembleConfig:
         return EnsembleConfig(seasonal=counts, likelihood=fast, novelty_margin=0.0, domain="nonnegative")
     if profile == "backlog":
         return EnsembleConfig(
-            seasonal=replace(seasonal, shift_points=36),
+            seasonal=replace(seasonal, shift_points=36, shift_scale_steps=True),
             knn=None,
             likelihood=fast,
             novelty_margin=0.0,

@@ -7,7 +7,10 @@ exponentially weighted mean absolute residual (also clipped). A plain level with
 tracked alongside, and the seasonal forecast is used only while it explains the series better.
 When ``shift_points`` consecutive points sit beyond ``shift_z`` on the same side, the change is
 confirmed and the level re-baselines to the median of those points (so a persistent level shift
-stops alerting once it is the new normal).
+stops alerting once it is the new normal). Their |z| leave the calibration (a shift is not noise: a
+queue backing up for hours put |z| of thousands in it and hid the next day's backlog), and the scale
+grows to their spread about the new level, or with ``shift_scale_steps`` (gauges that climb, such as
+a queue's age) to their point-to-point noise.
 
 Per point it yields a tail probability for the robust z-score that is calibrated on the series
 itself (conformal): the share of the last ``calib_points`` absolute z-scores that were at least as
@@ -87,6 +90,20 @@ _WEEK_SETTLE_S = 2 * 86400  # the hour-of-week term learns from the third day on
 _WEEKS = 3  # the hour-of-week term is the median of this many weeks (missing weeks count as 0)
 
 
+def _spread_sd(run: np.ndarray, level: float) -> float:
+    """An excursion's spread about its new level (MAD): after a level shift the model is less sure."""
+    return float(np.median(np.abs(run - level))) * _MAD_TO_SD
+
+
+def _step_sd(run: np.ndarray, level: float) -> float:
+    """An excursion's point-to-point noise (MAD of its steps / sqrt 2), not its extent: a queue that
+    backs up climbs steadily for hours, and its spread about the median would set a scale of thousands
+    that hides the next backlog for a day."""
+    if len(run) < 3:
+        return 0.0
+    return float(np.median(np.abs(np.diff(run)))) * _MAD_TO_SD / math.sqrt(2.0)
+
+
 def _week_term(weeks: list[float]) -> float:
     """The hour-of-week term from its last weeks' means (NaN: not seen): one week is taken as it is;
     two count only as far as they agree (the smaller, 0 if they differ in sign); three: their median."""
@@ -130,6 +147,7 @@ class SeasonalConfig:
     shift_steps: int = 4  # one point adds at most h / shift_steps
     shift_clip: float = 3.0  # |z| fed to the CUSUM is clipped here
     shift_rho_alpha: float = 0.01  # EW weight of a point in the lag-1 autocorrelation
+    shift_scale_steps: bool = False  # re-baseline: the scale from the excursion's steps, not its spread
     calib_hold: int = 0  # |z| of an excursion's first points join the calibration once it is over
     tod_interp: bool = False  # time-of-day profile read (and learnt) linearly between slot centres
     week_hours: bool = False  # hour-of-week term: the median of the last three weeks' hourly leftovers
@@ -651,7 +669,8 @@ class SeasonalBaselineDetector(OnlineDetector):
         second point of an incident is judged against the series' history, not against the first
         point's own outlier, so two in a row confirm it. Later points go in (with the held ones), so
         a long, mild excursion is soon judged against itself, as before. An excursion that becomes
-        the new level (re-baseline) drops what it held: a shift is not noise."""
+        the new level (re-baseline) drops what it held and takes back what it put in
+        (`_uncalibrate`): a shift is not noise."""
         if held and len(self.held_) < self.config.calib_hold:
             self.held_.append(az)
             return
@@ -667,6 +686,16 @@ class SeasonalBaselineDetector(OnlineDetector):
             old = self.zhist_.popleft()
             del hist[bisect.bisect_left(hist, old)]
 
+    def _uncalibrate(self, count: int) -> None:
+        """Take the newest `count` |z| back out of the calibration: those of an excursion that turned out
+        to be a shift. A queue that backs up for hours puts |z| of thousands in it; left in, they would
+        widen the band of the next day's backlog out of reach (the tail beyond the top falls as
+        (top / z)^tail_power)."""
+        hist = self.zsorted_
+        for _ in range(max(0, min(count, len(self.zhist_)))):
+            old = self.zhist_.pop()
+            del hist[bisect.bisect_left(hist, old)]
+
     def _finish_warmup(self) -> None:
         values = np.asarray(self.warm_)
         med = float(np.median(values))
@@ -680,16 +709,15 @@ class SeasonalBaselineDetector(OnlineDetector):
         self.warm_ = []
 
     def _rebaseline(self) -> None:
+        self._uncalibrate(len(self.run_) - len(self.held_))
         self.prev_ = [self.level_, self.flat_level_, self.scale_, self.flat_scale_]
         run = np.asarray(self.run_)
         flat = np.asarray(self.flat_run_)
         self.level_ = float(np.median(run))
         self.flat_level_ = float(np.median(flat))
-        spread = float(np.median(np.abs(run - self.level_))) * _MAD_TO_SD
-        self.scale_ = max(self.scale_, spread)
-        self.flat_scale_ = max(
-            self.flat_scale_, float(np.median(np.abs(flat - self.flat_level_))) * _MAD_TO_SD
-        )
+        spread = _step_sd if self.config.shift_scale_steps else _spread_sd
+        self.scale_ = max(self.scale_, spread(run, self.level_))
+        self.flat_scale_ = max(self.flat_scale_, spread(flat, self.flat_level_))
         self.run_sign_ = 0
         self.run_ = []
         self.flat_run_ = []
