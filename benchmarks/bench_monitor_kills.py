@@ -118,9 +118,9 @@ class _Receipts:
         self.subscriber = subscriber
 
     def receive(self) -> list[Any]:
-        from monitor.receipts import parse_receipt
+        from monitor.receipts import BATCH, parse_receipt
 
-        return [parse_receipt(body, handle=h) for h, body in self.subscriber.queue.items()]
+        return [parse_receipt(body, handle=h) for h, body in list(self.subscriber.queue.items())[:BATCH]]
 
     def delete(self, receipts: list[Any]) -> None:
         self.subscriber.killer.point("SQS DeleteMessageBatch")

@@ -42,7 +42,9 @@ def worst_case_s(read_timeout_s: float) -> float:
 FETCH_S = worst_case_s(CLOUDWATCH_READ_S)  # one GetMetricData call
 COMMIT_S = 2 * worst_case_s(DYNAMODB_READ_S)  # state chunks, then the transaction with the head
 PUBLISH_S = worst_case_s(SNS_READ_S) + 2 * worst_case_s(DYNAMODB_READ_S)  # claim, publish, mark sent
-RECEIPTS_S = 2 * worst_case_s(SQS_READ_S) + worst_case_s(DYNAMODB_READ_S)  # read, mark, delete a batch
+RECEIPTS_S = 2 * worst_case_s(SQS_READ_S) + worst_case_s(
+    DYNAMODB_READ_S
+)  # read + delete a batch, mark an item
 
 
 @dataclass(frozen=True)

@@ -66,7 +66,7 @@ def _json_object(text: str) -> dict[str, Any] | None:
 
 
 class DeliveryReceipts(Protocol):
-    def receive(self) -> list[Receipt]: ...
+    def receive(self) -> list[Receipt]: ...  # one batch: at most BATCH receipts
     def delete(self, receipts: Sequence[Receipt]) -> None: ...
 
 
@@ -80,20 +80,12 @@ def _default_sqs_client() -> Any:
 
 
 class SqsDeliveryReceipts:
-    """The receipts queue, by name (its URL looked up once); reads at most `max_batches` x 10 a run."""
+    """The receipts queue, by name (its URL looked up once); `receive` reads one batch (up to 10)."""
 
-    def __init__(
-        self,
-        *,
-        queue_name: str,
-        queue_url: str | None = None,
-        client: Any | None = None,
-        max_batches: int = 10,
-    ) -> None:
+    def __init__(self, *, queue_name: str, queue_url: str | None = None, client: Any | None = None) -> None:
         self.queue_name = queue_name
         self._queue_url = queue_url
         self._client = client
-        self.max_batches = max_batches
 
     @property
     def client(self) -> Any:
@@ -111,26 +103,17 @@ class SqsDeliveryReceipts:
         return self._queue_url
 
     def receive(self) -> list[Receipt]:
-        receipts: list[Receipt] = []
+        url = self.queue_url
         try:
-            for _ in range(self.max_batches):
-                messages = self.client.receive_message(
-                    QueueUrl=self.queue_url,
-                    MaxNumberOfMessages=BATCH,
-                    WaitTimeSeconds=0,
-                    VisibilityTimeout=VISIBILITY_S,
-                ).get("Messages", [])
-                receipts += [
-                    parse_receipt(m.get("Body", ""), handle=m["ReceiptHandle"], sqs_message_id=m["MessageId"])
-                    for m in messages
-                ]
-                if len(messages) < BATCH:
-                    break
-        except ReceiptsError:
-            raise
+            messages = self.client.receive_message(
+                QueueUrl=url, MaxNumberOfMessages=BATCH, WaitTimeSeconds=0, VisibilityTimeout=VISIBILITY_S
+            ).get("Messages", [])
         except Exception as err:
             raise ReceiptsError(f"reading the receipts queue failed: {err}") from err
-        return receipts
+        return [
+            parse_receipt(m.get("Body", ""), handle=m["ReceiptHandle"], sqs_message_id=m["MessageId"])
+            for m in messages
+        ]
 
     def delete(self, receipts: Sequence[Receipt]) -> None:
         try:
@@ -144,4 +127,4 @@ class SqsDeliveryReceipts:
             raise ReceiptsError(f"deleting receipts failed: {err}") from err
 
 
-__all__ = ["DeliveryReceipts", "Receipt", "ReceiptsError", "SqsDeliveryReceipts", "parse_receipt"]
+__all__ = ["BATCH", "DeliveryReceipts", "Receipt", "ReceiptsError", "SqsDeliveryReceipts", "parse_receipt"]

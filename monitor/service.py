@@ -53,6 +53,7 @@ from monitor.detectors import (
 from monitor.incidents import Incident, IncidentTracker, PointSignal, Transition, supersede
 from monitor.notifier import Notifier, NotifierError, deployment_refs, render
 from monitor.policy import AlertRule, AlertRuleError, SeriesAlertState, default_rule
+from monitor.receipts import BATCH as RECEIPT_BATCH
 from monitor.receipts import DeliveryReceipts, ReceiptsError
 from monitor.settings import MonitorSettings
 from monitor.source import FetchStats, MetricSource, Series, derive
@@ -69,6 +70,8 @@ from monitor.state import (
 from monitor.store import IncidentStore, OutboxItem, StoreError
 
 logger = logging.getLogger(__name__)
+
+RECEIPT_BATCHES = 10  # receipt batches a run reads at most (each one only while the budget allows it)
 
 DetectorFactory = Callable[[str, int], Detector]
 
@@ -613,35 +616,39 @@ class MonitorService:
 
     def _not_delivered(self, unsent: list[OutboxItem], now: int, result: RunResult) -> list[OutboxItem]:
         """The unsent items SNS has no receipt for; those it has are marked sent, not published again
-        (a run died between the publish and its mark, or lost SNS's answer). Receipts are deleted only
-        after their items are marked. Unreadable receipts leave every item to publish (a duplicate
-        rather than a lost alert) and count as a run error."""
-        if self.receipts is None or not self.budget.allows(RECEIPTS_S):
+        (a run died between the publish and its mark, or lost SNS's answer). Receipts are read a batch
+        at a time while the budget allows, and each batch is deleted only after its items are marked.
+        Unreadable receipts leave the items to publish (a duplicate rather than a lost alert) and count
+        as a run error."""
+        if self.receipts is None:
             return unsent
-        try:
-            receipts = self.receipts.receive()
-        except ReceiptsError as err:
-            result.errors.append(f"delivery receipts: {err}")
-            logger.error("could not read the delivery receipts (alerts may be sent twice): %s", err)
-            return unsent
-        delivered = {r.dedup_key: r for r in receipts if r.dedup_key}
-        for item in unsent:
-            if item.dedup_key in delivered:
-                self.store.mark_sent(item, now=now, message_id=delivered[item.dedup_key].message_id)
-                result.receipts_matched += 1
-                logger.warning(
-                    "%s was delivered by an earlier run: marked sent, not published again", item.dedup_key
-                )
-        for receipt in receipts:
-            if receipt.dedup_key is None:
-                logger.warning(
-                    "receipts queue: dropped a message that is not an alert (%s)", receipt.message_id
-                )
-        try:
-            self.receipts.delete(receipts)
-        except ReceiptsError as err:  # read again next run: harmless
-            logger.warning("could not delete delivery receipts: %s", err)
-        return [i for i in unsent if i.dedup_key not in delivered]
+        waiting = {i.dedup_key: i for i in unsent}
+        for _ in range(RECEIPT_BATCHES):
+            if not self.budget.allows(RECEIPTS_S):
+                break
+            try:
+                batch = self.receipts.receive()
+            except ReceiptsError as err:
+                result.errors.append(f"delivery receipts: {err}")
+                logger.error("could not read the delivery receipts (alerts may be sent twice): %s", err)
+                break
+            for receipt in batch:
+                item = waiting.pop(receipt.dedup_key, None) if receipt.dedup_key else None
+                if item is not None:
+                    self.store.mark_sent(item, now=now, message_id=receipt.message_id)
+                    result.receipts_matched += 1
+                    logger.warning("%s was delivered by an earlier run: marked sent", item.dedup_key)
+                elif receipt.dedup_key is None:
+                    logger.warning(
+                        "receipts queue: dropped a message that is not an alert (%s)", receipt.message_id
+                    )
+            try:
+                self.receipts.delete(batch)
+            except ReceiptsError as err:  # read again next run: harmless
+                logger.warning("could not delete delivery receipts: %s", err)
+            if len(batch) < RECEIPT_BATCH:
+                break
+        return [i for i in unsent if i.dedup_key in waiting]
 
     @staticmethod
     def _still_unsent(item: OutboxItem, now: int, result: RunResult) -> None:

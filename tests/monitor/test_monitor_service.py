@@ -507,3 +507,43 @@ def test_unreadable_receipts_still_publish_and_count_as_a_run_error(world: World
 def test_a_receipt_names_the_alert_it_confirms(body: str, key: str | None, message_id: str) -> None:
     receipt = parse_receipt(body, handle="h", sqs_message_id="sqs-1")
     assert (receipt.dedup_key, receipt.message_id, receipt.handle) == (key, message_id, "h")
+
+
+class QueuedReceipts:
+    """A receipts queue in memory: `receive` returns the first 10 not yet deleted (as SQS would)."""
+
+    def __init__(self, receipts: list[Receipt]) -> None:
+        self.queue = list(receipts)
+        self.reads = 0
+
+    def receive(self) -> list[Receipt]:
+        self.reads += 1
+        return self.queue[:10]
+
+    def delete(self, receipts: Sequence[Receipt]) -> None:
+        self.queue = [r for r in self.queue if r not in receipts]
+
+
+def test_receipts_are_read_batch_by_batch_until_the_queue_is_empty(world: World) -> None:
+    world.service().run(T_END)
+    # Given an alert SNS accepted before its run died (still `publishing`), whose receipt is the 23rd
+    # of 25 in the queue (the others: alerts already marked sent, and one message that is no alert)
+    item = OutboxItem(
+        dedup_key="inc-1#0001", incident_id="inc-1", seq=1, kind="OPEN", created_at=T_END, message={}
+    )
+    world.store.add_to_outbox(item)
+    assert world.store.claim(item, now=T_END, stale_s=240)
+    others = [Receipt(dedup_key=f"old#{k}", message_id=f"m{k}", handle=f"h{k}") for k in range(22)]
+    mine = Receipt(dedup_key=item.dedup_key, message_id="sns-23", handle="h23")
+    junk = [Receipt(dedup_key=None, message_id=f"x{k}", handle=f"x{k}") for k in range(2)]
+    world.receipts = queue = QueuedReceipts([*others, mine, *junk])
+    # When the next run comes
+    result = world.service().run(T_END + P)
+    # Then it read the three batches, marked the item sent with SNS's MessageId, published nothing
+    # again and emptied the queue
+    assert queue.reads == 3
+    assert queue.queue == []
+    assert result.receipts_matched == 1
+    assert world.store.outbox[item.dedup_key].status == "sent"
+    assert world.store.outbox[item.dedup_key].message_id == "sns-23"
+    assert world.notifier.published == []
