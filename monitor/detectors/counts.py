@@ -36,6 +36,12 @@ a tail probability like the point test's and the score is the smaller of the two
 1 / ln(ratio) times the baseline (1.44x for 2x) drifts S down: a baseline that lags by a few tens of
 percent does not accumulate.
 
+A second CUSUM (``cusum_ratio_large``, 4x in the rate profile) looks for a larger excess: per event
+it gains ln 4 where the 2x test gains ln 2, so on a route of a few requests per period an hour at ten
+times the ratio (about ten errors where one is expected) reaches its alarm level within the hour,
+where the 2x test, against a baseline that absorbs part of the burst, did not. With two tests the
+alarm level is raised by ln 2 (a union bound), and the band is the smaller count that alarms either.
+
 Overdispersion: real counts come in bursts (a scale-out brings several cold starts at once, one bad
 request is retried), so their variance exceeds the Poisson or binomial one. The model keeps an
 exponentially weighted dispersion ``phi`` (the mean squared Pearson residual of ordinary points,
@@ -79,6 +85,7 @@ class CountConfig:
     season_days: float = 7.0  # memory of a time-of-day slot, in days (a weekday: twice that)
     season_prior: float = 10.0  # events of shrinkage towards a flat shape, per slot
     cusum_ratio: float | None = None  # alternative rate / baseline of the CUSUM (None: no CUSUM)
+    cusum_ratio_large: float | None = None  # a second CUSUM's, for a larger excess (alarm level + ln 2)
     cusum_cap: float = 1.5  # the CUSUM is capped at this many times its alarm level
     cusum_steps: int = 4  # one point adds at most 1/cusum_steps of the alarm level: sustained only
     dispersion: bool = True  # learn the overdispersion and test with the effective sample size
@@ -101,6 +108,7 @@ class CountRateDetector(OnlineDetector):
         self.exposure_ = 0.0  # EW sum of volume (or of seasonal factors / points, without volume)
         self.n_ = 0
         self.cusum_ = 0.0  # log-likelihood ratio of the sustained-excess test (nats)
+        self.cusum_large_ = 0.0  # ...and of the second one (cusum_ratio_large)
         self.dispersion_ = 1.0  # EW mean squared Pearson residual (variance / mean) of ordinary points
         slots = self.config.tod_slots
         self.tod_events_ = [0.0] * slots  # per time-of-day slot: EW events...
@@ -118,6 +126,7 @@ class CountRateDetector(OnlineDetector):
             "exposure": self.exposure_,
             "n": self.n_,
             "cusum": self.cusum_,
+            "cusum_large": self.cusum_large_,
             "dispersion": self.dispersion_,
             "season": [self.tod_events_, self.tod_points_, self.dow_events_, self.dow_expected_],
         }
@@ -131,6 +140,7 @@ class CountRateDetector(OnlineDetector):
         det.exposure_ = float(state["exposure"])
         det.n_ = int(state["n"])
         det.cusum_ = float(state["cusum"])
+        det.cusum_large_ = float(state.get("cusum_large", 0.0))  # states written before it have none
         det.dispersion_ = float(state.get("dispersion", 1.0))  # states written before it: Poisson
         tod_events, tod_points, dow_events, dow_expected = state["season"]
         det.tod_events_ = [float(v) for v in tod_events]
@@ -206,8 +216,9 @@ class CountRateDetector(OnlineDetector):
         n_arr = np.full(n, np.nan)
         tol_arr = np.full(n, np.nan)
         base_arr = np.full(n, np.nan)
-        s_prev = np.zeros(n)  # the CUSUM before each point
-        s_after = np.zeros(n)
+        ratios = self._ratios()
+        s_prev = np.zeros((n, len(ratios)))  # each CUSUM before each point
+        s_after = np.zeros(n)  # the evidence after it: the largest CUSUM
         warm = np.zeros(n, dtype=bool)
         phi_arr = np.ones(n)  # the dispersion each point is tested with
         ts = t.tolist()
@@ -215,7 +226,7 @@ class CountRateDetector(OnlineDetector):
         vs = vol.tolist()
         abs_tol = cfg.abs_tol if with_volume else cfg.abs_tol * 100.0
         decay = 1.0 - cfg.alpha
-        h = -math.log(cfg.band_p)
+        h = self._alarm_level()
         for i in range(n):
             yi, vi = ys[i], vs[i]
             slot, day, factor, f_tod = 0, 0, 1.0, 1.0
@@ -235,16 +246,22 @@ class CountRateDetector(OnlineDetector):
             n_arr[i] = vi
             warm[i] = self.n_ >= cfg.warmup_points
             phi_arr[i] = phi = max(self.dispersion_, 1.0) if cfg.dispersion else 1.0
-            s_prev[i] = s_after[i] = self.cusum_
+            sums = [self.cusum_, self.cusum_large_][: len(ratios)]
+            s_prev[i] = sums
+            s_after[i] = max(sums, default=0.0)
             if math.isnan(yi) or math.isnan(vi) or yi < 0:
                 continue
             k = round(yi * vi) if with_volume else round(yi)
             k_arr[i] = k
-            building = self.cusum_ >= h / 2  # evidence of an excess is building up (or an alarm)
-            if cfg.cusum_ratio is not None and warm[i]:
-                step = min(self._llr(k, vi, null, with_volume) / phi, h / cfg.cusum_steps)
-                self.cusum_ = min(max(0.0, self.cusum_ + step), cfg.cusum_cap * h)
-                s_after[i] = self.cusum_
+            building = s_after[i] >= h / 2  # evidence of an excess is building up (or an alarm)
+            if ratios and warm[i]:
+                for j, ratio in enumerate(ratios):
+                    step = min(self._llr(k, vi, null, with_volume, ratio) / phi, h / cfg.cusum_steps)
+                    sums[j] = min(max(0.0, sums[j] + step), cfg.cusum_cap * h)
+                self.cusum_ = sums[0]
+                if len(sums) > 1:
+                    self.cusum_large_ = sums[1]
+                s_after[i] = max(sums)
             # an incident must not become the new normal: absorb at most ~4 sd above the tolerance
             cap = tol * vi + cfg.min_excess + 4.0 * math.sqrt(max(tol * vi, 1.0))
             absorbed = min(k, cap)
@@ -277,11 +294,13 @@ class CountRateDetector(OnlineDetector):
             else:
                 p[excess_ok] = stats.poisson.sf(k - 1, tol_arr[excess_ok] * n_arr[excess_ok] / phi)
         k_star = np.where(warm, self._first_anomalous(tol_arr, n_arr, phi_arr, with_volume), np.nan)
-        if cfg.cusum_ratio is not None:
+        if ratios:
             valid_s = ~np.isnan(k_arr) & warm
-            p = np.where(valid_s, np.minimum(p, np.exp(-s_after)), p)
-            k_cusum = self._first_alarming(h - s_prev, n_arr, base_arr, phi_arr, with_volume)
-            k_star = np.where(warm, np.fmin(k_star, k_cusum), np.nan)
+            # exp(-S) bounds one CUSUM's tail; with two, the union bound doubles it (h is raised by ln 2)
+            p = np.where(valid_s, np.minimum(p, np.minimum(1.0, len(ratios) * np.exp(-s_after))), p)
+            for j, ratio in enumerate(ratios):
+                k_cusum = self._first_alarming(h - s_prev[:, j], n_arr, base_arr, phi_arr, with_volume, ratio)
+                k_star = np.where(warm, np.fmin(k_star, k_cusum), np.nan)
         upper = k_star - 0.5
         lower = np.zeros(n)
         if with_volume:
@@ -289,10 +308,19 @@ class CountRateDetector(OnlineDetector):
                 upper = np.where(n_arr > 0, np.minimum(upper / n_arr, 1.0), np.nan)
         return np.where(np.isnan(p), 1.0, p), lower, upper
 
-    def _llr(self, k: float, exposure: float, base: float, with_volume: bool) -> float:
-        """Log-likelihood ratio of one point: rate ``cusum_ratio`` x base against base."""
-        ratio = self.config.cusum_ratio
-        assert ratio is not None
+    def _ratios(self) -> list[float]:
+        """The alternative rate / baseline of each CUSUM."""
+        cfg = self.config
+        if cfg.cusum_ratio is None:
+            return []
+        return [cfg.cusum_ratio] + ([cfg.cusum_ratio_large] if cfg.cusum_ratio_large is not None else [])
+
+    def _alarm_level(self) -> float:
+        """The CUSUMs' alarm level in nats: -ln band_p, plus ln 2 with two of them (union bound)."""
+        return -math.log(self.config.band_p) + (math.log(2.0) if len(self._ratios()) > 1 else 0.0)
+
+    def _llr(self, k: float, exposure: float, base: float, with_volume: bool, ratio: float) -> float:
+        """Log-likelihood ratio of one point: rate `ratio` x base against base."""
         if with_volume:
             p0 = min(max(base, 1e-9), 0.5)
             p1 = min(p0 * ratio, 0.999)
@@ -301,11 +329,16 @@ class CountRateDetector(OnlineDetector):
         return k * math.log(ratio) - mu * (ratio - 1.0)
 
     def _first_alarming(
-        self, need: np.ndarray, n: np.ndarray, base: np.ndarray, phi: np.ndarray, with_volume: bool
+        self,
+        need: np.ndarray,
+        n: np.ndarray,
+        base: np.ndarray,
+        phi: np.ndarray,
+        with_volume: bool,
+        ratio: float,
     ) -> np.ndarray:
-        """Per point, the smallest count whose log-likelihood ratio (/ phi) adds ``need`` to the CUSUM."""
-        ratio = self.config.cusum_ratio
-        assert ratio is not None
+        """Per point, the smallest count whose log-likelihood ratio (/ phi) at `ratio` adds ``need`` to
+        that CUSUM."""
         with np.errstate(invalid="ignore", divide="ignore"):
             if with_volume:
                 p0 = np.clip(base, 1e-9, 0.5)
@@ -320,7 +353,7 @@ class CountRateDetector(OnlineDetector):
         if with_volume:
             k = np.where(k > np.round(n), np.inf, k)
         # one point adds at most h / cusum_steps: beyond that, no count of this point alarms
-        k = np.where(need > -math.log(self.config.band_p) / self.config.cusum_steps + 1e-9, np.inf, k)
+        k = np.where(need > self._alarm_level() / self.config.cusum_steps + 1e-9, np.inf, k)
         return np.where(np.isnan(n), np.nan, k)
 
     def _first_anomalous(
