@@ -22,6 +22,13 @@ all its rows. Definitions (rows are periods; an incident is rows [start, end) of
 - reopened: further openings inside an incident's [start, end + TAIL) after the first (flapping),
   printed apart and not counted as false episodes.
 
+The oracle line bounds what any detector could find: per incident, a CUSUM of the exact
+log-likelihood ratio between the file's undisturbed distribution and the same with that incident (both
+told to it by the generator, `SeriesFile.null`, without the ratio's spread or the latency outliers),
+from the incident's first row to its last; found when it reaches ln(1 / ORACLE_P), the monitor's alert
+level (score 0.5). A detector that must learn the normal, does not know the incident's size and may
+not cry wolf finds fewer; queue and DLQ incidents count as found.
+
     python -m benchmarks bench_unseen            # or: python -m benchmarks.bench_unseen --jobs 2
 """
 
@@ -29,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import math
 import statistics
 import sys
 import tempfile
@@ -41,13 +49,14 @@ from pathlib import Path
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from benchmarks.unseen_series import DEFAULT_SEED, SHAPES, SeriesFile, generate_corpus
+from benchmarks.unseen_series import DEFAULT_SEED, SHAPES, Incident, NullModel, SeriesFile, generate_corpus
 from ops.detect import read_series, run_directory
 
 GRACE = 2  # periods after an incident's last row in which an alert still finds it
 TAIL = 12  # periods after an incident's last row in which an alert is not a false episode
 METHODS = ("auto", "default", "baseline")
 BASELINE_Z = 4.0
+ORACLE_P = 1e-5  # the oracle's alarm level, the monitor's (a score of 0.5)
 
 
 @dataclass(frozen=True)
@@ -99,6 +108,41 @@ def robust_z_alerts(y: np.ndarray, window: int, *, refresh: int = 1, z: float = 
     return (two_of_three & ~np.concatenate(([False], two_of_three[:-1]))).astype(np.int8)
 
 
+def oracle_llr(null: NullModel, inc: Incident, y: np.ndarray) -> np.ndarray:
+    """Per row of the incident, log P(y | the incident) - log P(y | normal), both exactly known."""
+    rows = slice(inc.start, inc.end)
+    a, b, v = null.a[rows], null.b[rows], y[rows]
+    m = inc.magnitude
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if null.kind == "poisson":
+            k = v - (0.0 if null.offset is None else null.offset[rows])
+            lam0 = np.maximum(a + b, 1e-9)
+            lam1 = np.maximum((a + m if inc.shape == "quiet_hour_spike" else a * m) + b, 1e-9)
+            llr = k * np.log(lam1 / lam0) - (lam1 - lam0)
+        elif null.kind == "binomial":
+            r0 = np.clip(b, 1e-6, 0.95)
+            r1 = np.clip(r0 + m if inc.shape == "error_burst" else np.full(len(r0), m), 1e-6, 0.95)
+            llr = v * np.log(r1 / r0) + (a - v) * np.log((1.0 - r1) / (1.0 - r0))
+        else:  # lognormal
+            d = math.log(m)
+            llr = d / b**2 * (np.log(v) - a) - d * d / (2.0 * b**2)
+    return np.where(np.isnan(llr), 0.0, llr)  # a row without a value adds no evidence
+
+
+def oracle_found(f: SeriesFile, y: np.ndarray) -> tuple[bool, ...]:
+    """Per incident: whether the oracle's CUSUM reaches ln(1 / ORACLE_P) inside it."""
+    if f.null is None:
+        return tuple(True for _ in f.incidents)
+    found = []
+    for inc in f.incidents:
+        s, best = 0.0, 0.0
+        for step in oracle_llr(f.null, inc, y).tolist():
+            s = max(0.0, s + step)
+            best = max(best, s)
+        found.append(best >= -math.log(ORACLE_P))
+    return tuple(found)
+
+
 def _median(rows: np.ndarray) -> np.ndarray:
     return np.nanmedian(rows, axis=1) if np.isnan(rows).any() else np.median(rows, axis=1)
 
@@ -133,7 +177,9 @@ def _fmt_delay(delays: list[int]) -> str:
     return f"{statistics.median(delays):g}" if delays else "-"
 
 
-def _report(files: list[SeriesFile], scores: dict[str, list[FileScore]]) -> None:
+def _report(
+    files: list[SeriesFile], scores: dict[str, list[FileScore]], oracle: list[tuple[bool, ...]]
+) -> None:
     print(f"found = an alert opens inside the incident or within {GRACE} periods after its last row;")
     print(f"false episode = an alert opening outside every incident + {TAIL} periods (each opening counts);")
     print("delay = median periods from the incident's first row to the alert that found it")
@@ -169,13 +215,20 @@ def _report(files: list[SeriesFile], scores: dict[str, list[FileScore]]) -> None
             f"false alert episodes {1000 * false / total_rows:.2f} per 1,000 rows ({false}), "
             f"median delay {_fmt_delay(delays)} periods, reopened inside a window {reopened}"
         )
+    bound = sum(sum(o) for o in oracle)
+    print(
+        f"{'oracle':<9} window recall {bound / total_incidents:.2f} ({bound}/{total_incidents}): the most "
+        f"a detector finds at p = {ORACLE_P:g} knowing each series' normal distribution and each "
+        "incident's size"
+    )
     print()
-    print(f"{'incident shape':<22}{'inc':>5}" + "".join(f"{m:>10}" for m in METHODS))
+    print(f"{'incident shape':<22}{'inc':>5}" + "".join(f"{m:>10}" for m in (*METHODS, "oracle")))
     for shape in SHAPES:
         where = [
             (i, k) for i, f in enumerate(files) for k, inc in enumerate(f.incidents) if inc.shape == shape
         ]
         cells = "".join(f"{sum(scores[m][i].found[k] for i, k in where):>10}" for m in METHODS)
+        cells += f"{sum(oracle[i][k] for i, k in where):>10}"
         print(f"{shape:<22}{len(where):>5}{cells}")
 
 
@@ -191,6 +244,7 @@ def main(argv: list[str]) -> None:
         started = time.perf_counter()
         files = generate_corpus(corpus, seed=args.seed)
         timings = [f"generate {time.perf_counter() - started:.1f}s"]
+        oracle = [oracle_found(f, read_series(corpus / f.path).y) for f in files]
         opened: dict[str, list[np.ndarray]] = {}
         for method in ("auto", "default"):
             started = time.perf_counter()
@@ -216,7 +270,7 @@ def main(argv: list[str]) -> None:
         f"{len(files)} files ({clean} without incident), {rows} rows, {incidents} incidents, "
         f"seed {args.seed}; " + ", ".join(timings)
     )
-    _report(files, scores)
+    _report(files, scores, oracle)
 
 
 if __name__ == "__main__":

@@ -224,6 +224,25 @@ class Incident:
 
 
 @dataclass(frozen=True)
+class NullModel:
+    """A file's undisturbed distribution, per row, for the oracle bound in `bench_unseen`.
+
+    - ``poisson``: value - `offset` ~ Poisson(`a` + `b`); an incident multiplies `a` by its magnitude
+      (a quiet-hour spike adds it);
+    - ``binomial``: value ~ Binomial(`a` requests, ratio `b`); an error burst adds its magnitude to the
+      ratio, throttling and cold-start storms set it;
+    - ``lognormal``: log(value) ~ Normal(`a`, `b`); an incident adds log(magnitude).
+
+    The ratio's period-to-period spread and the latency outliers are left out: the oracle is told less
+    noise than the data have, so its bound is generous."""
+
+    kind: str
+    a: np.ndarray
+    b: np.ndarray
+    offset: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
 class SeriesFile:
     path: str  # relative to the corpus directory, "/"-separated
     kind: str  # "api Count", "lambda Errors", "sqs AgeOfOldestMessage", "dlq MessagesVisible"
@@ -232,6 +251,7 @@ class SeriesFile:
     first: int  # epoch seconds of the first row
     rows: int
     incidents: tuple[Incident, ...] = field(default=())
+    null: NullModel | None = field(default=None, compare=False)  # its undisturbed distribution (None: queues)
 
 
 def generate_corpus(out_dir: Path, seed: int = DEFAULT_SEED) -> list[SeriesFile]:
@@ -415,13 +435,25 @@ def _latency(
     incidents: list[Incident],
 ) -> np.ndarray:
     """Mean latency of the period's requests (NaN without requests), with single-period outliers."""
-    sigma = spec.latency_noise + 0.5 / np.sqrt(np.maximum(volume, 1.0))
-    y = spec.latency_ms * (1.0 + 0.25 * load) * rng.lognormal(0.0, 1.0, len(volume)) ** sigma
+    null = _latency_null(spec, volume, load)
+    y = np.exp(null.a) * rng.lognormal(0.0, 1.0, len(volume)) ** null.b
     outliers = rng.random(len(volume)) < spec.outlier_rate
     y[outliers] *= rng.uniform(2.0, 5.0, int(outliers.sum()))
     y = _scaled(y, incidents)
     y[volume == 0] = np.nan
     return np.asarray(y)
+
+
+def _latency_null(spec: ServiceSpec, volume: np.ndarray, load: np.ndarray) -> NullModel:
+    """Latency's log level and its sd: noisier when few requests make the period."""
+    sigma = spec.latency_noise + 0.5 / np.sqrt(np.maximum(volume, 1.0))
+    return NullModel("lognormal", np.log(spec.latency_ms * (1.0 + 0.25 * load)), sigma)
+
+
+def _concurrency_null(spec: ServiceSpec, volume: np.ndarray, duration_ms: np.ndarray) -> NullModel:
+    """Maximum concurrent executions: 1.6 x the mean concurrency + 0.3 (Poisson), plus 1 when busy."""
+    mean = volume / spec.period_s * np.nan_to_num(duration_ms, nan=0.0) / 1000.0
+    return NullModel("poisson", 1.6 * mean, np.full(len(mean), 0.3), (volume > 0).astype(np.float64))
 
 
 def _concurrency(
@@ -432,8 +464,9 @@ def _concurrency(
     incidents: list[Incident],
 ) -> np.ndarray:
     """Maximum concurrent executions in a period: mean concurrency x a burst factor, 1+ when busy."""
-    mean = _scaled(volume / spec.period_s * np.nan_to_num(duration_ms, nan=0.0) / 1000.0, incidents)
-    return np.asarray(rng.poisson(1.6 * mean + 0.3) + (volume > 0)).astype(np.float64)
+    null = _concurrency_null(spec, volume, duration_ms)
+    assert null.offset is not None
+    return np.asarray(rng.poisson(_scaled(null.a, incidents) + null.b) + null.offset).astype(np.float64)
 
 
 def _queue(
@@ -489,9 +522,13 @@ def _write_service(out_dir: Path, spec: ServiceSpec, rng: np.random.Generator) -
 
     base = rng.poisson(demand).astype(np.float64)
     series: dict[str, tuple[np.ndarray, np.ndarray | None, list[Incident]]] = {}
+    none = np.zeros(n)
+    requests_null = NullModel("poisson", demand, none)
+    nulls: dict[str, NullModel] = {}
     if spec.path.startswith("api/"):
         count = np.where(_windows(plan("Count"), n), _requests(rng, demand, plan("Count")), base)
         series["Count"] = (count, None, plan("Count"))
+        nulls["Count"] = requests_null
         client_ratio = spec.client_error_ratio * (1.0 + 0.6 * (1.0 - load))  # more bots at night
         series["4XXError"] = (
             _ratio_counts(rng, base, client_ratio, plan("4XXError"), 0.2),
@@ -505,11 +542,15 @@ def _write_service(out_dir: Path, spec: ServiceSpec, rng: np.random.Generator) -
             plan("5XXError"),
         )
         series["Latency"] = (_latency(rng, spec, base, load, plan("Latency")), None, plan("Latency"))
+        nulls["4XXError"] = NullModel("binomial", base, client_ratio)
+        nulls["5XXError"] = NullModel("binomial", base, server_ratio)
+        nulls["Latency"] = _latency_null(spec, base, load)
     else:
         invocations = np.where(
             _windows(plan("Invocations"), n), _requests(rng, demand, plan("Invocations")), base
         )
         series["Invocations"] = (invocations, None, plan("Invocations"))
+        nulls["Invocations"] = requests_null
         errors = _ratio_counts(rng, base, np.full(n, spec.error_ratio), plan("Errors"), 0.3)
         series["Errors"] = (errors, base, plan("Errors"))
         throttle_ratio = np.where(load > 0.9, 2e-4, 0.0)  # a rare throttle at the very top of a peak
@@ -525,8 +566,13 @@ def _write_service(out_dir: Path, spec: ServiceSpec, rng: np.random.Generator) -
         cold_ratio = 0.004 + 0.04 * (1.0 - load) ** 2  # idle containers are recycled at night
         cold = _ratio_counts(rng, base, cold_ratio, plan("ColdStart"), 0.3)
         series["ColdStart"] = (cold, base, plan("ColdStart"))
+        nulls["Errors"] = NullModel("binomial", base, np.full(n, spec.error_ratio))
+        nulls["Throttles"] = NullModel("binomial", base, throttle_ratio)
+        nulls["Duration"] = _latency_null(spec, base, load)
+        nulls["ConcurrentExecutions"] = _concurrency_null(spec, base, duration)
+        nulls["ColdStart"] = NullModel("binomial", base, cold_ratio)
     written = [
-        _write(out_dir, spec, metric, y, volume, incidents)
+        _write(out_dir, spec, metric, y, volume, incidents, null=nulls[metric])
         for metric, (y, volume, incidents) in series.items()
     ]
     if spec.queue is not None:
@@ -562,6 +608,8 @@ def _write(
     volume: np.ndarray | None,
     incidents: list[Incident],
     folder: str | None = None,
+    *,
+    null: NullModel | None = None,
 ) -> SeriesFile:
     folder = folder or spec.path
     rel = f"{folder}/{metric}.csv"
@@ -584,7 +632,7 @@ def _write(
     kept = tuple(sorted((i for i in incidents if i.start < n), key=lambda i: i.start))
     kept = tuple(Incident(i.shape, i.start, min(i.end, n), i.magnitude) for i in kept)
     profile = DLQ_CATALOG_PROFILE if folder.endswith("-dlq") else CATALOG_PROFILE[metric]
-    return SeriesFile(rel, _kind(folder, metric), profile, spec.period_s, int(t[0]), n, kept)
+    return SeriesFile(rel, _kind(folder, metric), profile, spec.period_s, int(t[0]), n, kept, null)
 
 
 def _stamp(f: SeriesFile, row: int) -> str:

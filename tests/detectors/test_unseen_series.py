@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.bench_unseen import GRACE, TAIL, robust_z_alerts, score_alerts
-from benchmarks.unseen_series import WITH_VOLUME, SeriesFile, generate_corpus
+from benchmarks.bench_unseen import GRACE, TAIL, oracle_found, robust_z_alerts, score_alerts
+from benchmarks.unseen_series import WITH_VOLUME, Incident, NullModel, SeriesFile, generate_corpus
 from monitor.catalog import METRIC_PROFILES
-from ops.detect import resolve_profile
+from ops.detect import read_series, resolve_profile
 
 
 @pytest.fixture(scope="module")
@@ -125,3 +125,109 @@ def test_baseline_opens_on_two_of_three_outliers_and_not_on_a_single_one(refresh
     opened = robust_z_alerts(y, window=100, refresh=refresh)
 
     assert np.flatnonzero(opened).tolist() == [351]
+
+
+def test_the_null_models_describe_the_rows_outside_the_incidents(
+    corpus: tuple[Path, list[SeriesFile]],
+) -> None:
+    # Given the corpus and each file's undisturbed distribution, as the generator tells the oracle
+    root, files = corpus
+    described = [f for f in files if f.null is not None]
+    assert {f.null.kind for f in described if f.null} == {"poisson", "binomial", "lognormal"}
+    assert all(f.null is None for f in files if f.path.startswith("sqs/"))
+    for f in described:
+        null = f.null
+        assert null is not None
+        y = read_series(root / f.path).y
+        normal = np.ones(f.rows, dtype=bool)
+        for inc in f.incidents:
+            normal[inc.start : inc.end] = False
+        # Then the rows outside the incidents have the distribution's mean (the ratio's period-to-period
+        # spread raises a binomial count's by a few per cent; outliers leave a median alone)
+        if null.kind == "poisson":
+            offset = 0.0 if null.offset is None else null.offset[normal]
+            assert np.nansum(y[normal] - offset) == pytest.approx(np.sum((null.a + null.b)[normal]), rel=0.03)
+        elif null.kind == "binomial":
+            expected = float(np.sum((null.a * null.b)[normal]))
+            if expected >= 100.0:  # a few dozen throttles at the very top of the peaks say little
+                assert np.nansum(y[normal]) == pytest.approx(expected, rel=0.1), f.path
+        else:
+            assert abs(float(np.nanmedian((np.log(y) - null.a)[normal]))) < 0.05, f.path
+
+
+ROWS = 200
+
+
+@pytest.mark.parametrize(
+    ("null", "incident", "value", "found"),
+    [
+        # 100 requests a period, tripled for 4 periods: found; 5 % more for 4 periods: within the noise
+        (
+            NullModel("poisson", np.full(ROWS, 100.0), np.zeros(ROWS)),
+            Incident("level_shift", 50, 54, 3.0),
+            300,
+            True,
+        ),
+        (
+            NullModel("poisson", np.full(ROWS, 100.0), np.zeros(ROWS)),
+            Incident("level_shift", 50, 54, 1.05),
+            105,
+            False,
+        ),
+        # a spike of 30 requests on a quiet hour of 2 a period
+        (
+            NullModel("poisson", np.full(ROWS, 2.0), np.zeros(ROWS)),
+            Incident("quiet_hour_spike", 50, 52, 30.0),
+            32,
+            True,
+        ),
+        # 20 requests at 1 % errors: 10 % for 10 periods (2 errors each) is found, one error at 2 % is not
+        (
+            NullModel("binomial", np.full(ROWS, 20.0), np.full(ROWS, 0.01)),
+            Incident("error_burst", 50, 60, 0.09),
+            2,
+            True,
+        ),
+        (
+            NullModel("binomial", np.full(ROWS, 20.0), np.full(ROWS, 0.01)),
+            Incident("error_burst", 50, 51, 0.01),
+            1,
+            False,
+        ),
+        # latency with a log sd of 0.1: x2 for 4 periods is found; on a log sd of 1, x1.3 for 4 periods is not
+        (
+            NullModel("lognormal", np.full(ROWS, np.log(100.0)), np.full(ROWS, 0.1)),
+            Incident("latency_regression", 50, 54, 2.0),
+            200.0,
+            True,
+        ),
+        (
+            NullModel("lognormal", np.full(ROWS, np.log(100.0)), np.full(ROWS, 1.0)),
+            Incident("latency_regression", 50, 54, 1.3),
+            130.0,
+            False,
+        ),
+    ],
+    ids=[
+        "x3 requests",
+        "+5 % requests",
+        "quiet-hour spike",
+        "10 % errors",
+        "one error",
+        "x2 latency",
+        "noisy x1.3",
+    ],
+)
+def test_the_oracle_finds_what_the_evidence_allows(
+    null: NullModel, incident: Incident, value: float, found: bool
+) -> None:
+    # Given a series at its normal mean, with the incident's rows at the incident's mean
+    normal = (
+        np.exp(null.a) if null.kind == "lognormal" else null.a * (null.b if null.kind == "binomial" else 1.0)
+    )
+    y = normal.copy()
+    y[incident.start : incident.end] = value
+    f = SeriesFile("x.csv", "x", "traffic", 300, 0, ROWS, (incident,), null)
+    # Then the oracle's CUSUM reaches the alarm level (1e-5) only where the incident carries the evidence
+    assert oracle_found(f, y) == (found,)
+    assert oracle_found(SeriesFile("q.csv", "q", "backlog", 300, 0, ROWS, (incident,)), y) == (True,)
