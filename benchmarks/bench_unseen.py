@@ -30,6 +30,7 @@ level (score 0.5). A detector that must learn the normal, does not know the inci
 not cry wolf finds fewer; queue and DLQ incidents count as found.
 
     python -m benchmarks bench_unseen            # or: python -m benchmarks.bench_unseen --jobs 2
+    python -m benchmarks bench_unseen --seed 20261205 7 11   # three corpora, each and their sum
 """
 
 from __future__ import annotations
@@ -232,26 +233,24 @@ def _report(
         print(f"{shape:<22}{len(where):>5}{cells}")
 
 
-def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_unseen")
-    parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
-    parser.add_argument("--keep", metavar="DIR", help="write the corpus and the outputs here and keep them")
-    args = parser.parse_args(argv)
+def _run_seed(
+    seed: int, jobs: int, keep: str | None
+) -> tuple[list[SeriesFile], dict[str, list[FileScore]], list[tuple[bool, ...]]]:
+    """Generate one seed's corpus, run the three methods and the oracle over it, print its report."""
     with tempfile.TemporaryDirectory(prefix="unseen-") as tmp:
-        root = Path(args.keep or tmp)
+        root = Path(keep or tmp)
         corpus = root / "corpus"
         started = time.perf_counter()
-        files = generate_corpus(corpus, seed=args.seed)
+        files = generate_corpus(corpus, seed=seed)
         timings = [f"generate {time.perf_counter() - started:.1f}s"]
         oracle = [oracle_found(f, read_series(corpus / f.path).y) for f in files]
         opened: dict[str, list[np.ndarray]] = {}
         for method in ("auto", "default"):
             started = time.perf_counter()
-            opened[method] = _detect(corpus, root / f"out-{method}", files, method, args.jobs)
+            opened[method] = _detect(corpus, root / f"out-{method}", files, method, jobs)
             timings.append(f"{method} {time.perf_counter() - started:.1f}s")
         started = time.perf_counter()
-        with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        with ProcessPoolExecutor(max_workers=max(1, jobs)) as pool:
             opened["baseline"] = list(
                 pool.map(_baseline_file, [(corpus / f.path, f.period_s) for f in files])
             )
@@ -268,9 +267,58 @@ def main(argv: list[str]) -> None:
     rows = sum(f.rows for f in files)
     print(
         f"{len(files)} files ({clean} without incident), {rows} rows, {incidents} incidents, "
-        f"seed {args.seed}; " + ", ".join(timings)
+        f"seed {seed}; " + ", ".join(timings)
     )
     _report(files, scores, oracle)
+    return files, scores, oracle
+
+
+def report_together(
+    seeds: list[int], runs: list[tuple[list[SeriesFile], dict[str, list[FileScore]], list[tuple[bool, ...]]]]
+) -> None:
+    """The seeds' corpora as one: found, false episodes and delays summed over them."""
+    files = [f for run in runs for f in run[0]]
+    incidents = sum(len(f.incidents) for f in files)
+    rows = sum(f.rows for f in files)
+    print()
+    print(
+        f"seeds {', '.join(map(str, seeds))} together: {len(files)} files, {rows} rows, {incidents} incidents"
+    )
+    for m in METHODS:
+        picked = [s for run in runs for s in run[1][m]]
+        found = sum(sum(s.found) for s in picked)
+        false = sum(s.false_episodes for s in picked)
+        delays = [d for s in picked for d in s.delays]
+        print(
+            f"{m:<9} window recall {found / incidents:.2f} ({found}/{incidents}), "
+            f"false alert episodes {1000 * false / rows:.2f} per 1,000 rows ({false}), "
+            f"median delay {_fmt_delay(delays)} periods"
+        )
+    bound = sum(sum(o) for run in runs for o in run[2])
+    print(f"{'oracle':<9} window recall {bound / incidents:.2f} ({bound}/{incidents})")
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_unseen")
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument(
+        "--seed", type=int, nargs="+", default=[DEFAULT_SEED], help="one corpus per seed, then their sum"
+    )
+    parser.add_argument(
+        "--keep",
+        metavar="DIR",
+        help="write the corpus and the outputs here and keep them (DIR/seed-N with several)",
+    )
+    args = parser.parse_args(argv)
+    seeds: list[int] = args.seed
+    runs = []
+    for k, seed in enumerate(seeds):
+        if k:
+            print()
+        keep = args.keep if args.keep is None or len(seeds) == 1 else str(Path(args.keep) / f"seed-{seed}")
+        runs.append(_run_seed(seed, args.jobs, keep))
+    if len(seeds) > 1:
+        report_together(seeds, runs)
 
 
 if __name__ == "__main__":

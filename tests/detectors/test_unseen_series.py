@@ -10,7 +10,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.bench_unseen import GRACE, TAIL, oracle_found, robust_z_alerts, score_alerts
+from benchmarks.bench_unseen import (
+    GRACE,
+    METHODS,
+    TAIL,
+    FileScore,
+    oracle_found,
+    report_together,
+    robust_z_alerts,
+    score_alerts,
+)
 from benchmarks.unseen_series import WITH_VOLUME, Incident, NullModel, SeriesFile, generate_corpus
 from monitor.catalog import METRIC_PROFILES
 from ops.detect import read_series, resolve_profile
@@ -231,3 +240,26 @@ def test_the_oracle_finds_what_the_evidence_allows(
     # Then the oracle's CUSUM reaches the alarm level (1e-5) only where the incident carries the evidence
     assert oracle_found(f, y) == (found,)
     assert oracle_found(SeriesFile("q.csv", "q", "backlog", 300, 0, ROWS, (incident,)), y) == (True,)
+
+
+def test_several_seeds_are_reported_together_as_one_corpus(capsys: pytest.CaptureFixture[str]) -> None:
+    # Given two seeds' runs: one file each, with 2 and 1 incidents, found 1 of 2 and 1 of 1
+    inc = (Incident("level_shift", 10, 20, 1.5), Incident("level_shift", 40, 50, 1.5))
+    files_a = [SeriesFile("a.csv", "a", "traffic", 300, 0, 1000, inc)]
+    files_b = [SeriesFile("b.csv", "b", "traffic", 300, 0, 1000, inc[:1])]
+    score_a = FileScore(found=(True, False), delays=(2,), false_episodes=1, reopened=0)
+    score_b = FileScore(found=(True,), delays=(0,), false_episodes=0, reopened=0)
+    runs = [
+        (files_a, {m: [score_a] for m in METHODS}, [(True, True)]),
+        (files_b, {m: [score_b] for m in METHODS}, [(False,)]),
+    ]
+    # When they are reported together
+    report_together([1, 2], runs)
+    out = capsys.readouterr().out
+    # Then found, false episodes, rows and the oracle are summed over both
+    assert "seeds 1, 2 together: 2 files, 2000 rows, 3 incidents" in out
+    assert (
+        "auto      window recall 0.67 (2/3), false alert episodes 0.50 per 1,000 rows (1), median delay 1"
+        in out
+    )
+    assert "oracle    window recall 0.67 (2/3)" in out
