@@ -203,25 +203,8 @@ def _report(
             recall = f"{found}/{incidents}" if incidents else "-"
             line += f" | {recall:>15}{1000 * false / rows:>7.2f}{_fmt_delay(delays):>6}"
         print(line)
-    total_rows = sum(f.rows for f in files)
-    total_incidents = sum(len(f.incidents) for f in files)
     print()
-    for m in METHODS:
-        found = sum(sum(s.found) for s in scores[m])
-        false = sum(s.false_episodes for s in scores[m])
-        reopened = sum(s.reopened for s in scores[m])
-        delays = [d for s in scores[m] for d in s.delays]
-        print(
-            f"{m:<9} window recall {found / total_incidents:.2f} ({found}/{total_incidents}), "
-            f"false alert episodes {1000 * false / total_rows:.2f} per 1,000 rows ({false}), "
-            f"median delay {_fmt_delay(delays)} periods, reopened inside a window {reopened}"
-        )
-    bound = sum(sum(o) for o in oracle)
-    print(
-        f"{'oracle':<9} window recall {bound / total_incidents:.2f} ({bound}/{total_incidents}): the most "
-        f"a detector finds at p = {ORACLE_P:g} knowing each series' normal distribution and each "
-        "incident's size"
-    )
+    _print_totals(files, scores, oracle)
     print()
     print(f"{'incident shape':<22}{'inc':>5}" + "".join(f"{m:>10}" for m in (*METHODS, "oracle")))
     for shape in SHAPES:
@@ -273,29 +256,43 @@ def _run_seed(
     return files, scores, oracle
 
 
+def _print_totals(
+    files: list[SeriesFile], scores: dict[str, list[FileScore]], oracle: list[tuple[bool, ...]]
+) -> None:
+    """One line per method (window recall, false episodes, delay, flapping) and the oracle's."""
+    rows = sum(f.rows for f in files)
+    incidents = sum(len(f.incidents) for f in files)
+    for m in METHODS:
+        found = sum(sum(s.found) for s in scores[m])
+        false = sum(s.false_episodes for s in scores[m])
+        reopened = sum(s.reopened for s in scores[m])
+        delays = [d for s in scores[m] for d in s.delays]
+        print(
+            f"{m:<9} window recall {found / incidents:.2f} ({found}/{incidents}), "
+            f"false alert episodes {1000 * false / rows:.2f} per 1,000 rows ({false}), "
+            f"median delay {_fmt_delay(delays)} periods, reopened inside a window {reopened}"
+        )
+    bound = sum(sum(o) for o in oracle)
+    print(
+        f"{'oracle':<9} window recall {bound / incidents:.2f} ({bound}/{incidents}): the most "
+        f"a detector finds at p = {ORACLE_P:g} knowing each series' normal distribution and each "
+        "incident's size"
+    )
+
+
 def report_together(
     seeds: list[int], runs: list[tuple[list[SeriesFile], dict[str, list[FileScore]], list[tuple[bool, ...]]]]
 ) -> None:
     """The seeds' corpora as one: found, false episodes and delays summed over them."""
     files = [f for run in runs for f in run[0]]
     incidents = sum(len(f.incidents) for f in files)
-    rows = sum(f.rows for f in files)
     print()
     print(
-        f"seeds {', '.join(map(str, seeds))} together: {len(files)} files, {rows} rows, {incidents} incidents"
+        f"seeds {', '.join(map(str, seeds))} together: {len(files)} files, "
+        f"{sum(f.rows for f in files)} rows, {incidents} incidents"
     )
-    for m in METHODS:
-        picked = [s for run in runs for s in run[1][m]]
-        found = sum(sum(s.found) for s in picked)
-        false = sum(s.false_episodes for s in picked)
-        delays = [d for s in picked for d in s.delays]
-        print(
-            f"{m:<9} window recall {found / incidents:.2f} ({found}/{incidents}), "
-            f"false alert episodes {1000 * false / rows:.2f} per 1,000 rows ({false}), "
-            f"median delay {_fmt_delay(delays)} periods"
-        )
-    bound = sum(sum(o) for run in runs for o in run[2])
-    print(f"{'oracle':<9} window recall {bound / incidents:.2f} ({bound}/{incidents})")
+    scores = {m: [s for run in runs for s in run[1][m]] for m in METHODS}
+    _print_totals(files, scores, [o for run in runs for o in run[2]])
 
 
 def main(argv: list[str]) -> None:

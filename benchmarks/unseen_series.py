@@ -522,8 +522,7 @@ def _write_service(out_dir: Path, spec: ServiceSpec, rng: np.random.Generator) -
 
     base = rng.poisson(demand).astype(np.float64)
     series: dict[str, tuple[np.ndarray, np.ndarray | None, list[Incident]]] = {}
-    none = np.zeros(n)
-    requests_null = NullModel("poisson", demand, none)
+    requests_null = NullModel("poisson", demand, np.zeros(n))
     nulls: dict[str, NullModel] = {}
     if spec.path.startswith("api/"):
         count = np.where(_windows(plan("Count"), n), _requests(rng, demand, plan("Count")), base)
@@ -551,7 +550,8 @@ def _write_service(out_dir: Path, spec: ServiceSpec, rng: np.random.Generator) -
         )
         series["Invocations"] = (invocations, None, plan("Invocations"))
         nulls["Invocations"] = requests_null
-        errors = _ratio_counts(rng, base, np.full(n, spec.error_ratio), plan("Errors"), 0.3)
+        error_ratio = np.full(n, spec.error_ratio)
+        errors = _ratio_counts(rng, base, error_ratio, plan("Errors"), 0.3)
         series["Errors"] = (errors, base, plan("Errors"))
         throttle_ratio = np.where(load > 0.9, 2e-4, 0.0)  # a rare throttle at the very top of a peak
         series["Throttles"] = (
@@ -566,7 +566,7 @@ def _write_service(out_dir: Path, spec: ServiceSpec, rng: np.random.Generator) -
         cold_ratio = 0.004 + 0.04 * (1.0 - load) ** 2  # idle containers are recycled at night
         cold = _ratio_counts(rng, base, cold_ratio, plan("ColdStart"), 0.3)
         series["ColdStart"] = (cold, base, plan("ColdStart"))
-        nulls["Errors"] = NullModel("binomial", base, np.full(n, spec.error_ratio))
+        nulls["Errors"] = NullModel("binomial", base, error_ratio)
         nulls["Throttles"] = NullModel("binomial", base, throttle_ratio)
         nulls["Duration"] = _latency_null(spec, base, load)
         nulls["ConcurrentExecutions"] = _concurrency_null(spec, base, duration)

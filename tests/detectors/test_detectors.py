@@ -372,15 +372,22 @@ def test_a_dlq_alert_resolves_once_the_arrivals_stop_and_the_state_keeps_the_las
 
 
 def seasonal_errors(
-    days: float, *, ratio: float, seed: int, incident: tuple[int, int, float] | None = None
+    days: float,
+    *,
+    ratio: float,
+    seed: int,
+    incident: tuple[int, int, float] | None = None,
+    level: tuple[float, float, float] = (400.0, 300.0, 0.6),
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Requests swinging 100 -> 700 per 5 minutes over the day (weekends at 60 %) and errors at `ratio`
-    of them; an optional (start, end, ratio) incident."""
+    """Requests swinging over the day around `level` = (mean, swing, weekend factor) per 5 minutes (by
+    default 100 -> 700, weekends at 60 %) and errors at `ratio` of them; an optional (start, end, ratio)
+    incident."""
+    mean, swing, weekend = level
     rng = np.random.default_rng(seed)
     t = START + np.arange(int(days * DAY), dtype=np.int64) * PERIOD
     weekday = (t // 86400 + 3) % 7
-    shape = 400 + 300 * np.sin(2 * np.pi * (t % 86400) / 86400 - 1.5)
-    requests = rng.poisson(shape * np.where(weekday >= 5, 0.6, 1.0))
+    shape = mean + swing * np.sin(2 * np.pi * (t % 86400) / 86400 - 1.5)
+    requests = rng.poisson(shape * np.where(weekday >= 5, weekend, 1.0))
     ratios = np.full(len(t), ratio)
     if incident is not None:
         ratios[incident[0] : incident[1]] = incident[2]
@@ -514,18 +521,8 @@ def test_a_ratio_that_follows_the_load_is_expected_by_load_not_by_the_hour(
         assert len(opened) >= 10
 
 
-def low_volume_errors(
-    days: float, *, seed: int, incident: tuple[int, int, float] | None = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """About 20 requests per 5 minutes at the evening peak (4 at night) with 1 % of them errors; an
-    optional (start, end, ratio) incident."""
-    rng = np.random.default_rng(seed)
-    t = START + np.arange(int(days * DAY), dtype=np.int64) * PERIOD
-    requests = rng.poisson(12 + 8 * np.sin(2 * np.pi * (t % 86400) / 86400 - 1.5))
-    ratios = np.full(len(t), 0.01)
-    if incident is not None:
-        ratios[incident[0] : incident[1]] = incident[2]
-    return t, rng.binomial(requests, ratios).astype(float), requests.astype(float)
+# A low-volume route: about 20 requests per 5 minutes at the evening peak (4 at night), 1 % errors.
+LOW_VOLUME = (12.0, 8.0, 1.0)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -542,7 +539,7 @@ def test_a_large_excess_on_a_few_requests_is_found_within_the_hour(
     seed: int, incident: tuple[int, int, float] | None, large: float | None, alerts_expected: bool
 ) -> None:
     # Given two weeks of errors on a low-volume route (1 to 3 errors an hour at the peak)
-    t, errors, requests = low_volume_errors(14, seed=seed, incident=incident)
+    t, errors, requests = seasonal_errors(14, ratio=0.01, seed=seed, incident=incident, level=LOW_VOLUME)
     y = np.where(requests > 0, errors / np.maximum(requests, 1.0), np.nan)
     # When the rate profile's detector (with its second, 4x CUSUM, or without it) and rule run
     config = profile_config("rate", period_s=PERIOD)
@@ -565,7 +562,7 @@ def test_a_large_excess_on_a_few_requests_is_found_within_the_hour(
 
 def test_a_rate_state_written_before_the_second_cusum_loads_with_it_at_zero() -> None:
     # Given a rate model's state as written before the 4x CUSUM (no "cusum_large")
-    t, errors, requests = low_volume_errors(3, seed=1)
+    t, errors, requests = seasonal_errors(3, ratio=0.01, seed=1, level=LOW_VOLUME)
     y = np.where(requests > 0, errors / np.maximum(requests, 1.0), np.nan)
     det = build_detector("rate", period_s=PERIOD)
     det.fit(t[:-50], y[:-50], requests[:-50])
