@@ -1,11 +1,12 @@
 """Canary judge benchmark: false rollbacks and missed bad canaries, against CodeDeploy's static alarms.
 
 Each pair is a generated canary deployment: per minute, a Poisson number of invocations split 90/10
-between the baseline and the canary version, each invocation with a duration (log-normal, median
+(or 50/50) between the baseline and the canary version, each invocation with a duration (log-normal, median
 40 ms, sigma 0.5, times a load factor shared by both versions in that minute, sd 10 %) and an error
 (0.1 % on the baseline). A bad canary is slower by +20/50/100 % or errs 1/2/5 points more. The
 traffic is the sandbox's: `sandbox.traffic.demand.DemandModel` (50 cars) averaged over a week, about
-34 cars-api invocations a minute, and ten times that.
+34 cars-api invocations a minute, and ten times that; and the e2e suite's canary (`fleetscope deploy
+--canary-percent 50` with 30-s minutes: half the sandbox's minute, 50/50).
 
 Ours: the rollout the sandbox's `fleetscope deploy` and the AWS judging loop run — the judge
 (`monitor.canary.judge`) on every minute so far, then `monitor.canary.next_action` (5-minute window,
@@ -73,6 +74,7 @@ def _minute(rng: np.random.Generator, n: int, load: float, slow: float, error: f
 class Result:
     scenario: str
     rate: float
+    share: float
     ours_rollback: bool
     ours_inconclusive: bool  # promoted (or rolled back) on an INCONCLUSIVE verdict after the extension
     ours_minutes: int
@@ -80,7 +82,7 @@ class Result:
 
 
 def _run(task: tuple[str, float, float, float, int]) -> Result:
-    scenario, slow, extra, rate, seed = task
+    scenario, slow, extra, rate, share, seed = task
     rng = np.random.default_rng(seed)
     baseline: list[VersionMinute] = []
     canary: list[VersionMinute] = []
@@ -89,21 +91,22 @@ def _run(task: tuple[str, float, float, float, int]) -> Result:
     static = False
     while action == Action.CONTINUE:
         load = float(rng.lognormal(0.0, LOAD_SD))
-        baseline.append(_minute(rng, int(rng.poisson(rate * (1 - CANARY_SHARE))), load, 1.0, BASE_ERROR))
-        canary.append(_minute(rng, int(rng.poisson(rate * CANARY_SHARE)), load, slow, BASE_ERROR + extra))
+        baseline.append(_minute(rng, int(rng.poisson(rate * (1 - share))), load, 1.0, BASE_ERROR))
+        canary.append(_minute(rng, int(rng.poisson(rate * share)), load, slow, BASE_ERROR + extra))
         if len(canary) <= WINDOW and baseline[-1].errors + canary[-1].errors >= 1:
             static = True
         verdict = judge(baseline, canary, last_look=is_last_look(len(canary), window_minutes=WINDOW))
         action = next_action(verdict, window_minutes=WINDOW)
     for _ in range(len(canary), WINDOW):  # the static alarms watch CodeDeploy's whole 5 minutes
         load = float(rng.lognormal(0.0, LOAD_SD))
-        b = _minute(rng, int(rng.poisson(rate * (1 - CANARY_SHARE))), load, 1.0, BASE_ERROR)
-        c = _minute(rng, int(rng.poisson(rate * CANARY_SHARE)), load, slow, BASE_ERROR + extra)
+        b = _minute(rng, int(rng.poisson(rate * (1 - share))), load, 1.0, BASE_ERROR)
+        c = _minute(rng, int(rng.poisson(rate * share)), load, slow, BASE_ERROR + extra)
         static = static or b.errors + c.errors >= 1
     assert verdict is not None
     return Result(
         scenario=scenario,
         rate=rate,
+        share=share,
         ours_rollback=action == Action.ROLLBACK,
         ours_inconclusive=verdict.outcome == Outcome.INCONCLUSIVE,
         ours_minutes=len(canary),
@@ -119,29 +122,31 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args(argv)
     base_rate = sandbox_rate()
-    rates = (base_rate, 10 * base_rate)
+    # (invocations per judged minute, canary share): the sandbox's fleet, ten times it, and the e2e
+    # suite's 50 % canary judged every 30 s
+    traffics = ((base_rate, CANARY_SHARE), (10 * base_rate, CANARY_SHARE), (base_rate / 2, 0.5))
     tasks = [
-        (name, slow, extra, rate, 10_000 * r + 100 * s + i)
-        for r, rate in enumerate(rates)
+        (name, slow, extra, rate, share, 10_000 * r + 100 * s + i)
+        for r, (rate, share) in enumerate(traffics)
         for s, (name, slow, extra) in enumerate(SCENARIOS)
         for i in range(args.pairs)
     ]
     with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         results = list(pool.map(_run, tasks, chunksize=50))
     print(
-        f"{args.pairs} pairs per row; 10 % canary, {WINDOW}-minute window judged every minute; "
+        f"{args.pairs} pairs per row; {WINDOW}-minute window judged every minute; "
         f"baseline errors {BASE_ERROR:.1%}; latency log-normal median {MEDIAN_MS:g} ms sigma {SIGMA:g}"
     )
     print("clean: rolled back = false rollback; bad: promoted = missed")
     head = (
-        f"{'traffic (inv/min)':<20}{'canary':<16}{'ours: rollback':>15}{'missed':>8}"
+        f"{'inv/minute':<12}{'share':<8}{'canary':<16}{'ours: rollback':>15}{'missed':>8}"
         f"{'inconcl.':>10}{'minutes':>9}{'static: rollback':>18}{'missed':>8}"
     )
     print(head)
     print("-" * len(head))
-    for rate in rates:
+    for rate, share in traffics:
         for name, _, _ in SCENARIOS:
-            rows = [x for x in results if x.rate == rate and x.scenario == name]
+            rows = [x for x in results if (x.rate, x.share) == (rate, share) and x.scenario == name]
             n = len(rows)
             ours = sum(x.ours_rollback for x in rows) / n
             static = sum(x.static_rollback for x in rows) / n
@@ -150,6 +155,6 @@ def main(argv: list[str]) -> None:
             missed = "" if name == "clean" else f"{1 - ours:.1%}"
             missed_static = "" if name == "clean" else f"{1 - static:.1%}"
             print(
-                f"{rate:<20.0f}{name:<16}{ours:>15.1%}{missed:>8}{inconclusive:>10.1%}{minutes:>9.1f}"
+                f"{rate:<12.0f}{share:<8.0%}{name:<16}{ours:>15.1%}{missed:>8}{inconclusive:>10.1%}{minutes:>9.1f}"
                 f"{static:>18.1%}{missed_static:>8}"
             )

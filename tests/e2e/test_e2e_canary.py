@@ -61,6 +61,20 @@ def _finish(process: subprocess.Popen[str]) -> tuple[int, list[dict[str, Any]], 
     return process.returncode, [json.loads(line) for line in out.splitlines() if line.strip()], err
 
 
+def _judged(lines: list[dict[str, Any]]) -> str:
+    """The rollout's verdicts, one line each (a failed assertion shows why the judge decided)."""
+    return (
+        "\n".join(
+            f"minute {line.get('minute')}: {line.get('verdict')} -> {line.get('action')}, "
+            f"{line.get('canary_invocations')} canary / {line.get('baseline_invocations')} baseline; "
+            + " | ".join(line.get("reasons") or ())
+            for line in lines
+            if line.get("step") == "judged"
+        )
+        + f"\nlast line: {lines[-1] if lines else None}"
+    )
+
+
 def _payloads(sandbox: SandboxProcess) -> list[dict[str, Any]]:
     envelopes, problems = AlertLog(sandbox.home).read()
     assert problems == [], problems
@@ -79,9 +93,18 @@ def clean(sandbox: SandboxProcess) -> tuple[int, list[dict[str, Any]], str, int]
     process = _deploy(sandbox)
     warmup = warm_up(sandbox)
     code, lines, err = _finish(process)
+    sandbox.figures["clean_canary_judged"] = _judged(lines).splitlines()
     sandbox.figures["clean_canary_s"] = lines[-1].get("duration_s") if lines else None
     sandbox.figures["clean_canary_verdict"] = lines[-1].get("verdict") if lines else None
     return code, lines, err, len(warmup)
+
+
+def _live_version(clean: tuple[int, list[dict[str, Any]], str, int]) -> str:
+    """The version `live` serves after the clean canary: its new version if it was promoted (its own
+    test checks that it was), else the one before it; the later canaries are judged against it."""
+    code, lines, _, _ = clean
+    final = lines[-1] if lines else {}
+    return str(final.get("to_version") if code == 0 else final.get("from_version", "1"))
 
 
 def _bad_canary(sandbox: SandboxProcess, *fault: str) -> dict[str, Any]:
@@ -101,7 +124,7 @@ def _bad_canary(sandbox: SandboxProcess, *fault: str) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def bad(sandbox: SandboxProcess, clean: tuple[int, list[dict[str, Any]], str, int]) -> dict[str, Any]:
     # +2 s on the new version: far outside the API's latency band (the existing latency e2e uses +1.5 s)
-    outcome = _bad_canary(sandbox, "latency", "--intensity", "2")
+    outcome = _bad_canary(sandbox, "latency", "--intensity", "2") | {"live": _live_version(clean)}
     sandbox.figures["bad_canary_rolled_back_after_s"] = (outcome["lines"] or [{}])[-1].get("duration_s")
     return outcome
 
@@ -159,18 +182,20 @@ def _alerted_once_then_resolved(
 
 
 @pytest.fixture(scope="module")
-def error_burst(sandbox: SandboxProcess, bad: dict[str, Any]) -> dict[str, Any]:
+def error_burst(
+    sandbox: SandboxProcess, bad: dict[str, Any], clean: tuple[int, list[dict[str, Any]], str, int]
+) -> dict[str, Any]:
     """After the latency canary's incident has run its course (resolved, or its test failed)."""
     with contextlib.suppress(AssertionError):  # the latency test reports its own failure
         _alerted_once_then_resolved(sandbox, bad, "3", "bad_canary")
-    outcome = _bad_canary(sandbox, "error-burst", "--intensity", "0.5")
+    outcome = _bad_canary(sandbox, "error-burst", "--intensity", "0.5") | {"live": _live_version(clean)}
     sandbox.figures["error_canary_rolled_back_after_s"] = (outcome["lines"] or [{}])[-1].get("duration_s")
     return outcome
 
 
 def test_a_clean_canary_is_promoted_with_no_alert(clean: tuple[int, list[dict[str, Any]], str, int]) -> None:
     code, lines, err, warmup_alerts = clean
-    assert code == 0, (lines, err)
+    assert code == 0, f"{_judged(lines)}\n{err}"
     final = lines[-1]
     assert final["status"] == "SUCCEEDED"
     assert final["verdict"] in ("PASS", "INCONCLUSIVE")  # thin sandbox traffic: the volume gate
@@ -179,14 +204,14 @@ def test_a_clean_canary_is_promoted_with_no_alert(clean: tuple[int, list[dict[st
 
 
 def test_a_latency_canary_is_rolled_back_inside_its_window(bad: dict[str, Any]) -> None:
-    assert bad["code"] == 3, (bad["lines"], bad["err"])
+    assert bad["code"] == 3, f"{_judged(bad['lines'])}\n{bad['err']}"
     final = bad["lines"][-1]
     assert final["status"] == "ROLLED_BACK"
     assert final["verdict"] == "FAIL"
     assert any(r.startswith("duration_p") for r in final["reasons"]), final["reasons"]
     judged = [line for line in bad["lines"] if line.get("step") == "judged"]
     assert len(judged) <= MINUTES  # inside the window, not in its extension
-    assert (final["from_version"], final["to_version"]) == ("2", "3")
+    assert (final["from_version"], final["to_version"]) == (bad["live"], "3")
 
 
 def test_the_monitor_alerts_once_naming_the_deployment_then_resolves(
@@ -202,10 +227,10 @@ def test_the_monitor_alerts_once_on_the_error_burst_canary_naming_it_then_resolv
 
 
 def test_an_error_burst_canary_is_rolled_back_inside_its_window(error_burst: dict[str, Any]) -> None:
-    assert error_burst["code"] == 3, (error_burst["lines"], error_burst["err"])
+    assert error_burst["code"] == 3, f"{_judged(error_burst['lines'])}\n{error_burst['err']}"
     final = error_burst["lines"][-1]
     assert (final["status"], final["verdict"]) == ("ROLLED_BACK", "FAIL")
     assert any(r.startswith("error_ratio") for r in final["reasons"]), final["reasons"]
     judged = [line for line in error_burst["lines"] if line.get("step") == "judged"]
     assert len(judged) <= MINUTES
-    assert (final["from_version"], final["to_version"]) == ("2", "4")
+    assert (final["from_version"], final["to_version"]) == (error_burst["live"], "4")

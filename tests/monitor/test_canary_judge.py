@@ -100,6 +100,25 @@ def test_throttles_fail_the_canary_but_do_not_need_volume() -> None:
     assert [m.metric for m in verdict.metrics if m.outcome == Outcome.FAIL] == ["throttle_ratio"]
 
 
+def test_a_tail_percentile_of_a_dozen_invocations_a_minute_is_not_judged() -> None:
+    # Given a 50 % canary on thin traffic (12 invocations a minute each): its per-minute "p99" is the
+    # slowest of a dozen, here 50 % above the baseline's in every minute, the p50 and p90 the same
+    thin = [m.model_copy(update={"invocations": 12}) for m in _minutes(12)]
+    canary = [m.model_copy(update={"p99_ms": (m.p99_ms or 0) * 1.5}) for m in thin]
+    # When judged
+    verdict = judge(thin, canary)
+    p99 = next(m for m in verdict.metrics if m.metric == "duration_p99")
+    # Then the p99 is not judged (it would compare two maxima) and fails nothing; p50 and p90 are judged
+    assert p99.outcome == Outcome.PASS
+    assert p99.reason.startswith("not judged: 0 minutes in which both versions served at least 100")
+    assert Outcome.FAIL not in {m.outcome for m in verdict.metrics}, verdict.reasons
+    p50 = next(m for m in verdict.metrics if m.metric == "duration_p50")
+    assert p50.p_value is not None
+    # And with 100 invocations a minute the same +50 % p99 fails the canary
+    busy = [m.model_copy(update={"invocations": 100}) for m in canary]
+    assert judge([m.model_copy(update={"invocations": 900}) for m in thin], busy).outcome == Outcome.FAIL
+
+
 def test_three_percent_slower_is_not_a_failure() -> None:
     # Given a canary whose every percentile is 3 % slower in every minute (significant by rank)
     verdict = judge(BASELINE, _minutes(100, scale=(1.03,) * 5))
