@@ -6,7 +6,7 @@ Each pair is a generated canary deployment: per minute, a Poisson number of invo
 (0.1 % on the baseline). A bad canary is slower by +20/50/100 % or errs 1/2/5 points more. The
 traffic is the sandbox's: `sandbox.traffic.demand.DemandModel` (50 cars) averaged over a week, about
 34 cars-api invocations a minute, and ten times that; and the e2e suite's canary (`fleetscope deploy
---canary-percent 50` with 30-s minutes: half the sandbox's minute, 50/50).
+--canary-percent 50` judged every 30 s: `E2E_RATE` invocations per judged minute, split 50/50).
 
 Ours: the rollout the sandbox's `fleetscope deploy` and the AWS judging loop run — the judge
 (`monitor.canary.judge`) on every minute so far, then `monitor.canary.next_action` (5-minute window,
@@ -38,6 +38,8 @@ CANARY_SHARE = 0.10
 BASE_ERROR = 0.001
 MEDIAN_MS = 40.0
 SIGMA = 0.5
+# cars-api invocations per 30-s canary minute in the e2e suite (its clean canary, 2026-12-07: 244 in 10)
+E2E_RATE = 24.0
 LOAD_SD = 0.10
 # (name, latency factor of the canary, extra error ratio of the canary)
 SCENARIOS: tuple[tuple[str, float, float], ...] = (
@@ -122,9 +124,9 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args(argv)
     base_rate = sandbox_rate()
-    # (invocations per judged minute, canary share): the sandbox's fleet, ten times it, and the e2e
-    # suite's 50 % canary judged every 30 s
-    traffics = ((base_rate, CANARY_SHARE), (10 * base_rate, CANARY_SHARE), (base_rate / 2, 0.5))
+    # (invocations per judged minute, canary share): the sandbox's fleet, ten times it, the e2e suite's
+    # 50 % canary
+    traffics = ((base_rate, CANARY_SHARE), (10 * base_rate, CANARY_SHARE), (E2E_RATE, 0.5))
     tasks = [
         (name, slow, extra, rate, share, 10_000 * r + 100 * s + i)
         for r, (rate, share) in enumerate(traffics)

@@ -22,9 +22,9 @@ Per metric, over every minute judged so far:
   ``latency_floor`` above the baseline's (a 3 % slower p50 is not a failure, +50 % is). One slow
   minute moves a rank test little. Fewer than ``min_minutes`` minutes or ``min_invocations`` canary
   invocations: INCONCLUSIVE. A tail percentile q counts only the minutes in which both versions
-  served at least 1 / (1 - q) invocations (`MINUTE_INVOCATIONS`: 10 for p90, 100 for p99): the "p99"
-  of a dozen invocations is their slowest one, and comparing such maxima rolled back 2.0 % of clean
-  canaries where a 50 % canary serves 8 invocations a minute (0.7 % without them, `bench_canary`).
+  served at least 2 / (1 - q) invocations, two of them beyond it (`MINUTE_INVOCATIONS`: 20 for p90,
+  200 for p99): the "p99" of a dozen invocations is their slowest one, and comparing such maxima minute
+  after minute rolled back clean canaries on thin traffic (`bench_canary`'s e2e row).
   A tail percentile with fewer than ``min_minutes`` such minutes is not judged (it passes, and says
   so); the error ratio's volume gate is what keeps thin traffic from a silent PASS.
 
@@ -127,8 +127,8 @@ class CanaryVerdict(BaseModel):
 
 
 LATENCY_METRICS: tuple[Literal["p50_ms", "p90_ms", "p99_ms"], ...] = ("p50_ms", "p90_ms", "p99_ms")
-# Invocations both versions need in a minute for its percentile to count: 1 / (1 - q) for the tails.
-MINUTE_INVOCATIONS = {"p50_ms": 1, "p90_ms": 10, "p99_ms": 100}
+# Invocations both versions need in a minute for its percentile to count: 2 / (1 - q) for the tails.
+MINUTE_INVOCATIONS = {"p50_ms": 1, "p90_ms": 20, "p99_ms": 200}
 
 
 def judge(

@@ -44,7 +44,7 @@ BASELINE = _minutes(900, errors=(2,) * 5)  # 10 / 4,500 = 0.22 % errors
 
 CASES = {
     "identical versions": (_minutes(100), Outcome.PASS, None),
-    "+50 % p99": (_minutes(100, p99_scale=1.5), Outcome.FAIL, "duration_p99"),
+    "+50 % p99": (_minutes(200, p99_scale=1.5), Outcome.FAIL, "duration_p99"),
     # 11 / 500 = 2.2 %: two points above the baseline's 0.22 %
     "+2 points error ratio on 10 % of traffic": (
         _minutes(100, errors=(2, 2, 2, 2, 3)),
@@ -110,12 +110,12 @@ def test_a_tail_percentile_of_a_dozen_invocations_a_minute_is_not_judged() -> No
     p99 = next(m for m in verdict.metrics if m.metric == "duration_p99")
     # Then the p99 is not judged (it would compare two maxima) and fails nothing; p50 and p90 are judged
     assert p99.outcome == Outcome.PASS
-    assert p99.reason.startswith("not judged: 0 minutes in which both versions served at least 100")
+    assert p99.reason.startswith("not judged: 0 minutes in which both versions served at least 200")
     assert Outcome.FAIL not in {m.outcome for m in verdict.metrics}, verdict.reasons
     p50 = next(m for m in verdict.metrics if m.metric == "duration_p50")
     assert p50.p_value is not None
-    # And with 100 invocations a minute the same +50 % p99 fails the canary
-    busy = [m.model_copy(update={"invocations": 100}) for m in canary]
+    # And with 200 invocations a minute the same +50 % p99 fails the canary
+    busy = [m.model_copy(update={"invocations": 200}) for m in canary]
     assert judge([m.model_copy(update={"invocations": 900}) for m in thin], busy).outcome == Outcome.FAIL
 
 
