@@ -178,7 +178,9 @@ def judge(
             and (c_value := getattr(c, name)) is not None
             and min(b.invocations, c.invocations) >= least
         ]
-        metrics.append(_latency(name.removesuffix("_ms"), pairs, n_canary, cfg, tail=name != "p50_ms"))
+        # a tail percentile is "not judged" only once there are enough minutes for the p50 to be
+        tail = name != "p50_ms" and len(canary) >= cfg.min_minutes
+        metrics.append(_latency(name.removesuffix("_ms"), pairs, n_canary, cfg, tail=tail))
     outcomes = {m.outcome for m in metrics}
     outcome = (
         Outcome.FAIL

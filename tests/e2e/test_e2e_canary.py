@@ -93,7 +93,12 @@ def clean(sandbox: SandboxProcess) -> tuple[int, list[dict[str, Any]], str, int]
     process = _deploy(sandbox)
     warmup = warm_up(sandbox)
     code, lines, err = _finish(process)
-    sandbox.figures["clean_canary_judged"] = _judged(lines).splitlines()
+    sandbox.figures["clean_canary_judged"] = [
+        f"{line.get('minute')}: {line.get('verdict')} {line.get('canary_invocations')}/"
+        f"{line.get('baseline_invocations')}"
+        for line in lines
+        if line.get("step") == "judged"
+    ]
     sandbox.figures["clean_canary_s"] = lines[-1].get("duration_s") if lines else None
     sandbox.figures["clean_canary_verdict"] = lines[-1].get("verdict") if lines else None
     return code, lines, err, len(warmup)

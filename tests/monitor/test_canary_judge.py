@@ -119,6 +119,15 @@ def test_a_tail_percentile_of_a_dozen_invocations_a_minute_is_not_judged() -> No
     assert judge([m.model_copy(update={"invocations": 900}) for m in thin], busy).outcome == Outcome.FAIL
 
 
+def test_early_minutes_leave_the_tail_percentiles_inconclusive_not_unjudged() -> None:
+    # Given two minutes of plenty of traffic: too few minutes for any percentile yet
+    verdict = judge(BASELINE[:2], _minutes(200)[:2])
+    # Then every percentile waits for more minutes (none says it will not be judged)
+    latency = [m for m in verdict.metrics if m.metric.startswith("duration_")]
+    assert {m.outcome for m in latency} == {Outcome.INCONCLUSIVE}
+    assert not any(m.reason.startswith("not judged") for m in latency)
+
+
 def test_three_percent_slower_is_not_a_failure() -> None:
     # Given a canary whose every percentile is 3 % slower in every minute (significant by rank)
     verdict = judge(BASELINE, _minutes(100, scale=(1.03,) * 5))
