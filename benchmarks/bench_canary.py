@@ -83,7 +83,7 @@ class Result:
     static_rollback: bool
 
 
-def _run(task: tuple[str, float, float, float, int]) -> Result:
+def _run(task: tuple[str, float, float, float, float, int]) -> Result:
     scenario, slow, extra, rate, share, seed = task
     rng = np.random.default_rng(seed)
     baseline: list[VersionMinute] = []

@@ -180,7 +180,9 @@ def judge(
         ]
         # a tail percentile is "not judged" only once there are enough minutes for the p50 to be
         tail = name != "p50_ms" and len(canary) >= cfg.min_minutes
-        metrics.append(_latency(name.removesuffix("_ms"), pairs, n_canary, cfg, tail=tail))
+        metrics.append(
+            _latency(name.removesuffix("_ms"), pairs, n_canary, cfg, unjudged_below=least if tail else None)
+        )
     outcomes = {m.outcome for m in metrics}
     outcome = (
         Outcome.FAIL
@@ -262,13 +264,20 @@ def _invocations_to_rule_out(r_b: float, cfg: CanaryJudgeConfig) -> int:
 
 
 def _latency(
-    name: str, pairs: list[tuple[float, float]], n_c: int, cfg: CanaryJudgeConfig, *, tail: bool = False
+    name: str,
+    pairs: list[tuple[float, float]],
+    n_c: int,
+    cfg: CanaryJudgeConfig,
+    *,
+    unjudged_below: int | None = None,
 ) -> MetricVerdict:
+    """`pairs`: the minutes that count. With ``unjudged_below`` (the invocations a minute needs for a
+    tail percentile to count), too few such minutes pass as "not judged" instead of INCONCLUSIVE."""
     metric = f"duration_{name}"
-    least = MINUTE_INVOCATIONS[f"{name}_ms"]
-    if tail and len(pairs) < cfg.min_minutes and n_c >= cfg.min_invocations:
+    if unjudged_below is not None and len(pairs) < cfg.min_minutes and n_c >= cfg.min_invocations:
         reason = (
-            f"not judged: {len(pairs)} minutes in which both versions served at least {least} invocations "
+            f"not judged: {len(pairs)} minutes in which both versions served at least {unjudged_below} "
+            "invocations "
             f"(at least {cfg.min_minutes} needed; a {name} of fewer is little more than their slowest)"
         )
         return MetricVerdict(metric=metric, outcome=Outcome.PASS, reason=reason)

@@ -103,14 +103,17 @@ def test_throttles_fail_the_canary_but_do_not_need_volume() -> None:
 def test_a_tail_percentile_of_a_dozen_invocations_a_minute_is_not_judged() -> None:
     # Given a 50 % canary on thin traffic (12 invocations a minute each): its per-minute "p99" is the
     # slowest of a dozen, here 50 % above the baseline's in every minute, the p50 and p90 the same
-    thin = [m.model_copy(update={"invocations": 12}) for m in _minutes(12)]
+    thin = _minutes(12)
     canary = [m.model_copy(update={"p99_ms": (m.p99_ms or 0) * 1.5}) for m in thin]
     # When judged
     verdict = judge(thin, canary)
     p99 = next(m for m in verdict.metrics if m.metric == "duration_p99")
-    # Then the p99 is not judged (it would compare two maxima) and fails nothing; p50 and p90 are judged
+    # Then the p99 and p90 are not judged (they would compare the slowest one or two) and fail nothing;
+    # the p50 is judged
     assert p99.outcome == Outcome.PASS
     assert p99.reason.startswith("not judged: 0 minutes in which both versions served at least 200")
+    p90 = next(m for m in verdict.metrics if m.metric == "duration_p90")
+    assert p90.reason.startswith("not judged: 0 minutes in which both versions served at least 20")
     assert Outcome.FAIL not in {m.outcome for m in verdict.metrics}, verdict.reasons
     p50 = next(m for m in verdict.metrics if m.metric == "duration_p50")
     assert p50.p_value is not None
