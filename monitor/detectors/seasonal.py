@@ -60,7 +60,11 @@ a local time zone moves across midnight.
 
 Counts (``count_floor``): the scale is at least the Poisson sd ``sqrt(max(forecast, 1))``, and
 |z| up to ``calib_z_floor`` is never surprising, so a series that has always been 1 per period does
-not alarm at 2.
+not alarm at 2. With ``count_extra`` the seasonal forecast's variance is the Poisson variance of the
+forecast plus a learnt extra variance (the residual's square less its Poisson part), so a traffic
+band is narrow where counts are many (the peak) and wide where they are few (the night) instead of
+one scale for every hour. ``weekday_offsets`` off: no level offset per weekday, for models whose
+weekday and weekend profiles already carry the day kind's level.
 """
 
 from __future__ import annotations
@@ -152,6 +156,8 @@ class SeasonalConfig:
     tod_interp: bool = False  # time-of-day profile read (and learnt) linearly between slot centres
     week_hours: bool = False  # hour-of-week term: the median of the last three weeks' hourly leftovers
     weekend_tod: bool = False  # a weekday and a weekend time-of-day profile, used while they fit better
+    weekday_offsets: bool = True  # a level offset per weekday (off: the weekday/weekend profiles carry it)
+    count_extra: bool = False  # counts: variance = the forecast's Poisson variance + a learnt extra one
 
 
 @dataclass
@@ -184,6 +190,8 @@ class SeasonalBaselineDetector(OnlineDetector):
         self.level_ = math.nan  # deseasonalised level
         self.flat_level_ = math.nan
         self.scale_ = math.nan  # robust sd of the seasonal forecast's residual
+        self.extra_var_ = math.nan  # count_extra: the residual's variance beyond the Poisson one (see
+        # `_seasonal_sd`); NaN until warm-up ends or in a state written before it: the scale's square
         self.flat_scale_ = math.nan
         self.magnitude_ = 0.0  # EW mean |y|, for the scale floor
         self.tod_ = [0.0] * self.config.tod_slots
@@ -222,6 +230,7 @@ class SeasonalBaselineDetector(OnlineDetector):
             "first_t": self.first_t_,
             "warm": floats_to_json(self.warm_),
             "level": floats_to_json([self.level_, self.flat_level_, self.scale_, self.flat_scale_]),
+            "extra_var": floats_to_json([self.extra_var_])[0],
             "magnitude": self.magnitude_,
             "tod": floats_to_json(self.tod_),
             "dow": floats_to_json(self.dow_),
@@ -254,6 +263,7 @@ class SeasonalBaselineDetector(OnlineDetector):
         det.first_t_ = state["first_t"]
         det.warm_ = floats_from_json(state["warm"])
         det.level_, det.flat_level_, det.scale_, det.flat_scale_ = floats_from_json(state["level"])
+        det.extra_var_ = floats_from_json([state.get("extra_var")])[0]  # absent before count_extra: NaN
         det.magnitude_ = float(state["magnitude"])
         det.tod_ = floats_from_json(state["tod"])
         det.dow_ = floats_from_json(state["dow"])
@@ -361,7 +371,7 @@ class SeasonalBaselineDetector(OnlineDetector):
             floor = max(1e-12, cfg.rel_floor * self.magnitude_)
             if seasonal:
                 forecast = self.level_ + season
-                sd = max(self.scale_, floor)
+                sd = max(self._seasonal_sd(forecast), floor)
             else:
                 forecast = self.flat_level_
                 sd = max(self.flat_scale_, floor)
@@ -373,6 +383,7 @@ class SeasonalBaselineDetector(OnlineDetector):
                 p_forecast = (p_level + season) if seasonal else p_flat
                 p_sd = max(p_scale if seasonal else p_flat_scale, floor)
                 if abs(yi - p_forecast) <= cfg.clip_z * p_sd:
+                    self.extra_var_ *= (p_scale / self.scale_) ** 2 if self.scale_ > 0 else 1.0
                     self.level_, self.flat_level_, self.scale_, self.flat_scale_ = self.prev_
                     self.prev_ = None
                     self.run_sign_, self.run_, self.flat_run_ = 0, [], []
@@ -435,6 +446,19 @@ class SeasonalBaselineDetector(OnlineDetector):
         if cfg.log_values:  # back to the series' own units
             exp_out, lo_out, hi_out = np.expm1(exp_out), np.expm1(lo_out), np.expm1(hi_out)
         return SeasonalOutput(p=p_out, z=z_out, expected=exp_out, lower=lo_out, upper=hi_out, p_shift=ps_out)
+
+    def _seasonal_sd(self, forecast: float) -> float:
+        """The seasonal forecast's sd. With ``count_extra``, a count's noise is Poisson (its variance is
+        its mean: in logs, about 1 / forecast) plus what demand adds (a busy day, a slow wander, the
+        model's own misfit: a share of the value at every hour). One scale for both made the band as
+        wide at the peak, where a 2,000-request period's Poisson sd is 2 %, as at night, where a 20-request
+        one's is 22 %: a +40 % morning surge stayed inside it. The extra variance is learnt from the
+        residuals less their Poisson part, so the band is narrow in relative terms where counts are
+        large and wide where they are few."""
+        if not self.config.count_extra:
+            return self.scale_
+        extra = self.scale_ * self.scale_ if math.isnan(self.extra_var_) else self.extra_var_
+        return math.sqrt(max(extra, 0.0) + self._count_sd(forecast) ** 2)
 
     def _count_sd(self, forecast: float) -> float:
         """The Poisson sd of a count with this forecast (in log units by the delta method: sqrt(mu) / (1 +
@@ -543,7 +567,7 @@ class SeasonalBaselineDetector(OnlineDetector):
         clip_z = self.config.clip_z
         obs_day = max(1, 86400 // max(self.config.period_s, 1))
         g_dow_first = 1.0 / obs_day
-        s_sd = max(self.scale_, floor)
+        s_sd = max(self._seasonal_sd(self.level_ + season), floor)
         r = yi - (self.level_ + season)
         rc = max(-clip_z * s_sd, min(clip_z * s_sd, r))
         a_s = alpha * self.config.seasonal_level_share
@@ -562,8 +586,13 @@ class SeasonalBaselineDetector(OnlineDetector):
                 if weight > 0.0:
                     tod[k] += weight * max(g_tod, 1.0 / max(tod_n[k], 1)) * (1.0 - a_s) * res
         # the first weeks: a weekday's offset is the mean residual of the days seen so far
-        self.dow_[day] += max(g_dow, g_dow_first / (1 + self.dow_n_[day] // obs_day)) * (1.0 - a_s) * rc
+        if self.config.weekday_offsets:
+            self.dow_[day] += max(g_dow, g_dow_first / (1 + self.dow_n_[day] // obs_day)) * (1.0 - a_s) * rc
         self.scale_ += beta * (_MEAN_ABS_TO_SD * abs(rc) - self.scale_)
+        if self.config.count_extra:  # the squared residual less its Poisson variance (may dip below 0)
+            extra = self.scale_ * self.scale_ if math.isnan(self.extra_var_) else self.extra_var_
+            pois = self._count_sd(self.level_ - a_s * rc + season) ** 2
+            self.extra_var_ = extra + beta * (rc * rc - pois - extra)
         f_sd = max(self.flat_scale_, floor)
         rf = yi - self.flat_level_
         rfc = max(-clip_z * f_sd, min(clip_z * f_sd, rf))
@@ -706,6 +735,7 @@ class SeasonalBaselineDetector(OnlineDetector):
         scale = max(mad, 1e-12, self.config.rel_floor * self.magnitude_)
         self.level_ = self.flat_level_ = med
         self.scale_ = self.flat_scale_ = scale
+        self.extra_var_ = scale * scale
         self.warm_ = []
 
     def _rebaseline(self) -> None:
@@ -716,7 +746,10 @@ class SeasonalBaselineDetector(OnlineDetector):
         self.level_ = float(np.median(run))
         self.flat_level_ = float(np.median(flat))
         spread = _step_sd if self.config.shift_scale_steps else _spread_sd
+        before = self.scale_
         self.scale_ = max(self.scale_, spread(run, self.level_))
+        if before > 0:  # the extra variance grows with the scale (and shrinks back in `process_raw`)
+            self.extra_var_ *= (self.scale_ / before) ** 2
         self.flat_scale_ = max(self.flat_scale_, spread(flat, self.flat_level_))
         self.run_sign_ = 0
         self.run_ = []
