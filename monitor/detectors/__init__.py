@@ -107,7 +107,7 @@ def profile_config(profile: str, *, period_s: int) -> EnsembleConfig:
         # Its noise is Poisson plus a share of the value (count_extra), so the band is narrow at the peak
         # and wide at night. The weekday/weekend profiles carry the day kind's level, so no weekday
         # offsets beside them (learnt in the first weeks, while the level still lags each weekend, they
-        # can keep a Monday 20-30 % off). Together: bench_unseen 26 false episodes on three seeds instead
+        # can keep a Monday 20-30 % off). Together: bench_unseen 27 false episodes on three seeds instead
         # of 32, the same 168/204 found; either alone did not help.
         counts = replace(
             shifts,

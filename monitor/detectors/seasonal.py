@@ -383,7 +383,7 @@ class SeasonalBaselineDetector(OnlineDetector):
                 p_forecast = (p_level + season) if seasonal else p_flat
                 p_sd = max(p_scale if seasonal else p_flat_scale, floor)
                 if abs(yi - p_forecast) <= cfg.clip_z * p_sd:
-                    self.extra_var_ *= (p_scale / self.scale_) ** 2 if self.scale_ > 0 else 1.0
+                    self.extra_var_ = self._rescaled_extra(self.scale_, p_scale)
                     self.level_, self.flat_level_, self.scale_, self.flat_scale_ = self.prev_
                     self.prev_ = None
                     self.run_sign_, self.run_, self.flat_run_ = 0, [], []
@@ -459,6 +459,16 @@ class SeasonalBaselineDetector(OnlineDetector):
             return self.scale_
         extra = self.scale_ * self.scale_ if math.isnan(self.extra_var_) else self.extra_var_
         return math.sqrt(max(extra, 0.0) + self._count_sd(forecast) ** 2)
+
+    def _rescaled_extra(self, old_scale: float, new_scale: float) -> float:
+        """The extra variance once the scale moves from `old_scale` to `new_scale` (a re-baseline, or a return
+        to the previous level): in proportion to the scale's square. Below 0 (the residuals are all Poisson)
+        it counts as 0: two silent weeks left it at -0.25 and the scale at 1e-177, and the ratio's square,
+        1e354, overflowed."""
+        if math.isnan(self.extra_var_) or not old_scale > 0.0:
+            return self.extra_var_
+        ratio = new_scale / old_scale
+        return max(self.extra_var_, 0.0) * ratio * ratio
 
     def _count_sd(self, forecast: float) -> float:
         """The Poisson sd of a count with this forecast (in log units by the delta method: sqrt(mu) / (1 +
@@ -748,8 +758,7 @@ class SeasonalBaselineDetector(OnlineDetector):
         spread = _step_sd if self.config.shift_scale_steps else _spread_sd
         before = self.scale_
         self.scale_ = max(self.scale_, spread(run, self.level_))
-        if before > 0:  # the extra variance grows with the scale (and shrinks back in `process_raw`)
-            self.extra_var_ *= (self.scale_ / before) ** 2
+        self.extra_var_ = self._rescaled_extra(before, self.scale_)
         self.flat_scale_ = max(self.flat_scale_, spread(flat, self.flat_level_))
         self.run_sign_ = 0
         self.run_ = []

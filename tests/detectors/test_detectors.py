@@ -726,6 +726,20 @@ def test_traffic_is_judged_in_proportion_to_its_hour(
     assert out.upper[night] - out.lower[night] < out.upper[peak] - out.lower[peak]
 
 
+def test_traffic_that_wakes_up_after_two_silent_weeks_is_scored() -> None:
+    # Given a series of invocations at 0 every minute for two weeks (its scale decays towards 0), then
+    # about 50 a minute for half an hour
+    t = START + np.arange(14 * 1440 + 30, dtype=np.int64) * 60
+    y = np.zeros(len(t))
+    y[-30:] = np.random.default_rng(1).poisson(50.0, 30)
+    # When the traffic profile scores it (the wake-up is re-baselined after a dozen points)
+    out = build_detector("traffic", period_s=60).process(t, y)
+    # Then it scores every point (the re-baseline once multiplied an extra variance of -0.25 by the
+    # scale's growth squared, 1e354, and raised OverflowError) and the wake-up is anomalous
+    assert np.isfinite(out.score).all()
+    assert out.score[-30:].max() >= 0.5
+
+
 def commute_weekdays_leisurely_weekends(days: float, *, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Requests per period: weekdays with a morning and an evening rush, weekends one afternoon hump;
     no weekday offset can turn the one shape into the other."""
