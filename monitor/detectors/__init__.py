@@ -105,10 +105,11 @@ def profile_config(profile: str, *, period_s: int) -> EnsembleConfig:
         # Volumes are counts: Poisson noise at least, so 1 -> 2 invocations per period is no event.
         # Traffic scales rather than shifts (a weekend at 60 % is 60 % at every hour): modelled in logs.
         # Its noise is Poisson plus a share of the value (count_extra), so the band is narrow at the peak
-        # and wide at night; a forecast of a few a period is also tested as a count (0 -> 10 at 01:45). The weekday/weekend profiles carry the day kind's level, so no weekday
-        # offsets beside them (learnt in the first weeks, while the level still lags each weekend, they
-        # can keep a Monday 20-30 % off). Together: bench_unseen 27 false episodes on three seeds instead
-        # of 32, the same 168/204 found; either alone did not help.
+        # and wide at night, and a forecast of a few a period is also tested as a count (0 -> 10 requests
+        # at 01:45). The weekday/weekend profiles carry the day kind's level, so no weekday offsets beside
+        # them (learnt in the first weeks, while the level still lags each weekend, they can keep a Monday
+        # 20-30 % off). bench_unseen on three seeds: 169/204 found and 27 false episodes, from 168 and 32;
+        # the band or the offsets alone found the same and cried wolf as often or more.
         counts = replace(
             shifts,
             count_floor=True,
