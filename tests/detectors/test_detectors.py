@@ -890,7 +890,7 @@ def test_a_forty_percent_surge_in_the_morning_rush_is_found_and_the_quiet_weeks_
         opened, _ = alerts("traffic", t, y)
         found.append(any(start <= i < start + 8 for i in opened))
         quiet_openings += [(seed, i // DAY) for i in alerts("traffic", t, quiet)[0] if i >= 7 * DAY]
-    # Then every surge is found and the clean weeks open at most two alerts in 84 series-days (one when
+    # Then every surge is found and the clean weeks open at most two alerts in 84 series-days (two when
     # this was written). The band's width is the Poisson noise of the hour plus what demand adds; with
     # one scale for every hour and weekday offsets beside the weekend's profile, the clean weeks opened
     # three
