@@ -379,7 +379,7 @@ class SeasonalBaselineDetector(OnlineDetector):
                 sd = max(self._seasonal_sd(forecast), floor)
                 if cfg.count_extra and cfg.log_values:
                     nb_mu[i] = math.expm1(min(forecast, 700.0))
-                    nb_extra[i] = max(self.extra_var_, 0.0) if not math.isnan(self.extra_var_) else 0.0
+                    nb_extra[i] = max(self._extra(), 0.0)
             else:
                 forecast = self.flat_level_
                 sd = max(self.flat_scale_, floor)
@@ -467,8 +467,11 @@ class SeasonalBaselineDetector(OnlineDetector):
         large and wide where they are few."""
         if not self.config.count_extra:
             return self.scale_
-        extra = self.scale_ * self.scale_ if math.isnan(self.extra_var_) else self.extra_var_
-        return math.sqrt(max(extra, 0.0) + self._count_sd(forecast) ** 2)
+        return math.sqrt(max(self._extra(), 0.0) + self._count_sd(forecast) ** 2)
+
+    def _extra(self) -> float:
+        """The extra variance; the scale's square in a state written before it."""
+        return self.scale_ * self.scale_ if math.isnan(self.extra_var_) else self.extra_var_
 
     def _count_tail(
         self, y: np.ndarray, mu: np.ndarray, extra: np.ndarray, p_out: np.ndarray, hi_out: np.ndarray
@@ -633,7 +636,7 @@ class SeasonalBaselineDetector(OnlineDetector):
             self.dow_[day] += max(g_dow, g_dow_first / (1 + self.dow_n_[day] // obs_day)) * (1.0 - a_s) * rc
         self.scale_ += beta * (_MEAN_ABS_TO_SD * abs(rc) - self.scale_)
         if self.config.count_extra:  # the squared residual less its Poisson variance (may dip below 0)
-            extra = self.scale_ * self.scale_ if math.isnan(self.extra_var_) else self.extra_var_
+            extra = self._extra()
             pois = self._count_sd(self.level_ - a_s * rc + season) ** 2
             self.extra_var_ = extra + beta * (rc * rc - pois - extra)
         f_sd = max(self.flat_scale_, floor)
