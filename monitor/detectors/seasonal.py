@@ -38,6 +38,15 @@ lasted longer (+10 % on a 6 % noise for ~20 points): it is capped lower (``shift
 alarm level, so it drains within a few points of a recovery) and may ask for more evidence
 (``shift_small_p``); with two pairs the alarm level is raised by ln 2, a union bound over the two tests.
 
+Two refinements of that test (the latency profile): ``shift_block`` also measures how far sums of that
+many ordinary z in a row spread (their variance over their number), and divides by the larger of that
+and the AR(1) inflation: a level that swells and ebbs for hours has a lag-1 autocorrelation that implies
+an inflation of ~1.7 where its 24-point sums spread three times as far as independent z would, and the
+CUSUMs took each swell for a shift. ``tod_noise`` gives every time-of-day slot a noise factor (the sd
+is the scale times it, the factors keep a mean of 1): a latency averaged over a few requests at night
+is several times noisier than at the peak, and one scale for both put the peak's band at the night's
+width.
+
 Multiplicative seasonality (``log_values``): traffic scales, it does not shift: a weekend at 60 % of a
 weekday is 60 % at every hour, and noise grows with the level. The model then runs on ``log(1 + y)``
 (a negative value counts as 0) and its forecast and band are mapped back, so the band is narrow at
@@ -93,6 +102,7 @@ _MEAN_ABS_TO_SD = 1.2533
 _WEEK_HOURS = 168
 _WEEK_SETTLE_S = 2 * 86400  # the hour-of-week term learns from the third day on (see `_accumulate_week`)
 _FEW_COUNTS = 5.0  # count_extra: forecasts up to this many per period are also tested as counts
+_NOISE_MAX = 5.0  # tod_noise: a slot's factor stays within [1 / this, this]
 _WEEKS = 3  # the hour-of-week term is the median of this many weeks (missing weeks count as 0)
 
 
@@ -160,6 +170,9 @@ class SeasonalConfig:
     weekend_tod: bool = False  # a weekday and a weekend time-of-day profile, used while they fit better
     weekday_offsets: bool = True  # a level offset per weekday (off: the weekday/weekend profiles carry it)
     count_extra: bool = False  # counts: variance = the forecast's Poisson variance + a learnt extra one
+    tod_noise: bool = False  # a noise profile: the sd is the scale times a learnt factor per time-of-day slot
+    shift_block: int = 0  # > 0: the shift CUSUM's inflation also from the variance of sums of this many z
+    noise_weight: float = 0.1  # share of a day's |residual| (relative to the scale) a slot's factor absorbs
 
 
 @dataclass
@@ -220,7 +233,12 @@ class SeasonalBaselineDetector(OnlineDetector):
         self.zsorted_: list[float] = []  # the same values, sorted
         self.cusum_ = [0.0] * (2 * len(self._deltas()))  # sustained-shift CUSUMs, up and down per delta
         self.ac_ = [0.0, 1.0, math.nan]  # EW z(t) z(t-1), EW z^2, the previous ordinary z
+        self.block_: list[float] = []  # shift_block: the last ordinary z in a row...
+        self.block_var_ = [0.0, 0.0]  # ...the EW (sum of shift_block of them)^2 / shift_block, and its weight
         self.held_: list[float] = []  # |z| of the current excursion, not yet in the calibration
+        noise = self.config.tod_slots if self.config.tod_noise else 0
+        self.noise_ = [1.0] * noise  # tod_noise: each slot's sd as a multiple of the scale (mean 1)...
+        self.noise_n_ = [0] * noise  # ...and the points it learnt from
 
     def to_state(self) -> dict[str, Any]:
         return {
@@ -253,7 +271,9 @@ class SeasonalBaselineDetector(OnlineDetector):
             "zhist": list(self.zhist_),
             "cusum": floats_to_json(self.cusum_),
             "ac": floats_to_json(self.ac_),
+            "block": [floats_to_json(self.block_), self.block_var_],
             "held": floats_to_json(self.held_),
+            "noise": [floats_to_json(self.noise_), self.noise_n_],
         }
 
     @classmethod
@@ -293,7 +313,13 @@ class SeasonalBaselineDetector(OnlineDetector):
             cusum = floats_from_json(state["cusum"])
             det.cusum_ = (cusum + [0.0] * len(det.cusum_))[: len(det.cusum_)]
             det.ac_ = floats_from_json(state["ac"])
+        block = state.get("block")  # states written before it have none: the block variance starts empty
+        if block is not None:
+            det.block_, det.block_var_ = floats_from_json(block[0]), [float(v) for v in block[1]]
         det.held_ = floats_from_json(state.get("held", []))
+        noise = state.get("noise")  # states written before it have none: every slot's factor starts at 1
+        if noise is not None and len(noise[0]) == len(det.noise_):
+            det.noise_, det.noise_n_ = floats_from_json(noise[0]), [int(v) for v in noise[1]]
         return det
 
     # -- scoring -----------------------------------------------------------------------------
@@ -374,22 +400,23 @@ class SeasonalBaselineDetector(OnlineDetector):
             week_shape = self._week_shape(ti) if self.tow_ else 0.0
             season = day_shape + dow[day] + (week_shape if self.tow_ and self._uses_week() else 0.0)
             floor = max(1e-12, cfg.rel_floor * self.magnitude_)
+            noise = (1.0 - w2) * self.noise_[hour] + w2 * self.noise_[slot2] if self.noise_ else 1.0
             if seasonal:
                 forecast = self.level_ + season
-                sd = max(self._seasonal_sd(forecast), floor)
+                sd = max(self._seasonal_sd(forecast) * noise, floor)
                 if cfg.count_extra and cfg.log_values:
                     nb_mu[i] = math.expm1(min(forecast, 700.0))
                     nb_extra[i] = max(self._extra(), 0.0)
             else:
                 forecast = self.flat_level_
-                sd = max(self.flat_scale_, floor)
+                sd = max(self.flat_scale_ * noise, floor)
             if cfg.count_floor:
                 sd = max(sd, self._count_sd(forecast))
             if self.prev_ is not None and not math.isnan(yi) and abs(yi - forecast) > cfg.shift_z * sd:
                 # After a re-baseline, a return to the previous level is recovery, not a new anomaly.
                 p_level, p_flat, p_scale, p_flat_scale = self.prev_
                 p_forecast = (p_level + season) if seasonal else p_flat
-                p_sd = max(p_scale if seasonal else p_flat_scale, floor)
+                p_sd = max((p_scale if seasonal else p_flat_scale) * noise, floor)
                 if abs(yi - p_forecast) <= cfg.clip_z * p_sd:
                     self.extra_var_ = self._rescaled_extra(self.scale_, p_scale)
                     self.level_, self.flat_level_, self.scale_, self.flat_scale_ = self.prev_
@@ -430,7 +457,7 @@ class SeasonalBaselineDetector(OnlineDetector):
             if sign == 0:
                 other = (shared_shape if split else split_shape) - day_shape if self.tod_wd_ else None
                 self._absorb(
-                    yi, season, (hour, slot2, w2), day, floor, alpha, beta, g_tod, g_dow, split, other
+                    yi, season, (hour, slot2, w2), day, floor, alpha, beta, g_tod, g_dow, split, other, noise
                 )
             # -- confirmed level shift: re-baseline once the excursion persists --
             if sign != 0 and sign == self.run_sign_:
@@ -518,7 +545,11 @@ class SeasonalBaselineDetector(OnlineDetector):
         """Variance inflation of a sum of AR(1) residuals with the learnt lag-1 autocorrelation."""
         num, den, _ = self.ac_
         rho = min(max(num / den if den > 0 else 0.0, 0.0), 0.9)
-        return math.sqrt((1.0 + rho) / (1.0 - rho))
+        ar1 = (1.0 + rho) / (1.0 - rho)
+        var, weight = self.block_var_
+        if weight < 0.5 or den <= 0:
+            return math.sqrt(ar1)
+        return math.sqrt(max(ar1, min(var / weight / den, 25.0)))
 
     def _deltas(self) -> list[tuple[float, float, float]]:
         """(shift in scales, cap as a multiple of h, extra nats to alarm) of each shift CUSUM pair."""
@@ -555,9 +586,25 @@ class SeasonalBaselineDetector(OnlineDetector):
                 num += a * (z * prev - num)
                 den += a * (z * z - den)
             self.ac_ = [num, den, z]
+            if cfg.shift_block > 0:
+                self._learn_block(z)
         else:
             self.ac_[2] = math.nan
+            self.block_ = []
         return min(1.0, math.exp(-evidence) * math.exp(h + math.log(cfg.shift_p)))
+
+    def _learn_block(self, z: float) -> None:
+        """Follow the variance of sums of ``shift_block`` ordinary z in a row (over their number): where the
+        misfit wanders for hours, it is several times what the lag-1 autocorrelation implies."""
+        b = self.config.shift_block
+        self.block_.append(z)
+        if len(self.block_) > b:
+            del self.block_[0]
+        if len(self.block_) == b:
+            a = self.config.shift_rho_alpha / 5.0
+            total = sum(self.block_)
+            var, weight = self.block_var_
+            self.block_var_ = [var + a * (total * total / b - var), weight + a * (1.0 - weight)]
 
     def _shift_h(self) -> float:
         """The alarm level in nats: -ln shift_p, plus ln 2 with two shift sizes (union bound)."""
@@ -606,6 +653,7 @@ class SeasonalBaselineDetector(OnlineDetector):
         g_dow: float,
         split: bool = False,
         other: float | None = None,
+        noise: float = 1.0,
     ) -> None:
         """Move level, seasonal offsets and scales by the clipped residual (points beyond shift_z
         are held back: they either stay outliers or become the new level at the re-baseline).
@@ -613,7 +661,7 @@ class SeasonalBaselineDetector(OnlineDetector):
         clip_z = self.config.clip_z
         obs_day = max(1, 86400 // max(self.config.period_s, 1))
         g_dow_first = 1.0 / obs_day
-        s_sd = max(self._seasonal_sd(self.level_ + season), floor)
+        s_sd = max(self._seasonal_sd(self.level_ + season) * noise, floor)
         r = yi - (self.level_ + season)
         rc = max(-clip_z * s_sd, min(clip_z * s_sd, r))
         a_s = alpha * self.config.seasonal_level_share
@@ -634,16 +682,31 @@ class SeasonalBaselineDetector(OnlineDetector):
         # the first weeks: a weekday's offset is the mean residual of the days seen so far
         if self.config.weekday_offsets:
             self.dow_[day] += max(g_dow, g_dow_first / (1 + self.dow_n_[day] // obs_day)) * (1.0 - a_s) * rc
-        self.scale_ += beta * (_MEAN_ABS_TO_SD * abs(rc) - self.scale_)
+        self.scale_ += beta * (_MEAN_ABS_TO_SD * abs(rc) / noise - self.scale_)
+        if self.noise_:
+            self._learn_noise(slot, slot2, w2, _MEAN_ABS_TO_SD * abs(rc) / max(s_sd / noise, 1e-300))
         if self.config.count_extra:  # the squared residual less its Poisson variance (may dip below 0)
             extra = self._extra()
             pois = self._count_sd(self.level_ - a_s * rc + season) ** 2
             self.extra_var_ = extra + beta * (rc * rc - pois - extra)
-        f_sd = max(self.flat_scale_, floor)
+        f_sd = max(self.flat_scale_ * noise, floor)
         rf = yi - self.flat_level_
         rfc = max(-clip_z * f_sd, min(clip_z * f_sd, rf))
         self.flat_level_ += alpha * rfc
-        self.flat_scale_ += beta * (_MEAN_ABS_TO_SD * abs(rfc) - self.flat_scale_)
+        self.flat_scale_ += beta * (_MEAN_ABS_TO_SD * abs(rfc) / noise - self.flat_scale_)
+
+    def _learn_noise(self, slot: int, slot2: int, w2: float, ratio: float) -> None:
+        """Move the noise factors of the point's slots toward its |residual| / scale (`ratio`): a slot's
+        first points weigh as its mean, later ones by ``noise_weight`` per day."""
+        cfg = self.config
+        obs_per_slot = max((86400 // cfg.tod_slots) / max(cfg.period_s, 1), 1.0)
+        g = cfg.noise_weight / obs_per_slot
+        self.noise_n_[slot if w2 <= 0.5 else slot2] += 1
+        for k, weight in ((slot, 1.0 - w2), (slot2, w2)):
+            if weight > 0.0:
+                step = weight * max(g, 1.0 / (self.noise_n_[k] + 1))
+                moved = self.noise_[k] + step * (ratio - self.noise_[k])
+                self.noise_[k] = min(_NOISE_MAX, max(1.0 / _NOISE_MAX, moved))
 
     def _split_profile(self, day: int) -> tuple[list[float], list[int]]:
         """The weekday or weekend time-of-day profile of `day` (UTC Saturday and Sunday are the weekend)."""
@@ -811,3 +874,8 @@ class SeasonalBaselineDetector(OnlineDetector):
         d = sum(self.dow_) / 7.0
         self.dow_[:] = [v - d for v in self.dow_]
         self.level_ += m + d
+        if self.noise_:  # the noise factors keep a mean of 1 (their mean belongs to the scales)
+            c = sum(self.noise_) / len(self.noise_)
+            self.noise_[:] = [v / c for v in self.noise_]
+            self.scale_ *= c
+            self.flat_scale_ *= c

@@ -381,6 +381,13 @@ def low_volume_errors(*, seed: int, burst: bool) -> tuple[np.ndarray, np.ndarray
     return t, rng.binomial(volume.astype(int), ratio).astype(float), volume
 
 
+def count_file_opens(t: np.ndarray, errors: np.ndarray, volume: np.ndarray) -> list[int]:
+    """Where `monitor detect` opens alerts on an error count with its volume column, after two days."""
+    alert = detect_series(t, errors, profile="count", volume=volume).alert
+    opens = np.flatnonzero(np.diff(np.concatenate(([0], alert))) == 1)
+    return [int(i) for i in opens if i >= 2 * 288]
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 def test_a_long_error_burst_on_a_few_requests_a_period_is_found(seed: int) -> None:
     # Given two weeks of errors on a low-volume function, with and without an 8-hour burst at 8 %
@@ -388,12 +395,33 @@ def test_a_long_error_burst_on_a_few_requests_a_period_is_found(seed: int) -> No
     for burst in (False, True):
         t, errors, volume = low_volume_errors(seed=seed, burst=burst)
         # When they are detected as a count file with its volume column (the rate model and rule)
-        alert = detect_series(t, errors, profile="count", volume=volume).alert
-        opens = np.flatnonzero(np.diff(np.concatenate(([0], alert))) == 1)
-        found.append([int(i) for i in opens if i >= 2 * 288])
+        found.append(count_file_opens(t, errors, volume))
     # Then the clean fortnight raises nothing, and the burst opens an alert while it lasts (no single
     # period of it passes the volume gate of 20 requests the rate rule had, and a baseline that
     # remembered ~100 points had absorbed half of it by the time the CUSUM alarmed)
+    quiet, burst_opens = found
+    assert quiet == []
+    assert burst_opens
+    assert BURST_AT <= burst_opens[0] < BURST_AT + BURST_POINTS
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_an_error_burst_on_one_to_four_requests_a_period_is_found(seed: int) -> None:
+    # Given two weeks of errors at 1 % of a function that gets 1-4 invocations per 5 minutes, with and
+    # without a burst at 10 % for 8 hours
+    rng = np.random.default_rng(seed)
+    t = 1_700_006_400 + 300 * np.arange(14 * 288)
+    volume = rng.poisson(2.5 + 1.5 * np.sin(2 * np.pi * (t % 86400) / 86400 - 1.5)).astype(float)
+    ratio = np.full(len(t), 0.01)
+    ratio[BURST_AT : BURST_AT + BURST_POINTS] = 0.1
+    found = []
+    for r in (np.full(len(t), 0.01), ratio):
+        errors = np.random.default_rng(seed + 100).binomial(volume.astype(int), r).astype(float)
+        # When they are detected as a count file with its volume column
+        found.append(count_file_opens(t, errors, volume))
+    # Then the clean fortnight raises nothing and the burst opens an alert while it lasts: a period with
+    # any request counts once the model is sure (with a gate of 5 requests a period, none of the eight
+    # bursts opened one: too few of their periods reach it)
     quiet, burst_opens = found
     assert quiet == []
     assert burst_opens

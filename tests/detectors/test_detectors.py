@@ -646,6 +646,98 @@ def test_the_slow_regression_needs_the_smaller_shift_cusum() -> None:
     assert out.score[start : start + 36].max() < default_rule("latency").threshold
 
 
+def few_request_latency(days: float, *, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The mean latency (ms) of an office-hours API's 0-15 requests per period: lognormal noise of
+    0.25 + 0.5 / sqrt(requests) (a mean of one request is much noisier than one of fifteen), an
+    outlier (x2-x5) in 0.6 % of periods, no value without requests (nights, weekends)."""
+    rng = np.random.default_rng(seed)
+    t = START + np.arange(int(days * DAY), dtype=np.int64) * PERIOD
+    hour = (t % 86400) / 3600.0
+    weekday = ((t // 86400 + 3) % 7) < 5
+    office = np.clip(np.sin(np.pi * (hour - 8.0) / 10.0), 0.0, None) * weekday
+    requests = rng.poisson(0.3 + 15.0 * office)
+    y = 250.0 * np.exp((0.25 + 0.5 / np.sqrt(np.maximum(requests, 1))) * rng.normal(size=len(t)))
+    outliers = rng.random(len(t)) < 0.006
+    y[outliers] *= rng.uniform(2.0, 5.0, int(outliers.sum()))
+    y[requests == 0] = np.nan
+    return t, y
+
+
+def test_a_regression_on_a_latency_of_a_few_requests_is_found_and_the_clean_weeks_stay_quiet() -> None:
+    # Given three weeks of the mean latency of an API with a few requests a period, with and without
+    # a doubled latency for two hours from 13:00 on the third week's first weekday
+    found, clean_alerts = 0, 0
+    for seed in range(8):
+        t, y = few_request_latency(21, seed=seed)
+        day = 15 + next(d for d in range(7) if (t[(15 + d) * DAY] // 86400 + 3) % 7 < 5)
+        start = day * DAY + 13 * 12
+        injected = y.copy()
+        injected[start : start + 24] *= 2.0
+        # When the latency profile and its rule run over each
+        clean, _ = alerts("latency", t, y)
+        opened, _ = alerts("latency", t, injected)
+        clean_alerts += len([i for i in clean if i >= 7 * DAY])
+        found += any(start <= i < start + 26 for i in opened)
+    # Then most regressions are found (5 of 8; 2 of 8 with one noise for every hour and shifts alarming
+    # at 1e-5) and the clean weeks open at most one alert in all
+    assert found >= 5
+    assert clean_alerts <= 1
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_the_latency_band_follows_each_hours_own_noise(seed: int) -> None:
+    # Given three weeks of a 100 ms latency with 5 % noise from 08:00 to 20:00 (many requests a period)
+    # and 25 % at night (a few)
+    rng = np.random.default_rng(seed)
+    t = START + np.arange(21 * DAY, dtype=np.int64) * PERIOD
+    hour = (t % 86400) / 3600.0
+    noise = np.where((hour >= 8) & (hour < 20), 0.05, 0.25)
+    y = np.maximum(100.0 * (1.0 + noise * rng.normal(size=len(t))), 1.0)
+    # When the latency profile runs over it
+    _, out = alerts("latency", t, y)
+    # Then in the last week the band's upper edge is within four daytime sds of 100 ms at midday, and
+    # beyond two night sds at night (one noise for every hour put it 54-66 ms above at midday)
+    last = np.arange(len(t)) >= 14 * DAY
+    midday = np.median(out.upper[last & (hour >= 11) & (hour < 17)]) - 100.0
+    night = np.median(out.upper[last & (hour < 6)]) - 100.0
+    assert midday < 4 * 5.0, midday
+    assert night > 2 * 25.0, night
+
+
+def swelling_latency(days: float, *, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The daily-shaped latency, with 4 % noise and a level that swells and ebbs by ~8 % over hours
+    (an AR(1) of coefficient 0.99 per 5 minutes)."""
+    rng = np.random.default_rng(seed)
+    t = START + np.arange(int(days * DAY), dtype=np.int64) * PERIOD
+    shape = 100.0 + 30.0 * np.sin(2 * np.pi * (t % 86400) / 86400 - 1.5)
+    steps = rng.normal(0.0, 0.012, len(t))
+    wander = np.zeros(len(t))
+    for i in range(1, len(t)):
+        wander[i] = 0.99 * wander[i - 1] + steps[i]
+    return t, shape * np.exp(wander) * (1.0 + rng.normal(0.0, 0.04, len(t)))
+
+
+@pytest.mark.parametrize("block", [24, 0], ids=["block variance", "lag-1 autocorrelation alone"])
+def test_a_latency_that_swells_for_hours_opens_no_alert(block: int) -> None:
+    # Given three weeks of a latency whose level wanders for hours, with no incident (six seeds)
+    opened = 0
+    for seed in range(6):
+        t, y = swelling_latency(21, seed=seed)
+        # When the latency profile runs (its shift CUSUMs' inflation from 24-point sums, or without)
+        det = build_detector("latency", period_s=PERIOD)
+        assert det.seasonal_ is not None
+        assert det.seasonal_.config.shift_block == 24  # the profile as deployed
+        det.seasonal_.config = replace(det.seasonal_.config, shift_block=block)
+        out = det.process(t, y)
+        opened += len([i for i in rule_opens("latency", y, out) if i >= 7 * DAY])
+    # Then it opens no alert; the AR(1) inflation alone (about 1.7 where the sums' sd says 3) lets
+    # the CUSUMs take an ebb and flow for a shift, more than ten times in all
+    if block:
+        assert opened == 0
+    else:
+        assert opened > 10
+
+
 def test_a_state_saved_with_one_shift_cusum_loads_with_two() -> None:
     # Given a latency model's state as written before the smaller-shift CUSUM (two sums, up and down)
     t, y = daily_latency(3, seed=2)
@@ -659,6 +751,23 @@ def test_a_state_saved_with_one_shift_cusum_loads_with_two() -> None:
     assert len(restored.seasonal_.cusum_) == 4
     assert restored.seasonal_.cusum_[2:] == [0.0, 0.0]
     restored.process(t[-10:], y[-10:])
+
+
+def test_a_latency_state_written_before_the_noise_factors_and_block_sums_loads_without_them() -> None:
+    # Given a latency model's state as written before the noise factors and the block sums
+    t, y = daily_latency(3, seed=2)
+    det = build_detector("latency", period_s=PERIOD)
+    det.process(t[:-10], y[:-10])
+    state = det.to_state()
+    del state["seasonal"]["noise"], state["seasonal"]["block"]
+    # When it is restored and goes on
+    restored = detector_from_state(state)
+    factors, block_weight = list(restored.seasonal_.noise_), restored.seasonal_.block_var_[1]
+    out = restored.process(t[-10:], y[-10:])
+    # Then every slot's factor starts at 1, the block sums start empty, and it scores (no error)
+    assert factors == [1.0] * len(factors)
+    assert block_weight == 0.0
+    assert np.isfinite(out.score).all()
 
 
 @pytest.mark.parametrize(
