@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import logging
 import math
 import time
@@ -175,6 +176,7 @@ class MonitorService:
         self.period = catalog.period_s
         self._models_dirty = False
         self._superseded: list[Transition] = []  # RESOLVED of older incidents a rebuild found open
+        self._configs: dict[str, Any] = {}  # per profile: the detector configuration it builds now
 
     # -- the run -----------------------------------------------------------------------------------
 
@@ -293,7 +295,9 @@ class MonitorService:
                 due.append((-1, spec.id))
             elif now - s.trained_at >= self.settings.retrain_interval_s:
                 due.append((s.trained_at, spec.id))
-            elif s.detector.get("version") is None:
+            elif s.detector.get("version") is None or not self._current_config(spec.profile, s.detector):
+                # a model of another configuration (an upgrade changed the profile): it is not what the
+                # rule of today was chosen for, so it is retrained now rather than at its next cadence
                 due.append((-1, spec.id))
         due.sort()
         assert state.last_scored is not None
@@ -326,6 +330,14 @@ class MonitorService:
             series = fetched.series | derive(self.catalog, fetched.series)
             for sid in batch:
                 self._fit_one(state, sid, series.get(sid), now, result, settled=train_end - self.period)
+
+    def _current_config(self, profile: str, detector: dict[str, Any]) -> bool:
+        """Whether a stored model has the configuration the profile's detector is built with now (both as
+        JSON, as the state stores them)."""
+        if profile not in self._configs:
+            built = self.detector_factory(profile, self.period).to_state().get("config")
+            self._configs[profile] = json.loads(json.dumps(built))
+        return bool(detector.get("config") == self._configs[profile])
 
     def _settled_frontier(self, last_scored: int) -> int:
         """The newest period no longer rescored: `MONITOR_OVERLAP_PERIODS` before the newest scored."""

@@ -170,6 +170,24 @@ def test_a_state_of_another_version_triggers_a_retrain(world: World) -> None:
     assert any("version" in e for e in result.errors)
 
 
+def test_a_model_of_another_configuration_is_retrained_at_the_next_run(world: World) -> None:
+    # Given trained models, one of which was built with another configuration (an upgrade changed its
+    # profile's detector since it was trained)
+    world.service().run(T_END)
+    ref = world.store.models_ref or ""
+    doc = json.loads(zlib.decompress(world.store.models[ref]))
+    changed = next(sid for sid, d in doc["detectors"].items() if d["kind"] == "ensemble")
+    doc["detectors"][changed]["config"]["novelty_p"] = 0.5
+    world.store.models[ref] = zlib.compress(json.dumps(doc).encode())
+    # When the next run starts, within the retrain cadence
+    world.traffic(T_END, T_END + P)
+    result = world.service(MONITOR_RETRAIN_S=3600).run(T_END + P)
+    # Then that series alone is retrained, with the configuration of today
+    assert result.series_trained == 1
+    after = json.loads(zlib.decompress(world.store.models[world.store.models_ref or ""]))
+    assert after["detectors"][changed]["config"]["novelty_p"] != 0.5
+
+
 def test_training_is_spread_over_runs_when_the_budget_runs_out(world: World) -> None:
     # Given a budget that allows only the first batch per run
     service = world.service(budget_s=1e-9)
